@@ -1,0 +1,145 @@
+//! What the cache stores: [`Entry`] (one response variant, with the redacted request
+//! that selected it and its times) and [`EntryMeta`] (the small record listings read).
+//!
+//! Two encodings: a compact, versioned binary one ([`Entry::encode`] /
+//! [`Entry::decode`]) whose metadata block comes first, so stores can list entries
+//! without reading bodies ([`EntryMeta::decode_prefix`]); and JSON for humans
+//! ([`Entry::to_json`] / [`Entry::from_json`]). Decoding never panics: truncated,
+//! corrupt, foreign or older-format input is a [`DecodeError`], which stores treat
+//! as a miss and delete.
+
+mod binary;
+mod json;
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Version};
+
+use crate::header::VariantId;
+use crate::key::CacheKey;
+
+pub use binary::{FORMAT_VERSION, MAGIC};
+
+/// The request that produced a stored response, redacted: method, URL with ignored
+/// parameters' values replaced, and only the headers `Vary` or `match_headers` need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// The request method.
+    pub method: Method,
+    /// The URL the user asked for, redacted.
+    pub url: String,
+    /// The headers needed to match variants, redacted.
+    pub headers: HeaderMap,
+}
+
+/// A stored response. `headers` keeps every line, repeated ones in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// HTTP version.
+    pub version: Version,
+    /// All header lines (hop-by-hop fields removed), repeated ones kept in order.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// The URL the response finally came from, when redirects were followed (redacted).
+    pub final_url: Option<String>,
+}
+
+/// One stored response variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The primary key it is stored under.
+    pub key: CacheKey,
+    /// Which variant of that key (from `Vary`).
+    pub variant: VariantId,
+    /// The redacted request.
+    pub request: StoredRequest,
+    /// The response.
+    pub response: StoredResponse,
+    /// When the request that got this response was sent (RFC 9111 §4.2.3 `request_time`).
+    pub request_time: SystemTime,
+    /// When the response arrived (§4.2.3 `response_time`).
+    pub response_time: SystemTime,
+    /// When this entry was first stored (kept across 304 refreshes).
+    pub created: SystemTime,
+    /// When it becomes stale, as computed when stored; `None` = never.
+    pub expires: Option<SystemTime>,
+}
+
+/// The metadata of an entry: what listing, filtering and sorting read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Primary key.
+    pub key: CacheKey,
+    /// Variant.
+    pub variant: VariantId,
+    /// Request method.
+    pub method: Method,
+    /// Redacted request URL.
+    pub url: String,
+    /// Response status.
+    pub status: StatusCode,
+    /// Body length in bytes.
+    pub body_size: u64,
+    /// When first stored.
+    pub created: SystemTime,
+    /// When it becomes stale; `None` = never.
+    pub expires: Option<SystemTime>,
+    /// When the response arrived.
+    pub response_time: SystemTime,
+}
+
+impl EntryMeta {
+    /// Whether the entry is stale at `now` by its stored expiry.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
+}
+
+impl Entry {
+    /// The entry's metadata.
+    pub fn meta(&self) -> EntryMeta {
+        EntryMeta {
+            key: self.key,
+            variant: self.variant,
+            method: self.request.method.clone(),
+            url: self.request.url.clone(),
+            status: self.response.status,
+            body_size: self.response.body.len() as u64,
+            created: self.created,
+            expires: self.expires,
+            response_time: self.response_time,
+        }
+    }
+
+    /// Whether the entry is stale at `now` by its stored expiry.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
+}
+
+/// Why bytes could not be decoded into an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not an httpcache entry (wrong magic or not JSON of ours).
+    #[error("not an httpcache entry")]
+    Foreign,
+    /// Written by another format version.
+    #[error("entry format version {found}, expected {expected}")]
+    Version {
+        /// The version found.
+        found: u16,
+        /// The version this build reads.
+        expected: u16,
+    },
+    /// Cut short.
+    #[error("entry truncated")]
+    Truncated,
+    /// Checksum mismatch or an invalid field.
+    #[error("entry corrupt: {0}")]
+    Corrupt(&'static str),
+}

@@ -1,0 +1,170 @@
+//! The storage traits. [`Store`] (blocking) and [`AsyncStore`] have the same method
+//! names, so sync and async drivers differ only by `.await`.
+//!
+//! Records are addressed by primary key and [`VariantId`]: `put` replaces the variant
+//! with the same id under the entry's key and keeps the others. A record that fails
+//! to decode is a miss: `get` deletes it and leaves it out, never returns an error for it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::entry::{Entry, EntryMeta};
+use crate::header::VariantId;
+use crate::key::CacheKey;
+
+/// A storage failure. The drivers never fail a request because of one: they return
+/// the origin's response and trace the error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O error (disk full, permission denied, missing directory...).
+    #[error("{context}: {source}")]
+    Io {
+        /// What the store was doing, with the path when there is one.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store is at its size limit and could not make room.
+    #[error("store full: {0}")]
+    Full(String),
+    /// Another process holds a lock the store needs.
+    #[error("store locked: {0}")]
+    Locked(String),
+    /// The path is not a cache of this kind.
+    #[error("not a cache: {0}")]
+    NotACache(String),
+    /// Any other backend error.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// An I/O error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io { context: context.into(), source }
+    }
+}
+
+/// A blocking store, safe to share between threads.
+pub trait Store: Send + Sync {
+    /// Every decodable variant stored under `key` (undecodable ones are deleted).
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError>;
+    /// Stores `entry` under `entry.key`, replacing the variant with the same id.
+    fn put(&self, entry: &Entry) -> Result<(), StoreError>;
+    /// Removes every variant under `key`; returns how many were removed.
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError>;
+    /// Removes one variant; returns whether it was there.
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError>;
+    /// Removes everything.
+    fn clear(&self) -> Result<(), StoreError>;
+    /// The metadata of every entry, without reading bodies.
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError>;
+    /// Reclaims space where the backend can (default: nothing to do).
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A non-blocking store. Same methods as [`Store`], returning futures.
+pub trait AsyncStore: Send + Sync {
+    /// Every decodable variant stored under `key` (undecodable ones are deleted).
+    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
+    /// Stores `entry` under `entry.key`, replacing the variant with the same id.
+    fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes every variant under `key`; returns how many were removed.
+    fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// Removes one variant; returns whether it was there.
+    fn remove_variant(
+        &self,
+        key: &CacheKey,
+        variant: VariantId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes everything.
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The metadata of every entry, without reading bodies.
+    fn scan(&self) -> impl Future<Output = Result<Vec<EntryMeta>, StoreError>> + Send;
+    /// Reclaims space where the backend can (default: nothing to do).
+    fn compact(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Runs a [`Store`] inline as an [`AsyncStore`]. Right for stores whose calls never
+/// block for long (the memory store); disk stores offer their own `AsyncStore`,
+/// which moves blocking work off the executor.
+#[derive(Debug, Clone, Default)]
+pub struct Inline<S>(pub S);
+
+impl<S: Store> AsyncStore for Inline<S> {
+    async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        self.0.get(key)
+    }
+    async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.0.put(entry)
+    }
+    async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        self.0.remove(key)
+    }
+    async fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        self.0.remove_variant(key, variant)
+    }
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.0.clear()
+    }
+    async fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        self.0.scan()
+    }
+    async fn compact(&self) -> Result<(), StoreError> {
+        self.0.compact()
+    }
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        (**self).get(key)
+    }
+    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        (**self).put(entry)
+    }
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        (**self).remove(key)
+    }
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        (**self).remove_variant(key, variant)
+    }
+    fn clear(&self) -> Result<(), StoreError> {
+        (**self).clear()
+    }
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        (**self).scan()
+    }
+    fn compact(&self) -> Result<(), StoreError> {
+        (**self).compact()
+    }
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        (**self).get(key)
+    }
+    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        (**self).put(entry)
+    }
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        (**self).remove(key)
+    }
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        (**self).remove_variant(key, variant)
+    }
+    fn clear(&self) -> Result<(), StoreError> {
+        (**self).clear()
+    }
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        (**self).scan()
+    }
+    fn compact(&self) -> Result<(), StoreError> {
+        (**self).compact()
+    }
+}
