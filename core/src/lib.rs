@@ -15,8 +15,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod entry;
 pub mod header;
+pub mod inventory;
 pub mod key;
 pub mod settings;
 pub mod store;

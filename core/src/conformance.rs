@@ -1,0 +1,1 @@
+//! The store conformance suite, shared by every store crate's tests.

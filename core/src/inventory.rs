@@ -1,0 +1,1 @@
+//! Cache inspection over any store: count, list, filter, sort, delete, copy.
