@@ -6,12 +6,15 @@
 //! body, such as POST when allowed), and the matched headers. `Vary` is a secondary
 //! match over stored variants ([`crate::header::vary`]), not part of this key.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use http::request;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Uri, request};
+use sha2::{Digest, Sha256};
 
-use crate::settings::Settings;
+use crate::settings::{MatchHeaders, Settings};
 
 /// A fixed-size cache key: SHA-256, shown as 64 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,43 +97,462 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 }
 
 /// The built-in key derivation (see the module docs).
+///
+/// SHA-256, fed directly (nothing is concatenated first), over:
+/// 1. a domain tag and the method (length-prefixed);
+/// 2. [`normalize_url`], terminated by a zero byte (a URI never contains one);
+/// 3. for a method other than GET/HEAD that [`Settings::allowable_methods`] lets the
+///    cache store (a POST cached by choice): a SHA-256 digest of the body with ignored
+///    JSON or form fields *removed* (JSON is re-serialised with sorted object keys,
+///    form fields are sorted); otherwise nothing;
+/// 4. the headers [`Settings::match_headers`] selects: none; all but the ignored ones,
+///    sorted by name, each with its values in order; or the listed names in the given
+///    order, each present (with its values), absent, or ignored.
+///
+/// ```
+/// use httpcache_core::key::default_cache_key;
+/// use httpcache_core::Settings;
+///
+/// let settings = Settings::default();
+/// let parts = |uri: &str| http::Request::get(uri).body(()).unwrap().into_parts().0;
+/// let a = default_cache_key(&parts("HTTP://Example.com:80/a?y=2&x=1&api_key=s1"), b"", &settings);
+/// let b = default_cache_key(&parts("http://example.com/a?x=1&y=2&api_key=s2"), b"", &settings);
+/// assert_eq!(a, b);
+/// ```
 pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> CacheKey {
-    let _ = (request, body, settings);
-    todo!("key: default_cache_key")
+    let mut hasher = Sha256::new();
+    hasher.update(b"httpcache-key/1\0");
+    // HEAD shares GET's key: a stored GET answers HEAD, and a HEAD response freshens
+    // the stored GET (RFC 9111 §4.3.5). The machine keeps a stored HEAD from answering GET.
+    let method = if request.method == Method::HEAD { &Method::GET } else { &request.method };
+    update_field(&mut hasher, method.as_str().as_bytes());
+
+    let mut sink = HashSink(&mut hasher);
+    // Writing into a hasher cannot fail.
+    let _ = write_normalized_url(&request.uri, settings, &mut sink);
+    hasher.update([0]);
+
+    if body_is_keyed(&request.method, settings) {
+        hasher.update([1]);
+        let content_type = request.headers.get(http::header::CONTENT_TYPE);
+        hasher.update(body_digest(content_type, body, settings));
+    } else {
+        hasher.update([0]);
+    }
+
+    let headers = &request.headers;
+    match &settings.match_headers {
+        MatchHeaders::None => hasher.update([0]),
+        MatchHeaders::All => {
+            hasher.update([1]);
+            let mut names: Vec<&HeaderName> =
+                headers.keys().filter(|name| !settings.is_ignored(name.as_str())).collect();
+            names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            hasher.update((names.len() as u64).to_le_bytes());
+            for name in names {
+                update_field(&mut hasher, name.as_str().as_bytes());
+                update_values(&mut hasher, headers.get_all(name));
+            }
+        }
+        MatchHeaders::List(names) => {
+            hasher.update([2]);
+            hasher.update((names.len() as u64).to_le_bytes());
+            for name in names {
+                update_field(&mut hasher, name.as_str().as_bytes());
+                if settings.is_ignored(name.as_str()) {
+                    hasher.update([2]);
+                } else if headers.contains_key(name) {
+                    hasher.update([1]);
+                    update_values(&mut hasher, headers.get_all(name));
+                } else {
+                    hasher.update([0]);
+                }
+            }
+        }
+    }
+    CacheKey(hasher.finalize().into())
 }
 
-/// The URL normalised for keying: lower-case scheme and host, default port dropped,
-/// query parameters sorted, ignored parameters removed, fragment dropped.
+/// Whether the request body is part of the key: for methods other than GET and HEAD
+/// whose responses the settings allow storing.
+fn body_is_keyed(method: &Method, settings: &Settings) -> bool {
+    *method != Method::GET && *method != Method::HEAD && settings.allowable_methods.contains(method)
+}
+
+/// Feeds a length-prefixed field.
+fn update_field(hasher: &mut Sha256, field: &[u8]) {
+    hasher.update((field.len() as u64).to_le_bytes());
+    hasher.update(field);
+}
+
+/// Feeds a value count, then each value length-prefixed.
+fn update_values(hasher: &mut Sha256, values: http::header::GetAll<'_, HeaderValue>) {
+    hasher.update((values.iter().count() as u64).to_le_bytes());
+    for value in values {
+        update_field(hasher, value.as_bytes());
+    }
+}
+
+/// Lets `write!` feed a hasher.
+struct HashSink<'a>(&'a mut Sha256);
+
+impl fmt::Write for HashSink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Lets `serde_json` feed a hasher.
+impl std::io::Write for HashSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The digest of a keyed body, with ignored JSON or form fields removed.
+fn body_digest(content_type: Option<&HeaderValue>, body: &[u8], settings: &Settings) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    match BodyKind::of(content_type) {
+        BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(mut value) => {
+                remove_json_fields(&mut value, settings);
+                hasher.update(b"json\0");
+                // `Value` maps keep keys sorted, so key order in the body does not matter.
+                let _ = serde_json::to_writer(HashSink(&mut hasher), &value);
+            }
+            Err(_) => {
+                hasher.update(b"raw\0");
+                hasher.update(body);
+            }
+        },
+        BodyKind::Form => {
+            hasher.update(b"form\0");
+            let mut fields: Vec<&[u8]> = body
+                .split(|&b| b == b'&')
+                .filter(|field| !field.is_empty() && !is_ignored_encoded(settings, form_name(field)))
+                .collect();
+            fields.sort();
+            hasher.update((fields.len() as u64).to_le_bytes());
+            for field in fields {
+                update_field(&mut hasher, field);
+            }
+        }
+        BodyKind::Other => {
+            hasher.update(b"raw\0");
+            hasher.update(body);
+        }
+    }
+    hasher.finalize().into()
+}
+
+/// The request body formats whose fields can be ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// `application/json` or any `+json` type.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// Anything else: opaque bytes.
+    Other,
+}
+
+impl BodyKind {
+    fn of(content_type: Option<&HeaderValue>) -> Self {
+        let Some(value) = content_type else { return BodyKind::Other };
+        let Ok(value) = std::str::from_utf8(value.as_bytes()) else { return BodyKind::Other };
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        let ends_with_json = media_type.len() >= 5
+            && media_type.is_char_boundary(media_type.len() - 5)
+            && media_type[media_type.len() - 5..].eq_ignore_ascii_case("+json");
+        if media_type.eq_ignore_ascii_case("application/json") || (media_type.contains('/') && ends_with_json)
+        {
+            BodyKind::Json
+        } else if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            BodyKind::Form
+        } else {
+            BodyKind::Other
+        }
+    }
+}
+
+/// Removes ignored object fields at any depth.
+fn remove_json_fields(value: &mut serde_json::Value, settings: &Settings) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|name, _| !settings.is_ignored(name));
+            for field in map.values_mut() {
+                remove_json_fields(field, settings);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                remove_json_fields(item, settings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replaces the values of ignored object fields at any depth; whether any was.
+fn redact_json_fields(value: &mut serde_json::Value, settings: &Settings) -> bool {
+    let mut changed = false;
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, field) in map.iter_mut() {
+                if settings.is_ignored(name) {
+                    *field = serde_json::Value::String(REDACTED.to_owned());
+                    changed = true;
+                } else {
+                    changed |= redact_json_fields(field, settings);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                changed |= redact_json_fields(item, settings);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// The name part of a `name=value` query or form field.
+fn form_name(field: &[u8]) -> &[u8] {
+    field.split(|&b| b == b'=').next().unwrap_or(field)
+}
+
+/// Whether a percent-encoded query or form name is ignored: `api%5Fkey` and
+/// `api_key` are the same name.
+fn is_ignored_encoded(settings: &Settings, raw_name: &[u8]) -> bool {
+    if settings.ignored_parameters.is_empty() {
+        return false;
+    }
+    if !raw_name.iter().any(|&b| b == b'%' || b == b'+') {
+        return std::str::from_utf8(raw_name).is_ok_and(|name| settings.is_ignored(name));
+    }
+    let mut decoded = Vec::with_capacity(raw_name.len());
+    let mut i = 0;
+    while i < raw_name.len() {
+        match raw_name[i] {
+            b'+' => decoded.push(b' '),
+            b'%' if i + 2 < raw_name.len() => {
+                match (hex_value(raw_name[i + 1]), hex_value(raw_name[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        decoded.push(high * 16 + low);
+                        i += 2;
+                    }
+                    _ => decoded.push(b'%'),
+                }
+            }
+            byte => decoded.push(byte),
+        }
+        i += 1;
+    }
+    settings.is_ignored(&String::from_utf8_lossy(&decoded))
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|digit| digit as u8)
+}
+
+/// Writes the normalised URL (see [`normalize_url`]) piece by piece.
+fn write_normalized_url(uri: &Uri, settings: &Settings, out: &mut impl fmt::Write) -> fmt::Result {
+    let scheme = uri.scheme_str().map(ascii_lowercase);
+    if let Some(scheme) = &scheme {
+        out.write_str(scheme)?;
+        out.write_str("://")?;
+    }
+    if let Some(authority) = uri.authority() {
+        if let Some((userinfo, _)) = authority.as_str().rsplit_once('@') {
+            out.write_str(userinfo)?;
+            out.write_char('@')?;
+        }
+        out.write_str(&ascii_lowercase(authority.host()))?;
+        let default_port = match scheme.as_deref() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        };
+        if let Some(port) = authority.port_u16().filter(|&port| Some(port) != default_port) {
+            write!(out, ":{port}")?;
+        }
+    }
+    let path = uri.path();
+    out.write_str(if path.is_empty() { "/" } else { path })?;
+    if let Some(query) = uri.query() {
+        let mut params: Vec<(&str, Option<&str>)> = query
+            .split('&')
+            .filter(|param| !param.is_empty())
+            .map(|param| match param.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (param, None),
+            })
+            .filter(|(name, _)| !is_ignored_encoded(settings, name.as_bytes()))
+            .collect();
+        params.sort(); // by name, then value (absent before empty); stable
+        for (i, (name, value)) in params.into_iter().enumerate() {
+            out.write_char(if i == 0 { '?' } else { '&' })?;
+            out.write_str(name)?;
+            if let Some(value) = value {
+                out.write_char('=')?;
+                out.write_str(value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `s` in ASCII lower case, borrowed when it already is.
+fn ascii_lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The URL normalised for keying: lower-case scheme and host, default port dropped
+/// (80 for `http`, 443 for `https`), an empty path written as `/`, query parameters
+/// sorted by name then value, ignored parameters removed (names compared
+/// case-insensitively, after percent-decoding), fragment dropped.
+///
+/// Percent-encoding is left exactly as given: `%7E` and `~` stay different. A `?` is
+/// written only when parameters remain; empty parameters (`a=1&&b=2`) are dropped.
+///
+/// ```
+/// use httpcache_core::key::normalize_url;
+/// use httpcache_core::Settings;
+///
+/// let uri: http::Uri = "HTTPS://Example.COM:443?b=2&api_key=secret&a=1".parse().unwrap();
+/// assert_eq!(normalize_url(&uri, &Settings::default()), "https://example.com/?a=1&b=2");
+/// ```
 pub fn normalize_url(uri: &http::Uri, settings: &Settings) -> String {
-    let _ = (uri, settings);
-    todo!("key: normalize_url")
+    let mut out = String::with_capacity(uri.path_and_query().map_or(0, |pq| pq.as_str().len()) + 64);
+    // Writing into a String cannot fail.
+    let _ = write_normalized_url(uri, settings, &mut out);
+    out
 }
 
 /// The URL as stored: ignored query parameters keep their names but their values
 /// become `REDACTED`.
+///
+/// Everything else is exactly as given (parameter order, case, encoding).
+///
+/// ```
+/// use httpcache_core::key::redact_url;
+/// use httpcache_core::Settings;
+///
+/// let uri: http::Uri = "https://example.com/a?z=1&API_KEY=secret".parse().unwrap();
+/// assert_eq!(redact_url(&uri, &Settings::default()), "https://example.com/a?z=1&API_KEY=REDACTED");
+/// ```
 pub fn redact_url(uri: &http::Uri, settings: &Settings) -> String {
-    let _ = (uri, settings);
-    todo!("key: redact_url")
+    let mut out = String::with_capacity(uri.path_and_query().map_or(0, |pq| pq.as_str().len()) + 64);
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        out.push_str(authority.as_str());
+    }
+    out.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        out.push('?');
+        for (i, param) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match param.split_once('=') {
+                Some((name, _)) if is_ignored_encoded(settings, name.as_bytes()) => {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(REDACTED);
+                }
+                _ => out.push_str(param),
+            }
+        }
+    }
+    out
 }
 
 /// The value that replaces a redacted secret.
 pub const REDACTED: &str = "REDACTED";
 
 /// A copy of `headers` in which every ignored header's value is `REDACTED`.
+///
+/// Each line of an ignored header is kept (so the header is still present, as often
+/// as before) but shows `REDACTED`.
 pub fn redact_headers(headers: &http::HeaderMap, settings: &Settings) -> http::HeaderMap {
-    let _ = (headers, settings);
-    todo!("key: redact_headers")
+    let mut redacted = headers.clone();
+    for (name, value) in redacted.iter_mut() {
+        if settings.is_ignored(name.as_str()) {
+            *value = HeaderValue::from_static(REDACTED);
+        }
+    }
+    redacted
 }
 
 /// A body with ignored JSON object fields (at any depth) or form fields replaced by
 /// `REDACTED`, chosen by `content_type`; other bodies are returned unchanged.
+///
+/// JSON is `application/json` or any `+json` media type; a redacted JSON body is
+/// re-serialised compactly (object keys sorted). Form bodies are
+/// `application/x-www-form-urlencoded`; only the ignored values change. Invalid JSON,
+/// other content types, and bodies with nothing to redact are returned byte for byte.
+///
+/// ```
+/// use httpcache_core::key::redact_body;
+/// use httpcache_core::Settings;
+///
+/// let json = http::HeaderValue::from_static("application/json");
+/// let body = redact_body(Some(&json), br#"{"user":"ann","api_key":"s3cret"}"#, &Settings::default());
+/// assert_eq!(&body[..], br#"{"api_key":"REDACTED","user":"ann"}"#);
+/// ```
 pub fn redact_body(
     content_type: Option<&http::HeaderValue>,
     body: &[u8],
     settings: &Settings,
 ) -> bytes::Bytes {
-    let _ = (content_type, body, settings);
-    todo!("key: redact_body")
+    if settings.ignored_parameters.is_empty() {
+        return Bytes::copy_from_slice(body);
+    }
+    match BodyKind::of(content_type) {
+        BodyKind::Json => {
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+                return Bytes::copy_from_slice(body);
+            };
+            if !redact_json_fields(&mut value, settings) {
+                return Bytes::copy_from_slice(body);
+            }
+            serde_json::to_vec(&value).map_or_else(|_| Bytes::copy_from_slice(body), Bytes::from)
+        }
+        BodyKind::Form => {
+            let mut out = Vec::with_capacity(body.len());
+            let mut changed = false;
+            for (i, field) in body.split(|&b| b == b'&').enumerate() {
+                if i > 0 {
+                    out.push(b'&');
+                }
+                let name = form_name(field);
+                if name.len() < field.len() && is_ignored_encoded(settings, name) {
+                    out.extend_from_slice(name);
+                    out.push(b'=');
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    changed = true;
+                } else {
+                    out.extend_from_slice(field);
+                }
+            }
+            if changed { Bytes::from(out) } else { Bytes::copy_from_slice(body) }
+        }
+        BodyKind::Other => Bytes::copy_from_slice(body),
+    }
 }
 
 /// `url` without a leading `scheme://`.
@@ -147,7 +569,394 @@ pub fn strip_scheme(url: &str) -> &str {
 
 /// Whether a prefix of `text` matches the glob `pattern` (`*` any run, `?` one character),
 /// case-insensitively.
+///
+/// `*` matches any run of characters, `/` included; `?` exactly one character. The
+/// match is iterative (at most `pattern × text` steps, no exponential backtracking).
+///
+/// ```
+/// use httpcache_core::key::glob_prefix_match;
+///
+/// assert!(glob_prefix_match("*.example.com/api/*", "www.Example.com/api/v1/users"));
+/// assert!(glob_prefix_match("example.com/static", "example.com/static/app.js"));
+/// assert!(!glob_prefix_match("example.com/static", "example.org/static"));
+/// ```
 pub fn glob_prefix_match(pattern: &str, text: &str) -> bool {
-    let _ = (pattern, text);
-    todo!("key: glob_prefix_match")
+    // Prefix matching is a full match of `pattern*`; the classic single-backtrack
+    // algorithm applies: on a mismatch, let the last `*` swallow one more character.
+    let next = |s: &str, at: usize| s[at..].chars().next();
+    let (mut p, mut t) = (0, 0);
+    // After the last `*` seen: where the pattern resumes and where its text match starts.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        let Some(pc) = next(pattern, p) else { return true };
+        if pc == '*' {
+            p += 1;
+            star = Some((p, t));
+            continue;
+        }
+        if let Some(tc) = next(text, t)
+            && (pc == '?' || chars_equal_ignoring_case(pc, tc))
+        {
+            p += pc.len_utf8();
+            t += tc.len_utf8();
+            continue;
+        }
+        match star {
+            Some((star_p, star_t)) => match next(text, star_t) {
+                Some(tc) => {
+                    let resume = star_t + tc.len_utf8();
+                    star = Some((star_p, resume));
+                    p = star_p;
+                    t = resume;
+                }
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+}
+
+fn chars_equal_ignoring_case(a: char, b: char) -> bool {
+    a == b || a.to_lowercase().eq(b.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::{HeaderMap, Request};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::entry::testing::sample_entry;
+    use crate::header::VariantId;
+
+    fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> request::Parts {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn get(uri: &str) -> request::Parts {
+        parts(Method::GET, uri, &[])
+    }
+
+    fn key(uri: &str) -> CacheKey {
+        default_cache_key(&get(uri), b"", &Settings::default())
+    }
+
+    fn normalized(uri: &str) -> String {
+        normalize_url(&uri.parse().unwrap(), &Settings::default())
+    }
+
+    #[test]
+    fn default_ports_are_dropped() {
+        assert_eq!(normalized("http://example.com:80/a"), "http://example.com/a");
+        assert_eq!(normalized("https://example.com:443/a"), "https://example.com/a");
+        assert_eq!(normalized("http://example.com:443/a"), "http://example.com:443/a");
+        assert_eq!(normalized("https://example.com:8443/a"), "https://example.com:8443/a");
+        assert_eq!(key("http://example.com:80/a"), key("http://example.com/a"));
+        assert_ne!(key("http://example.com:8080/a"), key("http://example.com/a"));
+    }
+
+    #[test]
+    fn scheme_and_host_case_do_not_matter_but_path_case_does() {
+        assert_eq!(normalized("HTTP://ExAmple.COM/Path"), "http://example.com/Path");
+        assert_eq!(key("HTTP://ExAmple.COM/Path"), key("http://example.com/Path"));
+        assert_ne!(key("http://example.com/path"), key("http://example.com/Path"));
+    }
+
+    #[test]
+    fn empty_path_is_slash_and_query_mark_only_with_params() {
+        assert_eq!(normalized("http://example.com"), "http://example.com/");
+        assert_eq!(normalized("http://example.com/?api_key=1"), "http://example.com/");
+        assert_eq!(normalized("http://example.com/a?"), "http://example.com/a");
+        assert_eq!(normalized("http://user@Example.com/a"), "http://user@example.com/a");
+        assert_eq!(normalized("/relative?b&a=1"), "/relative?a=1&b");
+    }
+
+    #[test]
+    fn query_order_does_not_matter() {
+        assert_eq!(normalized("http://e.com/?b=2&a=1&a=0"), "http://e.com/?a=0&a=1&b=2");
+        assert_eq!(key("http://e.com/?b=2&a=1"), key("http://e.com/?a=1&b=2"));
+        assert_ne!(key("http://e.com/?a=1"), key("http://e.com/?a=2"));
+        // Percent-encoding is left as given.
+        assert_eq!(normalized("http://e.com/%7E?q=%20"), "http://e.com/%7E?q=%20");
+    }
+
+    #[test]
+    fn ignored_parameters_do_not_change_the_key() {
+        assert_eq!(key("http://e.com/?a=1&api_key=one"), key("http://e.com/?a=1&API_KEY=two"));
+        assert_eq!(key("http://e.com/?a=1&access_token=x"), key("http://e.com/?a=1"));
+        assert_eq!(key("http://e.com/?api%5Fkey=x"), key("http://e.com/"));
+    }
+
+    #[test]
+    fn methods_are_keyed_and_head_shares_get() {
+        // RFC 9111 §4.3.5: HEAD and GET share a stored response.
+        let settings = Settings::default();
+        let head = default_cache_key(&parts(Method::HEAD, "http://e.com/", &[]), b"", &settings);
+        assert_eq!(head, key("http://e.com/"));
+        let options = default_cache_key(&parts(Method::OPTIONS, "http://e.com/", &[]), b"", &settings);
+        assert_ne!(options, key("http://e.com/"));
+    }
+
+    #[test]
+    fn bodies_are_keyed_only_for_allowed_methods_other_than_get_and_head() {
+        let allowed = Settings { allowable_methods: vec![Method::GET, Method::POST], ..Settings::default() };
+        let post = parts(Method::POST, "http://e.com/search", &[]);
+        assert_ne!(default_cache_key(&post, b"q=1", &allowed), default_cache_key(&post, b"q=2", &allowed));
+
+        let default = Settings::default();
+        assert_eq!(default_cache_key(&post, b"q=1", &default), default_cache_key(&post, b"q=2", &default));
+
+        let get = get("http://e.com/search");
+        assert_eq!(default_cache_key(&get, b"q=1", &allowed), default_cache_key(&get, b"q=2", &allowed));
+    }
+
+    #[test]
+    fn ignored_body_fields_are_removed_before_hashing() {
+        let allowed = Settings { allowable_methods: vec![Method::POST], ..Settings::default() };
+        let json =
+            parts(Method::POST, "http://e.com/", &[("content-type", "application/json; charset=utf-8")]);
+        let a = default_cache_key(&json, br#"{"q":1,"auth":{"api_key":"one"}}"#, &allowed);
+        let b = default_cache_key(&json, br#"{ "auth": {"api_key": "two"}, "q": 1 }"#, &allowed);
+        let c = default_cache_key(&json, br#"{"q":2,"auth":{"api_key":"one"}}"#, &allowed);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+
+        let form =
+            parts(Method::POST, "http://e.com/", &[("content-type", "application/x-www-form-urlencoded")]);
+        let a = default_cache_key(&form, b"q=1&access_token=one", &allowed);
+        let b = default_cache_key(&form, b"access_token=two&q=1", &allowed);
+        let c = default_cache_key(&form, b"q=2&access_token=one", &allowed);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn match_headers_variants() {
+        let request = |lang: &str, auth: &str| {
+            parts(Method::GET, "http://e.com/", &[("accept-language", lang), ("authorization", auth)])
+        };
+        let none = Settings::default();
+        assert_eq!(
+            default_cache_key(&request("en", "a"), b"", &none),
+            default_cache_key(&request("fr", "b"), b"", &none)
+        );
+
+        let all = Settings { match_headers: MatchHeaders::All, ..Settings::default() };
+        assert_ne!(
+            default_cache_key(&request("en", "a"), b"", &all),
+            default_cache_key(&request("fr", "a"), b"", &all)
+        );
+        // Ignored headers (Authorization) stay out of the key.
+        assert_eq!(
+            default_cache_key(&request("en", "a"), b"", &all),
+            default_cache_key(&request("en", "b"), b"", &all)
+        );
+        // Header order does not matter; value order does.
+        let ab = parts(Method::GET, "http://e.com/", &[("x-a", "1"), ("x-b", "2")]);
+        let ba = parts(Method::GET, "http://e.com/", &[("x-b", "2"), ("x-a", "1")]);
+        assert_eq!(default_cache_key(&ab, b"", &all), default_cache_key(&ba, b"", &all));
+        let twelve = parts(Method::GET, "http://e.com/", &[("x-a", "1"), ("x-a", "2")]);
+        let twenty_one = parts(Method::GET, "http://e.com/", &[("x-a", "2"), ("x-a", "1")]);
+        assert_ne!(default_cache_key(&twelve, b"", &all), default_cache_key(&twenty_one, b"", &all));
+
+        let list = Settings {
+            match_headers: MatchHeaders::List(vec![HeaderName::from_static("accept-language")]),
+            ..Settings::default()
+        };
+        assert_ne!(
+            default_cache_key(&request("en", "a"), b"", &list),
+            default_cache_key(&request("fr", "a"), b"", &list)
+        );
+        let absent = get("http://e.com/");
+        let empty = parts(Method::GET, "http://e.com/", &[("accept-language", "")]);
+        assert_ne!(default_cache_key(&absent, b"", &list), default_cache_key(&empty, b"", &list));
+        assert_eq!(
+            default_cache_key(&request("en", "a"), b"", &list),
+            default_cache_key(&parts(Method::GET, "http://e.com/", &[("accept-language", "en")]), b"", &list)
+        );
+        // The three modes give three different keys for the same request.
+        let keys = [&none, &all, &list].map(|settings| default_cache_key(&absent, b"", settings));
+        assert!(keys[0] != keys[1] && keys[1] != keys[2] && keys[0] != keys[2]);
+    }
+
+    #[test]
+    fn key_fn_overrides_the_default() {
+        let settings = Settings {
+            key_fn: Some(Arc::new(|input: &KeyInput<'_>| {
+                CacheKey::hash(input.request.uri.path()).max(input.default_key())
+            })),
+            ..Settings::default()
+        };
+        let request = get("http://e.com/x");
+        let expected = CacheKey::hash("/x").max(default_cache_key(&request, b"", &Settings::default()));
+        assert_eq!(cache_key(&request, b"", &settings), expected);
+        let constant =
+            Settings { key_fn: Some(Arc::new(|_: &KeyInput<'_>| CacheKey([7; 32]))), ..Settings::default() };
+        assert_eq!(cache_key(&request, b"", &constant), CacheKey([7; 32]));
+        assert_eq!(cache_key(&request, b"", &Settings::default()), key("http://e.com/x"));
+    }
+
+    #[test]
+    fn redacted_url_keeps_order_and_hides_values() {
+        let settings = Settings::default();
+        let uri: Uri =
+            "https://Example.com/p?z=1&api_key=s3cret&Access_Token=t0ken&flag&a=2".parse().unwrap();
+        assert_eq!(
+            redact_url(&uri, &settings),
+            "https://Example.com/p?z=1&api_key=REDACTED&Access_Token=REDACTED&flag&a=2"
+        );
+        let plain: Uri = "http://e.com".parse().unwrap();
+        assert_eq!(redact_url(&plain, &settings), plain.to_string());
+        // The redacted URL normalises to the same URL as the original.
+        assert_eq!(
+            normalize_url(&redact_url(&uri, &settings).parse().unwrap(), &settings),
+            normalize_url(&uri, &settings)
+        );
+    }
+
+    #[test]
+    fn redacted_headers_stay_present() {
+        let mut headers = HeaderMap::new();
+        headers.append("authorization", HeaderValue::from_static("Bearer s3cret"));
+        headers.append("x-api-key", HeaderValue::from_static("k1"));
+        headers.append("x-api-key", HeaderValue::from_static("k2"));
+        headers.append("accept", HeaderValue::from_static("*/*"));
+        let redacted = redact_headers(&headers, &Settings::default());
+        assert_eq!(redacted.get("authorization").unwrap(), REDACTED);
+        assert_eq!(redacted.get_all("x-api-key").iter().collect::<Vec<_>>(), [REDACTED, REDACTED]);
+        assert_eq!(redacted.get("accept").unwrap(), "*/*");
+    }
+
+    #[test]
+    fn redacted_bodies() {
+        let settings = Settings::default();
+        let json = HeaderValue::from_static("application/vnd.api+json; charset=utf-8");
+        let body = br#"{"a":[{"api_key":"s3cret"}],"b":{"ACCESS_TOKEN":{"deep":"t0ken"}},"c":1}"#;
+        let redacted = redact_body(Some(&json), body, &settings);
+        assert_eq!(&redacted[..], br#"{"a":[{"api_key":"REDACTED"}],"b":{"ACCESS_TOKEN":"REDACTED"},"c":1}"#);
+
+        let form = HeaderValue::from_static("application/x-www-form-urlencoded");
+        let redacted = redact_body(Some(&form), b"user=ann&api_key=s3cret&api%5Fkey=x&&z", &settings);
+        assert_eq!(&redacted[..], b"user=ann&api_key=REDACTED&api%5Fkey=REDACTED&&z");
+
+        // Untouched: invalid JSON, nothing to redact (formatting kept), other types.
+        let invalid = br#"{"api_key": "s3cret""#;
+        assert_eq!(&redact_body(Some(&json), invalid, &settings)[..], invalid);
+        let clean = br#"{ "b": 1,  "a": 2 }"#;
+        assert_eq!(&redact_body(Some(&json), clean, &settings)[..], clean);
+        let text = HeaderValue::from_static("text/plain");
+        assert_eq!(&redact_body(Some(&text), br#"{"api_key":"s"}"#, &settings)[..], br#"{"api_key":"s"}"#);
+        assert_eq!(&redact_body(None, b"api_key=s", &settings)[..], b"api_key=s");
+    }
+
+    #[test]
+    fn glob_cases() {
+        assert!(glob_prefix_match("*.example.com/api/*", "www.example.com/api/v1"));
+        assert!(glob_prefix_match("*.example.com/api/*", "a.b.EXAMPLE.com/api/"));
+        assert!(!glob_prefix_match("*.example.com/api/*", "example.com/api/v1"));
+        assert!(!glob_prefix_match("*.example.com/api/*", "www.example.com/web/api/x"));
+        // Prefix semantics.
+        assert!(glob_prefix_match("example.com/static", "example.com/static/app.js"));
+        assert!(glob_prefix_match("example.com", "example.com.evil.org/"));
+        assert!(!glob_prefix_match("example.com/static/", "example.com/static"));
+        assert!(glob_prefix_match("", "anything"));
+        assert!(glob_prefix_match("*", ""));
+        // `?` is exactly one character (a multi-byte one too).
+        assert!(glob_prefix_match("a?c", "abc"));
+        assert!(glob_prefix_match("a?c", "aéc"));
+        assert!(!glob_prefix_match("a?c", "ac"));
+        // `*` crosses `/`.
+        assert!(glob_prefix_match("e.com/*/x", "e.com/a/b/c/x"));
+        // Pathological patterns stay fast.
+        let text = "a".repeat(10_000);
+        let pattern = format!("{}b", "*a".repeat(50));
+        assert!(!glob_prefix_match(&pattern, &text));
+    }
+
+    fn secret() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9]{8,32}"
+    }
+
+    /// The redacted request, a stored entry built from its redacted parts, and both
+    /// encodings of that entry, for a given secret.
+    fn redacted_outputs(secret: &str) -> Vec<Vec<u8>> {
+        let settings = Settings::default();
+        let uri: Uri = format!("https://example.com/items?page=2&api_key={secret}&sort=asc").parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {secret}")).unwrap());
+        headers.insert("x-api-key", HeaderValue::from_str(secret).unwrap());
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        let json = HeaderValue::from_static("application/json");
+        let body =
+            format!(r#"{{"user":"ann","access_token":"{secret}","nested":[{{"API_KEY":"{secret}"}}]}}"#);
+        let form = HeaderValue::from_static("application/x-www-form-urlencoded");
+        let form_body = format!("user=ann&api_key={secret}");
+
+        let url = redact_url(&uri, &settings);
+        let headers = redact_headers(&headers, &settings);
+        let body = redact_body(Some(&json), body.as_bytes(), &settings);
+        let form_body = redact_body(Some(&form), form_body.as_bytes(), &settings);
+
+        let request = parts(Method::GET, &uri.to_string(), &[]);
+        let mut entry = sample_entry(default_cache_key(&request, b"", &settings), VariantId(0), body.clone());
+        entry.request.url = url.clone();
+        entry.request.headers = headers.clone();
+        entry.response.final_url = Some(url.clone());
+        let header_bytes: Vec<u8> = headers.iter().flat_map(|(_, value)| value.as_bytes().to_vec()).collect();
+        vec![
+            url.into_bytes(),
+            header_bytes,
+            body.to_vec(),
+            form_body.to_vec(),
+            entry.encode(),
+            entry.to_json(),
+        ]
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|window| window == needle)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn query_permutations_do_not_change_the_key(
+            params in proptest::collection::vec(("[a-z]{1,4}", "[a-z0-9]{0,4}"), 0..8),
+            seed in any::<u64>(),
+        ) {
+            let query = |params: &[(String, String)]| {
+                params.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&")
+            };
+            let mut shuffled = params.clone();
+            // A deterministic shuffle driven by the seed.
+            let mut state = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let a = key(&format!("http://e.com/p?{}", query(&params)));
+            let b = key(&format!("http://e.com/p?{}", query(&shuffled)));
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn secrets_never_survive_redaction(secret in secret()) {
+            // Skip secrets that occur in the redacted output regardless of the secret
+            // (e.g. "REDACTED" or "resource").
+            let baseline = redacted_outputs("placeholder-value");
+            prop_assume!(!baseline.iter().any(|bytes| contains(bytes, secret.as_bytes())));
+            for bytes in redacted_outputs(&secret) {
+                prop_assert!(!contains(&bytes, secret.as_bytes()));
+            }
+        }
+    }
 }

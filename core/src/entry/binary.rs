@@ -1,11 +1,46 @@
-//! The versioned binary encoding. Layout (all integers little-endian):
-//! `MAGIC` (4) | version u16 | meta length u32 | meta block | checksum of the
-//! meta block and headers (u32) | request headers | response version + headers |
-//! final URL | body length u64 | body.
+//! The versioned binary encoding. All integers are little-endian.
+//!
+//! ```text
+//! MAGIC (4) | version u16 | meta length u32      the 10-byte header
+//! meta block (meta length bytes)                 key (32) | variant u64 | method (str)
+//!                                                | url (str) | status u16 | body size u64
+//!                                                | created (time) | expires (u8 flag, time)
+//!                                                | response_time (time) | request_time (time)
+//! meta checksum u32                              CRC-32 of every byte before it
+//! request headers                                count u32, then (name str, value str) pairs
+//! response version u8                            0 = 0.9, 1 = 1.0, 2 = 1.1, 3 = 2, 4 = 3
+//! response headers                               as the request headers
+//! final URL                                      u8 flag (0 = none, 1 = some), then a str
+//! body length u64
+//! checksum u32                                   CRC-32 of every byte before it
+//! body                                           exactly `body length` bytes, nothing after
+//! ```
+//!
+//! A `str` is a u32 length followed by that many bytes. A `time` is u64 seconds plus
+//! u32 nanoseconds since the Unix epoch; times before the epoch are written as the
+//! epoch itself (HTTP dates cannot be earlier, so nothing real is lost). Headers are
+//! written in [`http::HeaderMap::iter`] order, so repeated fields keep their order.
+//!
+//! Integrity: the meta checksum lets [`EntryMeta::decode_prefix`] check a listing
+//! without reading further; the second checksum covers everything except the body.
+//! The body is deliberately *not* checksummed: hashing megabytes on every cache hit
+//! would cost more than the lookup itself. Its integrity rests on its exact length:
+//! a short body is [`DecodeError::Truncated`], trailing bytes are
+//! [`DecodeError::Corrupt`]. Storage that can flip bits inside a body needs its own
+//! protection (LMDB pages and Redis values already have it or do not need it).
+//!
+//! Decoding never panics and never allocates according to a length it has not first
+//! checked against the bytes actually present.
+
+use std::ops::Range;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-use super::{DecodeError, Entry, EntryMeta};
+use super::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
+use crate::header::VariantId;
+use crate::key::CacheKey;
 
 /// The first four bytes of every binary entry.
 pub const MAGIC: [u8; 4] = *b"HCE\x01";
@@ -13,37 +48,646 @@ pub const MAGIC: [u8; 4] = *b"HCE\x01";
 /// The binary format version this build writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
 
+/// Length of the fixed header: magic, version, meta length.
+const HEADER_LEN: usize = 10;
+
+/// Length of a checksum field.
+const CHECKSUM_LEN: usize = 4;
+
 impl Entry {
-    /// Encodes the entry in the binary format.
+    /// Encodes the entry in the binary format (see the module docs for the layout).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use httpcache_core::{CacheKey, Entry, VariantId};
+    /// # use httpcache_core::entry::{StoredRequest, StoredResponse};
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// # let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// # let entry = Entry {
+    /// #     key: CacheKey::hash("GET http://example.com/"),
+    /// #     variant: VariantId(0),
+    /// #     request: StoredRequest {
+    /// #         method: http::Method::GET,
+    /// #         url: "http://example.com/".into(),
+    /// #         headers: http::HeaderMap::new(),
+    /// #     },
+    /// #     response: StoredResponse {
+    /// #         status: http::StatusCode::OK,
+    /// #         version: http::Version::HTTP_11,
+    /// #         headers: http::HeaderMap::new(),
+    /// #         body: Bytes::from_static(b"hello"),
+    /// #         final_url: None,
+    /// #     },
+    /// #     request_time: t,
+    /// #     response_time: t,
+    /// #     created: t,
+    /// #     expires: None,
+    /// # };
+    /// let bytes = entry.encode();
+    /// assert_eq!(Entry::decode(&bytes)?, entry);
+    /// assert_eq!(Entry::decode_shared(Bytes::from(bytes))?, entry);
+    /// # Ok::<(), httpcache_core::DecodeError>(())
+    /// ```
     pub fn encode(&self) -> Vec<u8> {
-        todo!("entry: encode")
+        let mut out = Vec::with_capacity(self.encoded_len_estimate());
+        out.extend_from_slice(&MAGIC);
+        put_u16(&mut out, FORMAT_VERSION);
+        put_u32(&mut out, 0); // meta length, filled in below
+
+        out.extend_from_slice(self.key.as_bytes());
+        put_u64(&mut out, self.variant.0);
+        put_str(&mut out, self.request.method.as_str().as_bytes());
+        put_str(&mut out, self.request.url.as_bytes());
+        put_u16(&mut out, self.response.status.as_u16());
+        put_u64(&mut out, self.response.body.len() as u64);
+        put_time(&mut out, self.created);
+        match self.expires {
+            None => out.push(0),
+            Some(expires) => {
+                out.push(1);
+                put_time(&mut out, expires);
+            }
+        }
+        put_time(&mut out, self.response_time);
+        put_time(&mut out, self.request_time);
+
+        let meta_len = len_u32(out.len() - HEADER_LEN);
+        out[6..HEADER_LEN].copy_from_slice(&meta_len.to_le_bytes());
+        let crc = Crc32::new().update(&out);
+        put_u32(&mut out, crc.finish());
+        let checked_from = out.len() - CHECKSUM_LEN;
+
+        put_headers(&mut out, &self.request.headers);
+        out.push(version_code(self.response.version));
+        put_headers(&mut out, &self.response.headers);
+        match &self.response.final_url {
+            None => out.push(0),
+            Some(url) => {
+                out.push(1);
+                put_str(&mut out, url.as_bytes());
+            }
+        }
+        put_u64(&mut out, self.response.body.len() as u64);
+        let crc = crc.update(&out[checked_from..]).finish();
+        put_u32(&mut out, crc);
+        out.extend_from_slice(&self.response.body);
+        out
     }
 
     /// Decodes a binary entry, copying what it needs out of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
-        let _ = bytes;
-        todo!("entry: decode")
+        decode_entry(bytes, None)
     }
 
     /// Decodes a binary entry held in shared memory: the body and header values
     /// point into `bytes` without copying.
     pub fn decode_shared(bytes: Bytes) -> Result<Entry, DecodeError> {
-        let _ = bytes;
-        todo!("entry: decode_shared")
+        decode_entry(&bytes, Some(&bytes))
+    }
+
+    /// A cheap upper-ish estimate of the encoded size, to size the output once.
+    fn encoded_len_estimate(&self) -> usize {
+        let headers = |map: &HeaderMap| -> usize {
+            map.iter().map(|(name, value)| 8 + name.as_str().len() + value.len()).sum::<usize>()
+        };
+        128 + self.request.url.len()
+            + self.request.method.as_str().len()
+            + headers(&self.request.headers)
+            + headers(&self.response.headers)
+            + self.response.final_url.as_ref().map_or(0, String::len)
+            + self.response.body.len()
     }
 }
 
 impl EntryMeta {
     /// How many leading bytes of an encoded entry [`EntryMeta::decode_prefix`] needs,
-    /// read from the first 10 bytes; `None` when those are not an entry header.
+    /// read from the first 10 bytes; `None` when those are not an entry header (too
+    /// short, wrong magic, or another format version).
+    ///
+    /// The prefix is the 10-byte header, the meta block and its checksum.
     pub fn prefix_len(header: &[u8]) -> Option<usize> {
-        let _ = header;
-        todo!("entry: prefix_len")
+        if header.len() < HEADER_LEN || header[..4] != MAGIC || read_u16(&header[4..6]) != FORMAT_VERSION {
+            return None;
+        }
+        let meta_len = usize::try_from(read_u32(&header[6..HEADER_LEN])).ok()?;
+        HEADER_LEN.checked_add(meta_len)?.checked_add(CHECKSUM_LEN)
     }
 
     /// Decodes the metadata from the start of an encoded entry, without the body.
+    /// `bytes` may be just the prefix ([`EntryMeta::prefix_len`]) or the whole entry.
     pub fn decode_prefix(bytes: &[u8]) -> Result<EntryMeta, DecodeError> {
-        let _ = bytes;
-        todo!("entry: decode_prefix")
+        let meta_end = check_header(bytes)?;
+        check_meta_checksum(bytes, meta_end)?;
+        let (meta, _request_time) = decode_meta(&bytes[HEADER_LEN..meta_end])?;
+        Ok(meta)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+/// Checks magic and version; returns the end of the meta block, after making sure
+/// the meta block and its checksum are present.
+fn check_header(bytes: &[u8]) -> Result<usize, DecodeError> {
+    let magic_len = bytes.len().min(MAGIC.len());
+    if bytes[..magic_len] != MAGIC[..magic_len] {
+        return Err(DecodeError::Foreign);
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    let version = read_u16(&bytes[4..6]);
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::Version { found: version, expected: FORMAT_VERSION });
+    }
+    let meta_len = usize::try_from(read_u32(&bytes[6..HEADER_LEN])).map_err(|_| DecodeError::Truncated)?;
+    let meta_end = HEADER_LEN.checked_add(meta_len).ok_or(DecodeError::Truncated)?;
+    match meta_end.checked_add(CHECKSUM_LEN) {
+        Some(needed) if needed <= bytes.len() => Ok(meta_end),
+        _ => Err(DecodeError::Truncated),
+    }
+}
+
+/// Verifies the meta checksum stored at `meta_end`; returns the running checksum
+/// state over everything up to and including it.
+fn check_meta_checksum(bytes: &[u8], meta_end: usize) -> Result<Crc32, DecodeError> {
+    let crc = Crc32::new().update(&bytes[..meta_end]);
+    let stored = read_u32(&bytes[meta_end..meta_end + CHECKSUM_LEN]);
+    if crc.finish() != stored {
+        return Err(DecodeError::Corrupt("meta checksum mismatch"));
+    }
+    Ok(crc.update(&bytes[meta_end..meta_end + CHECKSUM_LEN]))
+}
+
+/// Parses a whole meta block (which must be consumed exactly).
+fn decode_meta(block: &[u8]) -> Result<(EntryMeta, SystemTime), DecodeError> {
+    let mut r = Reader { buf: block, pos: 0 };
+    let mut key = [0u8; 32];
+    key.copy_from_slice(r.take(32)?);
+    let variant = VariantId(r.u64()?);
+    let method = Method::from_bytes(r.str()?).map_err(|_| DecodeError::Corrupt("invalid method"))?;
+    let url = utf8(r.str()?, "URL is not UTF-8")?;
+    let status = StatusCode::from_u16(r.u16()?).map_err(|_| DecodeError::Corrupt("invalid status"))?;
+    let body_size = r.u64()?;
+    let created = r.time()?;
+    let expires = match r.u8()? {
+        0 => None,
+        1 => Some(r.time()?),
+        _ => return Err(DecodeError::Corrupt("invalid expires flag")),
+    };
+    let response_time = r.time()?;
+    let request_time = r.time()?;
+    if r.pos != block.len() {
+        return Err(DecodeError::Corrupt("unexpected bytes in the meta block"));
+    }
+    let meta = EntryMeta {
+        key: CacheKey(key),
+        variant,
+        method,
+        url,
+        status,
+        body_size,
+        created,
+        expires,
+        response_time,
+    };
+    Ok((meta, request_time))
+}
+
+fn decode_entry(bytes: &[u8], shared: Option<&Bytes>) -> Result<Entry, DecodeError> {
+    let meta_end = check_header(bytes)?;
+    let crc = check_meta_checksum(bytes, meta_end)?;
+    let (meta, request_time) = decode_meta(&bytes[HEADER_LEN..meta_end])?;
+
+    let rest_start = meta_end + CHECKSUM_LEN;
+    let mut r = Reader { buf: bytes, pos: rest_start };
+    let request_headers = r.headers(shared)?;
+    let version = version_from_code(r.u8()?)?;
+    let response_headers = r.headers(shared)?;
+    let final_url = match r.u8()? {
+        0 => None,
+        1 => Some(utf8(r.str()?, "final URL is not UTF-8")?),
+        _ => return Err(DecodeError::Corrupt("invalid final URL flag")),
+    };
+    let body_len = r.u64()?;
+    let checksum_at = r.pos;
+    let stored = r.u32()?;
+    if crc.update(&bytes[rest_start..checksum_at]).finish() != stored {
+        return Err(DecodeError::Corrupt("checksum mismatch"));
+    }
+    let remaining = (bytes.len() - r.pos) as u64;
+    if remaining < body_len {
+        return Err(DecodeError::Truncated);
+    }
+    if remaining > body_len {
+        return Err(DecodeError::Corrupt("trailing bytes after the body"));
+    }
+    if body_len != meta.body_size {
+        return Err(DecodeError::Corrupt("body length differs from the meta block"));
+    }
+    let body = slice_bytes(bytes, shared, r.pos..bytes.len());
+
+    Ok(Entry {
+        key: meta.key,
+        variant: meta.variant,
+        request: StoredRequest { method: meta.method, url: meta.url, headers: request_headers },
+        response: StoredResponse { status: meta.status, version, headers: response_headers, body, final_url },
+        request_time,
+        response_time: meta.response_time,
+        created: meta.created,
+        expires: meta.expires,
+    })
+}
+
+/// A cursor over the input. Every read checks the remaining length first.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take_range(&mut self, n: usize) -> Result<Range<usize>, DecodeError> {
+        let end =
+            self.pos.checked_add(n).filter(|&end| end <= self.buf.len()).ok_or(DecodeError::Truncated)?;
+        let range = self.pos..end;
+        self.pos = end;
+        Ok(range)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let range = self.take_range(n)?;
+        Ok(&self.buf[range])
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(read_u16(self.take(2)?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(read_u32(self.take(4)?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(raw))
+    }
+
+    /// The range of a length-prefixed string.
+    fn str_range(&mut self) -> Result<Range<usize>, DecodeError> {
+        let len = usize::try_from(self.u32()?).map_err(|_| DecodeError::Truncated)?;
+        self.take_range(len)
+    }
+
+    fn str(&mut self) -> Result<&'a [u8], DecodeError> {
+        let range = self.str_range()?;
+        Ok(&self.buf[range])
+    }
+
+    fn time(&mut self) -> Result<SystemTime, DecodeError> {
+        let secs = self.u64()?;
+        let nanos = self.u32()?;
+        if nanos >= 1_000_000_000 {
+            return Err(DecodeError::Corrupt("invalid nanoseconds"));
+        }
+        UNIX_EPOCH.checked_add(Duration::new(secs, nanos)).ok_or(DecodeError::Corrupt("time out of range"))
+    }
+
+    /// A header block. Nothing is reserved up front: each field is read (and its
+    /// length checked) before it is stored.
+    fn headers(&mut self, shared: Option<&Bytes>) -> Result<HeaderMap, DecodeError> {
+        let count = self.u32()?;
+        let mut map = HeaderMap::new();
+        for _ in 0..count {
+            let name = HeaderName::from_bytes(self.str()?)
+                .map_err(|_| DecodeError::Corrupt("invalid header name"))?;
+            let range = self.str_range()?;
+            let value = match shared {
+                Some(shared) => HeaderValue::from_maybe_shared(shared.slice(range)),
+                None => HeaderValue::from_bytes(&self.buf[range]),
+            }
+            .map_err(|_| DecodeError::Corrupt("invalid header value"))?;
+            map.try_append(name, value).map_err(|_| DecodeError::Corrupt("too many headers"))?;
+        }
+        Ok(map)
+    }
+}
+
+fn slice_bytes(bytes: &[u8], shared: Option<&Bytes>, range: Range<usize>) -> Bytes {
+    match shared {
+        Some(shared) => shared.slice(range),
+        None => Bytes::copy_from_slice(&bytes[range]),
+    }
+}
+
+fn utf8(raw: &[u8], what: &'static str) -> Result<String, DecodeError> {
+    std::str::from_utf8(raw).map(str::to_owned).map_err(|_| DecodeError::Corrupt(what))
+}
+
+fn read_u16(raw: &[u8]) -> u16 {
+    u16::from_le_bytes([raw[0], raw[1]])
+}
+
+fn read_u32(raw: &[u8]) -> u32 {
+    u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])
+}
+
+fn version_from_code(code: u8) -> Result<Version, DecodeError> {
+    Ok(match code {
+        0 => Version::HTTP_09,
+        1 => Version::HTTP_10,
+        2 => Version::HTTP_11,
+        3 => Version::HTTP_2,
+        4 => Version::HTTP_3,
+        _ => return Err(DecodeError::Corrupt("invalid HTTP version")),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+/// The one-byte code of an HTTP version (unknown future versions are written as 1.1).
+fn version_code(version: Version) -> u8 {
+    match version {
+        Version::HTTP_09 => 0,
+        Version::HTTP_10 => 1,
+        Version::HTTP_2 => 3,
+        Version::HTTP_3 => 4,
+        _ => 2,
+    }
+}
+
+/// A length as u32. Nothing the cache stores comes near 4 GiB per field; a longer
+/// one is written with a saturated length, which fails to decode (a miss) rather
+/// than panicking here.
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+fn put_u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, value: u32) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, raw: &[u8]) {
+    put_u32(out, len_u32(raw.len()));
+    out.extend_from_slice(raw);
+}
+
+/// Seconds and nanoseconds since the epoch; earlier times are clamped to the epoch.
+fn put_time(out: &mut Vec<u8>, time: SystemTime) {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    put_u64(out, since.as_secs());
+    put_u32(out, since.subsec_nanos());
+}
+
+fn put_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    put_u32(out, len_u32(headers.len()));
+    for (name, value) in headers {
+        put_str(out, name.as_str().as_bytes());
+        put_str(out, value.as_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), table built at compile time.
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// A running CRC-32.
+#[derive(Clone, Copy)]
+struct Crc32(u32);
+
+impl Crc32 {
+    fn new() -> Self {
+        Crc32(!0)
+    }
+
+    fn update(self, data: &[u8]) -> Self {
+        let mut c = self.0;
+        for &byte in data {
+            c = CRC_TABLE[((c ^ u32::from(byte)) & 0xFF) as usize] ^ (c >> 8);
+        }
+        Crc32(c)
+    }
+
+    fn finish(self) -> u32 {
+        !self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::testing::{arbitrary_entry, sample_entry};
+    use proptest::prelude::*;
+
+    fn entry_with_headers() -> Entry {
+        let mut entry = sample_entry(CacheKey::hash("k"), VariantId(7), Bytes::from_static(b"hello world"));
+        entry.request.headers.append("accept", HeaderValue::from_static("text/html"));
+        entry.response.headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        entry.response.headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        entry.response.headers.append("x-bin", HeaderValue::from_bytes(b"\xff\xfe ok").unwrap());
+        entry.response.headers.append("set-cookie", HeaderValue::from_static("c=3"));
+        entry.response.final_url = Some("http://example.com/final".into());
+        entry
+    }
+
+    #[test]
+    fn crc32_check_value() {
+        // The standard check value of CRC-32/ISO-HDLC.
+        assert_eq!(Crc32::new().update(b"123456789").finish(), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn round_trips() {
+        let entry = entry_with_headers();
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+        assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+    }
+
+    #[test]
+    fn repeated_headers_keep_their_order() {
+        let entry = entry_with_headers();
+        let decoded = Entry::decode(&entry.encode()).unwrap();
+        let cookies: Vec<_> = decoded.response.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2", "c=3"]);
+    }
+
+    #[test]
+    fn empty_and_large_bodies() {
+        for body in [Bytes::new(), Bytes::from(vec![0xA5u8; 1 << 20])] {
+            let entry = sample_entry(CacheKey::hash("k"), VariantId(0), body);
+            let bytes = entry.encode();
+            assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+            assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn decode_shared_does_not_copy() {
+        let entry = entry_with_headers();
+        let bytes = Bytes::from(entry.encode());
+        let range = bytes.as_ptr_range();
+        let decoded = Entry::decode_shared(bytes.clone()).unwrap();
+        assert!(range.contains(&decoded.response.body.as_ptr()));
+        let value = decoded.response.headers.get("x-bin").unwrap();
+        assert!(range.contains(&value.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_clamped() {
+        let mut entry = sample_entry(CacheKey::hash("k"), VariantId(0), Bytes::new());
+        entry.created = UNIX_EPOCH - Duration::from_secs(10);
+        let decoded = Entry::decode(&entry.encode()).unwrap();
+        assert_eq!(decoded.created, UNIX_EPOCH);
+    }
+
+    #[test]
+    fn wrong_magic_is_foreign() {
+        let mut bytes = entry_with_headers().encode();
+        bytes[0] = b'X';
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::Foreign));
+        assert_eq!(EntryMeta::decode_prefix(&bytes), Err(DecodeError::Foreign));
+        assert_eq!(EntryMeta::prefix_len(&bytes), None);
+        assert_eq!(Entry::decode(b"{\"format\":1}"), Err(DecodeError::Foreign));
+    }
+
+    #[test]
+    fn other_version_is_reported() {
+        let mut bytes = entry_with_headers().encode();
+        bytes[4..6].copy_from_slice(&2u16.to_le_bytes());
+        let expected = DecodeError::Version { found: 2, expected: FORMAT_VERSION };
+        assert_eq!(Entry::decode(&bytes), Err(expected.clone()));
+        assert_eq!(EntryMeta::decode_prefix(&bytes), Err(expected));
+        assert_eq!(EntryMeta::prefix_len(&bytes), None);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = entry_with_headers().encode();
+        for len in 0..bytes.len() {
+            let cut = &bytes[..len];
+            assert_eq!(Entry::decode(cut), Err(DecodeError::Truncated), "cut at {len}");
+            assert_eq!(Entry::decode_shared(Bytes::copy_from_slice(cut)), Err(DecodeError::Truncated));
+        }
+        let prefix = EntryMeta::prefix_len(&bytes).unwrap();
+        for len in 0..prefix {
+            assert_eq!(EntryMeta::decode_prefix(&bytes[..len]), Err(DecodeError::Truncated));
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut bytes = entry_with_headers().encode();
+        bytes.push(0);
+        assert!(matches!(Entry::decode(&bytes), Err(DecodeError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_flipped_meta_byte_is_corrupt() {
+        let bytes = entry_with_headers().encode();
+        let prefix = EntryMeta::prefix_len(&bytes).unwrap();
+        for i in HEADER_LEN..prefix {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x01;
+            assert!(matches!(Entry::decode(&flipped), Err(DecodeError::Corrupt(_))), "byte {i}");
+            assert!(matches!(EntryMeta::decode_prefix(&flipped), Err(DecodeError::Corrupt(_))), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_header_byte_is_an_error() {
+        let entry = entry_with_headers();
+        let bytes = entry.encode();
+        let prefix = EntryMeta::prefix_len(&bytes).unwrap();
+        let body_start = bytes.len() - entry.response.body.len();
+        for i in 0..body_start {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x40;
+            assert!(Entry::decode(&flipped).is_err(), "byte {i} (prefix ends at {prefix})");
+        }
+    }
+
+    #[test]
+    fn prefix_is_enough_for_meta() {
+        let entry = entry_with_headers();
+        let bytes = entry.encode();
+        let len = EntryMeta::prefix_len(&bytes[..HEADER_LEN]).unwrap();
+        assert_eq!(EntryMeta::decode_prefix(&bytes[..len]).unwrap(), entry.meta());
+        assert_eq!(EntryMeta::decode_prefix(&bytes).unwrap(), entry.meta());
+        assert_eq!(EntryMeta::prefix_len(&bytes[..HEADER_LEN - 1]), None);
+    }
+
+    #[test]
+    fn huge_lengths_do_not_allocate_or_panic() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0xFF; 64]);
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::Truncated));
+        assert_eq!(EntryMeta::decode_prefix(&bytes), Err(DecodeError::Truncated));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn encode_decode_is_identity(entry in arbitrary_entry()) {
+            let bytes = entry.encode();
+            prop_assert_eq!(&Entry::decode(&bytes).unwrap(), &entry);
+            let len = EntryMeta::prefix_len(&bytes).unwrap();
+            prop_assert_eq!(EntryMeta::decode_prefix(&bytes[..len]).unwrap(), entry.meta());
+            prop_assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Entry::decode(&bytes);
+            let _ = Entry::decode_shared(Bytes::from(bytes.clone()));
+            let _ = EntryMeta::decode_prefix(&bytes);
+            let _ = EntryMeta::prefix_len(&bytes);
+        }
+
+        #[test]
+        fn mutated_entries_never_panic(
+            entry in arbitrary_entry(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut bytes = entry.encode();
+            for (index, byte) in edits {
+                let i = index.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let _ = Entry::decode(&bytes);
+            let _ = EntryMeta::decode_prefix(&bytes);
+        }
     }
 }

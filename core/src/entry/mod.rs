@@ -10,6 +10,8 @@
 
 mod binary;
 mod json;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
 
 use std::time::SystemTime;
 
