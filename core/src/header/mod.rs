@@ -8,11 +8,14 @@ pub mod vary;
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::header::{
+    AGE, CONNECTION, PRAGMA, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderName};
 
 pub use cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 pub use date::{format_http_date, parse_http_date};
-pub use etag::EntityTag;
+pub use etag::{EntityTag, IfNoneMatch};
 pub use vary::{VariantId, Vary};
 
 /// The largest delta-seconds a cache must represent (RFC 9111 §1.2.2): 2^31 seconds.
@@ -21,20 +24,33 @@ pub const MAX_DELTA_SECONDS: u64 = 2_147_483_648;
 /// Parses delta-seconds (RFC 9111 §1.2.2): ASCII digits only; values beyond
 /// [`MAX_DELTA_SECONDS`] are capped to it. Anything else is `None`.
 pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
-    let _ = value;
-    todo!("header: parse_delta_seconds")
+    if value.is_empty() {
+        return None;
+    }
+    let mut seconds: u64 = 0;
+    for &byte in value {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        // Saturating, then capped: a run of any length stays within MAX_DELTA_SECONDS.
+        seconds = seconds.saturating_mul(10).saturating_add(u64::from(byte - b'0'));
+        seconds = seconds.min(MAX_DELTA_SECONDS);
+    }
+    Some(Duration::from_secs(seconds))
 }
 
 /// The `Age` header (RFC 9111 §5.1): the first line, when it is valid delta-seconds.
 pub fn age(headers: &HeaderMap) -> Option<Duration> {
-    let _ = headers;
-    todo!("header: age")
+    let first = headers.get(AGE)?;
+    parse_delta_seconds(trim_ows(first.as_bytes()))
 }
 
 /// Whether `Pragma` contains `no-cache` (RFC 9111 §5.4).
 pub fn pragma_no_cache(headers: &HeaderMap) -> bool {
-    let _ = headers;
-    todo!("header: pragma_no_cache")
+    headers.get_all(PRAGMA).iter().any(|line| {
+        cache_control::directives(line.as_bytes())
+            .any(|directive| directive.name.eq_ignore_ascii_case(b"no-cache"))
+    })
 }
 
 /// Removes hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and the fields it names,
@@ -42,6 +58,214 @@ pub fn pragma_no_cache(headers: &HeaderMap) -> bool {
 /// `Proxy-Authenticate`, `Proxy-Authorization`, `Trailer`) before a response is stored
 /// (RFC 9111 §3.1).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let _ = headers;
-    todo!("header: strip_hop_by_hop")
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|line| split_list(line.as_bytes()))
+        .filter_map(|element| HeaderName::from_bytes(element).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let fixed = [
+        CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        TE,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TRAILER,
+    ];
+    for name in fixed {
+        headers.remove(name);
+    }
+}
+
+/// Whether `byte` is optional whitespace (RFC 9110 §5.6.3: SP or HTAB).
+pub(crate) fn is_ows(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
+}
+
+/// `value` without leading and trailing optional whitespace (RFC 9110 §5.6.3).
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|&b| !is_ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|&b| !is_ows(b)).map_or(start, |last| last + 1);
+    &value[start..end.max(start)]
+}
+
+/// Whether `byte` is a `tchar` (RFC 9110 §5.6.2).
+pub(crate) fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// The elements of a comma-separated list (RFC 9110 §5.6.1), each trimmed of OWS,
+/// empty elements skipped. Commas are not special inside quoted strings here: use it
+/// only for lists of tokens (field names, `Connection` options).
+pub(crate) fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim_ows).filter(|element| !element.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
+                HeaderValue::from_bytes(value).expect("test header value"),
+            );
+        }
+        headers
+    }
+
+    // RFC 9111 §1.2.2: delta-seconds is 1*DIGIT.
+    #[test]
+    fn delta_seconds_accepts_digits_rfc9111_1_2_2() {
+        assert_eq!(parse_delta_seconds(b"0"), Some(Duration::ZERO));
+        assert_eq!(parse_delta_seconds(b"60"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_delta_seconds(b"0060"), Some(Duration::from_secs(60)));
+    }
+
+    // RFC 9111 §1.2.2: only ASCII digits; no sign, no fraction, no whitespace, not empty.
+    #[test]
+    fn delta_seconds_rejects_non_digits_rfc9111_1_2_2() {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1.5",
+            b" 1",
+            b"1 ",
+            b"1e3",
+            b"0x10",
+            b"\xd9\xa3", // ARABIC-INDIC DIGIT THREE: not ASCII
+            b"\xff",
+        ] {
+            assert_eq!(parse_delta_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    // RFC 9111 §1.2.2: a value greater than the largest representable integer is
+    // replaced by 2147483648 (2^31).
+    #[test]
+    fn delta_seconds_caps_overflow_rfc9111_1_2_2() {
+        let cap = Some(Duration::from_secs(MAX_DELTA_SECONDS));
+        assert_eq!(parse_delta_seconds(b"2147483647"), Some(Duration::from_secs(2_147_483_647)));
+        assert_eq!(parse_delta_seconds(b"2147483648"), cap);
+        assert_eq!(parse_delta_seconds(b"2147483649"), cap);
+        assert_eq!(parse_delta_seconds(b"99999999999999999999999999999999999999"), cap);
+    }
+
+    // RFC 9111 §5.1: Age is delta-seconds; the first line is used.
+    #[test]
+    fn age_reads_first_line_rfc9111_5_1() {
+        assert_eq!(age(&map(&[("age", b"42")])), Some(Duration::from_secs(42)));
+        assert_eq!(age(&map(&[("age", b"42"), ("age", b"7")])), Some(Duration::from_secs(42)));
+        assert_eq!(age(&HeaderMap::new()), None);
+    }
+
+    // RFC 9111 §5.1: an invalid Age counts as absent (tolerance, RFC 9111 §4.2.3).
+    #[test]
+    fn age_invalid_is_none_rfc9111_5_1() {
+        for bad in [&b""[..], b"-5", b"1.5", b"abc", b"1, 2", b"\xff"] {
+            assert_eq!(age(&map(&[("age", bad)])), None, "{bad:?}");
+        }
+        // The first line decides, even when a later line is valid.
+        assert_eq!(age(&map(&[("age", b"x"), ("age", b"7")])), None);
+        assert_eq!(age(&map(&[("age", b" 9 ")])), Some(Duration::from_secs(9)));
+        assert_eq!(age(&map(&[("age", b"99999999999")])), Some(Duration::from_secs(MAX_DELTA_SECONDS)));
+    }
+
+    // RFC 9111 §5.4: Pragma: no-cache, in any line, any case, among other directives.
+    #[test]
+    fn pragma_no_cache_rfc9111_5_4() {
+        assert!(pragma_no_cache(&map(&[("pragma", b"no-cache")])));
+        assert!(pragma_no_cache(&map(&[("pragma", b"NO-CACHE")])));
+        assert!(pragma_no_cache(&map(&[("pragma", b"foo=\"a,b\", no-cache")])));
+        assert!(pragma_no_cache(&map(&[("pragma", b"foo"), ("pragma", b" no-cache ")])));
+        assert!(!pragma_no_cache(&map(&[("pragma", b"no-cache-please")])));
+        assert!(!pragma_no_cache(&map(&[("pragma", b"foo=\"no-cache\"")])));
+        assert!(!pragma_no_cache(&map(&[("cache-control", b"no-cache")])));
+        assert!(!pragma_no_cache(&HeaderMap::new()));
+    }
+
+    // RFC 9110 §7.6.1 / RFC 9111 §3.1: hop-by-hop fields and those Connection names
+    // are not stored; end-to-end fields stay, repeated lines included.
+    #[test]
+    fn strip_hop_by_hop_rfc9110_7_6_1() {
+        let mut headers = map(&[
+            ("connection", b"X-Private, close"),
+            ("connection", b"x-other"),
+            ("x-private", b"1"),
+            ("x-other", b"2"),
+            ("keep-alive", b"timeout=5"),
+            ("proxy-connection", b"keep-alive"),
+            ("te", b"trailers"),
+            ("transfer-encoding", b"chunked"),
+            ("upgrade", b"h2c"),
+            ("proxy-authenticate", b"Basic"),
+            ("proxy-authorization", b"Basic abc"),
+            ("trailer", b"x-checksum"),
+            ("content-type", b"text/plain"),
+            ("set-cookie", b"a=1"),
+            ("set-cookie", b"b=2"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "set-cookie"]);
+        assert_eq!(headers.get_all("set-cookie").iter().count(), 2);
+    }
+
+    // RFC 9110 §7.6.1: invalid tokens in Connection are ignored, not fatal.
+    #[test]
+    fn strip_hop_by_hop_ignores_invalid_connection_tokens_rfc9110_7_6_1() {
+        let mut headers = map(&[("connection", b"bad name, , x-a"), ("x-a", b"1"), ("x-b", b"2")]);
+        strip_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key("x-a"));
+        assert!(!headers.contains_key("connection"));
+        assert!(headers.contains_key("x-b"));
+    }
+
+    #[test]
+    fn trim_ows_rfc9110_5_6_3() {
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"   "), b"");
+        assert_eq!(trim_ows(b""), b"");
+    }
+
+    proptest! {
+        // RFC 9111 §1.2.2: any digit string parses, to its value capped at 2^31.
+        #[test]
+        fn delta_seconds_matches_reference_rfc9111_1_2_2(digits in "[0-9]{1,40}") {
+            let expected = digits
+                .parse::<u128>()
+                .map_or(MAX_DELTA_SECONDS, |v| v.min(u128::from(MAX_DELTA_SECONDS)) as u64);
+            prop_assert_eq!(parse_delta_seconds(digits.as_bytes()), Some(Duration::from_secs(expected)));
+        }
+
+        // Tolerance: no panic on arbitrary bytes.
+        #[test]
+        fn header_helpers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_delta_seconds(&bytes);
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                let mut headers = HeaderMap::new();
+                headers.append(AGE, value.clone());
+                headers.append(PRAGMA, value.clone());
+                headers.append(CONNECTION, value);
+                let _ = age(&headers);
+                let _ = pragma_no_cache(&headers);
+                let names_itself = split_list(&bytes).any(|name| name.eq_ignore_ascii_case(b"age"));
+                strip_hop_by_hop(&mut headers);
+                prop_assert!(!headers.contains_key(CONNECTION));
+                prop_assert_eq!(headers.contains_key(AGE), !names_itself);
+            }
+        }
+    }
 }
