@@ -1,0 +1,740 @@
+//! The drivers adapters call: key → store read → [`decide`] → (send) → [`store`] →
+//! write. [`Cache`] holds a store, the settings and a clock; it runs the loop
+//! synchronously over a [`Store`] or asynchronously over an [`AsyncStore`].
+//!
+//! Two levels:
+//! * [`Cache::send`] / [`Cache::send_async`]: give it a request and a function that
+//!   asks the origin; get the response. Enough for most adapters.
+//! * [`Cache::plan`] → [`Forward`] → [`Cache::complete`] / [`Cache::fail`] (and the
+//!   `_async` twins): the same loop in steps, for adapters that stream bodies or
+//!   spawn background revalidations themselves.
+//!
+//! A store failure never fails a request: the origin's response is returned and the
+//! error is traced. Concurrent identical misses are coalesced: one goes to the
+//! origin, the others wait for it and are then served from the cache.
+//!
+//! Stale-while-revalidate: when a stale response is served for revalidation in the
+//! background, the response carries a [`PendingRevalidation`] in its extensions.
+//! The adapter takes it out and runs it (on a task or a thread) with
+//! [`Cache::complete`]; if nobody does, the entry is simply revalidated later.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use event_listener::{Event, EventListener, Listener};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, request};
+
+use crate::entry::Entry;
+use crate::key::{CacheKey, cache_key};
+use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store};
+use crate::settings::{RequestOptions, Settings};
+use crate::status::{CACHE_STATUS, CacheStatus, Source};
+use crate::store::{AsyncStore, Store};
+
+/// A source of the current time. The machine never reads a clock; the drivers read
+/// this one. Tests pass a virtual clock.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
+    Arc::new(SystemTime::now)
+}
+
+/// The URL a response served from the cache finally came from (after redirects),
+/// in the response's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalUrl(pub String);
+
+/// A background revalidation for a stale response served under
+/// stale-while-revalidate: send [`Forward::request`] and hand the answer to
+/// [`Cache::complete`]. Found in the served response's extensions.
+#[derive(Debug)]
+pub struct PendingRevalidation(pub Forward);
+
+impl Clone for PendingRevalidation {
+    // Extensions require `Clone`; a pending revalidation runs once, so a clone is inert.
+    fn clone(&self) -> Self {
+        PendingRevalidation(Forward { _guard: None, ..self.0.clone_inner() })
+    }
+}
+
+/// A request on its way to the origin, with what the cache needs to finish it.
+#[derive(Debug)]
+pub struct Forward {
+    parts: request::Parts,
+    body: Bytes,
+    conditional: http::HeaderMap,
+    key: Option<CacheKey>,
+    stored: Option<Entry>,
+    reason: Reason,
+    request_time: SystemTime,
+    options: RequestOptions,
+    settings: Arc<Settings>,
+    /// Held for its `Drop`: releases coalesced waiters.
+    _guard: Option<InflightGuard>,
+}
+
+impl Forward {
+    fn clone_inner(&self) -> Forward {
+        Forward {
+            parts: self.parts.clone(),
+            body: self.body.clone(),
+            conditional: self.conditional.clone(),
+            key: self.key,
+            stored: self.stored.clone(),
+            reason: self.reason,
+            request_time: self.request_time,
+            options: self.options,
+            settings: self.settings.clone(),
+            _guard: None,
+        }
+    }
+
+    /// The request to send: the user's, plus conditional headers when revalidating.
+    pub fn request(&self) -> Request<Bytes> {
+        let mut request = Request::from_parts(self.parts.clone(), self.body.clone());
+        for (name, value) in &self.conditional {
+            request.headers_mut().insert(name, value.clone());
+        }
+        request
+    }
+
+    /// Why the request goes to the origin.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The cache key, unless the cache is bypassed.
+    pub fn key(&self) -> Option<CacheKey> {
+        self.key
+    }
+
+    /// Whether the response's body is worth buffering for the cache: `false` when the
+    /// cache is bypassed, the method or status is not stored, or `Content-Length`
+    /// exceeds `max_entry_bytes` (stream such responses straight to the caller and
+    /// finish with [`Cache::complete`] on an empty body is *not* right; just drop the
+    /// `Forward`).
+    pub fn wants_body(&self, response: &http::response::Parts) -> bool {
+        if self.key.is_none() || self.settings.read_only {
+            return false;
+        }
+        if response.status == StatusCode::NOT_MODIFIED {
+            return true;
+        }
+        let too_long = response
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+            .is_some_and(|length| length > self.settings.max_entry_bytes);
+        let stale_if_error = self.stored.is_some() && response.status.is_server_error();
+        stale_if_error
+            || (!too_long
+                && self.settings.allowable_methods.contains(&self.parts.method)
+                && self.settings.allowable_codes.contains(&response.status))
+    }
+}
+
+/// What [`Cache::plan`] says to do.
+#[derive(Debug)]
+pub enum Plan {
+    /// Answer with this response (a hit, a stale response, or a synthesised 504).
+    Respond(Box<Response<Bytes>>),
+    /// Send [`Forward::request`] to the origin, then call [`Cache::complete`] or [`Cache::fail`].
+    Forward(Box<Forward>),
+}
+
+/// What [`Cache::complete`] says to do.
+#[derive(Debug)]
+pub enum Completion {
+    /// Return this response to the caller.
+    Respond(Box<Response<Bytes>>),
+    /// The 304 did not match: send [`Forward::request`] again (now unconditional).
+    Retry(Box<Forward>),
+}
+
+#[derive(Debug, Default)]
+struct Inflight {
+    map: Mutex<HashMap<CacheKey, Arc<Event>>>,
+}
+
+/// Releases waiters when the leading request of a coalesced group finishes.
+#[derive(Debug)]
+struct InflightGuard {
+    inflight: Arc<Inflight>,
+    key: CacheKey,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let event = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        if let Some(event) = event {
+            event.notify(usize::MAX);
+        }
+    }
+}
+
+enum Step {
+    Plan(Plan),
+    Wait(EventListener),
+}
+
+/// A cache: a store, settings (changeable at runtime) and a clock.
+pub struct Cache<S> {
+    store: S,
+    settings: RwLock<Arc<Settings>>,
+    clock: Clock,
+    inflight: Arc<Inflight>,
+}
+
+impl<S> std::fmt::Debug for Cache<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("settings", &self.settings()).finish_non_exhaustive()
+    }
+}
+
+impl<S> Cache<S> {
+    /// A cache over `store` with `settings`, reading the system clock.
+    pub fn new(store: S, settings: Settings) -> Self {
+        Cache {
+            store,
+            settings: RwLock::new(Arc::new(settings)),
+            clock: system_clock(),
+            inflight: Arc::default(),
+        }
+    }
+
+    /// Replaces the clock (tests use a virtual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A snapshot of the settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Changes the settings; requests already under way keep the old ones.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        let mut guard = self.settings.write().unwrap_or_else(PoisonError::into_inner);
+        let mut settings = Settings::clone(&guard);
+        change(&mut settings);
+        *guard = Arc::new(settings);
+    }
+
+    /// The current time by the cache's clock.
+    pub fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
+    /// Disables the cache until the returned guard is dropped.
+    pub fn disable(&self) -> DisabledGuard<'_, S> {
+        let was = self.settings().disabled;
+        self.update_settings(|settings| settings.disabled = true);
+        DisabledGuard { cache: self, was }
+    }
+
+    /// The pure part of planning: what to do with `variants`.
+    fn step(&self, planned: Planned, mut variants: Vec<Entry>, coalesce: bool) -> Step {
+        let Planned { parts, body, options, key, settings } = planned;
+        let now = self.now();
+        let head = parts.method == Method::HEAD;
+        let action = decide(now, &parts, &variants, &settings, &options);
+        tracing::debug!(target: "httpcache", key = %key, uri = %parts.uri, action = ?action.reason(), "decide");
+        let forward = |conditional, stored, reason, guard| Forward {
+            parts,
+            body,
+            conditional,
+            key: Some(key),
+            stored,
+            reason,
+            request_time: now,
+            options,
+            settings: settings.clone(),
+            _guard: guard,
+        };
+        match action {
+            Action::Serve(serve) => {
+                let entry = variants.swap_remove(serve.index);
+                let background = serve.revalidate_in_background.map(|conditional| {
+                    let pending = forward(conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
+                    PendingRevalidation(pending)
+                });
+                let status = CacheStatus {
+                    source: Source::Cache,
+                    from_cache: true,
+                    revalidated: false,
+                    stale: serve.stale,
+                    stored: false,
+                    created_at: Some(entry.created),
+                    expires: entry.expires,
+                    is_expired: entry.is_expired(now),
+                    cache_key: Some(key),
+                    age: Some(serve.age),
+                    reason: serve.reason,
+                };
+                let mut response = respond_from_entry(entry, head, serve.age, status, now);
+                if let Some(background) = background {
+                    response.extensions_mut().insert(background);
+                }
+                Step::Plan(Plan::Respond(Box::new(response)))
+            }
+            Action::GatewayTimeout(reason) => {
+                let mut status = CacheStatus::bypass(reason);
+                status.source = Source::Synthesized;
+                status.cache_key = Some(key);
+                Step::Plan(Plan::Respond(Box::new(synthesized(StatusCode::GATEWAY_TIMEOUT, status, now))))
+            }
+            Action::PassThrough(reason) => {
+                let mut forward = forward(http::HeaderMap::new(), None, reason, None);
+                forward.key = None;
+                Step::Plan(Plan::Forward(Box::new(forward)))
+            }
+            Action::Fetch(reason) => {
+                let guard = match (coalesce, reason) {
+                    (true, Reason::Miss | Reason::VaryMismatch) => match self.lead(key) {
+                        Ok(guard) => Some(guard),
+                        Err(listener) => return Step::Wait(listener),
+                    },
+                    _ => None,
+                };
+                Step::Plan(Plan::Forward(Box::new(forward(http::HeaderMap::new(), None, reason, guard))))
+            }
+            Action::Revalidate(revalidate) => {
+                let guard = if coalesce {
+                    match self.lead(key) {
+                        Ok(guard) => Some(guard),
+                        Err(listener) => return Step::Wait(listener),
+                    }
+                } else {
+                    None
+                };
+                let entry = variants.swap_remove(revalidate.index);
+                Step::Plan(Plan::Forward(Box::new(forward(
+                    revalidate.conditional,
+                    Some(entry),
+                    revalidate.reason,
+                    guard,
+                ))))
+            }
+        }
+    }
+
+    /// How many requests are waiting behind an identical one in flight (coalesced).
+    pub fn coalesced_waiters(&self) -> usize {
+        let map = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.values().map(|event| event.total_listeners()).sum()
+    }
+
+    /// Becomes the leader for `key`, or gets a listener for the current leader.
+    fn lead(&self, key: CacheKey) -> Result<InflightGuard, EventListener> {
+        let mut map = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get(&key) {
+            Some(event) => Err(event.listen()),
+            None => {
+                map.insert(key, Arc::new(Event::new()));
+                Ok(InflightGuard { inflight: self.inflight.clone(), key })
+            }
+        }
+    }
+
+    fn bypass(&self, parts: request::Parts, body: Bytes, options: RequestOptions, reason: Reason) -> Plan {
+        Plan::Forward(Box::new(Forward {
+            parts,
+            body,
+            conditional: http::HeaderMap::new(),
+            key: None,
+            stored: None,
+            reason,
+            request_time: self.now(),
+            options,
+            settings: self.settings(),
+            _guard: None,
+        }))
+    }
+
+    /// The pure part of completing: what to write, and what to answer.
+    fn finish(&self, forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Finish {
+        let now = self.now();
+        let Some(key) = forward.key else {
+            return Finish::respond(with_status(response, CacheStatus::bypass(forward.reason), now));
+        };
+        let (head, body) = response.into_parts();
+        let exchange = Exchange {
+            request: &forward.parts,
+            key,
+            response: &head,
+            body: &body,
+            request_time: forward.request_time,
+            response_time: now,
+            final_url,
+        };
+        let outcome = store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options);
+        tracing::debug!(target: "httpcache", key = %key, status = %head.status, outcome = %outcome.reason(), "store");
+        let mut status = CacheStatus::bypass(forward.reason);
+        status.cache_key = Some(key);
+        match outcome {
+            Outcome::Store { entry, invalidate, reason } => {
+                status.reason = forward.reason;
+                status.stored = true;
+                status.created_at = Some(entry.created);
+                status.expires = entry.expires;
+                status.is_expired = entry.is_expired(now);
+                let mut puts = vec![*entry];
+                // Remember the redirect target too, so asking for it directly is a hit.
+                if let Some(final_url) = final_url.filter(|url| **url != forward.parts.uri) {
+                    let mut parts = forward.parts.clone();
+                    parts.uri = final_url.clone();
+                    let mut alias = puts[0].clone();
+                    alias.key = cache_key(&parts, &forward.body, &forward.settings);
+                    alias.request.url = crate::key::redact_url(final_url, &forward.settings);
+                    alias.response.final_url = None;
+                    puts.push(alias);
+                }
+                let _ = reason;
+                Finish {
+                    response: with_status(Response::from_parts(head, body), status, now),
+                    puts,
+                    removes: invalidate,
+                    retry: None,
+                }
+            }
+            Outcome::Refresh { entry, persist, reason } => {
+                status.source = Source::Revalidated;
+                status.from_cache = true;
+                status.revalidated = reason == Reason::Revalidated;
+                status.reason = reason;
+                status.created_at = Some(entry.created);
+                status.expires = entry.expires;
+                status.is_expired = entry.is_expired(now);
+                status.age = Some(crate::freshness::AgeInputs::of(&entry).current_age(now));
+                let puts = if persist { vec![(*entry).clone()] } else { Vec::new() };
+                let response = if reason == Reason::HeadFreshened {
+                    with_status(Response::from_parts(head, body), status, now)
+                } else {
+                    let age = status.age.unwrap_or_default();
+                    respond_from_entry(*entry, forward.parts.method == Method::HEAD, age, status, now)
+                };
+                Finish { response, puts, removes: Vec::new(), retry: None }
+            }
+            Outcome::ServeStale { reason, .. } => {
+                let entry = forward.stored.clone().expect("ServeStale is only returned with a stored entry");
+                Finish::respond(self.stale_response(&forward, entry, reason, now))
+            }
+            Outcome::Invalidate { keys, reason } => {
+                status.reason = reason;
+                Finish {
+                    response: with_status(Response::from_parts(head, body), status, now),
+                    puts: Vec::new(),
+                    removes: keys,
+                    retry: None,
+                }
+            }
+            Outcome::Retry(reason) => {
+                let mut retry = forward;
+                retry.conditional.clear();
+                retry.stored = None;
+                retry.reason = reason;
+                retry.request_time = now;
+                Finish { response: Response::new(Bytes::new()), puts: Vec::new(), removes: Vec::new(), retry: Some(retry) }
+            }
+            Outcome::Skip(reason) => {
+                status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
+                tracing::debug!(target: "httpcache", key = %key, why = %reason, "not stored");
+                Finish::respond(with_status(Response::from_parts(head, body), status, now))
+            }
+        }
+    }
+
+    fn stale_response(&self, forward: &Forward, entry: Entry, reason: Reason, now: SystemTime) -> Response<Bytes> {
+        let age = crate::freshness::AgeInputs::of(&entry).current_age(now);
+        let status = CacheStatus {
+            source: Source::Cache,
+            from_cache: true,
+            revalidated: false,
+            stale: true,
+            stored: false,
+            created_at: Some(entry.created),
+            expires: entry.expires,
+            is_expired: entry.is_expired(now),
+            cache_key: forward.key,
+            age: Some(age),
+            reason,
+        };
+        respond_from_entry(entry, forward.parts.method == Method::HEAD, age, status, now)
+    }
+
+    /// The pure part of failing: a stale response when stale-if-error allows it.
+    fn recover(&self, forward: &Forward) -> Option<Response<Bytes>> {
+        forward.key?;
+        let now = self.now();
+        match on_error(now, &forward.parts, forward.stored.as_ref(), &forward.settings, &forward.options) {
+            Outcome::ServeStale { reason, .. } => {
+                let entry = forward.stored.clone()?;
+                Some(self.stale_response(forward, entry, reason, now))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Re-enables the cache when dropped (see [`Cache::disable`]).
+pub struct DisabledGuard<'a, S> {
+    cache: &'a Cache<S>,
+    was: bool,
+}
+
+impl<S> Drop for DisabledGuard<'_, S> {
+    fn drop(&mut self) {
+        let was = self.was;
+        self.cache.update_settings(|settings| settings.disabled = was);
+    }
+}
+
+/// A request whose key is known, on its way through [`Cache::step`].
+#[derive(Clone)]
+struct Planned {
+    parts: request::Parts,
+    body: Bytes,
+    options: RequestOptions,
+    key: CacheKey,
+    settings: Arc<Settings>,
+}
+
+struct Finish {
+    response: Response<Bytes>,
+    puts: Vec<Entry>,
+    removes: Vec<CacheKey>,
+    retry: Option<Forward>,
+}
+
+impl Finish {
+    fn respond(response: Response<Bytes>) -> Self {
+        Finish { response, puts: Vec::new(), removes: Vec::new(), retry: None }
+    }
+
+    fn into_completion(self) -> Completion {
+        match self.retry {
+            Some(retry) => Completion::Retry(Box::new(retry)),
+            None => Completion::Respond(Box::new(self.response)),
+        }
+    }
+}
+
+/// Builds the response for a stored entry: its head and body (no copy), `Age`
+/// (RFC 9111 §5.1), `Cache-Status` (RFC 9211) and the [`CacheStatus`] extension.
+fn respond_from_entry(entry: Entry, head: bool, age: Duration, status: CacheStatus, now: SystemTime) -> Response<Bytes> {
+    let stored = entry.response;
+    let mut response = Response::new(if head { Bytes::new() } else { stored.body });
+    *response.status_mut() = stored.status;
+    *response.version_mut() = stored.version;
+    *response.headers_mut() = stored.headers;
+    response.headers_mut().insert(header::AGE, HeaderValue::from(age.as_secs()));
+    if let Some(final_url) = stored.final_url {
+        response.extensions_mut().insert(FinalUrl(final_url));
+    }
+    with_status(response, status, now)
+}
+
+fn with_status(mut response: Response<Bytes>, status: CacheStatus, now: SystemTime) -> Response<Bytes> {
+    response.headers_mut().append(CACHE_STATUS, status.header_value(now));
+    response.extensions_mut().insert(status);
+    response
+}
+
+fn synthesized(code: StatusCode, status: CacheStatus, now: SystemTime) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = code;
+    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    with_status(response, status, now)
+}
+
+fn log_store_error(operation: &str, key: &CacheKey, error: &crate::store::StoreError) {
+    tracing::warn!(target: "httpcache", %key, %error, "store {operation} failed; continuing without the cache");
+}
+
+impl<S: Store> Cache<S> {
+    /// Plans a request: reads the store and decides. Identical concurrent misses wait
+    /// here for the first one to finish, then read again.
+    pub fn plan(&self, parts: request::Parts, body: Bytes, options: RequestOptions) -> Plan {
+        let settings = self.settings();
+        if settings.disabled {
+            return self.bypass(parts, body, options, Reason::Disabled);
+        }
+        let key = cache_key(&parts, &body, &settings);
+        let planned = Planned { parts, body, options, key, settings };
+        let mut coalesce = !options.force_refresh;
+        loop {
+            let variants = self.read(&key);
+            match self.step(planned.clone(), variants, coalesce) {
+                Step::Plan(plan) => return plan,
+                Step::Wait(listener) => {
+                    listener.wait();
+                    coalesce = false;
+                }
+            }
+        }
+    }
+
+    /// A plan that bypasses the cache (e.g. a body that cannot be replayed).
+    pub fn plan_bypass(&self, parts: request::Parts, options: RequestOptions, reason: Reason) -> Plan {
+        self.bypass(parts, Bytes::new(), options, reason)
+    }
+
+    fn read(&self, key: &CacheKey) -> Vec<Entry> {
+        self.store.get(key).unwrap_or_else(|error| {
+            log_store_error("read", key, &error);
+            Vec::new()
+        })
+    }
+
+    fn write(&self, finish: Finish) -> Completion {
+        let mut finish = finish;
+        for key in &finish.removes {
+            if let Err(error) = self.store.remove(key) {
+                log_store_error("remove", key, &error);
+            }
+        }
+        for entry in &finish.puts {
+            if let Err(error) = self.store.put(entry) {
+                log_store_error("write", &entry.key, &error);
+                mark_not_stored(&mut finish.response);
+            }
+        }
+        finish.into_completion()
+    }
+
+    /// Finishes a forwarded request with the origin's response (body buffered).
+    /// `final_url` is where redirects ended, when the client followed any.
+    pub fn complete(&self, forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Completion {
+        let finish = self.finish(forward, response, final_url);
+        self.write(finish)
+    }
+
+    /// Finishes a forwarded request whose origin could not be reached: a stale
+    /// response if stale-if-error allows one, else `None` (return the error).
+    pub fn fail(&self, forward: Forward) -> Option<Response<Bytes>> {
+        self.recover(&forward)
+    }
+
+    /// Runs the whole loop: `origin` sends a request and returns the response with its
+    /// body, or an error. Store failures never surface; origin errors do, unless a
+    /// stale response may stand in.
+    pub fn send<E>(
+        &self,
+        request: Request<Bytes>,
+        options: RequestOptions,
+        mut origin: impl FnMut(Request<Bytes>) -> Result<Response<Bytes>, E>,
+    ) -> Result<Response<Bytes>, E> {
+        let (parts, body) = request.into_parts();
+        let mut forward = match self.plan(parts, body, options) {
+            Plan::Respond(response) => return Ok(*response),
+            Plan::Forward(forward) => forward,
+        };
+        loop {
+            match origin(forward.request()) {
+                Ok(response) => match self.complete(*forward, response, None) {
+                    Completion::Respond(response) => return Ok(*response),
+                    Completion::Retry(retry) => forward = retry,
+                },
+                Err(error) => return self.fail(*forward).ok_or(error),
+            }
+        }
+    }
+}
+
+fn mark_not_stored(response: &mut Response<Bytes>) {
+    if let Some(status) = response.extensions_mut().get_mut::<CacheStatus>() {
+        status.stored = false;
+    }
+}
+
+impl<S: AsyncStore> Cache<S> {
+    /// [`Cache::plan`] over an [`AsyncStore`].
+    pub async fn plan_async(&self, parts: request::Parts, body: Bytes, options: RequestOptions) -> Plan {
+        let settings = self.settings();
+        if settings.disabled {
+            return self.bypass(parts, body, options, Reason::Disabled);
+        }
+        let key = cache_key(&parts, &body, &settings);
+        let planned = Planned { parts, body, options, key, settings };
+        let mut coalesce = !options.force_refresh;
+        loop {
+            let variants = self.store.get(&key).await.unwrap_or_else(|error| {
+                log_store_error("read", &key, &error);
+                Vec::new()
+            });
+            match self.step(planned.clone(), variants, coalesce) {
+                Step::Plan(plan) => return plan,
+                Step::Wait(listener) => {
+                    listener.await;
+                    coalesce = false;
+                }
+            }
+        }
+    }
+
+    /// [`Cache::complete`] over an [`AsyncStore`].
+    pub async fn complete_async(
+        &self,
+        forward: Forward,
+        response: Response<Bytes>,
+        final_url: Option<&Uri>,
+    ) -> Completion {
+        let mut finish = self.finish(forward, response, final_url);
+        for key in &finish.removes {
+            if let Err(error) = self.store.remove(key).await {
+                log_store_error("remove", key, &error);
+            }
+        }
+        for entry in &finish.puts {
+            if let Err(error) = self.store.put(entry).await {
+                log_store_error("write", &entry.key, &error);
+                mark_not_stored(&mut finish.response);
+            }
+        }
+        finish.into_completion()
+    }
+
+    /// [`Cache::fail`] for async adapters (no store access is needed).
+    pub fn fail_async(&self, forward: Forward) -> Option<Response<Bytes>> {
+        self.recover(&forward)
+    }
+
+    /// [`Cache::send`] over an [`AsyncStore`] with an async `origin`.
+    pub async fn send_async<E, F, Fut>(
+        &self,
+        request: Request<Bytes>,
+        options: RequestOptions,
+        mut origin: F,
+    ) -> Result<Response<Bytes>, E>
+    where
+        F: FnMut(Request<Bytes>) -> Fut,
+        Fut: Future<Output = Result<Response<Bytes>, E>>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut forward = match self.plan_async(parts, body, options).await {
+            Plan::Respond(response) => return Ok(*response),
+            Plan::Forward(forward) => forward,
+        };
+        loop {
+            match origin(forward.request()).await {
+                Ok(response) => match self.complete_async(*forward, response, None).await {
+                    Completion::Respond(response) => return Ok(*response),
+                    Completion::Retry(retry) => forward = retry,
+                },
+                Err(error) => return self.fail_async(*forward).ok_or(error),
+            }
+        }
+    }
+}

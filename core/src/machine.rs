@@ -1,0 +1,897 @@
+//! The policy machine: [`decide`] before the origin is asked, [`store`] after it
+//! answers, [`on_error`] when it could not be reached.
+//!
+//! Data in, data out. Nothing here reads a clock, touches storage or fails: stored
+//! variants come in as a slice, what to do comes out as an exhaustive
+//! `#[must_use]` enum whose variants are verbs the driver performs, each carrying
+//! the [`Reason`] for it.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, request, response};
+
+use crate::entry::{Entry, StoredRequest, StoredResponse};
+use crate::freshness::{
+    AgeInputs, Lifetime, LifetimeSource, explicit_lifetime, expires_at, heuristic_lifetime, lifetime_of_expiry,
+    since,
+};
+use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
+use crate::header::date::date_header;
+use crate::header::etag::etag;
+use crate::header::{Vary, VariantId, strip_hop_by_hop};
+use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
+use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
+
+/// Why the machine chose what it chose: for tracing, for the `Cache-Status` header,
+/// and for users asking "why a miss?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    // --- decide ---
+    /// The cache is disabled.
+    Disabled,
+    /// The request body cannot be replayed (a stream), so the cache is bypassed.
+    BodyNotReplayable,
+    /// The method's responses are not stored ([`Settings::allowable_methods`]).
+    MethodNotCacheable,
+    /// The request is conditional (`If-None-Match`, ...): it goes to the origin as sent.
+    ClientConditional,
+    /// Nothing is stored under the key.
+    Miss,
+    /// Variants are stored, but none matches the request's `Vary` fields (RFC 9111 §4.1).
+    VaryMismatch,
+    /// [`RequestOptions::force_refresh`].
+    ForceRefresh,
+    /// [`RequestOptions::expire_after`] is [`Expiry::DoNotCache`].
+    DoNotCache,
+    /// The stored response is fresh (RFC 9111 §4.2).
+    Fresh,
+    /// The stored response is stale.
+    Stale,
+    /// [`RequestOptions::refresh`]: revalidate before use.
+    Refresh,
+    /// [`Settings::always_revalidate`].
+    AlwaysRevalidate,
+    /// The request said `no-cache` or `Pragma: no-cache` (RFC 9111 §5.2.1.4, §5.4).
+    RequestNoCache,
+    /// The request's `max-age` is lower than the stored response's age (§5.2.1.1).
+    RequestMaxAge,
+    /// The request's `min-fresh` is not met (§5.2.1.3).
+    RequestMinFresh,
+    /// The stored response is older than [`RequestOptions::expire_after`].
+    RequestExpireAfter,
+    /// The stored response said `no-cache` (§5.2.2.4).
+    ResponseNoCache,
+    /// A stale response served within the request's `max-stale` (§5.2.1.2).
+    MaxStale,
+    /// A stale response served while it is revalidated in the background (RFC 5861 §3).
+    StaleWhileRevalidate,
+    /// `only-if-cached` and nothing usable is stored: 504 (§5.2.1.7).
+    OnlyIfCachedMiss,
+    /// [`RequestOptions::only_if_cached`]: a stale response served rather than asking the origin.
+    OnlyIfCachedStale,
+    // --- store ---
+    /// The response was stored.
+    Stored,
+    /// A 304 refreshed the stored response (RFC 9111 §4.3.4).
+    Revalidated,
+    /// A `HEAD` response freshened the stored `GET` response (§4.3.5).
+    HeadFreshened,
+    /// The request said `no-store` (§5.2.1.5).
+    RequestNoStore,
+    /// The response said `no-store` (§5.2.2.5).
+    ResponseNoStore,
+    /// The status is not in [`Settings::allowable_codes`].
+    StatusNotCacheable,
+    /// `private` in a shared cache (§5.2.2.7).
+    Private,
+    /// A shared cache and the request carried `Authorization` (§3.5).
+    Authorization,
+    /// `Vary: *` never matches, so storing is pointless (§4.1).
+    VaryStar,
+    /// `must-understand` with a status code this cache does not understand (§5.2.2.3).
+    MustUnderstand,
+    /// [`Settings::filter_fn`] said no.
+    Filtered,
+    /// The body is larger than [`Settings::max_entry_bytes`].
+    TooLarge,
+    /// [`Settings::read_only`].
+    ReadOnly,
+    /// The response has no freshness and no validator: it could never be used.
+    NeverFresh,
+    /// A 304 answered a request the cache did not make conditional.
+    Unsolicited304,
+    /// A 304's validator does not match the stored response: fetch again unconditionally.
+    ValidatorMismatch,
+    /// An unsafe method succeeded: stored responses for its URLs are invalidated (§4.4).
+    Invalidated,
+    /// The origin failed and a stale response is served instead (RFC 5861 §4).
+    StaleIfError,
+    /// The origin failed and nothing stored may be served in its place.
+    OriginError,
+}
+
+impl Reason {
+    /// A short machine-readable name, e.g. `vary-mismatch`.
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            Disabled => "disabled",
+            BodyNotReplayable => "body-not-replayable",
+            MethodNotCacheable => "method-not-cacheable",
+            ClientConditional => "client-conditional",
+            Miss => "miss",
+            VaryMismatch => "vary-mismatch",
+            ForceRefresh => "force-refresh",
+            DoNotCache => "do-not-cache",
+            Fresh => "fresh",
+            Stale => "stale",
+            Refresh => "refresh",
+            AlwaysRevalidate => "always-revalidate",
+            RequestNoCache => "request-no-cache",
+            RequestMaxAge => "request-max-age",
+            RequestMinFresh => "request-min-fresh",
+            RequestExpireAfter => "request-expire-after",
+            ResponseNoCache => "response-no-cache",
+            MaxStale => "max-stale",
+            StaleWhileRevalidate => "stale-while-revalidate",
+            OnlyIfCachedMiss => "only-if-cached-miss",
+            OnlyIfCachedStale => "only-if-cached-stale",
+            Stored => "stored",
+            Revalidated => "revalidated",
+            HeadFreshened => "head-freshened",
+            RequestNoStore => "request-no-store",
+            ResponseNoStore => "response-no-store",
+            StatusNotCacheable => "status-not-cacheable",
+            Private => "private",
+            Authorization => "authorization",
+            VaryStar => "vary-star",
+            MustUnderstand => "must-understand",
+            Filtered => "filtered",
+            TooLarge => "too-large",
+            ReadOnly => "read-only",
+            NeverFresh => "never-fresh",
+            Unsolicited304 => "unsolicited-304",
+            ValidatorMismatch => "validator-mismatch",
+            Invalidated => "invalidated",
+            StaleIfError => "stale-if-error",
+            OriginError => "origin-error",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Serve a stored variant without waiting for the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serve {
+    /// Which of the stored variants passed to [`decide`].
+    pub index: usize,
+    /// Its current age, for the `Age` header (RFC 9111 §5.1).
+    pub age: Duration,
+    /// Whether it is stale.
+    pub stale: bool,
+    /// Revalidate it in the background with these conditional headers
+    /// (stale-while-revalidate, RFC 5861 §3).
+    pub revalidate_in_background: Option<HeaderMap>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Send the request with conditional headers, then pass the answer to [`store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revalidate {
+    /// The stored variant being revalidated.
+    pub index: usize,
+    /// `If-None-Match` / `If-Modified-Since` to add (RFC 9111 §4.3.1); empty when the
+    /// stored response has no validator (the request is then unconditional, but the
+    /// stored response still backs `stale-if-error`).
+    pub conditional: HeaderMap,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// What to do with a request, before asking the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Action {
+    /// Answer from the cache.
+    Serve(Serve),
+    /// Ask the origin whether the stored response is still good.
+    Revalidate(Revalidate),
+    /// Ask the origin, then pass its answer to [`store`].
+    Fetch(Reason),
+    /// Ask the origin and leave the cache alone entirely.
+    PassThrough(Reason),
+    /// Answer `504 Gateway Timeout` without asking anyone (only-if-cached miss).
+    GatewayTimeout(Reason),
+}
+
+impl Action {
+    /// The reason carried by the action.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Action::Serve(serve) => serve.reason,
+            Action::Revalidate(revalidate) => revalidate.reason,
+            Action::Fetch(reason) | Action::PassThrough(reason) | Action::GatewayTimeout(reason) => *reason,
+        }
+    }
+}
+
+/// What happened on the wire, handed to [`store`].
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The request as the user made it (without the conditional headers the cache added).
+    pub request: &'a request::Parts,
+    /// Its cache key.
+    pub key: CacheKey,
+    /// The response head.
+    pub response: &'a response::Parts,
+    /// The response body.
+    pub body: &'a Bytes,
+    /// When the request was sent.
+    pub request_time: SystemTime,
+    /// When the response arrived.
+    pub response_time: SystemTime,
+    /// The URL the response finally came from, when redirects were followed.
+    pub final_url: Option<&'a Uri>,
+}
+
+/// What to do after the origin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Write this new entry, then return the origin's response.
+    Store {
+        /// The entry to put.
+        entry: Box<Entry>,
+        /// Keys to remove as well (an unsafe method the user chose to cache, §4.4).
+        invalidate: Vec<CacheKey>,
+        /// Why.
+        reason: Reason,
+    },
+    /// A 304 (or a HEAD) refreshed the stored response: serve `entry`, and write it
+    /// when `persist` (false in read-only mode).
+    Refresh {
+        /// The updated entry.
+        entry: Box<Entry>,
+        /// Whether to write it back.
+        persist: bool,
+        /// Why.
+        reason: Reason,
+    },
+    /// The origin failed: serve the stored response that was being revalidated.
+    ServeStale {
+        /// How stale it is.
+        staleness: Duration,
+        /// Why.
+        reason: Reason,
+    },
+    /// Remove these keys (after an unsafe method, §4.4), then return the origin's response.
+    Invalidate {
+        /// The keys.
+        keys: Vec<CacheKey>,
+        /// Why.
+        reason: Reason,
+    },
+    /// Send the request again without the conditional headers.
+    Retry(Reason),
+    /// Return the origin's response; nothing is written.
+    Skip(Reason),
+}
+
+impl Outcome {
+    /// The reason carried by the outcome.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Outcome::Store { reason, .. }
+            | Outcome::Refresh { reason, .. }
+            | Outcome::ServeStale { reason, .. }
+            | Outcome::Invalidate { reason, .. } => *reason,
+            Outcome::Retry(reason) | Outcome::Skip(reason) => *reason,
+        }
+    }
+}
+
+const CONDITIONAL_HEADERS: [HeaderName; 5] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
+/// Whether `stored` (the request that produced a stored response) may answer a
+/// request with `method`: a stored GET answers GET and HEAD; a stored HEAD only HEAD;
+/// other methods only themselves.
+fn method_compatible(stored: &Method, method: &Method) -> bool {
+    stored == method || (*stored == Method::GET && *method == Method::HEAD)
+}
+
+/// The stored variant that answers `request`, if any (RFC 9111 §4.1): method
+/// compatible, `Vary` matching, the most recent by `Date` (then receipt time).
+pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usize> {
+    let mut best: Option<(usize, (SystemTime, SystemTime, bool))> = None;
+    for (index, entry) in stored.iter().enumerate() {
+        if !method_compatible(&entry.request.method, &request.method) {
+            continue;
+        }
+        if !Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers) {
+            continue;
+        }
+        let date = date_header(&entry.response.headers, &header::DATE).unwrap_or(entry.response_time);
+        // Prefer the exact method (a stored HEAD answering HEAD is no better than a GET,
+        // but a GET also carries the body), then the newest.
+        let rank = (date, entry.response_time, entry.request.method == Method::GET);
+        if best.as_ref().is_none_or(|(_, best_rank)| rank > *best_rank) {
+            best = Some((index, rank));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+/// The conditional headers that revalidate `entry` (RFC 9111 §4.3.1).
+pub fn conditional_headers(entry: &Entry) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(tag) = etag(&entry.response.headers)
+        && let Ok(value) = HeaderValue::from_str(&tag.to_header_string())
+    {
+        headers.insert(header::IF_NONE_MATCH, value);
+    }
+    if let Some(last_modified) = entry.response.headers.get(header::LAST_MODIFIED)
+        && date_header(&entry.response.headers, &header::LAST_MODIFIED).is_some()
+    {
+        headers.insert(header::IF_MODIFIED_SINCE, last_modified.clone());
+    }
+    headers
+}
+
+fn allowance_covers(allowance: StaleAllowance, staleness: Duration) -> bool {
+    match allowance {
+        StaleAllowance::Off => false,
+        StaleAllowance::Always => true,
+        StaleAllowance::AtMost(limit) => staleness <= limit,
+    }
+}
+
+/// Whether a stored response may be served stale at all (RFC 9111 §4.2.4):
+/// not under `must-revalidate`, `proxy-revalidate` (shared), `no-cache`, or an
+/// `s-maxage` in a shared cache (§5.2.2.10).
+fn may_serve_stale(directives: &ResponseDirectives, settings: &Settings) -> bool {
+    !(directives.must_revalidate
+        || matches!(directives.no_cache, Some(FieldScope::All))
+        || (settings.shared && (directives.proxy_revalidate || directives.s_maxage.is_some())))
+}
+
+/// Decides what to do with `request`, given the variants stored under its key.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use httpcache_core::machine::{Action, Reason, decide};
+/// use httpcache_core::{RequestOptions, Settings};
+///
+/// let (request, ()) = http::Request::get("https://example.com/").body(()).unwrap().into_parts();
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let action = decide(now, &request, &[], &Settings::default(), &RequestOptions::default());
+/// assert_eq!(action, Action::Fetch(Reason::Miss));
+/// ```
+pub fn decide(
+    now: SystemTime,
+    request: &request::Parts,
+    stored: &[Entry],
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Action {
+    if settings.disabled {
+        return Action::PassThrough(Reason::Disabled);
+    }
+    if !settings.allowable_methods.contains(&request.method) {
+        return Action::Fetch(Reason::MethodNotCacheable);
+    }
+    if CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name)) {
+        return Action::Fetch(Reason::ClientConditional);
+    }
+    if options.force_refresh {
+        return Action::Fetch(Reason::ForceRefresh);
+    }
+    if options.expire_after == Some(Expiry::DoNotCache) {
+        return Action::Fetch(Reason::DoNotCache);
+    }
+    let request_directives = RequestDirectives::parse(&request.headers);
+    let only_if_cached = options.only_if_cached || request_directives.only_if_cached;
+
+    let Some(index) = select_variant(request, stored) else {
+        if only_if_cached {
+            return Action::GatewayTimeout(Reason::OnlyIfCachedMiss);
+        }
+        return Action::Fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
+    };
+    let entry = &stored[index];
+    let directives = ResponseDirectives::parse(&entry.response.headers);
+    if directives.no_store {
+        // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
+        return Action::Fetch(Reason::ResponseNoStore);
+    }
+    let age = AgeInputs::of(entry).current_age(now);
+    let remaining = entry.expires.map_or(Duration::MAX, |expires| since(expires, now));
+    let staleness = entry.expires.map_or(Duration::ZERO, |expires| since(now, expires));
+    let fresh = entry.expires.is_none_or(|expires| now < expires);
+
+    // Reasons to go to the origin even though the response may be fresh.
+    let mut must_ask = if options.refresh {
+        Some(Reason::Refresh)
+    } else if settings.always_revalidate {
+        Some(Reason::AlwaysRevalidate)
+    } else if request_directives.no_cache {
+        Some(Reason::RequestNoCache)
+    } else if matches!(directives.no_cache, Some(FieldScope::All)) {
+        Some(Reason::ResponseNoCache)
+    } else {
+        None
+    };
+    // Reasons the request does not accept the response as fresh.
+    if must_ask.is_none() && fresh {
+        // RFC 8246: an immutable, fresh response is not revalidated on a reload-style max-age.
+        if let Some(max_age) = request_directives.max_age
+            && age > max_age
+            && !directives.immutable
+        {
+            must_ask = Some(Reason::RequestMaxAge);
+        } else if let Some(min_fresh) = request_directives.min_fresh
+            && remaining < min_fresh
+        {
+            must_ask = Some(Reason::RequestMinFresh);
+        } else if match options.expire_after {
+            Some(Expiry::Immediately) => true,
+            Some(Expiry::After(limit)) => age >= limit,
+            Some(Expiry::At(at)) => now >= at,
+            _ => false,
+        } {
+            must_ask = Some(Reason::RequestExpireAfter);
+        }
+    }
+
+    if fresh && must_ask.is_none() {
+        return Action::Serve(Serve { index, age, stale: false, revalidate_in_background: None, reason: Reason::Fresh });
+    }
+
+    // Stale (or not acceptable as fresh). Forced revalidations never serve stale,
+    // except when the user asked never to contact the origin.
+    if must_ask.is_none() && may_serve_stale(&directives, settings) {
+        if let Some(max_stale) = request_directives.max_stale
+            && match max_stale {
+                MaxStale::Any => true,
+                MaxStale::AtMost(limit) => staleness <= limit,
+            }
+        {
+            return Action::Serve(Serve {
+                index,
+                age,
+                stale: true,
+                revalidate_in_background: None,
+                reason: Reason::MaxStale,
+            });
+        }
+        let by_directive = settings.cache_control
+            && directives.stale_while_revalidate.is_some_and(|window| staleness <= window);
+        if !only_if_cached && (by_directive || allowance_covers(settings.stale_while_revalidate, staleness)) {
+            return Action::Serve(Serve {
+                index,
+                age,
+                stale: true,
+                revalidate_in_background: Some(conditional_headers(entry)),
+                reason: Reason::StaleWhileRevalidate,
+            });
+        }
+    }
+    if options.only_if_cached {
+        // requests-cache semantics: never contact the origin, serve what is stored.
+        return Action::Serve(Serve {
+            index,
+            age,
+            stale: !fresh,
+            revalidate_in_background: None,
+            reason: Reason::OnlyIfCachedStale,
+        });
+    }
+    if request_directives.only_if_cached {
+        return Action::GatewayTimeout(Reason::OnlyIfCachedMiss);
+    }
+    Action::Revalidate(Revalidate {
+        index,
+        conditional: conditional_headers(entry),
+        reason: must_ask.unwrap_or(Reason::Stale),
+    })
+}
+
+/// The status codes whose caching requirements this cache understands (§5.2.2.3).
+fn understood_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 200..=206 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
+}
+
+/// The response facts freshness depends on.
+struct FreshnessInputs<'a> {
+    headers: &'a HeaderMap,
+    status: StatusCode,
+    uri: &'a Uri,
+    response_time: SystemTime,
+}
+
+/// How long a new response stays fresh under the precedence in [`crate::settings`].
+fn lifetime(
+    inputs: &FreshnessInputs<'_>,
+    directives: &ResponseDirectives,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Lifetime {
+    if settings.cache_control
+        && let Some((duration, source)) =
+            explicit_lifetime(inputs.headers, directives, settings.shared, inputs.response_time)
+    {
+        return Lifetime::For(duration, source);
+    }
+    if let Some(expiry) = options.expire_after {
+        return lifetime_of_expiry(expiry, LifetimeSource::RequestOption);
+    }
+    if let Some(expiry) = settings.expiry_for_url(&inputs.uri.to_string()) {
+        return lifetime_of_expiry(expiry, LifetimeSource::Settings);
+    }
+    if settings.cache_control
+        && let Some(duration) = heuristic_lifetime(inputs.status.as_u16(), inputs.headers, inputs.response_time)
+    {
+        return Lifetime::For(duration, LifetimeSource::Heuristic);
+    }
+    Lifetime::For(Duration::ZERO, LifetimeSource::None)
+}
+
+/// The request headers a stored entry must keep: those `Vary` names and those
+/// `match_headers` selects, redacted.
+fn stored_request_headers(request: &request::Parts, vary: &Vary, settings: &Settings) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    let mut keep = |name: &HeaderName| {
+        if kept.contains_key(name) {
+            return;
+        }
+        for value in request.headers.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    };
+    if let Vary::Fields(names) = vary {
+        names.iter().for_each(&mut keep);
+    }
+    match &settings.match_headers {
+        MatchHeaders::None => {}
+        MatchHeaders::All => request.headers.keys().for_each(&mut keep),
+        MatchHeaders::List(names) => names.iter().for_each(&mut keep),
+    }
+    redact_headers(&kept, settings)
+}
+
+/// The response headers to store: hop-by-hop fields removed (§3.1), and the fields
+/// named by `no-cache="..."` (and, in a shared cache, `private="..."`) dropped so the
+/// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7).
+fn storable_response_headers(headers: &HeaderMap, directives: &ResponseDirectives, shared: bool) -> HeaderMap {
+    let mut headers = headers.clone();
+    strip_hop_by_hop(&mut headers);
+    if let Some(FieldScope::Fields(names)) = &directives.no_cache {
+        names.iter().for_each(|name| drop(headers.remove(name)));
+    }
+    if shared && let Some(FieldScope::Fields(names)) = &directives.private {
+        names.iter().for_each(|name| drop(headers.remove(name)));
+    }
+    headers
+}
+
+/// The keys an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
+/// same-origin `Location` / `Content-Location` of the response, each as GET (which
+/// also covers HEAD, keyed alike).
+fn invalidation_keys(exchange: &Exchange<'_>, settings: &Settings) -> Vec<CacheKey> {
+    let target = &exchange.request.uri;
+    let mut uris = vec![target.clone()];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        if let Some(uri) = exchange.response.headers.get(&name).and_then(|value| resolve_reference(target, value))
+            && same_origin(target, &uri)
+        {
+            uris.push(uri);
+        }
+    }
+    let mut keys = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let mut parts = exchange.request.clone();
+        parts.method = Method::GET;
+        parts.uri = uri;
+        let key = cache_key(&parts, &[], settings);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Resolves a `Location`-style reference against `base`: absolute URIs as they are,
+/// absolute paths on `base`'s origin; other relative forms are ignored.
+fn resolve_reference(base: &Uri, value: &HeaderValue) -> Option<Uri> {
+    let text = value.to_str().ok()?.trim();
+    if text.starts_with('/') && !text.starts_with("//") {
+        let mut parts = base.clone().into_parts();
+        parts.path_and_query = Some(text.parse().ok()?);
+        return Uri::from_parts(parts).ok();
+    }
+    let uri: Uri = text.parse().ok()?;
+    uri.scheme().is_some().then_some(uri)
+}
+
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    fn port(uri: &Uri) -> Option<u16> {
+        uri.port_u16().or(match uri.scheme_str() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        })
+    }
+    a.scheme_str().map(str::to_ascii_lowercase) == b.scheme_str().map(str::to_ascii_lowercase)
+        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
+        && port(a) == port(b)
+}
+
+/// Whether stale-if-error lets `entry` stand in for a failed origin (RFC 5861 §4).
+fn stale_if_error_allows(
+    now: SystemTime,
+    request: &request::Parts,
+    entry: &Entry,
+    settings: &Settings,
+) -> Option<Duration> {
+    let staleness = entry.expires.map_or(Duration::ZERO, |expires| since(now, expires));
+    let directives = ResponseDirectives::parse(&entry.response.headers);
+    let request_directives = RequestDirectives::parse(&request.headers);
+    // RFC 5861 §4: stale-if-error overrides must-revalidate only when the directive
+    // itself is present; the user's setting does not override the origin's must-revalidate.
+    let by_directive = settings.cache_control
+        && [directives.stale_if_error, request_directives.stale_if_error]
+            .into_iter()
+            .flatten()
+            .any(|window| staleness <= window);
+    let by_setting = may_serve_stale(&directives, settings) && allowance_covers(settings.stale_if_error, staleness);
+    (by_directive || by_setting).then_some(staleness)
+}
+
+/// Decides what to do with the origin's answer.
+///
+/// `stored` is the variant that was being revalidated (from [`Action::Revalidate`]),
+/// or `None` after a [`Action::Fetch`].
+pub fn store(
+    now: SystemTime,
+    exchange: &Exchange<'_>,
+    stored: Option<&Entry>,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Outcome {
+    if settings.disabled {
+        return Outcome::Skip(Reason::Disabled);
+    }
+    let request = exchange.request;
+    let response = exchange.response;
+    let status = response.status;
+
+    // §4.4: a successful unsafe method invalidates what is stored for its URLs.
+    let invalidate = if !request.method.is_safe() && (status.is_success() || status.is_redirection()) {
+        if settings.read_only { Vec::new() } else { invalidation_keys(exchange, settings) }
+    } else {
+        Vec::new()
+    };
+
+    // §4.3.3 / §4.3.4: a 304 refreshes the stored response it validates.
+    if status == StatusCode::NOT_MODIFIED {
+        let Some(entry) = stored else {
+            return Outcome::Skip(Reason::Unsolicited304);
+        };
+        if let (Some(new), Some(old)) = (etag(&response.headers), etag(&entry.response.headers))
+            && !new.weak_eq(&old)
+        {
+            return Outcome::Retry(Reason::ValidatorMismatch);
+        }
+        let refreshed = refresh(exchange, entry, settings, options);
+        // §5.2.2.5: a 304 saying no-store validates the response for this use only.
+        let persist = !settings.read_only && !ResponseDirectives::parse(&response.headers).no_store;
+        return Outcome::Refresh { entry: Box::new(refreshed), persist, reason: Reason::Revalidated };
+    }
+
+    // RFC 5861 §4: serve stale on a server error.
+    if matches!(status.as_u16(), 500 | 502 | 503 | 504)
+        && let Some(entry) = stored
+        && let Some(staleness) = stale_if_error_allows(now, request, entry, settings)
+    {
+        return Outcome::ServeStale { staleness, reason: Reason::StaleIfError };
+    }
+
+    // §4.3.5: a HEAD response freshens the stored GET response it describes.
+    if request.method == Method::HEAD
+        && status == StatusCode::OK
+        && let Some(entry) = stored
+        && entry.request.method == Method::GET
+    {
+        if settings.read_only {
+            return Outcome::Skip(Reason::ReadOnly);
+        }
+        let validators_agree = match (etag(&response.headers), etag(&entry.response.headers)) {
+            (Some(new), Some(old)) => new.strong_eq(&old),
+            (None, None) => {
+                date_header(&response.headers, &header::LAST_MODIFIED)
+                    == date_header(&entry.response.headers, &header::LAST_MODIFIED)
+            }
+            _ => false,
+        };
+        let length_agrees = response.headers.get(header::CONTENT_LENGTH).is_none_or(|length| {
+            length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) == Some(entry.response.body.len() as u64)
+        });
+        if validators_agree && length_agrees {
+            let refreshed = refresh(exchange, entry, settings, options);
+            return Outcome::Refresh { entry: Box::new(refreshed), persist: true, reason: Reason::HeadFreshened };
+        }
+    }
+
+    let skip = |reason| {
+        if invalidate.is_empty() {
+            Outcome::Skip(reason)
+        } else {
+            Outcome::Invalidate { keys: invalidate.clone(), reason: Reason::Invalidated }
+        }
+    };
+    if settings.read_only {
+        return Outcome::Skip(Reason::ReadOnly);
+    }
+    if !settings.allowable_methods.contains(&request.method) {
+        return skip(Reason::MethodNotCacheable);
+    }
+    let request_directives = RequestDirectives::parse(&request.headers);
+    if request_directives.no_store {
+        return skip(Reason::RequestNoStore);
+    }
+    let directives = ResponseDirectives::parse(&response.headers);
+    if directives.no_store {
+        return skip(Reason::ResponseNoStore);
+    }
+    if directives.must_understand && !understood_status(status) {
+        return skip(Reason::MustUnderstand);
+    }
+    if !settings.allowable_codes.contains(&status) {
+        return skip(Reason::StatusNotCacheable);
+    }
+    if settings.shared && matches!(directives.private, Some(FieldScope::All)) {
+        return skip(Reason::Private);
+    }
+    if settings.shared
+        && request.headers.contains_key(header::AUTHORIZATION)
+        && !(directives.public || directives.must_revalidate || directives.s_maxage.is_some())
+    {
+        return skip(Reason::Authorization);
+    }
+    let vary = Vary::parse(&response.headers);
+    if vary == Vary::Any {
+        return skip(Reason::VaryStar);
+    }
+    if exchange.body.len() as u64 > settings.max_entry_bytes {
+        return skip(Reason::TooLarge);
+    }
+    if let Some(filter) = &settings.filter_fn
+        && !filter(response, exchange.body)
+    {
+        return skip(Reason::Filtered);
+    }
+    let freshness = FreshnessInputs {
+        headers: &response.headers,
+        status,
+        uri: &request.uri,
+        response_time: exchange.response_time,
+    };
+    let lifetime = lifetime(&freshness, &directives, settings, options);
+    if lifetime == Lifetime::DoNotCache {
+        return skip(Reason::DoNotCache);
+    }
+    let inputs = AgeInputs::new(exchange.request_time, exchange.response_time, &response.headers);
+    let expires = expires_at(lifetime, &inputs);
+    let has_validator = etag(&response.headers).is_some()
+        || date_header(&response.headers, &header::LAST_MODIFIED).is_some();
+    let never_fresh = expires.is_some_and(|expires| expires <= exchange.response_time);
+    if never_fresh
+        && !has_validator
+        && settings.stale_if_error == StaleAllowance::Off
+        && settings.stale_while_revalidate == StaleAllowance::Off
+        && directives.stale_if_error.is_none()
+        && directives.stale_while_revalidate.is_none()
+    {
+        return skip(Reason::NeverFresh);
+    }
+
+    let entry = Entry {
+        key: exchange.key,
+        variant: VariantId::compute(&vary, &request.headers),
+        request: StoredRequest {
+            method: request.method.clone(),
+            url: redact_url(&request.uri, settings),
+            headers: stored_request_headers(request, &vary, settings),
+        },
+        response: StoredResponse {
+            status,
+            version: response.version,
+            headers: storable_response_headers(&response.headers, &directives, settings.shared),
+            body: exchange.body.clone(),
+            final_url: exchange.final_url.filter(|url| *url != &request.uri).map(|url| redact_url(url, settings)),
+        },
+        request_time: exchange.request_time,
+        response_time: exchange.response_time,
+        created: now,
+        expires,
+    };
+    Outcome::Store { entry: Box::new(entry), invalidate, reason: Reason::Stored }
+}
+
+/// The stored entry updated from a 304 or HEAD response (RFC 9111 §3.2, §4.3.4):
+/// its header fields replace the stored ones, except hop-by-hop fields and
+/// `Content-Length`; times and expiry are recomputed.
+fn refresh(exchange: &Exchange<'_>, entry: &Entry, settings: &Settings, options: &RequestOptions) -> Entry {
+    let mut updated = entry.clone();
+    let mut incoming = exchange.response.headers.clone();
+    strip_hop_by_hop(&mut incoming);
+    incoming.remove(header::CONTENT_LENGTH);
+    let mut last: Option<HeaderName> = None;
+    for (name, value) in incoming.into_iter() {
+        // `HeaderMap::into_iter` yields the name only on the first of repeated values.
+        let name = match name {
+            Some(name) => {
+                updated.response.headers.remove(&name);
+                last = Some(name.clone());
+                name
+            }
+            None => match &last {
+                Some(name) => name.clone(),
+                None => continue,
+            },
+        };
+        updated.response.headers.append(name, value);
+    }
+    let directives = ResponseDirectives::parse(&updated.response.headers);
+    updated.response.headers = storable_response_headers(&updated.response.headers, &directives, settings.shared);
+    updated.request_time = exchange.request_time;
+    updated.response_time = exchange.response_time;
+    let freshness = FreshnessInputs {
+        headers: &updated.response.headers,
+        status: updated.response.status,
+        uri: &exchange.request.uri,
+        response_time: exchange.response_time,
+    };
+    let lifetime = lifetime(&freshness, &directives, settings, options);
+    let inputs = AgeInputs::of(&updated);
+    updated.expires = match lifetime {
+        Lifetime::DoNotCache => Some(exchange.response_time),
+        lifetime => expires_at(lifetime, &inputs),
+    };
+    updated
+}
+
+/// Decides what to do when the origin could not be reached (a transport error):
+/// serve the stored response being revalidated if stale-if-error allows it
+/// (RFC 5861 §4), else report the error.
+pub fn on_error(
+    now: SystemTime,
+    request: &request::Parts,
+    stored: Option<&Entry>,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Outcome {
+    let _ = options;
+    if settings.disabled {
+        return Outcome::Skip(Reason::Disabled);
+    }
+    match stored.and_then(|entry| stale_if_error_allows(now, request, entry, settings)) {
+        Some(staleness) => Outcome::ServeStale { staleness, reason: Reason::StaleIfError },
+        None => Outcome::Skip(Reason::OriginError),
+    }
+}

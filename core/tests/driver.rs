@@ -1,0 +1,389 @@
+//! The drivers, end to end over an in-memory test store and a scripted origin that
+//! counts requests. Time is a virtual clock moved by hand.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use httpcache_core::driver::{Cache, Completion, FinalUrl, PendingRevalidation, Plan};
+use httpcache_core::machine::Reason;
+use httpcache_core::status::CACHE_STATUS;
+use httpcache_core::{CacheKey, CacheStatus, Entry, EntryMeta, Inline, RequestOptions, Settings, Store, StoreError, VariantId};
+use support::{T0_SECS, at, date};
+
+/// A HashMap store that can be told to fail.
+#[derive(Default)]
+struct TestStore {
+    entries: Mutex<HashMap<(CacheKey, VariantId), Entry>>,
+    fail: AtomicBool,
+    puts: AtomicUsize,
+}
+
+impl TestStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::io("test store", std::io::Error::other("disk on fire")))
+        } else {
+            Ok(())
+        }
+    }
+    fn len(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
+}
+
+impl Store for TestStore {
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        self.check()?;
+        Ok(self.entries.lock().unwrap().iter().filter(|((k, _), _)| k == key).map(|(_, e)| e.clone()).collect())
+    }
+    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.check()?;
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.entries.lock().unwrap().insert((entry.key, entry.variant), entry.clone());
+        Ok(())
+    }
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        self.check()?;
+        let mut entries = self.entries.lock().unwrap();
+        let before = entries.len();
+        entries.retain(|(k, _), _| k != key);
+        Ok(before - entries.len())
+    }
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        self.check()?;
+        Ok(self.entries.lock().unwrap().remove(&(*key, variant)).is_some())
+    }
+    fn clear(&self) -> Result<(), StoreError> {
+        self.entries.lock().unwrap().clear();
+        Ok(())
+    }
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        Ok(self.entries.lock().unwrap().values().map(Entry::meta).collect())
+    }
+}
+
+/// A virtual clock in whole seconds after `T0`.
+#[derive(Clone, Default)]
+struct VirtualClock(Arc<AtomicU64>);
+
+impl VirtualClock {
+    fn set(&self, secs: u64) {
+        self.0.store(secs, Ordering::SeqCst);
+    }
+    fn clock(&self) -> httpcache_core::driver::Clock {
+        let secs = self.0.clone();
+        Arc::new(move || at(secs.load(Ordering::SeqCst)))
+    }
+}
+
+/// A scripted origin: answers with a function of the request, counting calls.
+#[derive(Clone, Default)]
+struct Origin {
+    calls: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<http::HeaderMap>>>,
+}
+
+impl Origin {
+    fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn respond(&self, request: &Request<Bytes>, status: u16, headers: &[(&str, &str)], body: &'static str) -> Response<Bytes> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.seen.lock().unwrap().push(request.headers().clone());
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Bytes::from_static(body.as_bytes())).unwrap()
+    }
+}
+
+fn cache(settings: Settings) -> (Cache<TestStore>, VirtualClock) {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(TestStore::default(), settings).with_clock(clock.clock());
+    (cache, clock)
+}
+
+fn get(url: &str) -> Request<Bytes> {
+    Request::get(url).body(Bytes::new()).unwrap()
+}
+
+fn status(response: &Response<Bytes>) -> &CacheStatus {
+    response.extensions().get::<CacheStatus>().expect("every response carries a CacheStatus")
+}
+
+const URL: &str = "https://example.com/data";
+
+#[test]
+fn miss_then_hit_asks_the_origin_once() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "hello"));
+    let first = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(first.body(), "hello");
+    assert!(!status(&first).from_cache);
+    assert!(status(&first).stored);
+    assert_eq!(status(&first).expires, Some(at(60)));
+    clock.set(30);
+    let second = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 1);
+    assert_eq!(second.body(), "hello");
+    assert!(status(&second).from_cache);
+    assert_eq!(status(&second).reason, Reason::Fresh);
+    assert_eq!(second.headers()[http::header::AGE], "30"); // RFC 9111 §5.1
+    let cache_status = second.headers()[CACHE_STATUS].to_str().unwrap();
+    assert!(cache_status.starts_with("httpcache; hit; ttl=30"), "{cache_status}"); // RFC 9211
+}
+
+#[test]
+fn stale_entry_is_revalidated_with_304() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| {
+        Ok::<_, ()>(if r.headers().contains_key(http::header::IF_NONE_MATCH) {
+            origin.respond(&r, 304, &[("cache-control", "max-age=60"), ("etag", "\"v1\"")], "")
+        } else {
+            origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("etag", "\"v1\"")], "payload")
+        })
+    };
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 2);
+    assert_eq!(origin.seen.lock().unwrap()[1][http::header::IF_NONE_MATCH], "\"v1\""); // RFC 9111 §4.3.1
+    assert_eq!(revalidated.status(), StatusCode::OK);
+    assert_eq!(revalidated.body(), "payload");
+    assert!(status(&revalidated).revalidated);
+    assert_eq!(status(&revalidated).expires, Some(at(160)));
+    clock.set(150);
+    let hit = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 2, "the 304 made the entry fresh again");
+    assert!(status(&hit).from_cache);
+}
+
+#[test]
+fn a_failing_store_never_fails_the_request() {
+    let (cache, _clock) = cache(Settings::default());
+    cache.store().fail.store(true, Ordering::SeqCst);
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "ok"));
+    for _ in 0..2 {
+        let response = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+        assert_eq!(response.body(), "ok");
+        assert!(!status(&response).stored, "a failed write is reported as not stored");
+    }
+    assert_eq!(origin.count(), 2);
+}
+
+#[test]
+fn stale_if_error_covers_a_transport_error() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-if-error=100"), ("etag", "\"e\"")];
+    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old"))).unwrap();
+    clock.set(50);
+    let refused = |_: Request<Bytes>| Err::<Response<Bytes>, _>("connection refused");
+    let stale = cache.send(get(URL), RequestOptions::default(), refused).unwrap();
+    assert_eq!(stale.body(), "old");
+    assert!(status(&stale).stale);
+    assert_eq!(status(&stale).reason, Reason::StaleIfError);
+    clock.set(500);
+    assert_eq!(cache.send(get(URL), RequestOptions::default(), refused).unwrap_err(), "connection refused");
+}
+
+#[test]
+fn stale_if_error_covers_a_500() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let good = [("cache-control", "max-age=10, stale-if-error=100"), ("etag", "\"e\"")];
+    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &good, "old"))).unwrap();
+    clock.set(50);
+    let response = cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom"))).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body(), "old");
+}
+
+#[test]
+fn only_if_cached_answers_504_on_a_miss_without_asking() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let options = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    let response = cache.send(get(URL), options, |r| Ok::<_, ()>(origin.respond(&r, 200, &[], ""))).unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT); // RFC 9111 §5.2.1.7
+    assert_eq!(origin.count(), 0);
+    assert_eq!(status(&response).reason, Reason::OnlyIfCachedMiss);
+}
+
+#[test]
+fn unsafe_method_invalidates_the_stored_get() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    let post = Request::post(URL).body(Bytes::from_static(b"{}")).unwrap();
+    cache.send(post, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4");
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    assert_eq!(origin.count(), 3);
+}
+
+#[test]
+fn disabled_guard_bypasses_and_restores() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    {
+        let _off = cache.disable();
+        let response = cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+        assert_eq!(status(&response).reason, Reason::Disabled);
+        assert!(!cache.settings().read_only);
+    }
+    assert!(!cache.settings().disabled);
+    assert!(status(&cache.send(get(URL), RequestOptions::default(), ok).unwrap()).from_cache);
+    assert_eq!(origin.count(), 2);
+}
+
+#[test]
+fn force_refresh_and_refresh_go_to_the_origin() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("etag", "\"x\"")], "v"));
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
+    let forced = cache.send(get(URL), force, ok).unwrap();
+    assert!(!status(&forced).from_cache && status(&forced).stored);
+    assert!(!origin.seen.lock().unwrap()[1].contains_key(http::header::IF_NONE_MATCH), "force_refresh is unconditional");
+    let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
+    cache.send(get(URL), refresh, ok).unwrap();
+    assert_eq!(origin.seen.lock().unwrap()[2][http::header::IF_NONE_MATCH], "\"x\"", "refresh revalidates");
+    assert_eq!(origin.count(), 3);
+}
+
+#[test]
+fn stale_while_revalidate_hands_back_a_pending_revalidation() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-while-revalidate=60"), ("etag", "\"a\"")];
+    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old"))).unwrap();
+    clock.set(20);
+    let Plan::Respond(mut response) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default()) else {
+        panic!("expected a stale response at once");
+    };
+    assert!(status(&response).stale);
+    assert_eq!(response.body(), "old");
+    let PendingRevalidation(forward) = response.extensions_mut().remove::<PendingRevalidation>().expect("pending");
+    assert_eq!(forward.request().headers()[http::header::IF_NONE_MATCH], "\"a\""); // RFC 5861 §3
+    let fresh = origin.respond(&forward.request(), 200, &[("cache-control", "max-age=10"), ("etag", "\"b\"")], "new");
+    assert!(matches!(cache.complete(*Box::new(forward), fresh, None), Completion::Respond(_)));
+    let next = cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], ""))).unwrap();
+    assert_eq!(next.body(), "new");
+    assert!(status(&next).from_cache);
+}
+
+#[test]
+fn redirect_target_is_remembered_and_served_directly() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default()) else {
+        panic!("miss expected");
+    };
+    let final_url: http::Uri = "https://example.com/moved".parse().unwrap();
+    let response = origin.respond(&forward.request(), 200, &[("cache-control", "max-age=60")], "moved here");
+    let Completion::Respond(_) = cache.complete(*forward, response, Some(&final_url)) else { panic!() };
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[], "origin"));
+    let via_original = cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    assert_eq!(via_original.extensions().get::<FinalUrl>(), Some(&FinalUrl("https://example.com/moved".into())));
+    let direct = cache.send(get("https://example.com/moved"), RequestOptions::default(), ok).unwrap();
+    assert_eq!(direct.body(), "moved here");
+    assert_eq!(origin.count(), 1);
+}
+
+#[test]
+fn identical_concurrent_misses_reach_the_origin_once() {
+    const FOLLOWERS: usize = 7;
+    let (cache, _clock) = cache(Settings::default());
+    let cache = Arc::new(cache);
+    let origin = Origin::default();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| {
+            cache.send(get(URL), RequestOptions::default(), |r| {
+                entered_tx.send(()).unwrap();
+                release_rx.lock().unwrap().recv().unwrap();
+                Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "once"))
+            })
+        });
+        entered_rx.recv().unwrap();
+        let followers: Vec<_> = (0..FOLLOWERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    cache.send(get(URL), RequestOptions::default(), |r| {
+                        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "again"))
+                    })
+                })
+            })
+            .collect();
+        // Release the leader only once every follower is parked behind it.
+        let mut spins = 0u64;
+        while cache.coalesced_waiters() < FOLLOWERS {
+            std::thread::yield_now();
+            spins += 1;
+            assert!(spins < 50_000_000, "followers never parked");
+        }
+        release_tx.send(()).unwrap();
+        assert_eq!(leader.join().unwrap().unwrap().body(), "once");
+        for follower in followers {
+            let response = follower.join().unwrap().unwrap();
+            assert_eq!(response.body(), "once");
+            assert!(status(&response).from_cache);
+        }
+    });
+    assert_eq!(origin.count(), 1);
+}
+
+#[test]
+fn async_driver_over_inline_store() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| {
+        let response = origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("date", &date(0))], "async");
+        async move { Ok::<_, ()>(response) }
+    };
+    futures_executor::block_on(async {
+        let first = cache.send_async(get(URL), RequestOptions::default(), send).await.unwrap();
+        assert!(!status(&first).from_cache);
+        clock.set(5);
+        let second = cache.send_async(get(URL), RequestOptions::default(), send).await.unwrap();
+        assert!(status(&second).from_cache);
+        assert_eq!(second.body(), "async");
+    });
+    assert_eq!(origin.count(), 1);
+    let _ = (T0_SECS, SystemTime::UNIX_EPOCH);
+}
+
+#[test]
+fn head_is_answered_from_the_stored_get_without_a_body() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok = |r: Request<Bytes>| {
+        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("content-length", "5")], "hello"))
+    };
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    let head = Request::head(URL).body(Bytes::new()).unwrap();
+    let response = cache.send(head, RequestOptions::default(), ok).unwrap();
+    assert_eq!(origin.count(), 1, "RFC 9110 §9.3.2: a stored GET answers HEAD");
+    assert!(status(&response).from_cache);
+    assert!(response.body().is_empty());
+    assert_eq!(response.headers()[http::header::CONTENT_LENGTH], "5");
+}

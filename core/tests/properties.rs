@@ -1,0 +1,196 @@
+//! Policy invariants, property-tested over random directives, times and settings.
+
+mod support;
+
+use std::time::Duration;
+
+use httpcache_core::freshness::AgeInputs;
+use httpcache_core::machine::{Action, Outcome, decide};
+use httpcache_core::settings::{Expiry, RequestOptions, Settings, StaleAllowance};
+use httpcache_core::{Entry, header::Vary};
+use proptest::prelude::*;
+use support::*;
+
+const URL: &str = "https://example.com/p";
+
+/// A random `Cache-Control` value built from response directives.
+fn response_directives() -> impl Strategy<Value = Vec<String>> {
+    let directive = prop_oneof![
+        (0u64..500).prop_map(|n| format!("max-age={n}")),
+        (0u64..500).prop_map(|n| format!("s-maxage={n}")),
+        Just("no-cache".to_string()),
+        Just("must-revalidate".to_string()),
+        Just("proxy-revalidate".to_string()),
+        Just("public".to_string()),
+        Just("private".to_string()),
+        Just("immutable".to_string()),
+        (0u64..500).prop_map(|n| format!("stale-while-revalidate={n}")),
+        (0u64..500).prop_map(|n| format!("stale-if-error={n}")),
+    ];
+    prop::collection::vec(directive, 0..5)
+}
+
+/// Request directives that never allow a stale response.
+fn strict_request_directives() -> impl Strategy<Value = Vec<String>> {
+    let directive = prop_oneof![
+        (0u64..500).prop_map(|n| format!("max-age={n}")),
+        (0u64..500).prop_map(|n| format!("min-fresh={n}")),
+        Just("no-cache".to_string()),
+        Just("no-store".to_string()),
+    ];
+    prop::collection::vec(directive, 0..3)
+}
+
+fn settings_strategy() -> impl Strategy<Value = Settings> {
+    (any::<bool>(), any::<bool>(), prop::option::of(0u64..1000)).prop_map(|(shared, cache_control, ttl)| Settings {
+        shared,
+        cache_control,
+        expire_after: ttl.map(|secs| Expiry::After(Duration::from_secs(secs))),
+        ..Settings::default()
+    })
+}
+
+fn header_list(directives: &[String]) -> Vec<(&'static str, String)> {
+    if directives.is_empty() { Vec::new() } else { vec![("cache-control", directives.join(", "))] }
+}
+
+fn as_pairs<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    list.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}
+
+/// Stores a response received at `secs` with `directives` plus a validator and a Date,
+/// returning the entry if the machine stores it.
+fn try_store(secs: u64, directives: &[String], extra: &[(&str, &str)], request: &http::request::Parts, settings: &Settings) -> Option<Entry> {
+    let mut headers = header_list(directives);
+    headers.push(("etag", "\"p\"".to_string()));
+    headers.push(("date", date(secs)));
+    let mut pairs = as_pairs(&headers);
+    pairs.extend_from_slice(extra);
+    match outcome(secs, request, &resp(200, &pairs), b"body", None, settings, &RequestOptions::default()) {
+        Outcome::Store { entry, .. } => Some(*entry),
+        _ => None,
+    }
+}
+
+proptest! {
+    /// RFC 9111 §5.2.2.5: a response under `no-store` is never stored, whatever else it says.
+    #[test]
+    fn no_store_is_never_stored(mut directives in response_directives(), settings in settings_strategy(), position in 0usize..6) {
+        let position = position.min(directives.len());
+        directives.insert(position, "no-store".to_string());
+        prop_assert!(try_store(0, &directives, &[], &get(URL, &[]), &settings).is_none());
+    }
+
+    /// RFC 9111 §5.2.2.5: and a stored response that (through a 304 merge) came to
+    /// say `no-store` is never served.
+    #[test]
+    fn no_store_is_never_served(directives in response_directives(), later in 0u64..1000) {
+        let settings = Settings::default();
+        if let Some(mut entry) = try_store(0, &directives, &[], &get(URL, &[]), &settings) {
+            entry.response.headers.append("cache-control", http::HeaderValue::from_static("no-store"));
+            let action = decide(at(later), &get(URL, &[]), &[entry], &settings, &RequestOptions::default());
+            prop_assert!(!matches!(action, Action::Serve(_)), "{action:?}");
+        }
+    }
+
+    /// RFC 9111 §4.2.4: a stale response is never served unless a directive
+    /// (max-stale, stale-while-revalidate) or a setting allows it.
+    #[test]
+    fn stale_is_never_served_without_permission(
+        directives in response_directives().prop_map(|d| d.into_iter().filter(|d| !d.starts_with("stale-while")).collect::<Vec<_>>()),
+        request_directives in strict_request_directives(),
+        settings in settings_strategy(),
+        later in 0u64..2000,
+    ) {
+        let request = get(URL, &as_pairs(&header_list(&request_directives)));
+        if let Some(entry) = try_store(0, &directives, &[], &get(URL, &[]), &settings) {
+            let stale = entry.expires.is_some_and(|expires| expires <= at(later));
+            let action = decide(at(later), &request, &[entry], &settings, &RequestOptions::default());
+            if stale {
+                prop_assert!(!matches!(action, Action::Serve(_)), "{action:?}");
+            }
+        }
+    }
+
+    /// RFC 9111 §4.2: a fresh response with nothing forcing revalidation is served
+    /// without asking the network.
+    #[test]
+    fn a_fresh_hit_never_asks_the_network(max_age in 1u64..10_000, elapsed_fraction in 0.0f64..1.0, shared in any::<bool>()) {
+        let settings = Settings { shared, ..Settings::default() };
+        let entry = try_store(0, &[format!("max-age={max_age}")], &[], &get(URL, &[]), &settings).expect("storable");
+        let now = (max_age as f64 * elapsed_fraction) as u64;
+        prop_assume!(now < max_age);
+        let action = decide(at(now), &get(URL, &[]), &[entry], &settings, &RequestOptions::default());
+        prop_assert!(matches!(action, Action::Serve(ref serve) if !serve.stale), "{action:?}");
+    }
+
+    /// RFC 9111 §4.1: whatever is served matches the request's Vary fields.
+    #[test]
+    fn a_vary_mismatch_never_serves_the_other_variant(
+        stored_languages in prop::collection::vec("[a-c]{1,2}", 1..4),
+        asked in "[a-c]{1,2}",
+        later in 0u64..200,
+    ) {
+        let settings = Settings::default();
+        let entries: Vec<Entry> = stored_languages
+            .iter()
+            .filter_map(|language| {
+                let request = get(URL, &[("accept-language", language)]);
+                try_store(0, &["max-age=100".to_string()], &[("vary", "accept-language")], &request, &settings)
+            })
+            .collect();
+        let request = get(URL, &[("accept-language", &asked)]);
+        let chosen = match decide(at(later), &request, &entries, &settings, &RequestOptions::default()) {
+            Action::Serve(serve) => Some(serve.index),
+            Action::Revalidate(revalidate) => Some(revalidate.index),
+            _ => None,
+        };
+        if let Some(index) = chosen {
+            let entry = &entries[index];
+            prop_assert!(Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers));
+            prop_assert_eq!(entry.request.headers["accept-language"].to_str().unwrap(), asked.as_str());
+        } else {
+            prop_assert!(!stored_languages.contains(&asked));
+        }
+    }
+
+    /// `decide` is a function: the same inputs give the same action.
+    #[test]
+    fn decide_is_deterministic(
+        directives in response_directives(),
+        request_directives in strict_request_directives(),
+        settings in settings_strategy(),
+        later in 0u64..2000,
+        refresh in any::<bool>(),
+        only_if_cached in any::<bool>(),
+    ) {
+        let options = RequestOptions { refresh, only_if_cached, ..RequestOptions::default() };
+        let request = get(URL, &as_pairs(&header_list(&request_directives)));
+        let stored: Vec<Entry> = try_store(0, &directives, &[], &get(URL, &[]), &settings).into_iter().collect();
+        let settings = Settings { stale_while_revalidate: StaleAllowance::AtMost(Duration::from_secs(30)), ..settings };
+        prop_assert_eq!(
+            decide(at(later), &request, &stored, &settings, &options),
+            decide(at(later), &request, &stored, &settings, &options)
+        );
+    }
+
+    /// RFC 9111 §4.2.3: age never decreases as `now` grows.
+    #[test]
+    fn age_never_decreases(
+        sent in 0u64..1000,
+        delay in 0u64..100,
+        date_offset in -200i64..200,
+        age in prop::option::of(0u64..10_000),
+        t1 in 0u64..5000,
+        dt in 0u64..5000,
+    ) {
+        let request_time = at(sent);
+        let response_time = at(sent + delay);
+        let date = at((sent as i64 + date_offset).max(0) as u64);
+        let inputs = AgeInputs { request_time, response_time, date: Some(date), age: age.map(Duration::from_secs) };
+        let first = inputs.current_age(at(t1));
+        let second = inputs.current_age(at(t1 + dt));
+        prop_assert!(second >= first);
+        prop_assert!(inputs.current_age(response_time) >= Duration::from_secs(delay.min(age.map_or(delay, |a| a + delay))));
+    }
+}
