@@ -1,1 +1,288 @@
-//! Placeholder.
+//! # httpcache-mem
+//!
+//! An in-process [`Store`] for httpcache, bounded by total bytes (and optionally by
+//! number of entries), safe to share between threads.
+//!
+//! ```
+//! use httpcache_core::{Inline, Store};
+//! use httpcache_mem::MemoryStore;
+//!
+//! // At most 64 MiB of entries, and at most 10 000 of them.
+//! let store = MemoryStore::new(64 << 20).with_max_entries(10_000);
+//! assert!(store.scan().unwrap().is_empty());
+//!
+//! // The same store for async drivers: its calls never block for long, so it runs
+//! // inline on the executor through `httpcache_core::Inline`.
+//! let async_store = Inline(store);
+//! # let _ = async_store;
+//! ```
+//!
+//! ## How it works
+//!
+//! Entries live decoded, in a concurrent sharded cache ([`quick_cache`]), one item per
+//! [`CacheKey`] holding all that key's variants. A hit is one lookup under the shard's
+//! read lock and returns clones: an [`Entry`] clone shares its body (a `bytes::Bytes`)
+//! and header values, so no body is ever copied. Writes to one key are serialised by a
+//! small striped lock (readers never take it), so concurrent puts of two variants of a
+//! key both land.
+//!
+//! ## Bounds and eviction
+//!
+//! Each item weighs about the size of its variants' binary encoding. When the total
+//! would pass `max_bytes`, the cache evicts the least valuable items first: quick_cache's
+//! CLOCK-Pro-like policy keeps entries that are read again over entries written once.
+//! The cache is split into shards (at most 4 per core), each holding an equal part of
+//! the budget; shards are never smaller than 16 MiB (fewer shards for a smaller cache),
+//! and an entry that does not fit in one shard is refused with [`StoreError::Full`].
+//!
+//! With [`MemoryStore::with_max_entries`], every variant weighs at least
+//! `max_bytes / max_entries`, so at most about `max_entries` variants are kept.
+//!
+//! Nothing is persisted: the store is empty when the process starts.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
+
+/// Fraction of each shard quick_cache reserves for its "hot" items; an item larger than
+/// this part of a shard is never admitted.
+const HOT_ALLOCATION: f64 = 0.97;
+
+/// Shards are at least this large, so a cache of at least this size accepts an entry
+/// of up to about this size.
+const MIN_SHARD_BYTES: u64 = 16 << 20;
+
+/// Fixed per-entry overhead of the binary encoding (lengths, times, checksums...).
+const ENTRY_OVERHEAD: u64 = 144;
+
+/// Number of write-lock stripes.
+const WRITE_STRIPES: usize = 64;
+
+/// The variants stored under one key, with their weight computed once.
+#[derive(Clone)]
+struct Variants(Arc<VariantsInner>);
+
+struct VariantsInner {
+    entries: Box<[Entry]>,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct VariantsWeighter;
+
+impl Weighter<CacheKey, Variants> for VariantsWeighter {
+    fn weight(&self, _key: &CacheKey, value: &Variants) -> u64 {
+        value.0.weight
+    }
+}
+
+type Inner =
+    Cache<CacheKey, Variants, VariantsWeighter, DefaultHashBuilder, DefaultLifecycle<CacheKey, Variants>>;
+
+/// An in-process store bounded by total bytes. See the [crate docs](crate).
+pub struct MemoryStore {
+    cache: Inner,
+    write_locks: Box<[Mutex<()>]>,
+    max_bytes: u64,
+    max_entries: Option<u64>,
+    /// Every variant weighs at least this (from `max_entries`).
+    min_entry_weight: u64,
+    /// The largest item a shard admits.
+    admit_limit: u64,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_bytes", &self.max_bytes)
+            .field("max_entries", &self.max_entries)
+            .field("used_bytes", &self.used_bytes())
+            .field("keys", &self.cache.len())
+            .finish()
+    }
+}
+
+/// The bytes one header map takes in the encoding: each line's name and value and
+/// their two length prefixes.
+fn header_bytes(headers: &http::HeaderMap) -> u64 {
+    headers.iter().map(|(name, value)| (name.as_str().len() + value.len() + 8) as u64).sum()
+}
+
+/// The approximate size of `entry`'s binary encoding.
+fn approximate_size(entry: &Entry) -> u64 {
+    let strings = entry.request.method.as_str().len()
+        + entry.request.url.len()
+        + entry.response.final_url.as_ref().map_or(0, String::len);
+    ENTRY_OVERHEAD
+        + header_bytes(&entry.request.headers)
+        + header_bytes(&entry.response.headers)
+        + strings as u64
+        + entry.response.body.len() as u64
+}
+
+impl MemoryStore {
+    /// A store holding at most about `max_bytes` of entries (measured as their encoded size).
+    pub fn new(max_bytes: u64) -> Self {
+        Self::build(max_bytes, None)
+    }
+
+    /// The same store, also holding at most about `max_entries` entries (variants).
+    /// Replaces the store: call it when building, before storing anything.
+    pub fn with_max_entries(self, max_entries: u64) -> Self {
+        Self::build(self.max_bytes, Some(max_entries.max(1)))
+    }
+
+    fn build(max_bytes: u64, max_entries: Option<u64>) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, NonZeroUsize::get) as u64;
+        let mut shards = (parallelism * 4).min(max_bytes / MIN_SHARD_BYTES).max(1);
+        if let Some(max_entries) = max_entries {
+            // At least 32 entries per shard, so the per-shard entry budget is meaningful.
+            shards = shards.min((max_entries / 32).max(1));
+        }
+        // A power of two no larger than asked (quick_cache rounds up otherwise).
+        let shards = 1u64 << (63 - shards.leading_zeros());
+        let shard_capacity = max_bytes / shards;
+        let admit_limit =
+            ((shard_capacity as f64 * HOT_ALLOCATION) as u64).clamp(shard_capacity.min(1), shard_capacity);
+        let min_entry_weight = max_entries.map_or(1, |n| {
+            let per_entry = (max_bytes / n).max(1);
+            ((per_entry as f64 * HOT_ALLOCATION) as u64).clamp(1, per_entry)
+        });
+        let estimated_items =
+            max_entries.unwrap_or(max_bytes / (16 << 10)).max(32 * shards).min(usize::MAX as u64) as usize;
+        let options = OptionsBuilder::new()
+            .shards(shards as usize)
+            .estimated_items_capacity(estimated_items)
+            .weight_capacity(shard_capacity * shards)
+            .hot_allocation(HOT_ALLOCATION)
+            .build();
+        let cache = match options {
+            Ok(options) => Cache::with_options(
+                options,
+                VariantsWeighter,
+                DefaultHashBuilder::default(),
+                DefaultLifecycle::default(),
+            ),
+            // Cannot happen: both required options are set above. Fall back to the plain
+            // constructor rather than panicking.
+            Err(_) => Cache::with_weighter(estimated_items, max_bytes, VariantsWeighter),
+        };
+        MemoryStore {
+            cache,
+            write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            max_bytes,
+            max_entries,
+            min_entry_weight,
+            admit_limit,
+        }
+    }
+
+    /// The byte bound given to [`MemoryStore::new`].
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The entry bound given to [`MemoryStore::with_max_entries`], if any.
+    pub fn max_entries(&self) -> Option<u64> {
+        self.max_entries
+    }
+
+    /// The total weight held now: about the encoded size of every entry (more when
+    /// [`MemoryStore::with_max_entries`] raises small entries' weight).
+    pub fn used_bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    /// The largest entry (or set of variants of one key) this store accepts.
+    pub fn max_entry_bytes(&self) -> u64 {
+        self.admit_limit
+    }
+
+    fn lock_for(&self, key: &CacheKey) -> MutexGuard<'_, ()> {
+        let stripe = usize::from(key.0[0]) % self.write_locks.len();
+        // The lock guards no data, so a poisoned lock is as good as a healthy one.
+        self.write_locks[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn variants(&self, entries: Vec<Entry>) -> Variants {
+        let size: u64 = entries.iter().map(approximate_size).sum();
+        let floor = self.min_entry_weight.saturating_mul(entries.len() as u64);
+        Variants(Arc::new(VariantsInner {
+            weight: size.max(floor).max(1),
+            entries: entries.into_boxed_slice(),
+        }))
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        Ok(self.cache.get(key).map(|variants| variants.0.entries.to_vec()).unwrap_or_default())
+    }
+
+    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        let _write = self.lock_for(&entry.key);
+        let mut entries: Vec<Entry> = match self.cache.peek(&entry.key) {
+            Some(current) => {
+                current.0.entries.iter().filter(|e| e.variant != entry.variant).cloned().collect()
+            }
+            None => Vec::with_capacity(1),
+        };
+        entries.push(entry.clone());
+        let value = self.variants(entries);
+        let weight = value.0.weight;
+        if weight > self.admit_limit {
+            return Err(StoreError::Full(format!(
+                "entry {} weighs {weight} bytes (with its other variants); this memory store accepts at most {}",
+                entry.key, self.admit_limit
+            )));
+        }
+        self.cache.insert(entry.key, value);
+        Ok(())
+    }
+
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        let _write = self.lock_for(key);
+        Ok(self.cache.remove(key).map_or(0, |(_, variants)| variants.0.entries.len()))
+    }
+
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        let _write = self.lock_for(key);
+        let Some(current) = self.cache.peek(key) else {
+            return Ok(false);
+        };
+        if !current.0.entries.iter().any(|e| e.variant == variant) {
+            return Ok(false);
+        }
+        let rest: Vec<Entry> = current.0.entries.iter().filter(|e| e.variant != variant).cloned().collect();
+        if rest.is_empty() {
+            self.cache.remove(key);
+        } else {
+            // `Err` means the key was evicted meanwhile: the variant is gone either way.
+            let _ = self.cache.replace(*key, self.variants(rest), true);
+        }
+        Ok(true)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        self.cache.clear();
+        Ok(())
+    }
+
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        Ok(self
+            .cache
+            .iter()
+            .flat_map(|(_, variants)| variants.0.entries.iter().map(Entry::meta).collect::<Vec<_>>())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

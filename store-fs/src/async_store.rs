@@ -1,0 +1,92 @@
+//! [`AsyncFsStore`]: the filesystem store for async drivers.
+
+use std::future::Future;
+
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+
+use crate::FsStore;
+
+/// An [`FsStore`] as an [`AsyncStore`]. File I/O blocks, so every call runs on the
+/// thread pool of the [`blocking`] crate, which works under any executor (tokio,
+/// async-std, smol, `futures::executor`), and the executor's threads stay free.
+///
+/// ```
+/// use httpcache_core::AsyncStore;
+/// use httpcache_fs::FsStore;
+///
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = FsStore::open(dir.path())?.into_async();
+/// let metas = futures_executor::block_on(store.scan())?;
+/// assert!(metas.is_empty());
+/// # Ok::<(), httpcache_core::StoreError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AsyncFsStore {
+    store: FsStore,
+}
+
+impl AsyncFsStore {
+    /// Wraps `store`.
+    pub fn new(store: FsStore) -> Self {
+        AsyncFsStore { store }
+    }
+
+    /// The blocking store inside, for calls from blocking code.
+    pub fn blocking(&self) -> &FsStore {
+        &self.store
+    }
+
+    /// Runs `work` on the blocking thread pool with a clone of the store.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&FsStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static {
+        let store = self.store.clone();
+        blocking::unblock(move || work(&store))
+    }
+}
+
+impl From<FsStore> for AsyncFsStore {
+    fn from(store: FsStore) -> Self {
+        AsyncFsStore::new(store)
+    }
+}
+
+impl AsyncStore for AsyncFsStore {
+    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
+        let key = *key;
+        self.run(move |store| store.get(&key))
+    }
+
+    fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        // Cheap: the body and header values are shared, not copied.
+        let entry = entry.clone();
+        self.run(move |store| store.put(&entry))
+    }
+
+    fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let key = *key;
+        self.run(move |store| store.remove(&key))
+    }
+
+    fn remove_variant(
+        &self,
+        key: &CacheKey,
+        variant: VariantId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let key = *key;
+        self.run(move |store| store.remove_variant(&key, variant))
+    }
+
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.run(|store| store.clear())
+    }
+
+    fn scan(&self) -> impl Future<Output = Result<Vec<EntryMeta>, StoreError>> + Send {
+        self.run(|store| store.scan())
+    }
+
+    fn compact(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.run(|store| store.compact())
+    }
+}

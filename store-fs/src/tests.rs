@@ -1,0 +1,454 @@
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use httpcache_core::conformance::{self, Fixture};
+use httpcache_core::{AsyncStore, Store};
+use tempfile::TempDir;
+
+use super::*;
+
+/// A fresh store in a temporary directory.
+fn open_in(format: Format, max_bytes: u64) -> Fixture<FsStore> {
+    let (store, dir) = open_temp(format, max_bytes);
+    Fixture::with_guard(store, dir)
+}
+
+/// A fresh async store in a temporary directory.
+fn open_async(format: Format, max_bytes: u64) -> Fixture<AsyncFsStore> {
+    let (store, dir) = open_temp(format, max_bytes);
+    Fixture::with_guard(store.into_async(), dir)
+}
+
+fn open_temp(format: Format, max_bytes: u64) -> (FsStore, TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = FsStore::builder(dir.path().join("cache"))
+        .format(format)
+        .max_bytes(max_bytes)
+        .open()
+        .expect("open a store in a temporary directory");
+    (store, dir)
+}
+
+/// The conformance `corrupt` hook: writes `bytes` as the record of (`key`, `variant`),
+/// keeping the file's other records.
+fn write_raw(store: &FsStore, key: &CacheKey, variant: VariantId, bytes: &[u8]) {
+    let format = store.format();
+    let path = store.path_of(key);
+    let data = fs::read(&path).unwrap_or_default();
+    let mut records: Vec<Vec<u8>> = match container::records(format, &data) {
+        Ok(ranges) => ranges
+            .into_iter()
+            .map(|range| data[range].to_vec())
+            .filter(|record| {
+                container::record_meta(format, record, key).is_none_or(|meta| meta.variant != variant)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    records.push(bytes.to_vec());
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    fs::create_dir_all(path.parent().expect("shard directory")).expect("shard directory");
+    fs::write(&path, container::encode(format, &refs)).expect("write a raw record");
+}
+
+mod binary {
+    use super::*;
+
+    httpcache_core::store_conformance! {
+        store: || open_in(Format::Binary, 1 << 30),
+        bounded: |max_bytes| open_in(Format::Binary, max_bytes),
+        corrupt: |store: &FsStore, key, variant, bytes| write_raw(store, key, variant, bytes),
+    }
+}
+
+mod json {
+    use super::*;
+
+    httpcache_core::store_conformance! {
+        store: || open_in(Format::Json, 1 << 30),
+        bounded: |max_bytes| open_in(Format::Json, max_bytes),
+        corrupt: |store: &FsStore, key, variant, bytes| write_raw(store, key, variant, bytes),
+    }
+}
+
+mod binary_async {
+    use super::*;
+
+    httpcache_core::async_store_conformance! {
+        store: || open_async(Format::Binary, 1 << 30),
+        bounded: |max_bytes| open_async(Format::Binary, max_bytes),
+        corrupt: |store: &AsyncFsStore, key, variant, bytes| write_raw(store.blocking(), key, variant, bytes),
+    }
+}
+
+mod json_async {
+    use super::*;
+
+    httpcache_core::async_store_conformance! {
+        store: || open_async(Format::Json, 1 << 30),
+        bounded: |max_bytes| open_async(Format::Json, max_bytes),
+        corrupt: |store: &AsyncFsStore, key, variant, bytes| write_raw(store.blocking(), key, variant, bytes),
+    }
+}
+
+fn entry(n: u64, variant: u64, size: usize) -> Entry {
+    conformance::entry(conformance::key(n), variant, conformance::body(n, size))
+}
+
+fn set_age(path: &Path, age: Duration) {
+    let file = File::options().write(true).open(path).expect("open to set its time");
+    file.set_modified(wall_clock() - age).expect("set modification time");
+}
+
+fn modified(path: &Path) -> SystemTime {
+    fs::metadata(path).and_then(|m| m.modified()).expect("modification time")
+}
+
+#[cfg(unix)]
+#[test]
+fn files_are_0600_and_directories_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 10);
+    store.put(&e).unwrap();
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let file = store.path_of(&e.key);
+    assert_eq!(mode(&file), 0o600, "{}", file.display());
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert_eq!(mode(store.path()), 0o700);
+    // A rewrite keeps the mode.
+    store.put(&entry(1, 1, 10)).unwrap();
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[test]
+fn layout_is_sharded_by_key_prefix() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(7, 0, 10);
+    store.put(&e).unwrap();
+    store.put(&entry(7, 1, 10)).unwrap();
+    let hex = e.key.to_string();
+    let want = store.path().join(&hex[..2]).join(&hex);
+    assert_eq!(store.paths().unwrap(), vec![want.clone()], "variants share one file");
+    assert_eq!(store.path_of(&e.key), want);
+
+    let json = open_in(Format::Json, 1 << 20);
+    json.store.put(&e).unwrap();
+    let want = json.store.path().join(&hex[..2]).join(format!("{hex}.json"));
+    assert_eq!(json.store.paths().unwrap(), vec![want]);
+}
+
+#[test]
+fn foreign_files_are_ignored_and_kept() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 10);
+    store.put(&e).unwrap();
+    let hex = e.key.to_string();
+    let other_hex = conformance::key(2).to_string();
+    let root = store.path().to_path_buf();
+    let shard = root.join(&hex[..2]);
+    let foreign = [
+        root.join("README"),
+        root.join(&other_hex), // a key name, but not in a shard directory
+        shard.join("notes.txt"),
+        shard.join(hex.to_uppercase()),
+        shard.join(format!("{hex}.json")), // the other format's file
+        shard.join(format!("{hex}.bak")),
+        root.join("zz").join(&other_hex),                  // not a hex shard
+        root.join(&other_hex[..2]).join(&other_hex[..63]), // wrong length
+    ];
+    for path in &foreign {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"not yours").unwrap();
+    }
+    // A key-named file in the wrong shard directory.
+    let misplaced = root.join("00").join(&other_hex);
+    if !other_hex.starts_with("00") {
+        fs::create_dir_all(misplaced.parent().unwrap()).unwrap();
+        fs::write(&misplaced, b"not yours").unwrap();
+    }
+    assert_eq!(store.scan().unwrap(), vec![e.meta()]);
+    assert_eq!(store.paths().unwrap(), vec![store.path_of(&e.key)]);
+    store.clear().unwrap();
+    assert!(store.scan().unwrap().is_empty());
+    for path in &foreign {
+        assert_eq!(fs::read(path).unwrap(), b"not yours", "{} was touched", path.display());
+    }
+    // Reopening (temp cleanup, size count) leaves them alone too.
+    let reopened = FsStore::builder(&root).max_bytes(1).open().unwrap();
+    assert!(reopened.scan().unwrap().is_empty());
+    for path in &foreign {
+        assert!(path.exists(), "{} was deleted", path.display());
+    }
+}
+
+#[test]
+fn stale_temp_files_are_cleaned_at_open() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let root = fixture.store.path().to_path_buf();
+    let shard = root.join("ab");
+    fs::create_dir_all(&shard).unwrap();
+    let stale = shard.join(".tmp.abcd.123.0");
+    let fresh = shard.join(".tmp.abcd.123.1");
+    fs::write(&stale, b"half a write").unwrap();
+    fs::write(&fresh, b"a write in progress").unwrap();
+    set_age(&stale, Duration::from_secs(120));
+    let store = FsStore::open(&root).unwrap();
+    assert!(!stale.exists(), "a temp file older than a minute is removed");
+    assert!(fresh.exists(), "a recent temp file may belong to a live writer");
+    assert!(store.scan().unwrap().is_empty());
+    assert!(store.paths().unwrap().is_empty());
+}
+
+#[test]
+fn broken_files_are_misses_and_removed() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 1000);
+    let encoded = container::encode(Format::Binary, &[&e.encode()]);
+    let mut older_container = encoded.clone();
+    older_container[4] = 0; // container version 0
+    let bare_entry = e.encode(); // an entry without its container: foreign here
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated", encoded[..encoded.len() - 10].to_vec()),
+        ("older container", older_container),
+        ("bare entry", bare_entry),
+        ("json in a binary store", e.to_json()),
+    ];
+    for (name, bytes) in cases {
+        let path = store.path_of(&e.key);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &bytes).unwrap();
+        assert!(store.get(&e.key).unwrap().is_empty(), "{name}");
+        assert!(!path.exists(), "{name}: the broken file is removed");
+        fs::write(&path, &bytes).unwrap();
+        assert!(store.scan().unwrap().is_empty(), "{name}");
+        assert!(!path.exists(), "{name}: scan removes it too");
+    }
+}
+
+#[test]
+fn json_files_are_readable_and_a_foreign_element_is_dropped() {
+    let fixture = open_in(Format::Json, 1 << 20);
+    let store = &fixture.store;
+    let a = conformance::entry(conformance::key(1), 1, bytes::Bytes::from_static(b"hello, world"));
+    let b = entry(1, 2, 100);
+    store.put(&a).unwrap();
+    store.put(&b).unwrap();
+    let path = store.path_of(&a.key);
+    let text = fs::read_to_string(&path).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(2));
+    assert!(text.contains("hello, world"), "a text body is readable:\n{text}");
+    assert!(text.contains('\n'), "pretty-printed");
+    // Valid JSON that is not an entry: only that element is dropped.
+    write_raw(store, &a.key, VariantId(1), br#"{"not": "an entry"}"#);
+    assert_eq!(store.scan().unwrap(), vec![b.meta()]);
+    assert_eq!(store.get(&a.key).unwrap(), vec![b.clone()]);
+    let parsed: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "rewritten without the foreign element");
+}
+
+#[test]
+fn eviction_removes_least_recently_used_first() {
+    let fixture = open_in(Format::Binary, 100_000);
+    let store = &fixture.store;
+    let entries: Vec<Entry> = (0..8).map(|n| entry(n, 0, 10_000)).collect();
+    for (age, e) in entries.iter().enumerate() {
+        store.put(e).unwrap();
+        // Entry 0 is the oldest, 7 the newest.
+        set_age(&store.path_of(&e.key), Duration::from_secs(3600 - age as u64 * 60));
+    }
+    // Entry 1 is read: a hit refreshes its time (it is more than a minute old).
+    let before = modified(&store.path_of(&entries[1].key));
+    assert_eq!(store.get(&entries[1].key).unwrap().len(), 1);
+    assert!(modified(&store.path_of(&entries[1].key)) > before, "a hit refreshes recency");
+    // Three more entries: over 100 kB, so the oldest go first.
+    for n in 8..11 {
+        store.put(&entry(n, 0, 10_000)).unwrap();
+    }
+    let kept: Vec<CacheKey> = store.scan().unwrap().into_iter().map(|meta| meta.key).collect();
+    assert!(!kept.contains(&entries[0].key), "the least recently used is evicted");
+    assert!(kept.contains(&entries[1].key), "the recently read entry is kept");
+    assert!(kept.contains(&conformance::key(10)), "the newest is kept");
+    let total: u64 = store.paths().unwrap().iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    assert!(total <= 100_000, "{total}");
+    assert_eq!(store.used_bytes(), total);
+}
+
+#[test]
+fn a_recent_hit_does_not_touch_the_file() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 10);
+    store.put(&e).unwrap();
+    set_age(&store.path_of(&e.key), Duration::from_secs(10));
+    let before = modified(&store.path_of(&e.key));
+    store.get(&e.key).unwrap();
+    assert_eq!(modified(&store.path_of(&e.key)), before);
+}
+
+#[test]
+fn open_counts_existing_files_and_enforces_the_bound() {
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    for n in 0..10 {
+        store.put(&entry(n, 0, 10_000)).unwrap();
+    }
+    let total: u64 = store.paths().unwrap().iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let reopened = FsStore::open(store.path()).unwrap();
+    assert_eq!(reopened.used_bytes(), total);
+    let bounded = FsStore::builder(store.path()).max_bytes(total / 2).open().unwrap();
+    assert!(bounded.used_bytes() <= total / 2);
+    assert!(bounded.scan().unwrap().len() < 10);
+}
+
+#[test]
+fn an_entry_larger_than_the_bound_is_refused() {
+    let fixture = open_in(Format::Binary, 5_000);
+    let store = &fixture.store;
+    let small = entry(1, 0, 10);
+    store.put(&small).unwrap();
+    assert!(matches!(store.put(&entry(1, 1, 10_000)), Err(StoreError::Full(_))));
+    assert_eq!(store.get(&small.key).unwrap(), vec![small], "the other variant is kept");
+}
+
+#[test]
+fn two_handles_share_one_directory() {
+    // As two processes would: separate stores on the same directory.
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let other = FsStore::open(fixture.store.path()).unwrap();
+    let e = entry(1, 0, 100);
+    fixture.store.put(&e).unwrap();
+    assert_eq!(other.get(&e.key).unwrap(), vec![e.clone()]);
+    assert_eq!(other.remove(&e.key).unwrap(), 1);
+    assert!(fixture.store.get(&e.key).unwrap().is_empty());
+}
+
+#[test]
+fn open_on_a_file_is_not_a_cache() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    assert!(matches!(FsStore::open(&file), Err(StoreError::NotACache(_))));
+    match FsStore::open(file.join("sub")) {
+        Err(StoreError::Io { context, .. }) => assert!(context.contains("file/sub"), "{context}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unwritable_shard_is_an_error_not_a_panic() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 10);
+    // The shard directory's place is taken by a regular file.
+    let shard = store.path_of(&e.key).parent().unwrap().to_path_buf();
+    fs::write(&shard, b"in the way").unwrap();
+    match store.put(&e) {
+        Err(StoreError::Io { context, .. }) => {
+            assert!(context.contains(&e.key.to_string()[..2]), "{context}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert!(store.get(&e.key).is_err() || store.get(&e.key).unwrap().is_empty());
+    assert!(store.scan().unwrap().is_empty(), "the foreign file is ignored");
+}
+
+#[test]
+fn a_missing_directory_is_an_error_not_a_panic() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    fs::remove_dir_all(store.path()).unwrap();
+    let e = entry(1, 0, 10);
+    assert!(store.get(&e.key).unwrap().is_empty(), "a missing file is a miss");
+    for result in [store.put(&e).map(|_| ()), store.scan().map(|_| ()), store.clear()] {
+        match result {
+            Err(StoreError::Io { context, .. }) => assert!(context.contains("cache"), "{context}"),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_directory_is_an_error_not_a_panic() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 10);
+    store.put(&e).unwrap();
+    let shard = store.path_of(&e.key).parent().unwrap().to_path_buf();
+    fs::set_permissions(&shard, fs::Permissions::from_mode(0o500)).unwrap();
+    // Root ignores permissions: only assert when the directory really is read-only.
+    let probe = shard.join("probe");
+    let read_only = fs::write(&probe, b"").is_err();
+    let _ = fs::remove_file(&probe);
+    if read_only {
+        match store.put(&entry(1, 1, 10)) {
+            Err(StoreError::Io { context, .. }) => assert!(context.contains(&shard.display().to_string())),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert_eq!(store.get(&e.key).unwrap(), vec![e.clone()], "reads still work");
+    }
+    fs::set_permissions(&shard, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn fsync_mode_writes_and_reads() {
+    let dir = TempDir::new().unwrap();
+    let store = FsStore::builder(dir.path()).fsync(true).open().unwrap();
+    let e = entry(1, 0, 1000);
+    store.put(&e).unwrap();
+    assert_eq!(store.get(&e.key).unwrap(), vec![e]);
+    assert_eq!(store.format(), Format::Binary);
+    assert_eq!(store.max_bytes(), DEFAULT_MAX_BYTES);
+}
+
+#[test]
+fn async_store_runs_off_the_executor() {
+    let fixture = open_async(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let e = entry(1, 0, 100);
+    futures_executor::block_on(async {
+        store.put(&e).await.unwrap();
+        assert_eq!(store.get(&e.key).await.unwrap(), vec![e.clone()]);
+        assert_eq!(store.scan().await.unwrap(), vec![e.meta()]);
+        assert!(store.remove_variant(&e.key, e.variant).await.unwrap());
+        assert_eq!(store.remove(&e.key).await.unwrap(), 0);
+        store.compact().await.unwrap();
+        store.clear().await.unwrap();
+    });
+    let from: AsyncFsStore = store.blocking().clone().into();
+    assert!(futures_executor::block_on(from.scan()).unwrap().is_empty());
+}
+
+#[test]
+fn compact_removes_leftovers_and_empty_shards() {
+    let fixture = open_in(Format::Binary, 1 << 20);
+    let store = &fixture.store;
+    let kept = entry(1, 0, 10);
+    let gone = entry(2, 0, 10);
+    store.put(&kept).unwrap();
+    store.put(&gone).unwrap();
+    store.remove(&gone.key).unwrap();
+    let empty_shard = store.path_of(&gone.key).parent().unwrap().to_path_buf();
+    let kept_shard = store.path_of(&kept.key).parent().unwrap().to_path_buf();
+    let stale = kept_shard.join(".tmp.x.1.1");
+    fs::write(&stale, b"left by a crash").unwrap();
+    set_age(&stale, Duration::from_secs(600));
+    let foreign_dir = store.path().join("zz");
+    fs::create_dir(&foreign_dir).unwrap();
+    store.compact().unwrap();
+    assert!(!stale.exists());
+    assert!(empty_shard != kept_shard && !empty_shard.exists(), "an empty shard directory is removed");
+    assert!(kept_shard.exists());
+    assert!(foreign_dir.exists(), "a directory that is not ours is kept");
+    assert_eq!(store.get(&kept.key).unwrap(), vec![kept]);
+    store.put(&gone).unwrap();
+    assert_eq!(store.get(&gone.key).unwrap(), vec![gone], "a removed shard directory is recreated");
+}
