@@ -116,15 +116,20 @@ impl Forward {
 
     /// Whether the response's body is worth buffering for the cache: `false` when the
     /// cache is bypassed, the method or status is not stored, or `Content-Length`
-    /// exceeds `max_entry_bytes` (stream such responses straight to the caller and
-    /// finish with [`Cache::complete`] on an empty body is *not* right; just drop the
-    /// `Forward`).
+    /// exceeds `max_entry_bytes`. Stream such responses straight to the caller and
+    /// finish with [`Cache::complete_streamed`] (not [`Cache::complete`] on an empty
+    /// body, which could store an empty entry).
     pub fn wants_body(&self, response: &http::response::Parts) -> bool {
-        if self.key.is_none() || self.settings.read_only {
+        if self.key.is_none() {
             return false;
         }
+        // A 304 refreshes (or, read-only, serves) the stored entry; a 5xx may be
+        // answered with it (stale-if-error): both need `complete`, read-only or not.
         if response.status == StatusCode::NOT_MODIFIED {
             return true;
+        }
+        if self.settings.read_only {
+            return self.stored.is_some() && response.status.is_server_error();
         }
         let too_long = response
             .headers
@@ -267,7 +272,8 @@ impl<S> Cache<S> {
             Action::Serve(serve) => {
                 let entry = variants.swap_remove(serve.index);
                 let background = serve.revalidate_in_background.map(|conditional| {
-                    let pending = forward(conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
+                    let pending =
+                        forward(conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
                     PendingRevalidation(pending)
                 });
                 let status = CacheStatus {
@@ -446,7 +452,12 @@ impl<S> Cache<S> {
                 retry.stored = None;
                 retry.reason = reason;
                 retry.request_time = now;
-                Finish { response: Response::new(Bytes::new()), puts: Vec::new(), removes: Vec::new(), retry: Some(retry) }
+                Finish {
+                    response: Response::new(Bytes::new()),
+                    puts: Vec::new(),
+                    removes: Vec::new(),
+                    retry: Some(retry),
+                }
             }
             Outcome::Skip(reason) => {
                 status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
@@ -456,7 +467,13 @@ impl<S> Cache<S> {
         }
     }
 
-    fn stale_response(&self, forward: &Forward, entry: Entry, reason: Reason, now: SystemTime) -> Response<Bytes> {
+    fn stale_response(
+        &self,
+        forward: &Forward,
+        entry: Entry,
+        reason: Reason,
+        now: SystemTime,
+    ) -> Response<Bytes> {
         let age = crate::freshness::AgeInputs::of(&entry).current_age(now);
         let status = CacheStatus {
             source: Source::Cache,
@@ -472,6 +489,44 @@ impl<S> Cache<S> {
             reason,
         };
         respond_from_entry(entry, forward.parts.method == Method::HEAD, age, status, now)
+    }
+
+    /// The pure part of completing a response whose body is streamed, not buffered:
+    /// the status to attach and the keys a successful unsafe method invalidates.
+    /// Nothing is stored (the body was never seen).
+    fn finish_streamed(
+        &self,
+        forward: &Forward,
+        head: &http::response::Parts,
+        final_url: Option<&Uri>,
+    ) -> (CacheStatus, Vec<CacheKey>, SystemTime) {
+        let now = self.now();
+        let mut status = CacheStatus::bypass(forward.reason);
+        let Some(key) = forward.key else {
+            return (status, Vec::new(), now);
+        };
+        status.cache_key = Some(key);
+        let empty = Bytes::new();
+        let exchange = Exchange {
+            request: &forward.parts,
+            key,
+            response: head,
+            body: &empty,
+            request_time: forward.request_time,
+            response_time: now,
+            final_url,
+        };
+        let removes =
+            match store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options) {
+                // Too large to store (the only storable response `wants_body` turns down).
+                Outcome::Store { invalidate, .. } => invalidate,
+                Outcome::Invalidate { keys, reason } => {
+                    status.reason = reason;
+                    keys
+                }
+                _ => Vec::new(),
+            };
+        (status, removes, now)
     }
 
     /// The pure part of failing: a stale response when stale-if-error allows it.
@@ -533,7 +588,13 @@ impl Finish {
 
 /// Builds the response for a stored entry: its head and body (no copy), `Age`
 /// (RFC 9111 §5.1), `Cache-Status` (RFC 9211) and the [`CacheStatus`] extension.
-fn respond_from_entry(entry: Entry, head: bool, age: Duration, status: CacheStatus, now: SystemTime) -> Response<Bytes> {
+fn respond_from_entry(
+    entry: Entry,
+    head: bool,
+    age: Duration,
+    status: CacheStatus,
+    now: SystemTime,
+) -> Response<Bytes> {
     let stored = entry.response;
     let mut response = Response::new(if head { Bytes::new() } else { stored.body });
     *response.status_mut() = stored.status;
@@ -616,9 +677,36 @@ impl<S: Store> Cache<S> {
 
     /// Finishes a forwarded request with the origin's response (body buffered).
     /// `final_url` is where redirects ended, when the client followed any.
-    pub fn complete(&self, forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Completion {
+    pub fn complete(
+        &self,
+        forward: Forward,
+        response: Response<Bytes>,
+        final_url: Option<&Uri>,
+    ) -> Completion {
         let finish = self.finish(forward, response, final_url);
         self.write(finish)
+    }
+
+    /// Finishes a forwarded request whose response body goes to the caller as a
+    /// stream instead of being buffered (when [`Forward::wants_body`] is `false`, or a
+    /// body without `Content-Length` turned out larger than `max_entry_bytes`):
+    /// nothing is stored, but what a successful unsafe method invalidates is removed
+    /// (RFC 9111 §4.4). Adds the `Cache-Status` header and the [`CacheStatus`]
+    /// extension to `response`.
+    pub fn complete_streamed(
+        &self,
+        forward: Forward,
+        response: &mut http::response::Parts,
+        final_url: Option<&Uri>,
+    ) {
+        let (status, removes, now) = self.finish_streamed(&forward, response, final_url);
+        for key in &removes {
+            if let Err(error) = self.store.remove(key) {
+                log_store_error("remove", key, &error);
+            }
+        }
+        response.headers.append(CACHE_STATUS, status.header_value(now));
+        response.extensions.insert(status);
     }
 
     /// Finishes a forwarded request whose origin could not be reached: a stale
@@ -704,6 +792,23 @@ impl<S: AsyncStore> Cache<S> {
             }
         }
         finish.into_completion()
+    }
+
+    /// [`Cache::complete_streamed`] over an [`AsyncStore`].
+    pub async fn complete_streamed_async(
+        &self,
+        forward: Forward,
+        response: &mut http::response::Parts,
+        final_url: Option<&Uri>,
+    ) {
+        let (status, removes, now) = self.finish_streamed(&forward, response, final_url);
+        for key in &removes {
+            if let Err(error) = self.store.remove(key).await {
+                log_store_error("remove", key, &error);
+            }
+        }
+        response.headers.append(CACHE_STATUS, status.header_value(now));
+        response.extensions.insert(status);
     }
 
     /// [`Cache::fail`] for async adapters (no store access is needed).

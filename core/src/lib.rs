@@ -95,10 +95,10 @@ pub mod settings;
 pub mod status;
 pub mod store;
 
+pub use driver::{Cache, Completion, Forward, Plan};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;
 pub use key::{CacheKey, cache_key};
-pub use driver::{Cache, Completion, Forward, Plan};
 pub use machine::{Action, Outcome, Reason, decide, store};
 pub use settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance, UrlPattern};
 pub use status::CacheStatus;

@@ -15,13 +15,13 @@ use http::{Method, StatusCode, Uri, request, response};
 
 use crate::entry::{Entry, StoredRequest, StoredResponse};
 use crate::freshness::{
-    AgeInputs, Lifetime, LifetimeSource, explicit_lifetime, expires_at, heuristic_lifetime, lifetime_of_expiry,
-    since,
+    AgeInputs, Lifetime, LifetimeSource, expires_at, explicit_lifetime, heuristic_lifetime,
+    lifetime_of_expiry, since,
 };
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
 use crate::header::etag::etag;
-use crate::header::{Vary, VariantId, strip_hop_by_hop};
+use crate::header::{VariantId, Vary, strip_hop_by_hop};
 use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
 use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
 
@@ -459,7 +459,13 @@ pub fn decide(
     }
 
     if fresh && must_ask.is_none() {
-        return Action::Serve(Serve { index, age, stale: false, revalidate_in_background: None, reason: Reason::Fresh });
+        return Action::Serve(Serve {
+            index,
+            age,
+            stale: false,
+            revalidate_in_background: None,
+            reason: Reason::Fresh,
+        });
     }
 
     // Stale (or not acceptable as fresh). Forced revalidations never serve stale,
@@ -544,7 +550,8 @@ fn lifetime(
         return lifetime_of_expiry(expiry, LifetimeSource::Settings);
     }
     if settings.cache_control
-        && let Some(duration) = heuristic_lifetime(inputs.status.as_u16(), inputs.headers, inputs.response_time)
+        && let Some(duration) =
+            heuristic_lifetime(inputs.status.as_u16(), inputs.headers, inputs.response_time)
     {
         return Lifetime::For(duration, LifetimeSource::Heuristic);
     }
@@ -577,7 +584,11 @@ fn stored_request_headers(request: &request::Parts, vary: &Vary, settings: &Sett
 /// The response headers to store: hop-by-hop fields removed (§3.1), and the fields
 /// named by `no-cache="..."` (and, in a shared cache, `private="..."`) dropped so the
 /// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7).
-fn storable_response_headers(headers: &HeaderMap, directives: &ResponseDirectives, shared: bool) -> HeaderMap {
+fn storable_response_headers(
+    headers: &HeaderMap,
+    directives: &ResponseDirectives,
+    shared: bool,
+) -> HeaderMap {
     let mut headers = headers.clone();
     strip_hop_by_hop(&mut headers);
     if let Some(FieldScope::Fields(names)) = &directives.no_cache {
@@ -596,7 +607,8 @@ fn invalidation_keys(exchange: &Exchange<'_>, settings: &Settings) -> Vec<CacheK
     let target = &exchange.request.uri;
     let mut uris = vec![target.clone()];
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        if let Some(uri) = exchange.response.headers.get(&name).and_then(|value| resolve_reference(target, value))
+        if let Some(uri) =
+            exchange.response.headers.get(&name).and_then(|value| resolve_reference(target, value))
             && same_origin(target, &uri)
         {
             uris.push(uri);
@@ -658,7 +670,8 @@ fn stale_if_error_allows(
             .into_iter()
             .flatten()
             .any(|window| staleness <= window);
-    let by_setting = may_serve_stale(&directives, settings) && allowance_covers(settings.stale_if_error, staleness);
+    let by_setting =
+        may_serve_stale(&directives, settings) && allowance_covers(settings.stale_if_error, staleness);
     (by_directive || by_setting).then_some(staleness)
 }
 
@@ -729,11 +742,16 @@ pub fn store(
             _ => false,
         };
         let length_agrees = response.headers.get(header::CONTENT_LENGTH).is_none_or(|length| {
-            length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) == Some(entry.response.body.len() as u64)
+            length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok())
+                == Some(entry.response.body.len() as u64)
         });
         if validators_agree && length_agrees {
             let refreshed = refresh(exchange, entry, settings, options);
-            return Outcome::Refresh { entry: Box::new(refreshed), persist: true, reason: Reason::HeadFreshened };
+            return Outcome::Refresh {
+                entry: Box::new(refreshed),
+                persist: true,
+                reason: Reason::HeadFreshened,
+            };
         }
     }
 
@@ -797,8 +815,8 @@ pub fn store(
     }
     let inputs = AgeInputs::new(exchange.request_time, exchange.response_time, &response.headers);
     let expires = expires_at(lifetime, &inputs);
-    let has_validator = etag(&response.headers).is_some()
-        || date_header(&response.headers, &header::LAST_MODIFIED).is_some();
+    let has_validator =
+        etag(&response.headers).is_some() || date_header(&response.headers, &header::LAST_MODIFIED).is_some();
     let never_fresh = expires.is_some_and(|expires| expires <= exchange.response_time);
     if never_fresh
         && !has_validator
@@ -823,7 +841,10 @@ pub fn store(
             version: response.version,
             headers: storable_response_headers(&response.headers, &directives, settings.shared),
             body: exchange.body.clone(),
-            final_url: exchange.final_url.filter(|url| *url != &request.uri).map(|url| redact_url(url, settings)),
+            final_url: exchange
+                .final_url
+                .filter(|url| *url != &request.uri)
+                .map(|url| redact_url(url, settings)),
         },
         request_time: exchange.request_time,
         response_time: exchange.response_time,
@@ -858,7 +879,8 @@ fn refresh(exchange: &Exchange<'_>, entry: &Entry, settings: &Settings, options:
         updated.response.headers.append(name, value);
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
-    updated.response.headers = storable_response_headers(&updated.response.headers, &directives, settings.shared);
+    updated.response.headers =
+        storable_response_headers(&updated.response.headers, &directives, settings.shared);
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
     let freshness = FreshnessInputs {

@@ -146,6 +146,9 @@ mod tests {
         assert_eq!(bypass.header_value(at(0)), "httpcache; fwd=bypass; detail=disabled");
         let mut revalidated = CacheStatus::bypass(Reason::Revalidated);
         revalidated.source = Source::Revalidated;
-        assert_eq!(revalidated.header_value(at(0)), "httpcache; fwd=stale; fwd-status=304; detail=revalidated");
+        assert_eq!(
+            revalidated.header_value(at(0)),
+            "httpcache; fwd=stale; fwd-status=304; detail=revalidated"
+        );
     }
 }

@@ -13,7 +13,9 @@ use http::{Request, Response, StatusCode};
 use httpcache_core::driver::{Cache, Completion, FinalUrl, PendingRevalidation, Plan};
 use httpcache_core::machine::Reason;
 use httpcache_core::status::CACHE_STATUS;
-use httpcache_core::{CacheKey, CacheStatus, Entry, EntryMeta, Inline, RequestOptions, Settings, Store, StoreError, VariantId};
+use httpcache_core::{
+    CacheKey, CacheStatus, Entry, EntryMeta, Inline, RequestOptions, Settings, Store, StoreError, VariantId,
+};
 use support::{T0_SECS, at, date};
 
 /// A HashMap store that can be told to fail.
@@ -40,7 +42,14 @@ impl TestStore {
 impl Store for TestStore {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.check()?;
-        Ok(self.entries.lock().unwrap().iter().filter(|((k, _), _)| k == key).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.check()?;
@@ -93,7 +102,13 @@ impl Origin {
     fn count(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
-    fn respond(&self, request: &Request<Bytes>, status: u16, headers: &[(&str, &str)], body: &'static str) -> Response<Bytes> {
+    fn respond(
+        &self,
+        request: &Request<Bytes>,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &'static str,
+    ) -> Response<Bytes> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.seen.lock().unwrap().push(request.headers().clone());
         let mut builder = Response::builder().status(status);
@@ -124,7 +139,8 @@ const URL: &str = "https://example.com/data";
 fn miss_then_hit_asks_the_origin_once() {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
-    let send = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "hello"));
+    let send =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "hello"));
     let first = cache.send(get(URL), RequestOptions::default(), send).unwrap();
     assert_eq!(first.body(), "hello");
     assert!(!status(&first).from_cache);
@@ -172,7 +188,8 @@ fn a_failing_store_never_fails_the_request() {
     let (cache, _clock) = cache(Settings::default());
     cache.store().fail.store(true, Ordering::SeqCst);
     let origin = Origin::default();
-    let send = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "ok"));
+    let send =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "ok"));
     for _ in 0..2 {
         let response = cache.send(get(URL), RequestOptions::default(), send).unwrap();
         assert_eq!(response.body(), "ok");
@@ -186,7 +203,9 @@ fn stale_if_error_covers_a_transport_error() {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
     let headers = [("cache-control", "max-age=10, stale-if-error=100"), ("etag", "\"e\"")];
-    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old"))).unwrap();
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")))
+        .unwrap();
     clock.set(50);
     let refused = |_: Request<Bytes>| Err::<Response<Bytes>, _>("connection refused");
     let stale = cache.send(get(URL), RequestOptions::default(), refused).unwrap();
@@ -202,9 +221,13 @@ fn stale_if_error_covers_a_500() {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
     let good = [("cache-control", "max-age=10, stale-if-error=100"), ("etag", "\"e\"")];
-    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &good, "old"))).unwrap();
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &good, "old")))
+        .unwrap();
     clock.set(50);
-    let response = cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom"))).unwrap();
+    let response = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom")))
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.body(), "old");
 }
@@ -224,7 +247,8 @@ fn only_if_cached_answers_504_on_a_miss_without_asking() {
 fn unsafe_method_invalidates_the_stored_get() {
     let (cache, _clock) = cache(Settings::default());
     let origin = Origin::default();
-    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
     cache.send(get(URL), RequestOptions::default(), ok).unwrap();
     assert_eq!(cache.store().len(), 1);
     let post = Request::post(URL).body(Bytes::from_static(b"{}")).unwrap();
@@ -238,7 +262,8 @@ fn unsafe_method_invalidates_the_stored_get() {
 fn disabled_guard_bypasses_and_restores() {
     let (cache, _clock) = cache(Settings::default());
     let origin = Origin::default();
-    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
     cache.send(get(URL), RequestOptions::default(), ok).unwrap();
     {
         let _off = cache.disable();
@@ -255,12 +280,17 @@ fn disabled_guard_bypasses_and_restores() {
 fn force_refresh_and_refresh_go_to_the_origin() {
     let (cache, _clock) = cache(Settings::default());
     let origin = Origin::default();
-    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("etag", "\"x\"")], "v"));
+    let ok = |r: Request<Bytes>| {
+        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("etag", "\"x\"")], "v"))
+    };
     cache.send(get(URL), RequestOptions::default(), ok).unwrap();
     let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
     let forced = cache.send(get(URL), force, ok).unwrap();
     assert!(!status(&forced).from_cache && status(&forced).stored);
-    assert!(!origin.seen.lock().unwrap()[1].contains_key(http::header::IF_NONE_MATCH), "force_refresh is unconditional");
+    assert!(
+        !origin.seen.lock().unwrap()[1].contains_key(http::header::IF_NONE_MATCH),
+        "force_refresh is unconditional"
+    );
     let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
     cache.send(get(URL), refresh, ok).unwrap();
     assert_eq!(origin.seen.lock().unwrap()[2][http::header::IF_NONE_MATCH], "\"x\"", "refresh revalidates");
@@ -272,18 +302,26 @@ fn stale_while_revalidate_hands_back_a_pending_revalidation() {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
     let headers = [("cache-control", "max-age=10, stale-while-revalidate=60"), ("etag", "\"a\"")];
-    cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old"))).unwrap();
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")))
+        .unwrap();
     clock.set(20);
-    let Plan::Respond(mut response) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default()) else {
+    let Plan::Respond(mut response) =
+        cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
         panic!("expected a stale response at once");
     };
     assert!(status(&response).stale);
     assert_eq!(response.body(), "old");
-    let PendingRevalidation(forward) = response.extensions_mut().remove::<PendingRevalidation>().expect("pending");
+    let PendingRevalidation(forward) =
+        response.extensions_mut().remove::<PendingRevalidation>().expect("pending");
     assert_eq!(forward.request().headers()[http::header::IF_NONE_MATCH], "\"a\""); // RFC 5861 §3
-    let fresh = origin.respond(&forward.request(), 200, &[("cache-control", "max-age=10"), ("etag", "\"b\"")], "new");
+    let fresh =
+        origin.respond(&forward.request(), 200, &[("cache-control", "max-age=10"), ("etag", "\"b\"")], "new");
     assert!(matches!(cache.complete(*Box::new(forward), fresh, None), Completion::Respond(_)));
-    let next = cache.send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], ""))).unwrap();
+    let next = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "")))
+        .unwrap();
     assert_eq!(next.body(), "new");
     assert!(status(&next).from_cache);
 }
@@ -292,7 +330,8 @@ fn stale_while_revalidate_hands_back_a_pending_revalidation() {
 fn redirect_target_is_remembered_and_served_directly() {
     let (cache, _clock) = cache(Settings::default());
     let origin = Origin::default();
-    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default()) else {
+    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
         panic!("miss expected");
     };
     let final_url: http::Uri = "https://example.com/moved".parse().unwrap();
@@ -300,7 +339,10 @@ fn redirect_target_is_remembered_and_served_directly() {
     let Completion::Respond(_) = cache.complete(*forward, response, Some(&final_url)) else { panic!() };
     let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[], "origin"));
     let via_original = cache.send(get(URL), RequestOptions::default(), ok).unwrap();
-    assert_eq!(via_original.extensions().get::<FinalUrl>(), Some(&FinalUrl("https://example.com/moved".into())));
+    assert_eq!(
+        via_original.extensions().get::<FinalUrl>(),
+        Some(&FinalUrl("https://example.com/moved".into()))
+    );
     let direct = cache.send(get("https://example.com/moved"), RequestOptions::default(), ok).unwrap();
     assert_eq!(direct.body(), "moved here");
     assert_eq!(origin.count(), 1);
@@ -357,7 +399,8 @@ fn async_driver_over_inline_store() {
     let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
     let origin = Origin::default();
     let send = |r: Request<Bytes>| {
-        let response = origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("date", &date(0))], "async");
+        let response =
+            origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("date", &date(0))], "async");
         async move { Ok::<_, ()>(response) }
     };
     futures_executor::block_on(async {
@@ -377,7 +420,12 @@ fn head_is_answered_from_the_stored_get_without_a_body() {
     let (cache, _clock) = cache(Settings::default());
     let origin = Origin::default();
     let ok = |r: Request<Bytes>| {
-        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("content-length", "5")], "hello"))
+        Ok::<_, ()>(origin.respond(
+            &r,
+            200,
+            &[("cache-control", "max-age=60"), ("content-length", "5")],
+            "hello",
+        ))
     };
     cache.send(get(URL), RequestOptions::default(), ok).unwrap();
     let head = Request::head(URL).body(Bytes::new()).unwrap();

@@ -51,7 +51,8 @@ fn rfc9111_5_2_2_5_response_no_store_is_not_stored() {
 fn rfc9111_5_2_1_5_request_no_store_is_not_stored() {
     let (settings, options) = defaults();
     let request = get(URL, &[("cache-control", "no-store")]);
-    let outcome = outcome(0, &request, &resp(200, &[("cache-control", "max-age=60")]), b"x", None, &settings, &options);
+    let outcome =
+        outcome(0, &request, &resp(200, &[("cache-control", "max-age=60")]), b"x", None, &settings, &options);
     assert_eq!(skip_reason(outcome), Reason::RequestNoStore);
 }
 
@@ -62,16 +63,25 @@ fn rfc9111_3_status_must_be_allowable() {
     let refused = outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options);
     assert_eq!(skip_reason(refused), Reason::StatusNotCacheable);
     settings.allowable_codes.push(http::StatusCode::NOT_FOUND);
-    assert!(matches!(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options), Outcome::Store { .. }));
+    assert!(matches!(
+        outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options),
+        Outcome::Store { .. }
+    ));
 }
 
 #[test]
 fn rfc9111_5_2_2_7_private_is_refused_only_by_a_shared_cache() {
     let (mut settings, options) = defaults();
     let response = resp(200, &[("cache-control", "private, max-age=60")]);
-    assert!(matches!(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options), Outcome::Store { .. }));
+    assert!(matches!(
+        outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options),
+        Outcome::Store { .. }
+    ));
     settings.shared = true;
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)), Reason::Private);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::Private
+    );
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn rfc9111_3_5_authorization_in_a_shared_cache_needs_public() {
     settings.shared = true;
     let request = get(URL, &[("authorization", "Bearer secret-token")]);
     let plain = resp(200, &[("cache-control", "max-age=60")]);
-    assert_eq!(skip_reason(outcome(0, &request, &plain, b"x", None, &settings, &options)), Reason::Authorization);
+    assert_eq!(
+        skip_reason(outcome(0, &request, &plain, b"x", None, &settings, &options)),
+        Reason::Authorization
+    );
     let public = resp(200, &[("cache-control", "public, max-age=60")]);
     assert!(matches!(outcome(0, &request, &public, b"x", None, &settings, &options), Outcome::Store { .. }));
 }
@@ -104,7 +117,8 @@ fn rfc9111_3_1_hop_by_hop_and_no_cache_fields_are_not_stored() {
 
 #[test]
 fn rfc9111_3_repeated_headers_are_kept_in_order() {
-    let entry = stored_with(&[("cache-control", "max-age=60"), ("link", "<a>"), ("link", "<b>"), ("link", "<c>")]);
+    let entry =
+        stored_with(&[("cache-control", "max-age=60"), ("link", "<a>"), ("link", "<b>"), ("link", "<c>")]);
     let links: Vec<_> = entry.response.headers.get_all("link").iter().map(|v| v.to_str().unwrap()).collect();
     assert_eq!(links, ["<a>", "<b>", "<c>"]);
 }
@@ -113,7 +127,10 @@ fn rfc9111_3_repeated_headers_are_kept_in_order() {
 fn rfc9111_4_1_vary_star_is_not_stored() {
     let (settings, options) = defaults();
     let response = resp(200, &[("cache-control", "max-age=60"), ("vary", "*")]);
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)), Reason::VaryStar);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::VaryStar
+    );
 }
 
 #[test]
@@ -121,13 +138,22 @@ fn settings_filter_fn_size_limit_and_read_only_refuse_storage() {
     let (mut settings, options) = defaults();
     let response = resp(200, &[("cache-control", "max-age=60")]);
     settings.filter_fn = Some(std::sync::Arc::new(|_, body: &bytes::Bytes| body.len() < 2));
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"xx", None, &settings, &options)), Reason::Filtered);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"xx", None, &settings, &options)),
+        Reason::Filtered
+    );
     settings.filter_fn = None;
     settings.max_entry_bytes = 3;
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"xxxx", None, &settings, &options)), Reason::TooLarge);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"xxxx", None, &settings, &options)),
+        Reason::TooLarge
+    );
     settings.max_entry_bytes = 1024;
     settings.read_only = true;
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)), Reason::ReadOnly);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::ReadOnly
+    );
 }
 
 #[test]
@@ -135,10 +161,16 @@ fn rfc9111_4_2_a_response_that_can_never_be_used_is_not_stored() {
     let (settings, options) = defaults();
     // No freshness, no validator, no heuristic (no Last-Modified), no stale-* allowance.
     let response = resp(200, &[("date", &date(0))]);
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)), Reason::NeverFresh);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::NeverFresh
+    );
     // With a validator it is stored (stale on arrival, revalidated on use).
     let with_etag = resp(200, &[("date", &date(0)), ("etag", "\"v1\"")]);
-    assert!(matches!(outcome(0, &get(URL, &[]), &with_etag, b"x", None, &settings, &options), Outcome::Store { .. }));
+    assert!(matches!(
+        outcome(0, &get(URL, &[]), &with_etag, b"x", None, &settings, &options),
+        Outcome::Store { .. }
+    ));
 }
 
 #[test]
@@ -147,7 +179,10 @@ fn unsafe_methods_are_not_stored_by_default() {
     let request = req(Method::POST, URL, &[]);
     assert_eq!(decide(at(0), &request, &[], &settings, &options), Action::Fetch(Reason::MethodNotCacheable));
     let response = resp(500, &[]);
-    assert_eq!(skip_reason(outcome(0, &request, &response, b"x", None, &settings, &options)), Reason::MethodNotCacheable);
+    assert_eq!(
+        skip_reason(outcome(0, &request, &response, b"x", None, &settings, &options)),
+        Reason::MethodNotCacheable
+    );
 }
 
 // ---- RFC 9111 §4.1: Vary ----
@@ -160,19 +195,26 @@ fn rfc9111_4_1_vary_selects_the_matching_variant() {
     let fr = entry(0, &get(URL, &[("accept-language", "fr")]), &response, b"bonjour", &settings);
     assert_ne!(en.variant, fr.variant);
     let stored = [en, fr];
-    let ask = |lang: &str| decide(at(1), &get(URL, &[("accept-language", lang)]), &stored, &settings, &options);
+    let ask =
+        |lang: &str| decide(at(1), &get(URL, &[("accept-language", lang)]), &stored, &settings, &options);
     assert!(matches!(ask("fr"), Action::Serve(serve) if serve.index == 1));
     assert!(matches!(ask("en"), Action::Serve(serve) if serve.index == 0));
     assert_eq!(ask("de"), Action::Fetch(Reason::VaryMismatch));
     // A request without the header does not match a variant that had one.
-    assert_eq!(decide(at(1), &get(URL, &[]), &stored, &settings, &options), Action::Fetch(Reason::VaryMismatch));
+    assert_eq!(
+        decide(at(1), &get(URL, &[]), &stored, &settings, &options),
+        Action::Fetch(Reason::VaryMismatch)
+    );
 }
 
 #[test]
 fn rfc9111_4_1_stored_request_keeps_only_the_headers_needed() {
     let (mut settings, _) = defaults();
     settings.match_headers = MatchHeaders::List(vec![http::HeaderName::from_static("x-tenant")]);
-    let request = get(URL, &[("accept", "text/html"), ("x-tenant", "7"), ("user-agent", "ua"), ("authorization", "secret")]);
+    let request = get(
+        URL,
+        &[("accept", "text/html"), ("x-tenant", "7"), ("user-agent", "ua"), ("authorization", "secret")],
+    );
     let response = resp(200, &[("cache-control", "max-age=60"), ("vary", "accept")]);
     let entry = entry(0, &request, &response, b"x", &settings);
     let mut names: Vec<_> = entry.request.headers.keys().map(|n| n.as_str()).collect();
@@ -228,7 +270,8 @@ fn rfc9111_4_2_1_expires_minus_date_is_the_lifetime() {
 
 #[test]
 fn rfc9111_4_2_1_max_age_beats_expires_and_s_maxage_is_for_shared_caches() {
-    let headers = [("date", &*date(0)), ("expires", &*date(1000)), ("cache-control", "max-age=10, s-maxage=100")];
+    let headers =
+        [("date", &*date(0)), ("expires", &*date(1000)), ("cache-control", "max-age=10, s-maxage=100")];
     let private = stored_with(&headers);
     assert_eq!(private.expires, Some(at(10)));
     let shared = Settings { shared: true, ..Settings::default() };
@@ -240,10 +283,22 @@ fn rfc9111_4_2_1_max_age_beats_expires_and_s_maxage_is_for_shared_caches() {
 fn rfc9111_4_2_3_age_header_and_apparent_age_shorten_freshness() {
     let (settings, _) = defaults();
     // Received at t=10; the origin says it is already 30 s old.
-    let aged = entry(10, &get(URL, &[]), &resp(200, &[("cache-control", "max-age=60"), ("age", "30")]), b"x", &settings);
+    let aged = entry(
+        10,
+        &get(URL, &[]),
+        &resp(200, &[("cache-control", "max-age=60"), ("age", "30")]),
+        b"x",
+        &settings,
+    );
     assert_eq!(aged.expires, Some(at(40)));
     // Date 20 s before receipt: apparent age 20.
-    let dated = entry(20, &get(URL, &[]), &resp(200, &[("cache-control", "max-age=60"), ("date", &date(0))]), b"x", &settings);
+    let dated = entry(
+        20,
+        &get(URL, &[]),
+        &resp(200, &[("cache-control", "max-age=60"), ("date", &date(0))]),
+        b"x",
+        &settings,
+    );
     assert_eq!(dated.expires, Some(at(60)));
 }
 
@@ -259,7 +314,10 @@ fn rfc9111_4_2_2_heuristic_freshness_is_a_tenth_of_last_modified_age() {
 fn expiration_precedence_headers_then_request_then_url_then_session() {
     let mut settings = Settings {
         expire_after: Some(Expiry::After(Duration::from_secs(1000))),
-        urls_expire_after: vec![(UrlPattern::new("example.com/static/*"), Expiry::After(Duration::from_secs(500)))],
+        urls_expire_after: vec![(
+            UrlPattern::new("example.com/static/*"),
+            Expiry::After(Duration::from_secs(500)),
+        )],
         ..Settings::default()
     };
     let plain = resp(200, &[("etag", "\"e\"")]);
@@ -270,16 +328,27 @@ fn expiration_precedence_headers_then_request_then_url_then_session() {
     assert_eq!(store_at("https://example.com/a", &plain, &none), Some(at(1000)), "session expire_after");
     assert_eq!(store_at("https://example.com/static/x.js", &plain, &none), Some(at(500)), "URL pattern");
     let per_request = RequestOptions { expire_after: Some(Expiry::After(Duration::from_secs(50))), ..none };
-    assert_eq!(store_at("https://example.com/static/x.js", &plain, &per_request), Some(at(50)), "per request");
+    assert_eq!(
+        store_at("https://example.com/static/x.js", &plain, &per_request),
+        Some(at(50)),
+        "per request"
+    );
     let with_max_age = resp(200, &[("cache-control", "max-age=5")]);
-    assert_eq!(store_at("https://example.com/static/x.js", &with_max_age, &per_request), Some(at(5)), "headers");
+    assert_eq!(
+        store_at("https://example.com/static/x.js", &with_max_age, &per_request),
+        Some(at(5)),
+        "headers"
+    );
     let never = RequestOptions { expire_after: Some(Expiry::Never), ..none };
     assert_eq!(store_at("https://example.com/a", &plain, &never), None);
     settings.cache_control = false;
     let ignored = store_expiry("https://example.com/static/x.js", &with_max_age, &settings, &per_request);
     assert_eq!(ignored, Some(at(50)), "headers ignored");
     let dont = RequestOptions { expire_after: Some(Expiry::DoNotCache), ..none };
-    assert_eq!(skip_reason(outcome(0, &get(URL, &[]), &plain, b"x", None, &settings, &dont)), Reason::DoNotCache);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &plain, b"x", None, &settings, &dont)),
+        Reason::DoNotCache
+    );
 }
 
 fn store_expiry(
@@ -300,7 +369,12 @@ fn fresh_for_100() -> [httpcache_core::Entry; 1] {
     [stored_with(&[("cache-control", "max-age=100"), ("etag", "\"v\""), ("date", &date(0))])]
 }
 
-fn decide_with(secs: u64, headers: &[(&str, &str)], stored: &[httpcache_core::Entry], options: RequestOptions) -> Action {
+fn decide_with(
+    secs: u64,
+    headers: &[(&str, &str)],
+    stored: &[httpcache_core::Entry],
+    options: RequestOptions,
+) -> Action {
     decide(at(secs), &get(URL, headers), stored, &Settings::default(), &options)
 }
 
@@ -323,8 +397,13 @@ fn rfc9111_5_2_1_2_max_stale() {
         decide_with(130, &[("cache-control", "max-stale=60")], &stored, none),
         Action::Serve(s) if s.stale && s.reason == Reason::MaxStale
     ));
-    assert!(matches!(decide_with(170, &[("cache-control", "max-stale=60")], &stored, none), Action::Revalidate(_)));
-    assert!(matches!(decide_with(10_000, &[("cache-control", "max-stale")], &stored, none), Action::Serve(s) if s.stale));
+    assert!(matches!(
+        decide_with(170, &[("cache-control", "max-stale=60")], &stored, none),
+        Action::Revalidate(_)
+    ));
+    assert!(
+        matches!(decide_with(10_000, &[("cache-control", "max-stale")], &stored, none), Action::Serve(s) if s.stale)
+    );
 }
 
 #[test]
@@ -366,14 +445,19 @@ fn rfc9111_5_2_1_7_only_if_cached() {
     assert_eq!(decide_with(500, &header, &stored, none), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
     // The per-request option (requests-cache semantics) serves stale rather than asking.
     let option = RequestOptions { only_if_cached: true, ..none };
-    assert!(matches!(decide_with(500, &[], &stored, option), Action::Serve(s) if s.stale && s.reason == Reason::OnlyIfCachedStale));
+    assert!(
+        matches!(decide_with(500, &[], &stored, option), Action::Serve(s) if s.stale && s.reason == Reason::OnlyIfCachedStale)
+    );
     assert_eq!(decide_with(1, &[], &[], option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
 }
 
 #[test]
 fn a_client_conditional_request_goes_to_the_origin() {
     let stored = fresh_for_100();
-    assert_eq!(decide_with(1, &[("if-none-match", "\"v\"")], &stored, RequestOptions::default()), Action::Fetch(Reason::ClientConditional));
+    assert_eq!(
+        decide_with(1, &[("if-none-match", "\"v\"")], &stored, RequestOptions::default()),
+        Action::Fetch(Reason::ClientConditional)
+    );
 }
 
 // ---- RFC 9111 §5.2.2: response directives ----
@@ -399,7 +483,10 @@ fn rfc9111_5_2_2_4_response_no_cache_always_revalidates() {
 #[test]
 fn rfc8246_immutable_ignores_a_reload_max_age() {
     let stored = [stored_with(&[("cache-control", "max-age=100, immutable"), ("etag", "\"v\"")])];
-    assert!(matches!(decide_with(50, &[("cache-control", "max-age=0")], &stored, RequestOptions::default()), Action::Serve(_)));
+    assert!(matches!(
+        decide_with(50, &[("cache-control", "max-age=0")], &stored, RequestOptions::default()),
+        Action::Serve(_)
+    ));
 }
 
 // ---- Per-request options and settings ----
@@ -409,12 +496,16 @@ fn options_refresh_force_refresh_expire_after_and_settings() {
     let stored = fresh_for_100();
     let none = RequestOptions::default();
     let refresh = RequestOptions { refresh: true, ..none };
-    assert!(matches!(decide_with(1, &[], &stored, refresh), Action::Revalidate(r) if r.reason == Reason::Refresh));
+    assert!(
+        matches!(decide_with(1, &[], &stored, refresh), Action::Revalidate(r) if r.reason == Reason::Refresh)
+    );
     let force = RequestOptions { force_refresh: true, ..none };
     assert_eq!(decide_with(1, &[], &stored, force), Action::Fetch(Reason::ForceRefresh));
     let short = RequestOptions { expire_after: Some(Expiry::After(Duration::from_secs(10))), ..none };
     assert!(matches!(decide_with(5, &[], &stored, short), Action::Serve(_)));
-    assert!(matches!(decide_with(11, &[], &stored, short), Action::Revalidate(r) if r.reason == Reason::RequestExpireAfter));
+    assert!(
+        matches!(decide_with(11, &[], &stored, short), Action::Revalidate(r) if r.reason == Reason::RequestExpireAfter)
+    );
 
     let mut settings = Settings { always_revalidate: true, ..Settings::default() };
     assert!(matches!(
@@ -422,7 +513,10 @@ fn options_refresh_force_refresh_expire_after_and_settings() {
         Action::Revalidate(r) if r.reason == Reason::AlwaysRevalidate
     ));
     settings.disabled = true;
-    assert_eq!(decide(at(1), &get(URL, &[]), &stored, &settings, &none), Action::PassThrough(Reason::Disabled));
+    assert_eq!(
+        decide(at(1), &get(URL, &[]), &stored, &settings, &none),
+        Action::PassThrough(Reason::Disabled)
+    );
 }
 
 // ---- RFC 9111 §4.3.4: freshening with 304 ----
@@ -430,8 +524,21 @@ fn options_refresh_force_refresh_expire_after_and_settings() {
 #[test]
 fn rfc9111_4_3_4_a_304_refreshes_headers_and_expiry() {
     let (settings, options) = defaults();
-    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\""), ("x-version", "old"), ("content-length", "4")]);
-    let not_modified = resp(304, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("x-version", "new"), ("content-length", "0")]);
+    let stored = stored_with(&[
+        ("cache-control", "max-age=10"),
+        ("etag", "\"v1\""),
+        ("x-version", "old"),
+        ("content-length", "4"),
+    ]);
+    let not_modified = resp(
+        304,
+        &[
+            ("cache-control", "max-age=100"),
+            ("etag", "\"v1\""),
+            ("x-version", "new"),
+            ("content-length", "0"),
+        ],
+    );
     match outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
         Outcome::Refresh { entry, persist, reason } => {
             assert_eq!(reason, Reason::Revalidated);
@@ -452,8 +559,14 @@ fn rfc9111_4_3_4_a_304_with_another_etag_is_retried() {
     let (settings, options) = defaults();
     let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\"")]);
     let other = resp(304, &[("etag", "\"v2\"")]);
-    assert_eq!(outcome(50, &get(URL, &[]), &other, b"", Some(&stored), &settings, &options), Outcome::Retry(Reason::ValidatorMismatch));
-    assert_eq!(skip_reason(outcome(50, &get(URL, &[]), &other, b"", None, &settings, &options)), Reason::Unsolicited304);
+    assert_eq!(
+        outcome(50, &get(URL, &[]), &other, b"", Some(&stored), &settings, &options),
+        Outcome::Retry(Reason::ValidatorMismatch)
+    );
+    assert_eq!(
+        skip_reason(outcome(50, &get(URL, &[]), &other, b"", None, &settings, &options)),
+        Reason::Unsolicited304
+    );
 }
 
 #[test]
@@ -462,8 +575,12 @@ fn rfc9111_4_3_5_head_freshens_the_stored_get() {
     let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\""), ("content-length", "4")]);
     let head = req(Method::HEAD, URL, &[]);
     // A stored GET answers HEAD (§4.3.5's premise: HEAD and GET share a stored response).
-    assert!(matches!(decide(at(1), &head, std::slice::from_ref(&stored), &settings, &options), Action::Serve(_)));
-    let response = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-length", "4")]);
+    assert!(matches!(
+        decide(at(1), &head, std::slice::from_ref(&stored), &settings, &options),
+        Action::Serve(_)
+    ));
+    let response =
+        resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-length", "4")]);
     match outcome(50, &head, &response, b"", Some(&stored), &settings, &options) {
         Outcome::Refresh { entry, reason, .. } => {
             assert_eq!(reason, Reason::HeadFreshened);
@@ -474,7 +591,10 @@ fn rfc9111_4_3_5_head_freshens_the_stored_get() {
     }
     // Validators that disagree: the GET is not touched by this HEAD.
     let changed = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v2\"")]);
-    assert!(!matches!(outcome(50, &head, &changed, b"", Some(&stored), &settings, &options), Outcome::Refresh { .. }));
+    assert!(!matches!(
+        outcome(50, &head, &changed, b"", Some(&stored), &settings, &options),
+        Outcome::Refresh { .. }
+    ));
 }
 
 // ---- RFC 9111 §4.4: invalidation ----
@@ -483,24 +603,32 @@ fn rfc9111_4_3_5_head_freshens_the_stored_get() {
 fn rfc9111_4_4_unsafe_methods_invalidate_target_and_same_origin_locations() {
     let (settings, options) = defaults();
     let post = req(Method::POST, "https://example.com/items", &[]);
-    let response = resp(201, &[("location", "/items/7"), ("content-location", "https://other.example/items/7")]);
+    let response =
+        resp(201, &[("location", "/items/7"), ("content-location", "https://other.example/items/7")]);
     match outcome(0, &post, &response, b"", None, &settings, &options) {
         Outcome::Invalidate { keys, reason } => {
             assert_eq!(reason, Reason::Invalidated);
-            let expected = [key_of(&get("https://example.com/items", &[]), &settings), key_of(&get("https://example.com/items/7", &[]), &settings)];
+            let expected = [
+                key_of(&get("https://example.com/items", &[]), &settings),
+                key_of(&get("https://example.com/items/7", &[]), &settings),
+            ];
             assert_eq!(keys, expected, "cross-origin Content-Location must not be invalidated");
         }
         other => panic!("expected an invalidation, got {other:?}"),
     }
     let failed = resp(500, &[("location", "/items/7")]);
-    assert_eq!(skip_reason(outcome(0, &post, &failed, b"", None, &settings, &options)), Reason::MethodNotCacheable);
+    assert_eq!(
+        skip_reason(outcome(0, &post, &failed, b"", None, &settings, &options)),
+        Reason::MethodNotCacheable
+    );
 }
 
 // ---- RFC 5861: stale-while-revalidate and stale-if-error ----
 
 #[test]
 fn rfc5861_3_stale_while_revalidate_serves_and_revalidates_in_background() {
-    let stored = [stored_with(&[("cache-control", "max-age=10, stale-while-revalidate=30"), ("etag", "\"v\"")])];
+    let stored =
+        [stored_with(&[("cache-control", "max-age=10, stale-while-revalidate=30"), ("etag", "\"v\"")])];
     match decide_with(20, &[], &stored, RequestOptions::default()) {
         Action::Serve(serve) => {
             assert!(serve.stale);
@@ -512,9 +640,17 @@ fn rfc5861_3_stale_while_revalidate_serves_and_revalidates_in_background() {
     assert!(matches!(decide_with(41, &[], &stored, RequestOptions::default()), Action::Revalidate(_)));
     // The setting stands in for the directive.
     let plain = [stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v\"")])];
-    let settings = Settings { stale_while_revalidate: StaleAllowance::AtMost(Duration::from_secs(5)), ..Settings::default() };
-    assert!(matches!(decide(at(14), &get(URL, &[]), &plain, &settings, &RequestOptions::default()), Action::Serve(s) if s.stale));
-    assert!(matches!(decide(at(16), &get(URL, &[]), &plain, &settings, &RequestOptions::default()), Action::Revalidate(_)));
+    let settings = Settings {
+        stale_while_revalidate: StaleAllowance::AtMost(Duration::from_secs(5)),
+        ..Settings::default()
+    };
+    assert!(
+        matches!(decide(at(14), &get(URL, &[]), &plain, &settings, &RequestOptions::default()), Action::Serve(s) if s.stale)
+    );
+    assert!(matches!(
+        decide(at(16), &get(URL, &[]), &plain, &settings, &RequestOptions::default()),
+        Action::Revalidate(_)
+    ));
 }
 
 #[test]
@@ -522,22 +658,37 @@ fn rfc5861_4_stale_if_error_on_server_errors_and_transport_errors() {
     let (settings, options) = defaults();
     let stored = stored_with(&[("cache-control", "max-age=10, stale-if-error=60"), ("etag", "\"v\"")]);
     let error = resp(503, &[]);
-    assert!(matches!(outcome(30, &get(URL, &[]), &error, b"", Some(&stored), &settings, &options), Outcome::ServeStale { reason: Reason::StaleIfError, .. }));
+    assert!(matches!(
+        outcome(30, &get(URL, &[]), &error, b"", Some(&stored), &settings, &options),
+        Outcome::ServeStale { reason: Reason::StaleIfError, .. }
+    ));
     // Beyond the window: the error goes through.
-    assert!(!matches!(outcome(100, &get(URL, &[]), &error, b"", Some(&stored), &settings, &options), Outcome::ServeStale { .. }));
+    assert!(!matches!(
+        outcome(100, &get(URL, &[]), &error, b"", Some(&stored), &settings, &options),
+        Outcome::ServeStale { .. }
+    ));
     let request = get(URL, &[]);
     assert!(matches!(
         httpcache_core::machine::on_error(at(30), &request, Some(&stored), &settings, &options),
         Outcome::ServeStale { .. }
     ));
-    assert_eq!(httpcache_core::machine::on_error(at(100), &request, Some(&stored), &settings, &options), Outcome::Skip(Reason::OriginError));
+    assert_eq!(
+        httpcache_core::machine::on_error(at(100), &request, Some(&stored), &settings, &options),
+        Outcome::Skip(Reason::OriginError)
+    );
     // The setting without the directive.
     let plain = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v\"")]);
     let always = Settings { stale_if_error: StaleAllowance::Always, ..Settings::default() };
-    assert!(matches!(httpcache_core::machine::on_error(at(9_999), &request, Some(&plain), &always, &options), Outcome::ServeStale { .. }));
+    assert!(matches!(
+        httpcache_core::machine::on_error(at(9_999), &request, Some(&plain), &always, &options),
+        Outcome::ServeStale { .. }
+    ));
     // ...but not over must-revalidate.
     let strict = stored_with(&[("cache-control", "max-age=10, must-revalidate"), ("etag", "\"v\"")]);
-    assert_eq!(httpcache_core::machine::on_error(at(20), &request, Some(&strict), &always, &options), Outcome::Skip(Reason::OriginError));
+    assert_eq!(
+        httpcache_core::machine::on_error(at(20), &request, Some(&strict), &always, &options),
+        Outcome::Skip(Reason::OriginError)
+    );
 }
 
 // ---- Redaction in what is stored ----
@@ -545,7 +696,10 @@ fn rfc5861_4_stale_if_error_on_server_errors_and_transport_errors() {
 #[test]
 fn ignored_parameters_are_redacted_from_the_stored_request() {
     let settings = Settings { match_headers: MatchHeaders::All, ..Settings::default() };
-    let request = get("https://example.com/a?q=1&api_key=hunter2secret", &[("x-api-key", "hunter2secret"), ("accept", "x")]);
+    let request = get(
+        "https://example.com/a?q=1&api_key=hunter2secret",
+        &[("x-api-key", "hunter2secret"), ("accept", "x")],
+    );
     let entry = entry(0, &request, &resp(200, &[("cache-control", "max-age=60")]), b"x", &settings);
     assert!(!entry.request.url.contains("hunter2secret"), "{}", entry.request.url);
     assert_eq!(entry.request.headers["x-api-key"], "REDACTED");

@@ -42,11 +42,13 @@ fn strict_request_directives() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn settings_strategy() -> impl Strategy<Value = Settings> {
-    (any::<bool>(), any::<bool>(), prop::option::of(0u64..1000)).prop_map(|(shared, cache_control, ttl)| Settings {
-        shared,
-        cache_control,
-        expire_after: ttl.map(|secs| Expiry::After(Duration::from_secs(secs))),
-        ..Settings::default()
+    (any::<bool>(), any::<bool>(), prop::option::of(0u64..1000)).prop_map(|(shared, cache_control, ttl)| {
+        Settings {
+            shared,
+            cache_control,
+            expire_after: ttl.map(|secs| Expiry::After(Duration::from_secs(secs))),
+            ..Settings::default()
+        }
     })
 }
 
@@ -60,7 +62,13 @@ fn as_pairs<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a st
 
 /// Stores a response received at `secs` with `directives` plus a validator and a Date,
 /// returning the entry if the machine stores it.
-fn try_store(secs: u64, directives: &[String], extra: &[(&str, &str)], request: &http::request::Parts, settings: &Settings) -> Option<Entry> {
+fn try_store(
+    secs: u64,
+    directives: &[String],
+    extra: &[(&str, &str)],
+    request: &http::request::Parts,
+    settings: &Settings,
+) -> Option<Entry> {
     let mut headers = header_list(directives);
     headers.push(("etag", "\"p\"".to_string()));
     headers.push(("date", date(secs)));

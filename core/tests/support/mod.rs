@@ -75,7 +75,13 @@ pub fn outcome(
 
 /// Stores a response received at `at(secs)` and returns the entry, panicking with the
 /// reason if the machine refuses.
-pub fn entry(secs: u64, request: &request::Parts, response: &response::Parts, body: &'static [u8], settings: &Settings) -> Entry {
+pub fn entry(
+    secs: u64,
+    request: &request::Parts,
+    response: &response::Parts,
+    body: &'static [u8],
+    settings: &Settings,
+) -> Entry {
     match outcome(secs, request, response, body, None, settings, &RequestOptions::default()) {
         Outcome::Store { entry, .. } => *entry,
         other => panic!("expected the response to be stored, got {other:?}"),
