@@ -7,7 +7,8 @@
 //! * day and month names and `GMT` are matched ASCII case-insensitively; the day name
 //!   must be a real one but is not checked against the date;
 //! * fields are range-checked (day within its month, hour ≤ 23, minute ≤ 59,
-//!   second ≤ 60; a leap second 60 rolls into the next minute);
+//!   second ≤ 60; a leap second 60 rolls into the next minute, except on
+//!   9999-12-31 where it stays at 23:59:59, the last instant the format can print);
 //! * RFC 850's two-digit year uses a fixed pivot, as the `httpdate` crate does, since
 //!   the core reads no clock: `00`–`69` are 2000–2069 and `70`–`99` are 1970–1999.
 //!   §5.6.7's rule ("more than 50 years in the future" means the past century) needs
@@ -204,7 +205,10 @@ pub fn parse_http_date(value: &[u8]) -> Option<SystemTime> {
     let value = trim_ows(value);
     let civil =
         parse_imf_fixdate(value).or_else(|| parse_rfc850_date(value)).or_else(|| parse_asctime(value))?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(civil.to_epoch_seconds()?))
+    // A leap second on 9999-12-31 would land past what IMF-fixdate can print; cap it
+    // so that every parsed date formats and parses back to itself.
+    let seconds = civil.to_epoch_seconds()?.min(MAX_FORMATTABLE_SECONDS);
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// Formats `time` as IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`
@@ -315,6 +319,16 @@ mod tests {
         assert_eq!(format_http_date(at(MAX_FORMATTABLE_SECONDS)), "Fri, 31 Dec 9999 23:59:59 GMT");
         assert_eq!(format_http_date(at(MAX_FORMATTABLE_SECONDS * 4)), "Fri, 31 Dec 9999 23:59:59 GMT");
         assert_eq!(parse_http_date(b"Fri, 31 Dec 9999 23:59:59 GMT"), Some(at(MAX_FORMATTABLE_SECONDS)));
+    }
+
+    // Found by the http_date fuzz target: a leap second at the very end of year 9999
+    // must not parse past what format_http_date can print (round trip, RFC 9110 §5.6.7).
+    #[test]
+    fn leap_second_at_year_9999_round_trips_rfc9110_5_6_7() {
+        let parsed = parse_http_date(b"Sun, 31 Dec 9999 23:59:60 GMT");
+        assert_eq!(parsed, Some(at(MAX_FORMATTABLE_SECONDS)));
+        let printed = format_http_date(at(MAX_FORMATTABLE_SECONDS));
+        assert_eq!(parse_http_date(printed.as_bytes()), parsed);
     }
 
     // RFC 9110 §5.6.7: two-digit years, with the documented fixed pivot at 70.
