@@ -80,6 +80,12 @@ pub struct Forward {
 }
 
 impl Forward {
+    /// Splits off the coalescing guard, to be dropped after the store write.
+    fn take_guard(mut self) -> (Forward, Option<InflightGuard>) {
+        let guard = self._guard.take();
+        (self, guard)
+    }
+
     fn clone_inner(&self) -> Forward {
         Forward {
             parts: self.parts.clone(),
@@ -334,6 +340,12 @@ impl<S> Cache<S> {
                 ))))
             }
         }
+    }
+
+    /// A plan that bypasses the cache (e.g. a body that cannot be replayed).
+    /// Needs no store access, so it serves sync and async adapters alike.
+    pub fn plan_bypass(&self, parts: request::Parts, options: RequestOptions, reason: Reason) -> Plan {
+        self.bypass(parts, Bytes::new(), options, reason)
     }
 
     /// How many requests are waiting behind an identical one in flight (coalesced).
@@ -647,11 +659,6 @@ impl<S: Store> Cache<S> {
         }
     }
 
-    /// A plan that bypasses the cache (e.g. a body that cannot be replayed).
-    pub fn plan_bypass(&self, parts: request::Parts, options: RequestOptions, reason: Reason) -> Plan {
-        self.bypass(parts, Bytes::new(), options, reason)
-    }
-
     fn read(&self, key: &CacheKey) -> Vec<Entry> {
         self.store.get(key).unwrap_or_else(|error| {
             log_store_error("read", key, &error);
@@ -683,8 +690,9 @@ impl<S: Store> Cache<S> {
         response: Response<Bytes>,
         final_url: Option<&Uri>,
     ) -> Completion {
+        let (forward, guard) = forward.take_guard();
         let finish = self.finish(forward, response, final_url);
-        self.write(finish)
+        release_after(self.write(finish), guard)
     }
 
     /// Finishes a forwarded request whose response body goes to the caller as a
@@ -741,6 +749,18 @@ impl<S: Store> Cache<S> {
     }
 }
 
+/// Releases coalesced waiters (by dropping `guard`) only once the entry is written, so
+/// they find it; a retry keeps leading the group.
+fn release_after(completion: Completion, guard: Option<InflightGuard>) -> Completion {
+    match completion {
+        Completion::Retry(mut retry) => {
+            retry._guard = guard;
+            Completion::Retry(retry)
+        }
+        respond => respond,
+    }
+}
+
 fn mark_not_stored(response: &mut Response<Bytes>) {
     if let Some(status) = response.extensions_mut().get_mut::<CacheStatus>() {
         status.stored = false;
@@ -779,6 +799,7 @@ impl<S: AsyncStore> Cache<S> {
         response: Response<Bytes>,
         final_url: Option<&Uri>,
     ) -> Completion {
+        let (forward, guard) = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
         for key in &finish.removes {
             if let Err(error) = self.store.remove(key).await {
@@ -791,7 +812,7 @@ impl<S: AsyncStore> Cache<S> {
                 mark_not_stored(&mut finish.response);
             }
         }
-        finish.into_completion()
+        release_after(finish.into_completion(), guard)
     }
 
     /// [`Cache::complete_streamed`] over an [`AsyncStore`].
