@@ -175,7 +175,7 @@ pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Setti
 
 /// Whether the request body is part of the key: for methods other than GET and HEAD
 /// whose responses the settings allow storing.
-fn body_is_keyed(method: &Method, settings: &Settings) -> bool {
+pub fn body_is_keyed(method: &Method, settings: &Settings) -> bool {
     *method != Method::GET && *method != Method::HEAD && settings.allowable_methods.contains(method)
 }
 
