@@ -1,0 +1,100 @@
+//! [`AsyncLmdbStore`]: the [`AsyncStore`] over an [`LmdbStore`].
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, StoreError, VariantId};
+
+use crate::error::LmdbError;
+use crate::records::PreparedEntry;
+use crate::store::LmdbStore;
+
+/// An [`AsyncStore`] over an [`LmdbStore`], for any executor.
+///
+/// Reads (`get`) run inline on the calling task: an LMDB read transaction never waits
+/// for writers and takes microseconds. Everything that can wait — writes, which queue
+/// on LMDB's single-writer lock (possibly held by another process) and may `fsync`,
+/// and full scans — runs on the executor-agnostic thread pool of the
+/// [`blocking`] crate, so it never stalls the executor. The entry is encoded on the
+/// calling task before its write is handed over.
+#[derive(Debug, Clone)]
+pub struct AsyncLmdbStore {
+    store: LmdbStore,
+}
+
+impl AsyncLmdbStore {
+    /// Wraps a store.
+    pub fn new(store: LmdbStore) -> AsyncLmdbStore {
+        AsyncLmdbStore { store }
+    }
+
+    /// Opens the store in directory `path` with default options, off the executor.
+    pub async fn open(path: impl Into<PathBuf>) -> Result<AsyncLmdbStore, LmdbError> {
+        let path = path.into();
+        blocking::unblock(move || LmdbStore::open(path)).await.map(AsyncLmdbStore::new)
+    }
+
+    /// The blocking store underneath.
+    pub fn blocking(&self) -> &LmdbStore {
+        &self.store
+    }
+
+    /// [`LmdbStore::purge_expired`], off the executor.
+    pub async fn purge_expired(&self, now: SystemTime) -> Result<usize, LmdbError> {
+        let store = self.store.clone();
+        blocking::unblock(move || store.purge_expired(now)).await
+    }
+}
+
+impl From<LmdbStore> for AsyncLmdbStore {
+    fn from(store: LmdbStore) -> Self {
+        AsyncLmdbStore::new(store)
+    }
+}
+
+impl AsyncStore for AsyncLmdbStore {
+    async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        let lookup = self.store.lookup(key)?;
+        if !lookup.corrupt.is_empty() {
+            let store = self.store.clone();
+            blocking::unblock(move || store.remove_corrupt(&lookup.corrupt)).await;
+        }
+        Ok(lookup.entries)
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        let prepared = PreparedEntry::new(entry);
+        let store = self.store.clone();
+        Ok(blocking::unblock(move || store.put_prepared(&prepared)).await?)
+    }
+
+    async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        let (store, key) = (self.store.clone(), *key);
+        Ok(blocking::unblock(move || store.remove_key(&key)).await?)
+    }
+
+    async fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        let (store, key) = (self.store.clone(), *key);
+        Ok(blocking::unblock(move || store.remove_one(&key, variant)).await?)
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        Ok(blocking::unblock(move || store.clear_all()).await?)
+    }
+
+    async fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        let store = self.store.clone();
+        let listing = blocking::unblock(move || {
+            let listing = store.listing()?;
+            store.remove_corrupt(&listing.corrupt);
+            Ok::<_, LmdbError>(listing.metas)
+        });
+        Ok(listing.await?)
+    }
+
+    async fn compact(&self) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        Ok(blocking::unblock(move || store.clear_stale_readers()).await?)
+    }
+}

@@ -1,0 +1,342 @@
+//! Unit tests and the store conformance suite (sync and async).
+
+use std::time::Duration;
+
+use httpcache_core::conformance::{at, body, entry, key};
+use httpcache_core::{AsyncStore, Store, StoreError, VariantId};
+
+use crate::{AsyncLmdbStore, LmdbError, LmdbStore};
+
+fn temp_store() -> (tempfile::TempDir, LmdbStore) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = LmdbStore::open(dir.path().join("cache")).expect("open");
+    (dir, store)
+}
+
+mod sync_conformance {
+    use httpcache_core::conformance::Fixture;
+
+    use crate::LmdbStore;
+
+    fn open(max_bytes: Option<u64>) -> Fixture<LmdbStore> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut builder = LmdbStore::builder(dir.path()).map_size(64 << 20);
+        if let Some(max_bytes) = max_bytes {
+            builder = builder.max_bytes(max_bytes);
+        }
+        Fixture::with_guard(builder.open().expect("open"), dir)
+    }
+
+    httpcache_core::store_conformance! {
+        store: || open(None),
+        bounded: |max_bytes| open(Some(max_bytes)),
+        corrupt: |store: &LmdbStore, key, variant, bytes| store.write_raw(key, variant, bytes),
+    }
+}
+
+mod async_conformance {
+    use httpcache_core::conformance::Fixture;
+
+    use crate::{AsyncLmdbStore, LmdbStore};
+
+    fn open(max_bytes: Option<u64>) -> Fixture<AsyncLmdbStore> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut builder = LmdbStore::builder(dir.path()).map_size(64 << 20);
+        if let Some(max_bytes) = max_bytes {
+            builder = builder.max_bytes(max_bytes);
+        }
+        Fixture::with_guard(builder.open().expect("open").into_async(), dir)
+    }
+
+    httpcache_core::async_store_conformance! {
+        store: || open(None),
+        bounded: |max_bytes| open(Some(max_bytes)),
+        corrupt: |store: &AsyncLmdbStore, key, variant, bytes| store.blocking().write_raw(key, variant, bytes),
+    }
+}
+
+#[test]
+fn a_full_map_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::builder(dir.path()).map_size(256 << 10).max_map_size(16 << 20).open().unwrap();
+    let entries: Vec<_> = (0..40).map(|n| entry(key(n), 0, body(n, 100 << 10))).collect();
+    for e in &entries {
+        store.put(e).expect("a put that fits after growing succeeds");
+    }
+    for e in &entries {
+        assert_eq!(store.get(&e.key).unwrap(), std::slice::from_ref(e), "nothing was evicted");
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.entries, 40);
+    assert!(stats.map_size > 256 << 10, "the map grew: {stats:?}");
+    assert!(stats.map_size <= 16 << 20, "within the maximum: {stats:?}");
+}
+
+#[test]
+fn a_full_map_at_its_maximum_evicts_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::builder(dir.path()).map_size(1 << 20).max_map_size(1 << 20).open().unwrap();
+    let entries: Vec<_> = (0..60)
+        .map(|n| {
+            let mut e = entry(key(n), 0, body(n, 64 << 10));
+            e.created = at(n);
+            e.expires = None;
+            e
+        })
+        .collect();
+    for e in &entries {
+        store.put(e).expect("a put never fails for fullness when eviction can make room");
+    }
+    let newest = &entries[59];
+    assert_eq!(store.get(&newest.key).unwrap(), std::slice::from_ref(newest));
+    let stats = store.stats().unwrap();
+    assert!(stats.entries < 60, "some entries were evicted: {stats:?}");
+    assert!(store.get(&entries[0].key).unwrap().is_empty(), "the oldest went first");
+    assert_eq!(store.scan().unwrap().len() as u64, stats.entries);
+    // An entry bigger than the whole map cannot fit, however much is evicted.
+    let huge = entry(key(1000), 0, body(1000, 4 << 20));
+    assert!(matches!(store.put(&huge), Err(StoreError::Full(_))));
+    assert_eq!(store.stats().unwrap().entries, stats.entries, "and evicts nothing for it");
+}
+
+#[test]
+fn max_bytes_evicts_expired_first_then_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = entry(key(0), 0, body(0, 1000)).encode().len() as u64;
+    let store = LmdbStore::builder(dir.path()).max_bytes(size * 3).open().unwrap();
+    let make = |n: u64, created: u64, expires: Option<Duration>| {
+        let mut e = entry(key(n), 0, body(n, 1000));
+        e.created = at(created);
+        e.expires = expires.map(|d| std::time::UNIX_EPOCH + d);
+        e
+    };
+    // Already expired in wall-clock terms (1970), but created last.
+    let expired = make(1, 30, Some(Duration::from_secs(1)));
+    let old = make(2, 10, None);
+    let middle = make(3, 20, None);
+    for e in [&expired, &old, &middle] {
+        store.put(e).unwrap();
+    }
+    let (fourth, fifth) = (make(4, 40, None), make(5, 50, None));
+    store.put(&fourth).unwrap();
+    assert!(store.get(&expired.key).unwrap().is_empty(), "the expired entry went first");
+    assert_eq!(store.get(&old.key).unwrap().len(), 1);
+    store.put(&fifth).unwrap();
+    assert!(store.get(&old.key).unwrap().is_empty(), "then the oldest by creation");
+    assert_eq!(store.get(&middle.key).unwrap().len(), 1);
+    let stats = store.stats().unwrap();
+    let kept: u64 = [&middle, &fourth, &fifth].iter().map(|e| e.encode().len() as u64).sum();
+    assert_eq!((stats.entries, stats.bytes), (3, kept));
+
+    let too_big = entry(key(9), 0, body(9, 10_000));
+    assert!(matches!(store.put(&too_big), Err(StoreError::Full(_))));
+    assert_eq!(store.stats().unwrap().entries, 3, "a refused put evicts nothing");
+}
+
+#[test]
+fn corrupt_record_is_a_miss_and_removed() {
+    let (_dir, store) = temp_store();
+    let good = entry(key(1), 1, body(1, 500));
+    let sibling = entry(key(1), 2, body(2, 500));
+    store.put(&good).unwrap();
+    store.put(&sibling).unwrap();
+    let encoded = good.encode();
+    store.write_raw(&good.key, good.variant, &encoded[..encoded.len() - 3]);
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&sibling));
+    assert_eq!(store.stats().unwrap().entries, 1, "the corrupt record was deleted");
+    assert_eq!(store.index_lengths(), (1, 1), "with its index keys");
+    assert_eq!(store.stats().unwrap().bytes, sibling.encode().len() as u64);
+
+    // A record whose metadata is garbage is dropped by scan too.
+    store.write_raw(&key(2), VariantId(0), b"not an entry");
+    let metas = store.scan().unwrap();
+    assert_eq!(metas, [sibling.meta()]);
+    assert_eq!(store.stats().unwrap().entries, 1);
+}
+
+#[test]
+fn purge_expired_walks_the_index() {
+    let (_dir, store) = temp_store();
+    let mut entries = Vec::new();
+    for n in 0..10u64 {
+        let mut e = entry(key(n), n % 2, body(n, 100));
+        e.expires = if n == 9 { None } else { Some(at(100 + n)) };
+        store.put(&e).unwrap();
+        entries.push(e);
+    }
+    assert_eq!(store.index_lengths(), (9, 10));
+    assert_eq!(store.purge_expired(at(99)).unwrap(), 0);
+    // expires <= now is expired (EntryMeta::is_expired).
+    assert_eq!(store.purge_expired(at(103)).unwrap(), 4);
+    assert_eq!(store.index_lengths(), (5, 6));
+    for e in &entries {
+        let present = !store.get(&e.key).unwrap().is_empty();
+        assert_eq!(present, !e.is_expired(at(103)), "entry {}", e.key);
+    }
+    // Overwriting an entry with a later expiry moves its index key.
+    let mut moved = entries[5].clone();
+    moved.expires = Some(at(1000));
+    store.put(&moved).unwrap();
+    assert_eq!(store.purge_expired(at(200)).unwrap(), 4);
+    assert_eq!(store.get(&moved.key).unwrap(), std::slice::from_ref(&moved));
+    assert_eq!(store.get(&entries[9].key).unwrap().len(), 1, "never-expiring entries stay");
+    assert_eq!(store.index_lengths(), (1, 2));
+    assert_eq!(store.purge_expired(std::time::UNIX_EPOCH + Duration::from_nanos(u64::MAX)).unwrap(), 1);
+    assert_eq!(store.stats().unwrap().entries, 1);
+}
+
+#[test]
+fn reopening_shares_one_environment_and_handles_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LmdbStore::open(dir.path()).unwrap();
+    // Through another spelling of the same path.
+    let second = LmdbStore::open(dir.path().join(".")).unwrap();
+    assert!(first.same_environment(&second));
+    let e = entry(key(1), 0, body(1, 100));
+    first.put(&e).unwrap();
+    assert_eq!(second.get(&e.key).unwrap(), std::slice::from_ref(&e));
+    assert_eq!(second.remove(&e.key).unwrap(), 1);
+    assert!(first.get(&e.key).unwrap().is_empty());
+
+    // After every handle is gone, the path opens again, with what was written.
+    second.put(&e).unwrap();
+    drop(first);
+    drop(second);
+    let third = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(third.get(&e.key).unwrap(), std::slice::from_ref(&e));
+}
+
+#[test]
+fn open_from_many_threads_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<LmdbStore> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| LmdbStore::open(dir.path()).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(stores.iter().all(|s| s.same_environment(&stores[0])));
+    // Open and drop in a loop from several threads: no EnvAlreadyOpened.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let other = tempfile::tempdir().unwrap();
+                    drop(LmdbStore::open(other.path()).unwrap());
+                    drop(LmdbStore::open(dir.path()).unwrap());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn refuses_what_is_not_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"hello").unwrap();
+    assert!(matches!(LmdbStore::open(&file), Err(LmdbError::NotACache(_))));
+
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(garbage.join("data.mdb"), vec![0x5a; 64 << 10]).unwrap();
+    let error = LmdbStore::open(&garbage).unwrap_err();
+    assert!(matches!(StoreError::from(error), StoreError::NotACache(_)));
+
+    // An LMDB environment of another program.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    {
+        // SAFETY: a fresh directory, opened once, closed before the store opens it.
+        let env = unsafe { heed::EnvOpenOptions::new().map_size(1 << 20).max_dbs(2).open(&foreign) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        let db = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| {
+                opener
+                    .create_database::<heed::types::Str, heed::types::Str>(wtxn, Some("theirs"))
+                    .map(heed::CommitOrAbort::<_, ()>::Commit)
+            })
+            .unwrap()
+            .unwrap_commit();
+        let mut wtxn = env.write_txn().unwrap();
+        db.put(&mut wtxn, "hello", "world").unwrap();
+        wtxn.commit().unwrap();
+        env.prepare_for_closing().wait();
+    }
+    assert!(matches!(LmdbStore::open(&foreign), Err(LmdbError::NotACache(_))));
+}
+
+#[cfg(unix)]
+#[test]
+fn permission_denied_is_an_io_error_with_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    // Root ignores permissions; only check where they apply.
+    if std::fs::write(locked.join("probe"), b"").is_ok() {
+        return;
+    }
+    let error = StoreError::from(LmdbStore::open(locked.join("cache")).unwrap_err());
+    let StoreError::Io { context, source } = error else { panic!("expected an I/O error, got {error:?}") };
+    assert!(context.contains("locked"), "{context}");
+    assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn async_store_reads_inline_and_writes_off_thread() {
+    let (_dir, store) = temp_store();
+    let store = AsyncLmdbStore::from(store);
+    let e = entry(key(1), 0, body(1, 1 << 20));
+    futures_executor::block_on(async {
+        store.put(&e).await.unwrap();
+        assert_eq!(store.get(&e.key).await.unwrap(), std::slice::from_ref(&e));
+        assert_eq!(store.scan().await.unwrap(), [e.meta()]);
+        assert_eq!(store.purge_expired(at(1_000)).await.unwrap(), 1);
+        assert!(store.get(&e.key).await.unwrap().is_empty());
+        let reopened = AsyncLmdbStore::open(store.blocking().path().to_path_buf()).await.unwrap();
+        assert!(reopened.blocking().same_environment(store.blocking()));
+    });
+}
+
+#[test]
+fn get_copies_each_value_once_into_shared_bytes() {
+    let (_dir, store) = temp_store();
+    let e = entry(key(1), 0, body(1, 64 << 10));
+    store.put(&e).unwrap();
+    let got = store.get(&e.key).unwrap();
+    // The body is a view into the one buffer the record was copied into.
+    let body = &got[0].response.body;
+    assert_eq!(body, &e.response.body);
+    let other = store.get(&e.key).unwrap();
+    assert_ne!(body.as_ptr(), other[0].response.body.as_ptr(), "each read has its own copy");
+}
+
+#[test]
+fn put_batch_writes_everything_in_one_transaction() {
+    let (_dir, store) = temp_store();
+    let entries: Vec<_> = (0..500).map(|n| entry(key(n), n % 3, body(n, 200))).collect();
+    store.put_batch(&entries).unwrap();
+    assert_eq!(store.stats().unwrap().entries, 500);
+    assert_eq!(store.scan().unwrap().len(), 500);
+    for e in entries.iter().step_by(37) {
+        assert_eq!(store.get(&e.key).unwrap(), std::slice::from_ref(e));
+    }
+    // Replacing within a batch keeps one record per (key, variant).
+    store.put_batch([&entries[0], &entries[0]]).unwrap();
+    assert_eq!(store.stats().unwrap().entries, 500);
+    let expected: u64 = entries.iter().map(|e| e.encode().len() as u64).sum();
+    assert_eq!(store.stats().unwrap().bytes, expected);
+}
+
+#[test]
+fn every_sync_mode_stores_and_reads() {
+    for mode in [crate::SyncMode::Full, crate::SyncMode::Relaxed, crate::SyncMode::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LmdbStore::builder(dir.path()).sync(mode).open().unwrap();
+        let e = entry(key(1), 0, body(1, 10_000));
+        store.put(&e).unwrap();
+        drop(store);
+        let store = LmdbStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(&e.key).unwrap(), std::slice::from_ref(&e), "{mode:?}");
+    }
+}
