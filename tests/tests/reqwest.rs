@@ -1,0 +1,148 @@
+//! The scenario suite for the reqwest adapter: the async client, the blocking client
+//! and the reqwest-middleware middleware, each over the memory, fs and LMDB stores.
+
+use httpcache_core::{CacheStatus, RequestOptions, Settings};
+use httpcache_reqwest::{CacheMiddleware, CacheRequestExt, CachedClient};
+use httpcache_tests::scenarios::{AnyAsyncStore, AnyStore, ClientUnderTest, Fetched, Guard, TestStore};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+async fn fetched(response: reqwest::Response) -> Result<Fetched, String> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let url = response.url().to_string();
+    let cache = response.extensions().get::<CacheStatus>().cloned().ok_or("no CacheStatus extension")?;
+    let body = response.bytes().await.map_err(|error| format!("reading the body: {error}"))?;
+    Ok(Fetched { status, body, headers, cache, url })
+}
+
+/// The async client, run on its own multi-threaded runtime.
+struct AsyncClient {
+    runtime: tokio::runtime::Runtime,
+    client: CachedClient<AnyAsyncStore>,
+}
+
+impl ClientUnderTest for AsyncClient {
+    fn get(&self, url: &str, options: RequestOptions, headers: &[(&str, &str)]) -> Result<Fetched, String> {
+        self.runtime.block_on(async {
+            let mut request = self.client.get(url).cache_options(options);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            fetched(request.send().await.map_err(|error| format!("{error:?}"))?).await
+        })
+    }
+
+    fn post(&self, url: &str, body: &[u8]) -> Result<Fetched, String> {
+        self.runtime.block_on(async {
+            let request = self.client.post(url).body(body.to_vec());
+            fetched(request.send().await.map_err(|error| format!("{error:?}"))?).await
+        })
+    }
+
+    fn update_settings(&self, change: &dyn Fn(&mut Settings)) {
+        self.client.update_settings(change);
+    }
+
+    fn disable(&self) -> Box<dyn Guard + '_> {
+        Box::new(self.client.disabled())
+    }
+}
+
+fn async_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
+    let client =
+        CachedClient::builder().settings(settings).store(store.asynchronous()).build().expect("client");
+    Box::new(AsyncClient { runtime: runtime(), client })
+}
+
+/// The blocking client.
+struct BlockingClient {
+    client: httpcache_reqwest::blocking::CachedClient<AnyStore>,
+}
+
+fn fetched_blocking(response: reqwest::blocking::Response) -> Result<Fetched, String> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let url = response.url().to_string();
+    let cache = response.extensions().get::<CacheStatus>().cloned().ok_or("no CacheStatus extension")?;
+    let body = response.bytes().map_err(|error| format!("reading the body: {error}"))?;
+    Ok(Fetched { status, body, headers, cache, url })
+}
+
+impl ClientUnderTest for BlockingClient {
+    fn get(&self, url: &str, options: RequestOptions, headers: &[(&str, &str)]) -> Result<Fetched, String> {
+        let mut request = self.client.get(url).cache_options(options);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        fetched_blocking(request.send().map_err(|error| format!("{error:?}"))?)
+    }
+
+    fn post(&self, url: &str, body: &[u8]) -> Result<Fetched, String> {
+        let response =
+            self.client.post(url).body(body.to_vec()).send().map_err(|error| format!("{error:?}"))?;
+        fetched_blocking(response)
+    }
+
+    fn update_settings(&self, change: &dyn Fn(&mut Settings)) {
+        self.client.update_settings(change);
+    }
+
+    fn disable(&self) -> Box<dyn Guard + '_> {
+        Box::new(self.client.disabled())
+    }
+}
+
+fn blocking_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
+    let client = reqwest::blocking::Client::builder().build().expect("blocking client");
+    Box::new(BlockingClient {
+        client: httpcache_reqwest::blocking::CachedClient::wrap(client, store.blocking(), settings),
+    })
+}
+
+/// The middleware in a `reqwest_middleware::ClientWithMiddleware`.
+struct MiddlewareClient {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest_middleware::ClientWithMiddleware,
+    cache: CacheMiddleware<AnyAsyncStore>,
+}
+
+impl ClientUnderTest for MiddlewareClient {
+    fn get(&self, url: &str, options: RequestOptions, headers: &[(&str, &str)]) -> Result<Fetched, String> {
+        self.runtime.block_on(async {
+            let mut request = self.client.get(url).cache_options(options);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            fetched(request.send().await.map_err(|error| format!("{error:?}"))?).await
+        })
+    }
+
+    fn post(&self, url: &str, body: &[u8]) -> Result<Fetched, String> {
+        self.runtime.block_on(async {
+            let request = self.client.post(url).body(body.to_vec());
+            fetched(request.send().await.map_err(|error| format!("{error:?}"))?).await
+        })
+    }
+
+    fn update_settings(&self, change: &dyn Fn(&mut Settings)) {
+        self.cache.update_settings(change);
+    }
+
+    fn disable(&self) -> Box<dyn Guard + '_> {
+        Box::new(self.cache.disabled())
+    }
+}
+
+fn middleware_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
+    let inner = reqwest::Client::new();
+    let cache = CacheMiddleware::new(store.asynchronous(), settings).background_client(inner.clone());
+    let client = reqwest_middleware::ClientBuilder::new(inner).with(cache.clone()).build();
+    Box::new(MiddlewareClient { runtime: runtime(), client, cache })
+}
+
+httpcache_tests::scenario_tests!(reqwest_async, async_client);
+httpcache_tests::scenario_tests!(reqwest_blocking, blocking_client);
+httpcache_tests::scenario_tests!(reqwest_middleware_stack, middleware_client);
