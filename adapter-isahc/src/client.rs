@@ -1,0 +1,519 @@
+//! [`CachedClient`]: the loop of [`Cache`]'s step API around `isahc::HttpClient`.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, future};
+use http::{Extensions, Request, Response, Uri};
+use httpcache_core::driver::{DisabledGuard, FinalUrl, PendingRevalidation};
+use httpcache_core::inventory::{AsyncInventory, Inventory};
+use httpcache_core::{
+    AsyncStore, Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Settings, Store,
+};
+use isahc::{AsyncBody, Body, HttpClient, ResponseExt};
+
+/// A caching HTTP client: an [`isahc::HttpClient`] in front of which every request goes
+/// through an httpcache [`Cache`]. [`send`](CachedClient::send) needs a blocking
+/// [`Store`], [`send_async`](CachedClient::send_async) an [`AsyncStore`]; a
+/// [`DualStore`](crate::DualStore) is both. Cheap to clone (clones share the client and
+/// the cache).
+#[derive(Debug)]
+pub struct CachedClient<S> {
+    client: HttpClient,
+    cache: Option<Arc<Cache<S>>>,
+}
+
+impl<S> Clone for CachedClient<S> {
+    fn clone(&self) -> Self {
+        CachedClient { client: self.client.clone(), cache: self.cache.clone() }
+    }
+}
+
+/// How a forwarded request ended: an answer for the caller, or a resend (after a 304
+/// whose validator did not match).
+enum Settled<T> {
+    Done(Result<Response<T>, isahc::Error>),
+    Retry(Box<Forward>),
+}
+
+impl<S> CachedClient<S> {
+    /// Wraps an existing isahc client, keeping all its configuration (redirect policy,
+    /// timeouts, TLS...), with a cache over `store`.
+    pub fn wrap(client: HttpClient, store: S, settings: Settings) -> Self {
+        Self::with_cache(client, Cache::new(store, settings))
+    }
+
+    /// Wraps an existing isahc client with an existing cache (e.g. one with a test clock,
+    /// or one shared with other clients).
+    pub fn with_cache(client: HttpClient, cache: impl Into<Arc<Cache<S>>>) -> Self {
+        CachedClient { client, cache: Some(cache.into()) }
+    }
+
+    /// A client with isahc's default configuration and a cache over `store`.
+    ///
+    /// # Errors
+    /// When isahc cannot build its client.
+    pub fn new(store: S, settings: Settings) -> Result<Self, crate::Error> {
+        Ok(Self::wrap(HttpClient::new()?, store, settings))
+    }
+
+    /// A pass-through client without a cache (what the `no_cache` switch of
+    /// [`cached_client_with`](crate::cached_client_with) gives). Its responses still carry
+    /// a [`CacheStatus`] (a bypass) and a `Cache-Status` header.
+    pub fn uncached(client: HttpClient) -> Self {
+        CachedClient { client, cache: None }
+    }
+
+    /// The isahc client requests are sent with.
+    pub fn inner(&self) -> &HttpClient {
+        &self.client
+    }
+
+    /// The cache (settings, store, driver), unless the client is uncached.
+    pub fn cache(&self) -> Option<&Arc<Cache<S>>> {
+        self.cache.as_ref()
+    }
+
+    /// A snapshot of the settings in force, unless the client is uncached.
+    pub fn settings(&self) -> Option<Arc<Settings>> {
+        self.cache.as_ref().map(|cache| cache.settings())
+    }
+
+    /// Changes the settings at runtime (requests under way keep the old ones); nothing
+    /// to change on an uncached client.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        if let Some(cache) = &self.cache {
+            cache.update_settings(change);
+        }
+    }
+
+    /// Disables the cache until the returned guard is dropped (`None`: uncached).
+    pub fn disable(&self) -> Option<DisabledGuard<'_, S>> {
+        self.cache.as_ref().map(|cache| cache.disable())
+    }
+}
+
+#[cfg(feature = "mem")]
+impl CachedClient<crate::MemoryStores> {
+    /// A client with isahc's defaults caching in memory, at most about `max_bytes` of entries.
+    ///
+    /// # Errors
+    /// When isahc cannot build its client.
+    pub fn memory(settings: Settings, max_bytes: u64) -> Result<Self, crate::Error> {
+        Self::new(httpcache_mem::MemoryStore::new(max_bytes).into(), settings)
+    }
+}
+
+#[cfg(feature = "lmdb")]
+impl CachedClient<crate::LmdbStores> {
+    /// A client with isahc's defaults caching in an LMDB environment in `dir`.
+    ///
+    /// # Errors
+    /// When the environment cannot be opened or isahc cannot build its client.
+    pub fn lmdb(dir: impl Into<std::path::PathBuf>, settings: Settings) -> Result<Self, crate::Error> {
+        let store = httpcache_lmdb::LmdbStore::open(dir).map_err(httpcache_core::StoreError::from)?;
+        Self::new(store.into(), settings)
+    }
+}
+
+#[cfg(feature = "fs")]
+impl CachedClient<crate::FsStores> {
+    /// A client with isahc's defaults caching in files under `dir`.
+    ///
+    /// # Errors
+    /// When the directory cannot be used as a cache or isahc cannot build its client.
+    pub fn fs(dir: impl AsRef<std::path::Path>, settings: Settings) -> Result<Self, crate::Error> {
+        Self::new(httpcache_fs::FsStore::open(dir)?.into(), settings)
+    }
+}
+
+/// Builds `GET`/`HEAD` requests for the conveniences.
+fn bodiless<U>(method: http::Method, uri: U) -> Result<Request<()>, isahc::Error>
+where
+    Uri: TryFrom<U>,
+    <Uri as TryFrom<U>>::Error: Into<http::Error>,
+{
+    Ok(Request::builder().method(method).uri(uri).body(())?)
+}
+
+impl<S: Store + 'static> CachedClient<S> {
+    /// Sends a request through the cache and blocks until the response head arrives (as
+    /// [`HttpClient::send`]). Per-request controls travel in the request's extensions
+    /// (see [`CacheRequestExt`](crate::CacheRequestExt)).
+    ///
+    /// # Errors
+    /// isahc's, when the origin could not be reached (or failed mid-body) and no stale
+    /// response may stand in. A store failure never fails a request.
+    pub fn send<B: Into<Body>>(&self, request: Request<B>) -> Result<Response<Body>, isahc::Error> {
+        let Some(cache) = &self.cache else {
+            return self.client.send(request).map(uncached_response);
+        };
+        let (parts, body) = request.into_parts();
+        let mut body: Body = body.into();
+        let options = parts.extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let asked = parts.uri.clone();
+        let had_body = !body.is_empty();
+        // A body in memory can be replayed and keyed; a stream bypasses the cache.
+        let (plan, mut stream) = if body.reset() {
+            let mut bytes = Vec::new();
+            body.read_to_end(&mut bytes)?;
+            (cache.plan(parts, Bytes::from(bytes), options), None)
+        } else {
+            (cache.plan_bypass(parts, options, Reason::BodyNotReplayable), Some(body))
+        };
+        let mut forward = match plan {
+            Plan::Respond(response) => return Ok(self.deliver(cache, *response, None, &asked)),
+            Plan::Forward(forward) => forward,
+        };
+        loop {
+            let request = outgoing(forward.request(), had_body, stream.take(), Body::from, Body::empty());
+            match self.settle(cache, forward, self.client.send(request), &asked) {
+                Settled::Done(result) => return result,
+                Settled::Retry(retry) => forward = retry,
+            }
+        }
+    }
+
+    /// A GET request through the cache.
+    ///
+    /// # Errors
+    /// As [`CachedClient::send`], and for an invalid URI.
+    pub fn get<U>(&self, uri: U) -> Result<Response<Body>, isahc::Error>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.send(bodiless(http::Method::GET, uri)?)
+    }
+
+    /// A HEAD request through the cache.
+    ///
+    /// # Errors
+    /// As [`CachedClient::get`].
+    pub fn head<U>(&self, uri: U) -> Result<Response<Body>, isahc::Error>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.send(bodiless(http::Method::HEAD, uri)?)
+    }
+
+    /// The inspection API (count, list, filter, delete, copy) over the store.
+    pub fn inventory(&self) -> Option<Inventory<'_, S>> {
+        self.cache.as_deref().map(|cache| Inventory::new(cache.store()))
+    }
+
+    /// Hands the origin's answer (or failure) to the driver.
+    fn settle(
+        &self,
+        cache: &Arc<Cache<S>>,
+        forward: Box<Forward>,
+        sent: Result<Response<Body>, isahc::Error>,
+        asked: &Uri,
+    ) -> Settled<Body> {
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Settled::Done(self.fail(cache, *forward, error, asked)),
+        };
+        let (final_uri, mut head, mut body) = split(response, asked);
+        let final_url = (final_uri != *asked).then_some(&final_uri);
+        if !forward.wants_body(&head) {
+            cache.complete_streamed(*forward, &mut head, final_url);
+            return Settled::Done(Ok(Response::from_parts(head, body)));
+        }
+        let limit = cache.settings().max_entry_bytes;
+        let mut buffered = Vec::new();
+        if let Err(error) = (&mut body).take(limit.saturating_add(1)).read_to_end(&mut buffered) {
+            // The origin failed mid-body: as if it could not be reached.
+            return Settled::Done(self.fail(cache, *forward, error.into(), asked));
+        }
+        if buffered.len() as u64 > limit {
+            cache.complete_streamed(*forward, &mut head, final_url);
+            let body = Body::from_reader(io::Cursor::new(buffered).chain(body));
+            return Settled::Done(Ok(Response::from_parts(head, body)));
+        }
+        let origin = std::mem::take(&mut head.extensions);
+        match cache.complete(*forward, Response::from_parts(head, Bytes::from(buffered)), final_url) {
+            Completion::Respond(response) => {
+                Settled::Done(Ok(self.deliver(cache, *response, Some(origin), &final_uri)))
+            }
+            Completion::Retry(retry) => Settled::Retry(retry),
+        }
+    }
+
+    /// The origin could not be reached: a stale response if allowed, else the error.
+    fn fail(
+        &self,
+        cache: &Arc<Cache<S>>,
+        forward: Forward,
+        error: isahc::Error,
+        asked: &Uri,
+    ) -> Result<Response<Body>, isahc::Error> {
+        match cache.fail(forward) {
+            Some(stale) => {
+                tracing::debug!(target: "httpcache", %error, uri = %asked, "origin failed; serving stale");
+                Ok(self.deliver(cache, stale, None, asked))
+            }
+            None => Err(error),
+        }
+    }
+
+    /// Converts a driver response to isahc's, starting a background revalidation if asked.
+    fn deliver(
+        &self,
+        cache: &Arc<Cache<S>>,
+        response: Response<Bytes>,
+        origin: Option<Extensions>,
+        url: &Uri,
+    ) -> Response<Body> {
+        let (response, pending) = convert(response, origin, url, Body::from, Body::empty());
+        if let Some(PendingRevalidation(forward)) = pending {
+            let (client, cache) = (self.clone(), cache.clone());
+            spawn_revalidation(move || {
+                let mut forward = Box::new(forward);
+                let asked = forward.request().uri().clone();
+                // The driver asks for at most one resend (after a 304 that did not match).
+                for _ in 0..2 {
+                    let had_body = !forward.request().body().is_empty();
+                    let request = outgoing(forward.request(), had_body, None, Body::from, Body::empty());
+                    match client.settle(&cache, forward, client.client.send(request), &asked) {
+                        Settled::Done(_) => return,
+                        Settled::Retry(retry) => forward = retry,
+                    }
+                }
+            });
+        }
+        response
+    }
+}
+
+impl<S: AsyncStore + 'static> CachedClient<S> {
+    /// Sends a request through the cache without blocking (as [`HttpClient::send_async`]).
+    /// The future runs on any executor: isahc does the I/O on its own agent thread, and
+    /// the stores' async flavours move blocking work to the `blocking` crate's pool.
+    ///
+    /// # Errors
+    /// As [`CachedClient::send`].
+    pub async fn send_async<B: Into<AsyncBody>>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<AsyncBody>, isahc::Error> {
+        let Some(cache) = &self.cache else {
+            return self.client.send_async(request).await.map(uncached_response);
+        };
+        let (parts, body) = request.into_parts();
+        let mut body: AsyncBody = body.into();
+        let options = parts.extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let asked = parts.uri.clone();
+        let had_body = !body.is_empty();
+        let (plan, mut stream) = if body.reset() {
+            let mut bytes = Vec::new();
+            body.read_to_end(&mut bytes).await?;
+            (cache.plan_async(parts, Bytes::from(bytes), options).await, None)
+        } else {
+            (cache.plan_bypass(parts, options, Reason::BodyNotReplayable), Some(body))
+        };
+        let mut forward = match plan {
+            Plan::Respond(response) => return Ok(self.deliver_async(cache, *response, None, &asked)),
+            Plan::Forward(forward) => forward,
+        };
+        loop {
+            let request =
+                outgoing(forward.request(), had_body, stream.take(), AsyncBody::from, AsyncBody::empty());
+            let sent = self.client.send_async(request).await;
+            match self.settle_async(cache, forward, sent, &asked).await {
+                Settled::Done(result) => return result,
+                Settled::Retry(retry) => forward = retry,
+            }
+        }
+    }
+
+    /// A GET request through the cache, without blocking.
+    ///
+    /// # Errors
+    /// As [`CachedClient::send_async`], and for an invalid URI.
+    pub async fn get_async<U>(&self, uri: U) -> Result<Response<AsyncBody>, isahc::Error>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.send_async(bodiless(http::Method::GET, uri)?).await
+    }
+
+    /// A HEAD request through the cache, without blocking.
+    ///
+    /// # Errors
+    /// As [`CachedClient::get_async`].
+    pub async fn head_async<U>(&self, uri: U) -> Result<Response<AsyncBody>, isahc::Error>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.send_async(bodiless(http::Method::HEAD, uri)?).await
+    }
+
+    /// The inspection API over the async store.
+    pub fn async_inventory(&self) -> Option<AsyncInventory<'_, S>> {
+        self.cache.as_deref().map(|cache| AsyncInventory::new(cache.store()))
+    }
+
+    /// [`CachedClient::settle`] for async responses.
+    async fn settle_async(
+        &self,
+        cache: &Arc<Cache<S>>,
+        forward: Box<Forward>,
+        sent: Result<Response<AsyncBody>, isahc::Error>,
+        asked: &Uri,
+    ) -> Settled<AsyncBody> {
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Settled::Done(self.fail_async(cache, *forward, error, asked)),
+        };
+        let (final_uri, mut head, mut body) = split(response, asked);
+        let final_url = (final_uri != *asked).then_some(&final_uri);
+        if !forward.wants_body(&head) {
+            cache.complete_streamed_async(*forward, &mut head, final_url).await;
+            return Settled::Done(Ok(Response::from_parts(head, body)));
+        }
+        let limit = cache.settings().max_entry_bytes;
+        let mut buffered = Vec::new();
+        if let Err(error) = (&mut body).take(limit.saturating_add(1)).read_to_end(&mut buffered).await {
+            return Settled::Done(self.fail_async(cache, *forward, error.into(), asked));
+        }
+        if buffered.len() as u64 > limit {
+            cache.complete_streamed_async(*forward, &mut head, final_url).await;
+            let body = AsyncBody::from_reader(futures_lite::io::Cursor::new(buffered).chain(body));
+            return Settled::Done(Ok(Response::from_parts(head, body)));
+        }
+        let origin = std::mem::take(&mut head.extensions);
+        let buffered = Response::from_parts(head, Bytes::from(buffered));
+        match cache.complete_async(*forward, buffered, final_url).await {
+            Completion::Respond(response) => {
+                Settled::Done(Ok(self.deliver_async(cache, *response, Some(origin), &final_uri)))
+            }
+            Completion::Retry(retry) => Settled::Retry(retry),
+        }
+    }
+
+    /// [`CachedClient::fail`] for async requests.
+    fn fail_async(
+        &self,
+        cache: &Arc<Cache<S>>,
+        forward: Forward,
+        error: isahc::Error,
+        asked: &Uri,
+    ) -> Result<Response<AsyncBody>, isahc::Error> {
+        match cache.fail_async(forward) {
+            Some(stale) => {
+                tracing::debug!(target: "httpcache", %error, uri = %asked, "origin failed; serving stale");
+                Ok(self.deliver_async(cache, stale, None, asked))
+            }
+            None => Err(error),
+        }
+    }
+
+    /// [`CachedClient::deliver`] for async requests. The background revalidation runs on
+    /// a thread of its own, which drives it with `futures_lite::future::block_on`: no
+    /// executor is assumed.
+    fn deliver_async(
+        &self,
+        cache: &Arc<Cache<S>>,
+        response: Response<Bytes>,
+        origin: Option<Extensions>,
+        url: &Uri,
+    ) -> Response<AsyncBody> {
+        let (response, pending) = convert(response, origin, url, AsyncBody::from, AsyncBody::empty());
+        if let Some(PendingRevalidation(forward)) = pending {
+            let (client, cache) = (self.clone(), cache.clone());
+            spawn_revalidation(move || {
+                future::block_on(async move {
+                    let mut forward = Box::new(forward);
+                    let asked = forward.request().uri().clone();
+                    for _ in 0..2 {
+                        let had_body = !forward.request().body().is_empty();
+                        let request =
+                            outgoing(forward.request(), had_body, None, AsyncBody::from, AsyncBody::empty());
+                        let sent = client.client.send_async(request).await;
+                        match client.settle_async(&cache, forward, sent, &asked).await {
+                            Settled::Done(_) => return,
+                            Settled::Retry(retry) => forward = retry,
+                        }
+                    }
+                });
+            });
+        }
+        response
+    }
+}
+
+/// The request to send to isahc: the driver's (headers, conditional headers, isahc's
+/// per-request configuration in the extensions) with the caller's stream when there is
+/// one, else the buffered body (no body at all when the caller gave none).
+fn outgoing<T>(
+    request: Request<Bytes>,
+    had_body: bool,
+    stream: Option<T>,
+    from_vec: fn(Vec<u8>) -> T,
+    empty: T,
+) -> Request<T> {
+    request.map(|bytes| match stream {
+        Some(stream) => stream,
+        None if bytes.is_empty() && !had_body => empty,
+        None => from_vec(Vec::from(bytes)),
+    })
+}
+
+/// Splits an origin response into where its redirects ended (isahc's effective URI, or
+/// the URI asked for), its head (with a [`FinalUrl`]) and its body.
+fn split<T>(response: Response<T>, asked: &Uri) -> (Uri, http::response::Parts, T) {
+    let final_uri = response.effective_uri().cloned().unwrap_or_else(|| asked.clone());
+    let (mut head, body) = response.into_parts();
+    head.extensions.insert(FinalUrl(final_uri.to_string()));
+    (final_uri, head, body)
+}
+
+/// A driver response as isahc's: `origin`'s extensions (isahc's own: effective URI,
+/// addresses, metrics) under the driver's, a [`FinalUrl`] (the stored one, else `url`),
+/// and the pending background revalidation taken out.
+fn convert<T>(
+    response: Response<Bytes>,
+    origin: Option<Extensions>,
+    url: &Uri,
+    from_vec: fn(Vec<u8>) -> T,
+    empty: T,
+) -> (Response<T>, Option<PendingRevalidation>) {
+    let (mut parts, bytes) = response.into_parts();
+    let pending = parts.extensions.remove::<PendingRevalidation>();
+    if let Some(mut extensions) = origin {
+        extensions.extend(std::mem::take(&mut parts.extensions));
+        parts.extensions = extensions;
+    }
+    if parts.extensions.get::<FinalUrl>().is_none() {
+        parts.extensions.insert(FinalUrl(url.to_string()));
+    }
+    let body = if bytes.is_empty() { empty } else { from_vec(Vec::from(bytes)) };
+    (Response::from_parts(parts, body), pending)
+}
+
+/// Marks a response of an uncached client as a bypass, as every response is marked.
+fn uncached_response<T>(mut response: Response<T>) -> Response<T> {
+    let url = response.effective_uri().map(ToString::to_string);
+    let status = CacheStatus::bypass(Reason::Disabled);
+    // A bypass has no expiry, so the time (used only for `ttl`) does not matter.
+    let value = status.header_value(std::time::SystemTime::UNIX_EPOCH);
+    response.headers_mut().append(httpcache_core::status::CACHE_STATUS, value);
+    response.extensions_mut().insert(status);
+    if let Some(url) = url {
+        response.extensions_mut().insert(FinalUrl(url));
+    }
+    response
+}
+
+/// Runs a background revalidation on a thread of its own.
+fn spawn_revalidation(work: impl FnOnce() + Send + 'static) {
+    let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(work);
+    if let Err(error) = spawned {
+        tracing::warn!(target: "httpcache", %error, "could not start a background revalidation");
+    }
+}
