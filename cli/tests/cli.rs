@@ -1,0 +1,447 @@
+//! The `httpcache` binary driven as a user would, against the loopback origin of
+//! `httpcache-tests`. Every test has its own cache directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use httpcache_tests::origin::Origin;
+use serde_json::Value;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        &self.stdout
+    }
+
+    /// The JSON printed on stdout.
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|error| panic!("not JSON ({error}): {self:#?}"))
+    }
+
+    /// Asserts that the run failed with `code` and one `httpcache: error:` line.
+    fn fails_with(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        let error = self.stderr.lines().last().unwrap_or_default();
+        assert!(error.starts_with("httpcache: error: "), "{self:#?}");
+        error
+    }
+}
+
+/// Runs `httpcache` with `args`, with no cache settings from the environment.
+fn httpcache(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_httpcache"))
+        .args(args)
+        .env_remove("HTTPCACHE_DIR")
+        .env_remove("HTTPCACHE_STORE")
+        .output()
+        .expect("run the httpcache binary");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A cache directory of its own, and the options naming it.
+struct Cache {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Cache {
+    fn new() -> Cache {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("cache");
+        Cache { _dir: dir, path }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("UTF-8 temporary path")
+    }
+
+    /// Runs `httpcache --cache <this cache> args...`.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--cache", self.path()];
+        all.extend_from_slice(args);
+        httpcache(&all)
+    }
+
+    /// `get`, returning the run.
+    fn get(&self, url: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["get", url];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// The URLs `ls --json` lists, sorted.
+    fn urls(&self, store: &[&str]) -> Vec<String> {
+        let mut args = store.to_vec();
+        args.extend(["ls", "--json"]);
+        let mut urls: Vec<String> = self
+            .run(&args)
+            .json()
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|entry| entry["url"].as_str().expect("url").to_owned())
+            .collect();
+        urls.sort();
+        urls
+    }
+}
+
+/// The status line `get` printed.
+fn status_line(run: &Run) -> &str {
+    run.stderr.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn get_misses_then_hits_and_the_origin_is_asked_once() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/max-age/60");
+
+    let first = cache.get(&url, &[]);
+    assert_eq!(first.ok(), "max-age=60 hit 1");
+    let line = status_line(&first);
+    assert!(line.starts_with("MISS 200 OK "), "{line}");
+    assert!(line.contains("reason=miss (stored)") && line.contains("expires=in "), "{line}");
+
+    let second = cache.get(&url, &[]);
+    assert_eq!(second.ok(), "max-age=60 hit 1");
+    let line = status_line(&second);
+    assert!(line.starts_with("HIT 200 OK age="), "{line}");
+    assert!(line.contains("elapsed=") && line.contains("reason=fresh"), "{line}");
+    assert_eq!(origin.hits("/max-age/60"), 1);
+
+    let quiet = cache.get(&url, &["--quiet"]);
+    assert_eq!((quiet.ok(), quiet.stderr.as_str()), ("max-age=60 hit 1", ""));
+}
+
+#[test]
+fn get_revalidates_refreshes_and_sends_headers() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    // `/etag` says no-cache: every later use is revalidated with a 304.
+    let url = origin.url("/etag");
+    assert!(status_line(&cache.get(&url, &[])).starts_with("MISS"));
+    let revalidated = cache.get(&url, &[]);
+    assert_eq!(revalidated.ok(), "etag v1");
+    assert!(status_line(&revalidated).starts_with("REVALIDATED 200 OK"), "{revalidated:#?}");
+    assert_eq!(origin.hits("/etag"), 2);
+
+    let fresh = origin.url("/max-age/60");
+    cache.get(&fresh, &[]).ok();
+    let refreshed = cache.get(&fresh, &["--refresh"]);
+    assert!(status_line(&refreshed).contains("reason=refresh"), "{refreshed:#?}");
+    let forced = cache.get(&fresh, &["--force-refresh", "-H", "X-Test: yes"]);
+    assert_eq!(forced.ok(), "max-age=60 hit 3");
+    assert!(status_line(&forced).starts_with("MISS"), "{forced:#?}");
+    let headers = origin.last_request_headers("/max-age/60").expect("a request");
+    assert_eq!(headers.get("x-test").map(|value| value.as_bytes()), Some(&b"yes"[..]));
+    assert!(status_line(&cache.get(&fresh, &[])).starts_with("HIT"));
+}
+
+#[test]
+fn get_writes_the_body_to_a_file() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let file = cache.path.with_file_name("body.txt");
+    let run = cache.get(&origin.url("/max-age/60"), &["-o", file.to_str().expect("UTF-8 path")]);
+    assert_eq!(run.ok(), "");
+    assert_eq!(std::fs::read_to_string(&file).expect("the output file"), "max-age=60 hit 1");
+    assert!(status_line(&run).starts_with("MISS"));
+}
+
+#[test]
+fn only_if_cached_miss_exits_4_without_asking_the_origin() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/max-age/60");
+    let miss = cache.get(&url, &["--only-if-cached"]);
+    assert!(miss.fails_with(4).contains("not in the cache"), "{miss:#?}");
+    assert_eq!(miss.stdout, "");
+    assert_eq!(origin.hits("/max-age/60"), 0);
+
+    cache.get(&url, &[]).ok();
+    let hit = cache.get(&url, &["--only-if-cached"]);
+    assert_eq!(hit.ok(), "max-age=60 hit 1");
+}
+
+#[test]
+fn http_errors_exit_1_and_still_write_the_body() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let run = cache.get(&origin.url("/status/404"), &[]);
+    assert!(run.fails_with(1).contains("404"), "{run:#?}");
+    assert_eq!(run.stdout, "status 404");
+
+    let refused = cache.get("http://127.0.0.1:1/", &[]);
+    refused.fails_with(1);
+}
+
+#[test]
+fn ls_prints_a_table_and_json() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let (small, large) = (origin.url("/max-age/60"), origin.url("/bytes/5000"));
+    cache.get(&small, &[]).ok();
+    cache.get(&large, &[]).ok();
+
+    let table = cache.run(&["ls"]);
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(lines.len(), 4, "{table:#?}");
+    for column in ["STATUS", "METHOD", "SIZE", "CREATED", "EXPIRES", "STATE", "URL"] {
+        assert!(lines[0].contains(column), "{}", lines[0]);
+    }
+    for url in [&small, &large] {
+        let row = lines.iter().find(|line| line.ends_with(url.as_str())).expect("a row per URL");
+        assert!(row.starts_with("200") && row.contains("GET") && row.contains("fresh"), "{row}");
+    }
+    assert!(lines[3].starts_with("2 entries"), "{}", lines[3]);
+
+    let json = cache.run(&["ls", "--json"]).json();
+    let entries = json.as_array().expect("an array");
+    assert_eq!(entries.len(), 2);
+    let large_entry = entries.iter().find(|entry| entry["url"] == large.as_str()).expect("the large one");
+    assert_eq!(large_entry["size"], 5000);
+    assert_eq!(large_entry["method"], "GET");
+    assert_eq!(large_entry["status"], 200);
+    assert_eq!(large_entry["expired"], false);
+    assert_eq!(large_entry["key"].as_str().map(str::len), Some(64));
+    assert!(large_entry["created"].as_str().is_some_and(|at| at.ends_with('Z')));
+
+    let biggest = cache.run(&["ls", "--json", "--sort", "size", "--reverse", "--limit", "1"]).json();
+    assert_eq!(biggest[0]["url"], large.as_str());
+    assert_eq!(biggest.as_array().map(Vec::len), Some(1));
+
+    // An entry expired at once, without waiting.
+    let expired = origin.url("/etag");
+    cache.get(&expired, &["--expire-after", "0"]).ok();
+    let listed = cache.run(&["ls", "--expired", "--json"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed[0]["url"], expired.as_str());
+    assert_eq!(cache.run(&["ls", "--valid", "--json"]).json().as_array().map(Vec::len), Some(2));
+    assert!(cache.run(&["ls", "--expired"]).ok().contains("stale"));
+}
+
+#[test]
+fn show_prints_the_stored_exchange() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/max-age/60");
+    cache.get(&url, &["-H", "Accept: text/plain"]).ok();
+
+    let shown = cache.run(&["show", &url]);
+    let text = shown.ok();
+    assert!(text.contains(&format!("request        GET {url}")), "{text}");
+    assert!(text.contains("response       HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("cache-control: max-age=60"), "{text}");
+    assert!(text.contains("state          fresh"), "{text}");
+    assert!(text.contains("expires        20"), "{text}");
+
+    let key = cache.run(&["ls", "--json"]).json()[0]["key"].as_str().expect("a key").to_owned();
+    assert!(cache.run(&["show", &key]).ok().contains(&format!("key            {key}")));
+
+    cache.run(&["show", &origin.url("/nothing-here")]).fails_with(4);
+    cache.run(&["show", "neither"]).fails_with(2);
+}
+
+#[test]
+fn stats_counts_entries_and_hosts() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    cache.get(&origin.url("/max-age/60"), &[]).ok();
+    cache.get(&origin.url("/bytes/1000"), &[]).ok();
+    cache.get(&origin.url("/etag"), &["--expire-after", "0"]).ok();
+
+    let text = cache.run(&["stats"]);
+    let text = text.ok();
+    assert!(text.contains("entries    3 (3 keys)"), "{text}");
+    assert!(text.contains("fresh      2") && text.contains("expired    1"), "{text}");
+    let host = origin.addr().to_string();
+    assert!(text.lines().any(|line| line.contains(&host) && line.trim_end().ends_with(" 3")), "{text}");
+
+    let json = cache.run(&["stats", "--json"]).json();
+    assert_eq!(json["entries"], 3);
+    assert_eq!(json["expired"], 1);
+    assert_eq!(json["fresh"], 2);
+    assert_eq!(json["hosts"][0]["host"], host.as_str());
+    assert_eq!(json["hosts"][0]["entries"], 3);
+    assert!(json["bytes"].as_u64().is_some_and(|bytes| bytes >= 1000));
+    assert_eq!(json["newest"]["url"], origin.url("/etag").as_str());
+}
+
+#[test]
+fn purge_each_kind() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let (fresh, expired, other) = (origin.url("/max-age/60"), origin.url("/etag"), origin.url("/bytes/10"));
+    cache.get(&fresh, &[]).ok();
+    cache.get(&expired, &["--expire-after", "0"]).ok();
+    cache.get(&other, &[]).ok();
+
+    assert_eq!(cache.run(&["purge", "--expired"]).ok(), "removed 1 entry\n");
+    assert_eq!(cache.urls(&[]), vec![other.clone(), fresh.clone()]);
+
+    assert_eq!(cache.run(&["purge", "--url", &fresh]).ok(), "removed 1 entry\n");
+    assert_eq!(cache.urls(&[]), vec![other.clone()]);
+
+    assert_eq!(cache.run(&["purge", "--older-than", "1h"]).ok(), "removed 0 entries\n");
+    assert_eq!(cache.run(&["purge", "--older-than", "0"]).ok(), "removed 1 entry\n");
+    assert!(cache.urls(&[]).is_empty());
+
+    cache.get(&fresh, &[]).ok();
+    cache.get(&other, &[]).ok();
+    assert_eq!(cache.run(&["purge", "--all"]).ok(), "removed 2 entries\n");
+    assert!(cache.urls(&[]).is_empty());
+
+    // Exactly one selection.
+    cache.run(&["purge"]).fails_with(2);
+    cache.run(&["purge", "--all", "--expired"]).fails_with(2);
+}
+
+#[test]
+fn export_and_import_round_trip_between_store_kinds() {
+    let origin = Origin::start();
+    let lmdb = Cache::new();
+    let urls = [origin.url("/max-age/60"), origin.url("/bytes/2000"), origin.url("/etag")];
+    for url in &urls {
+        lmdb.get(url, &[]).ok();
+    }
+    let mut expected: Vec<String> = urls.to_vec();
+    expected.sort();
+    assert_eq!(lmdb.urls(&[]), expected);
+
+    let fs = Cache::new();
+    let exported = lmdb.run(&["export", &format!("fs:{}", fs.path())]);
+    assert!(exported.ok().starts_with("copied 3 entries"), "{exported:#?}");
+    assert_eq!(fs.urls(&["--store", "fs"]), expected);
+
+    let json = Cache::new();
+    json.run(&["--store", "fs-json", "import", &format!("fs:{}", fs.path())]).ok();
+    assert_eq!(json.urls(&["--store", "fs-json"]), expected);
+    let file = std::fs::read_dir(json.path.as_path())
+        .expect("the fs-json directory")
+        .flatten()
+        .find(|entry| entry.path().is_dir())
+        .and_then(|shard| std::fs::read_dir(shard.path()).ok()?.flatten().next())
+        .expect("an entry file");
+    assert!(file.path().extension().is_some_and(|ext| ext == "json"));
+
+    let back = Cache::new();
+    back.run(&["import", &format!("fs-json:{}", json.path())]).ok();
+    assert_eq!(back.urls(&[]), expected);
+    // The copies are usable: served without asking the origin.
+    let hits = origin.total_hits();
+    assert_eq!(back.get(&urls[0], &["--only-if-cached"]).ok(), "max-age=60 hit 1");
+    assert_eq!(origin.total_hits(), hits);
+
+    // Store specs are checked before anything is opened.
+    lmdb.run(&["export", "nowhere"]).fails_with(2);
+    lmdb.run(&["import", &format!("lmdb:{}", Path::new(fs.path()).join("missing").display())]).fails_with(3);
+}
+
+#[test]
+fn demo_shows_miss_hit_revalidation_and_stale() {
+    let run = httpcache(&["demo"]);
+    let text = run.ok();
+    let row = |step: &str| {
+        text.lines()
+            .find(|line| line.starts_with(step))
+            .unwrap_or_else(|| panic!("no row {step:?} in:\n{text}"))
+            .to_owned()
+    };
+    assert!(row("1 ").contains(" MISS "), "{text}");
+    assert!(row("2 ").contains(" HIT "), "{text}");
+    assert!(row("3 ").contains(" REVALIDATED ") && row("3 ").contains(" 304 "), "{text}");
+    assert!(row("4 ").contains(" STALE ") && row("4 ").contains(" 503 "), "{text}");
+    assert!(row("4 ").contains("stale-if-error"), "{text}");
+    assert!(text.lines().next().is_some_and(|line| line.starts_with("httpcache demo")), "{text}");
+}
+
+#[test]
+fn errors_are_one_line_with_distinct_codes_and_lose_nothing() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/max-age/60");
+    cache.get(&url, &[]).ok();
+
+    // A file as the cache: refused, and left as it was.
+    let file = cache.path.with_file_name("a-file");
+    std::fs::write(&file, "not a cache").expect("write a file");
+    let file_arg = file.to_str().expect("UTF-8 path");
+    for args in [
+        &["ls"][..],
+        &["get", &url],
+        &["purge", "--all"],
+        &["export", &format!("fs:{}", cache.path.with_file_name("out").display())],
+    ] {
+        let mut all = vec!["--cache", file_arg];
+        all.extend_from_slice(args);
+        let run = httpcache(&all);
+        assert!(run.fails_with(3).contains("is not a cache"), "{run:#?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).expect("the file"), "not a cache");
+
+    // Another store kind's directory is refused too, before anything is written there.
+    cache.run(&["--store", "fs", "ls"]).fails_with(3);
+
+    let bad_url = cache.get("not a url", &[]);
+    assert!(bad_url.fails_with(2).contains("not a URL"), "{bad_url:#?}");
+    assert_eq!(bad_url.stderr.lines().count(), 1);
+    let bad_store = cache.run(&["--store", "redis", "ls"]);
+    assert!(bad_store.fails_with(2).contains("redis"), "{bad_store:#?}");
+    assert_eq!(bad_store.stderr.lines().count(), 1);
+    cache.run(&["purge", "--older-than", "soon"]).fails_with(2);
+    cache.get(&url, &["--expire-after", "5"]).fails_with(2);
+    cache.get(&url, &["-X", "BAD METHOD"]).fails_with(2);
+    cache.get(&url, &["--refresh", "--only-if-cached"]).fails_with(2);
+
+    // The entry survived every failed command.
+    assert_eq!(cache.urls(&[]), vec![url.clone()]);
+    assert_eq!(cache.get(&url, &["--only-if-cached"]).ok(), "max-age=60 hit 1");
+    assert_eq!(origin.hits("/max-age/60"), 1);
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let help = httpcache(&["--help"]);
+    let text = help.ok();
+    for line in ["0  success", "2  bad command line", "3  the cache could not be used", "4  not in the cache"]
+    {
+        assert!(text.contains(line), "{text}");
+    }
+}
+
+#[test]
+fn the_cache_can_come_from_the_environment_and_reading_creates_nothing() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let with_env = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_httpcache"))
+            .args(args)
+            .env("HTTPCACHE_DIR", cache.path())
+            .env("HTTPCACHE_STORE", "fs-json")
+            .output()
+            .expect("run the httpcache binary");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    assert_eq!(with_env(&["ls"]), (Some(0), String::new()));
+    assert_eq!(with_env(&["purge", "--expired"]), (Some(0), "removed 0 entries\n".to_owned()));
+    assert!(!cache.path.exists(), "reading a missing cache must not create it");
+
+    let url = origin.url("/max-age/60");
+    assert_eq!(with_env(&["get", &url]), (Some(0), "max-age=60 hit 1".to_owned()));
+    assert_eq!(cache.urls(&["--store", "fs-json"]), vec![url]);
+}
