@@ -191,7 +191,8 @@ impl Drop for InflightGuard {
 
 enum Step {
     Plan(Plan),
-    Wait(EventListener),
+    /// Another identical request is in flight: wait for it, then plan again.
+    Wait(EventListener, Box<Planned>),
 }
 
 /// A cache: a store, settings (changeable at runtime) and a clock.
@@ -257,21 +258,21 @@ impl<S> Cache<S> {
 
     /// The pure part of planning: what to do with `variants`.
     fn step(&self, planned: Planned, mut variants: Vec<Entry>, coalesce: bool) -> Step {
-        let Planned { parts, body, options, key, settings } = planned;
         let now = self.now();
-        let head = parts.method == Method::HEAD;
-        let action = decide(now, &parts, &variants, &settings, &options);
-        tracing::debug!(target: "httpcache", key = %key, uri = %parts.uri, action = ?action.reason(), "decide");
-        let forward = |conditional, stored, reason, guard| Forward {
-            parts,
-            body,
+        let key = planned.key;
+        let head = planned.parts.method == Method::HEAD;
+        let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
+        tracing::debug!(target: "httpcache", key = %key, uri = %planned.parts.uri, action = ?action.reason(), "decide");
+        let forward = |planned: Planned, conditional, stored, reason, guard| Forward {
+            parts: planned.parts,
+            body: planned.body,
             conditional,
             key: Some(key),
             stored,
             reason,
             request_time: now,
-            options,
-            settings: settings.clone(),
+            options: planned.options,
+            settings: planned.settings,
             _guard: guard,
         };
         match action {
@@ -279,7 +280,7 @@ impl<S> Cache<S> {
                 let entry = variants.swap_remove(serve.index);
                 let background = serve.revalidate_in_background.map(|conditional| {
                     let pending =
-                        forward(conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
+                        forward(planned, conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
                     PendingRevalidation(pending)
                 });
                 let status = CacheStatus {
@@ -308,7 +309,7 @@ impl<S> Cache<S> {
                 Step::Plan(Plan::Respond(Box::new(synthesized(StatusCode::GATEWAY_TIMEOUT, status, now))))
             }
             Action::PassThrough(reason) => {
-                let mut forward = forward(http::HeaderMap::new(), None, reason, None);
+                let mut forward = forward(planned, http::HeaderMap::new(), None, reason, None);
                 forward.key = None;
                 Step::Plan(Plan::Forward(Box::new(forward)))
             }
@@ -316,23 +317,24 @@ impl<S> Cache<S> {
                 let guard = match (coalesce, reason) {
                     (true, Reason::Miss | Reason::VaryMismatch) => match self.lead(key) {
                         Ok(guard) => Some(guard),
-                        Err(listener) => return Step::Wait(listener),
+                        Err(listener) => return Step::Wait(listener, Box::new(planned)),
                     },
                     _ => None,
                 };
-                Step::Plan(Plan::Forward(Box::new(forward(http::HeaderMap::new(), None, reason, guard))))
+                Step::Plan(Plan::Forward(Box::new(forward(planned, http::HeaderMap::new(), None, reason, guard))))
             }
             Action::Revalidate(revalidate) => {
                 let guard = if coalesce {
                     match self.lead(key) {
                         Ok(guard) => Some(guard),
-                        Err(listener) => return Step::Wait(listener),
+                        Err(listener) => return Step::Wait(listener, Box::new(planned)),
                     }
                 } else {
                     None
                 };
                 let entry = variants.swap_remove(revalidate.index);
                 Step::Plan(Plan::Forward(Box::new(forward(
+                    planned,
                     revalidate.conditional,
                     Some(entry),
                     revalidate.reason,
@@ -569,7 +571,6 @@ impl<S> Drop for DisabledGuard<'_, S> {
 }
 
 /// A request whose key is known, on its way through [`Cache::step`].
-#[derive(Clone)]
 struct Planned {
     parts: request::Parts,
     body: Bytes,
@@ -645,14 +646,15 @@ impl<S: Store> Cache<S> {
             return self.bypass(parts, body, options, Reason::Disabled);
         }
         let key = cache_key(&parts, &body, &settings);
-        let planned = Planned { parts, body, options, key, settings };
+        let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
             let variants = self.read(&key);
-            match self.step(planned.clone(), variants, coalesce) {
+            match self.step(planned, variants, coalesce) {
                 Step::Plan(plan) => return plan,
-                Step::Wait(listener) => {
+                Step::Wait(listener, returned) => {
                     listener.wait();
+                    planned = *returned;
                     coalesce = false;
                 }
             }
@@ -775,17 +777,18 @@ impl<S: AsyncStore> Cache<S> {
             return self.bypass(parts, body, options, Reason::Disabled);
         }
         let key = cache_key(&parts, &body, &settings);
-        let planned = Planned { parts, body, options, key, settings };
+        let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
             let variants = self.store.get(&key).await.unwrap_or_else(|error| {
                 log_store_error("read", &key, &error);
                 Vec::new()
             });
-            match self.step(planned.clone(), variants, coalesce) {
+            match self.step(planned, variants, coalesce) {
                 Step::Plan(plan) => return plan,
-                Step::Wait(listener) => {
+                Step::Wait(listener, returned) => {
                     listener.await;
+                    planned = *returned;
                     coalesce = false;
                 }
             }

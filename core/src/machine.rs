@@ -318,12 +318,17 @@ fn method_compatible(stored: &Method, method: &Method) -> bool {
 /// The stored variant that answers `request`, if any (RFC 9111 §4.1): method
 /// compatible, `Vary` matching, the most recent by `Date` (then receipt time).
 pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usize> {
+    let usable = |entry: &Entry| {
+        method_compatible(&entry.request.method, &request.method)
+            && Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers)
+    };
+    // One stored variant (the common case): nothing to rank.
+    if let [only] = stored {
+        return usable(only).then_some(0);
+    }
     let mut best: Option<(usize, (SystemTime, SystemTime, bool))> = None;
     for (index, entry) in stored.iter().enumerate() {
-        if !method_compatible(&entry.request.method, &request.method) {
-            continue;
-        }
-        if !Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers) {
+        if !usable(entry) {
             continue;
         }
         let date = date_header(&entry.response.headers, &header::DATE).unwrap_or(entry.response_time);
