@@ -28,12 +28,19 @@ use event_listener::{Event, EventListener, Listener};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, request};
 
-use crate::entry::Entry;
+use crate::entry::{Entry, EntryMeta};
+use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, cache_key};
 use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
 use crate::store::{AsyncStore, Store};
+
+/// How long a blocking follower waits for an identical request in flight before going
+/// to the origin itself. (Async followers wait for the leader to finish or be dropped:
+/// the core has no timer; complete or drop every [`Forward`] before planning the same
+/// key again on one task.)
+pub const COALESCE_WAIT: Duration = Duration::from_secs(10);
 
 /// A source of the current time. The machine never reads a clock; the drivers read
 /// this one. Tests pass a virtual clock.
@@ -57,7 +64,8 @@ pub struct FinalUrl(pub String);
 pub struct PendingRevalidation(pub Forward);
 
 impl Clone for PendingRevalidation {
-    // Extensions require `Clone`; a pending revalidation runs once, so a clone is inert.
+    // Extensions require `Clone`. A clone does not hold the key's coalescing lead:
+    // run the one taken out of the response, not copies of it.
     fn clone(&self) -> Self {
         PendingRevalidation(Forward { _guard: None, ..self.0.clone_inner() })
     }
@@ -262,7 +270,13 @@ impl<S> Cache<S> {
         let key = planned.key;
         let head = planned.parts.method == Method::HEAD;
         let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
-        tracing::debug!(target: "httpcache", key = %key, uri = %planned.parts.uri, action = ?action.reason(), "decide");
+        tracing::debug!(
+            target: "httpcache",
+            key = %key,
+            uri = %crate::key::redact_url(&planned.parts.uri, &planned.settings),
+            action = ?action.reason(),
+            "decide"
+        );
         let forward = |planned: Planned, conditional, stored, reason, guard| Forward {
             parts: planned.parts,
             body: planned.body,
@@ -278,10 +292,18 @@ impl<S> Cache<S> {
         match action {
             Action::Serve(serve) => {
                 let entry = variants.swap_remove(serve.index);
-                let background = serve.revalidate_in_background.map(|conditional| {
-                    let pending =
-                        forward(planned, conditional, Some(entry.clone()), Reason::StaleWhileRevalidate, None);
-                    PendingRevalidation(pending)
+                // One background revalidation per key at a time: it leads the coalescing
+                // group until it completes, so identical stale hits do not each start one.
+                let background = serve.revalidate_in_background.and_then(|conditional| {
+                    let guard = self.lead(key).ok()?;
+                    let stored = Some(entry.clone());
+                    Some(PendingRevalidation(forward(
+                        planned,
+                        conditional,
+                        stored,
+                        Reason::StaleWhileRevalidate,
+                        Some(guard),
+                    )))
                 });
                 let status = CacheStatus {
                     source: Source::Cache,
@@ -321,7 +343,13 @@ impl<S> Cache<S> {
                     },
                     _ => None,
                 };
-                Step::Plan(Plan::Forward(Box::new(forward(planned, http::HeaderMap::new(), None, reason, guard))))
+                Step::Plan(Plan::Forward(Box::new(forward(
+                    planned,
+                    http::HeaderMap::new(),
+                    None,
+                    reason,
+                    guard,
+                ))))
             }
             Action::Revalidate(revalidate) => {
                 let guard = if coalesce {
@@ -422,14 +450,22 @@ impl<S> Cache<S> {
                     puts.push(alias);
                 }
                 let _ = reason;
+                let mut writes: Vec<Write> = invalidate.into_iter().map(Write::Remove).collect();
+                // Variants filed under another `Vary` are obsolete once the origin's
+                // `Vary` changed (RFC 9111 §4.1): prune them after the write.
+                let vary = Vary::parse(&puts[0].response.headers);
+                let vary_moved = forward.reason == Reason::VaryMismatch
+                    || forward.stored.as_ref().is_some_and(|old| Vary::parse(&old.response.headers) != vary);
+                let prune = vary_moved.then(|| Write::Prune(key, vary, puts[0].variant));
+                writes.extend(puts.into_iter().map(Write::Put));
+                writes.extend(prune);
                 Finish {
                     response: with_status(Response::from_parts(head, body), status, now),
-                    puts,
-                    removes: invalidate,
+                    writes,
                     retry: None,
                 }
             }
-            Outcome::Refresh { entry, persist, reason } => {
+            Outcome::Refresh { entry, persist, replaces, reason } => {
                 status.source = Source::Revalidated;
                 status.from_cache = true;
                 status.revalidated = reason == Reason::Revalidated;
@@ -438,25 +474,31 @@ impl<S> Cache<S> {
                 status.expires = entry.expires;
                 status.is_expired = entry.is_expired(now);
                 status.age = Some(crate::freshness::AgeInputs::of(&entry).current_age(now));
-                let puts = if persist { vec![(*entry).clone()] } else { Vec::new() };
+                let mut writes = Vec::new();
+                if let Some(old) = replaces {
+                    writes.push(Write::RemoveVariant(key, old));
+                }
+                if persist {
+                    writes.push(Write::Put((*entry).clone()));
+                }
                 let response = if reason == Reason::HeadFreshened {
                     with_status(Response::from_parts(head, body), status, now)
                 } else {
                     let age = status.age.unwrap_or_default();
                     respond_from_entry(*entry, forward.parts.method == Method::HEAD, age, status, now)
                 };
-                Finish { response, puts, removes: Vec::new(), retry: None }
+                Finish { response, writes, retry: None }
             }
             Outcome::ServeStale { reason, .. } => {
                 let entry = forward.stored.clone().expect("ServeStale is only returned with a stored entry");
                 Finish::respond(self.stale_response(&forward, entry, reason, now))
             }
-            Outcome::Invalidate { keys, reason } => {
+            Outcome::Invalidate { keys, uris, reason } => {
                 status.reason = reason;
+                let writes = invalidation_writes(key, keys, uris, &forward.settings);
                 Finish {
                     response: with_status(Response::from_parts(head, body), status, now),
-                    puts: Vec::new(),
-                    removes: keys,
+                    writes,
                     retry: None,
                 }
             }
@@ -466,12 +508,7 @@ impl<S> Cache<S> {
                 retry.stored = None;
                 retry.reason = reason;
                 retry.request_time = now;
-                Finish {
-                    response: Response::new(Bytes::new()),
-                    puts: Vec::new(),
-                    removes: Vec::new(),
-                    retry: Some(retry),
-                }
+                Finish { response: Response::new(Bytes::new()), writes: Vec::new(), retry: Some(retry) }
             }
             Outcome::Skip(reason) => {
                 status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
@@ -513,7 +550,7 @@ impl<S> Cache<S> {
         forward: &Forward,
         head: &http::response::Parts,
         final_url: Option<&Uri>,
-    ) -> (CacheStatus, Vec<CacheKey>, SystemTime) {
+    ) -> (CacheStatus, Vec<Write>, SystemTime) {
         let now = self.now();
         let mut status = CacheStatus::bypass(forward.reason);
         let Some(key) = forward.key else {
@@ -530,17 +567,17 @@ impl<S> Cache<S> {
             response_time: now,
             final_url,
         };
-        let removes =
-            match store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options) {
-                // Too large to store (the only storable response `wants_body` turns down).
-                Outcome::Store { invalidate, .. } => invalidate,
-                Outcome::Invalidate { keys, reason } => {
-                    status.reason = reason;
-                    keys
-                }
-                _ => Vec::new(),
-            };
-        (status, removes, now)
+        let writes = match store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options)
+        {
+            // Too large to store (the only storable response `wants_body` turns down).
+            Outcome::Store { invalidate, .. } => invalidate.into_iter().map(Write::Remove).collect(),
+            Outcome::Invalidate { keys, uris, reason } => {
+                status.reason = reason;
+                invalidation_writes(key, keys, uris, &forward.settings)
+            }
+            _ => Vec::new(),
+        };
+        (status, writes, now)
     }
 
     /// The pure part of failing: a stale response when stale-if-error allows it.
@@ -579,16 +616,96 @@ struct Planned {
     settings: Arc<Settings>,
 }
 
+/// One storage effect of completing a request, performed in order.
+enum Write {
+    /// Remove every variant under a key (invalidation, §4.4).
+    Remove(CacheKey),
+    /// Remove one variant (re-filed under a new `Vary`).
+    RemoveVariant(CacheKey, VariantId),
+    /// Store an entry.
+    Put(Entry),
+    /// Remove the variants under a key whose `Vary` differs from this one, except `VariantId`.
+    Prune(CacheKey, Vary, VariantId),
+    /// Remove the GET/HEAD entries stored for a URI, found by scanning metadata (the
+    /// key is the invalidating request's, for logs).
+    RemoveUrl(CacheKey, Uri, Arc<Settings>),
+}
+
+impl Write {
+    /// Traces a failed write; returns whether it was a `Put` (the response is then not stored).
+    fn failed(&self, error: &crate::store::StoreError) -> bool {
+        let put = matches!(self, Write::Put(_));
+        log_store_error(if put { "write" } else { "remove" }, self.key(), error);
+        put
+    }
+
+    fn key(&self) -> &CacheKey {
+        match self {
+            Write::Remove(key)
+            | Write::RemoveVariant(key, _)
+            | Write::Prune(key, _, _)
+            | Write::RemoveUrl(key, _, _) => key,
+            Write::Put(entry) => &entry.key,
+        }
+    }
+
+    /// The entries `RemoveUrl` removes, given the store's metadata.
+    fn stored_at(
+        uri: &Uri,
+        settings: &Settings,
+        metas: Vec<EntryMeta>,
+    ) -> impl Iterator<Item = (CacheKey, VariantId)> {
+        let wanted = crate::key::normalize_url(uri, settings);
+        metas
+            .into_iter()
+            .filter(move |meta| {
+                (meta.method == Method::GET || meta.method == Method::HEAD)
+                    && meta
+                        .url
+                        .parse::<Uri>()
+                        .is_ok_and(|url| crate::key::normalize_url(&url, settings) == wanted)
+            })
+            .map(|meta| (meta.key, meta.variant))
+    }
+
+    /// The variants `Prune` removes, given what is stored under its key.
+    fn obsolete(vary: &Vary, keep: VariantId, stored: Vec<Entry>) -> impl Iterator<Item = VariantId> {
+        stored
+            .into_iter()
+            .filter(move |entry| entry.variant != keep && Vary::parse(&entry.response.headers) != *vary)
+            .map(|entry| entry.variant)
+    }
+}
+
+/// The writes that invalidate `keys`, and the entries stored for `uris` (found by URL).
+fn invalidation_writes(
+    key: CacheKey,
+    keys: Vec<CacheKey>,
+    uris: Vec<Uri>,
+    settings: &Arc<Settings>,
+) -> Vec<Write> {
+    let mut writes: Vec<Write> = keys.into_iter().map(Write::Remove).collect();
+    writes.extend(uris.into_iter().map(|uri| Write::RemoveUrl(key, uri, settings.clone())));
+    writes
+}
+
 struct Finish {
     response: Response<Bytes>,
-    puts: Vec<Entry>,
-    removes: Vec<CacheKey>,
+    writes: Vec<Write>,
     retry: Option<Forward>,
 }
 
 impl Finish {
     fn respond(response: Response<Bytes>) -> Self {
-        Finish { response, puts: Vec::new(), removes: Vec::new(), retry: None }
+        Finish { response, writes: Vec::new(), retry: None }
+    }
+
+    /// Marks the response as not stored when a `Put` failed.
+    fn stored(mut self, all_puts_succeeded: bool) -> Self {
+        if !all_puts_succeeded {
+            mark_not_stored(&mut self.response);
+        }
+        self
     }
 
     fn into_completion(self) -> Completion {
@@ -653,7 +770,10 @@ impl<S: Store> Cache<S> {
             match self.step(planned, variants, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
-                    listener.wait();
+                    // Bounded: a leader that never finishes (a hung origin, or a caller
+                    // that plans the same key twice before completing the first) only
+                    // delays the followers, who then go to the origin themselves.
+                    let _ = listener.wait_timeout(COALESCE_WAIT);
                     planned = *returned;
                     coalesce = false;
                 }
@@ -668,20 +788,34 @@ impl<S: Store> Cache<S> {
         })
     }
 
-    fn write(&self, finish: Finish) -> Completion {
-        let mut finish = finish;
-        for key in &finish.removes {
-            if let Err(error) = self.store.remove(key) {
-                log_store_error("remove", key, &error);
+    /// Performs `writes` in order; returns whether every `Put` succeeded. Failures are
+    /// traced, never returned: a store error never fails a request.
+    fn perform(&self, writes: Vec<Write>) -> bool {
+        let mut all_puts_succeeded = true;
+        for write in writes {
+            let result = match &write {
+                Write::Remove(key) => self.store.remove(key).map(drop),
+                Write::RemoveVariant(key, variant) => self.store.remove_variant(key, *variant).map(drop),
+                Write::Put(entry) => self.store.put(entry),
+                Write::Prune(key, vary, keep) => self.store.get(key).and_then(|stored| {
+                    Write::obsolete(vary, *keep, stored)
+                        .try_for_each(|variant| self.store.remove_variant(key, variant).map(drop))
+                }),
+                Write::RemoveUrl(_, uri, settings) => self.store.scan().and_then(|metas| {
+                    Write::stored_at(uri, settings, metas)
+                        .try_for_each(|(key, variant)| self.store.remove_variant(&key, variant).map(drop))
+                }),
+            };
+            if let Err(error) = result {
+                all_puts_succeeded &= !write.failed(&error);
             }
         }
-        for entry in &finish.puts {
-            if let Err(error) = self.store.put(entry) {
-                log_store_error("write", &entry.key, &error);
-                mark_not_stored(&mut finish.response);
-            }
-        }
-        finish.into_completion()
+        all_puts_succeeded
+    }
+
+    fn write(&self, mut finish: Finish) -> Completion {
+        let ok = self.perform(std::mem::take(&mut finish.writes));
+        finish.stored(ok).into_completion()
     }
 
     /// Finishes a forwarded request with the origin's response (body buffered).
@@ -709,12 +843,8 @@ impl<S: Store> Cache<S> {
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
     ) {
-        let (status, removes, now) = self.finish_streamed(&forward, response, final_url);
-        for key in &removes {
-            if let Err(error) = self.store.remove(key) {
-                log_store_error("remove", key, &error);
-            }
-        }
+        let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
+        self.perform(writes);
         response.headers.append(CACHE_STATUS, status.header_value(now));
         response.extensions.insert(status);
     }
@@ -795,6 +925,44 @@ impl<S: AsyncStore> Cache<S> {
         }
     }
 
+    /// [`Cache::perform`] over an [`AsyncStore`].
+    async fn perform_async(&self, writes: Vec<Write>) -> bool {
+        let mut all_puts_succeeded = true;
+        for write in writes {
+            let result = match &write {
+                Write::Remove(key) => self.store.remove(key).await.map(drop),
+                Write::RemoveVariant(key, variant) => {
+                    self.store.remove_variant(key, *variant).await.map(drop)
+                }
+                Write::Put(entry) => self.store.put(entry).await,
+                Write::Prune(key, vary, keep) => match self.store.get(key).await {
+                    Ok(stored) => {
+                        let mut result = Ok(());
+                        for variant in Write::obsolete(vary, *keep, stored) {
+                            result = result.and(self.store.remove_variant(key, variant).await.map(drop));
+                        }
+                        result
+                    }
+                    Err(error) => Err(error),
+                },
+                Write::RemoveUrl(_, uri, settings) => match self.store.scan().await {
+                    Ok(metas) => {
+                        let mut result = Ok(());
+                        for (key, variant) in Write::stored_at(uri, settings, metas) {
+                            result = result.and(self.store.remove_variant(&key, variant).await.map(drop));
+                        }
+                        result
+                    }
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = result {
+                all_puts_succeeded &= !write.failed(&error);
+            }
+        }
+        all_puts_succeeded
+    }
+
     /// [`Cache::complete`] over an [`AsyncStore`].
     pub async fn complete_async(
         &self,
@@ -804,18 +972,8 @@ impl<S: AsyncStore> Cache<S> {
     ) -> Completion {
         let (forward, guard) = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
-        for key in &finish.removes {
-            if let Err(error) = self.store.remove(key).await {
-                log_store_error("remove", key, &error);
-            }
-        }
-        for entry in &finish.puts {
-            if let Err(error) = self.store.put(entry).await {
-                log_store_error("write", &entry.key, &error);
-                mark_not_stored(&mut finish.response);
-            }
-        }
-        release_after(finish.into_completion(), guard)
+        let ok = self.perform_async(std::mem::take(&mut finish.writes)).await;
+        release_after(finish.stored(ok).into_completion(), guard)
     }
 
     /// [`Cache::complete_streamed`] over an [`AsyncStore`].
@@ -825,12 +983,8 @@ impl<S: AsyncStore> Cache<S> {
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
     ) {
-        let (status, removes, now) = self.finish_streamed(&forward, response, final_url);
-        for key in &removes {
-            if let Err(error) = self.store.remove(key).await {
-                log_store_error("remove", key, &error);
-            }
-        }
+        let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
+        self.perform_async(writes).await;
         response.headers.append(CACHE_STATUS, status.header_value(now));
         response.extensions.insert(status);
     }

@@ -119,7 +119,11 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 ///    form fields are sorted); otherwise nothing;
 /// 4. the headers [`Settings::match_headers`] selects: none; all but the ignored ones,
 ///    sorted by name, each with its values in order; or the listed names in the given
-///    order, each present (with its values), absent, or ignored.
+///    order, each present (with its values) or absent — a listed name is keyed by value
+///    even when it is an ignored parameter (its value is still redacted when stored).
+///
+/// The domain tag includes [`Settings::shared`], so shared and private caches never
+/// read each other's entries.
 ///
 /// ```
 /// use httpcache_core::key::default_cache_key;
@@ -134,6 +138,10 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> CacheKey {
     let mut hasher = Sha256::new();
     hasher.update(b"httpcache-key/1\0");
+    // Shared and private caches never read each other's entries: what a private cache
+    // may keep (`private`, responses to requests with `Authorization`) a shared one must
+    // not serve (RFC 9111 §3.5, §5.2.2.7), and freshness differs (`s-maxage`).
+    hasher.update([u8::from(settings.shared)]);
     // HEAD shares GET's key: a stored GET answers HEAD, and a HEAD response freshens
     // the stored GET (RFC 9111 §4.3.5). The machine keeps a stored HEAD from answering GET.
     let method = if request.method == Method::HEAD { &Method::GET } else { &request.method };
@@ -171,9 +179,10 @@ pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Setti
             hasher.update((names.len() as u64).to_le_bytes());
             for name in names {
                 update_field(&mut hasher, name.as_str().as_bytes());
-                if settings.is_ignored(name.as_str()) {
-                    hasher.update([2]);
-                } else if headers.contains_key(name) {
+                // A header listed explicitly is keyed by its value even when it is also an
+                // ignored parameter (e.g. `Authorization`, to keep users apart): the value
+                // only enters the digest; what is stored stays redacted.
+                if headers.contains_key(name) {
                     hasher.update([1]);
                     update_values(&mut hasher, headers.get_all(name));
                 } else {
@@ -408,7 +417,9 @@ fn write_normalized_url(uri: &Uri, settings: &Settings, out: &mut impl fmt::Writ
             })
             .filter(|(name, _)| !is_ignored_encoded(settings, name.as_bytes()))
             .collect();
-        params.sort(); // by name, then value (absent before empty); stable
+        // By name only, and stable: repeated parameters keep their order, which can
+        // matter to the origin (`?sort=b&sort=a` is not `?sort=a&sort=b`).
+        params.sort_by(|a, b| a.0.cmp(b.0));
         for (i, (name, value)) in params.into_iter().enumerate() {
             out.write_char(if i == 0 { '?' } else { '&' })?;
             out.write_str(name)?;
@@ -471,7 +482,22 @@ pub fn redact_url(uri: &http::Uri, settings: &Settings) -> String {
         out.push_str("://");
     }
     if let Some(authority) = uri.authority() {
-        out.push_str(authority.as_str());
+        // A password in the userinfo is a secret like any other (RFC 9110 §4.2.4).
+        match authority.as_str().rsplit_once('@') {
+            Some((userinfo, host)) => {
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push(':');
+                        out.push_str(REDACTED);
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push('@');
+                out.push_str(host);
+            }
+            None => out.push_str(authority.as_str()),
+        }
     }
     out.push_str(uri.path());
     if let Some(query) = uri.query() {
@@ -691,8 +717,10 @@ mod tests {
 
     #[test]
     fn query_order_does_not_matter() {
-        assert_eq!(normalized("http://e.com/?b=2&a=1&a=0"), "http://e.com/?a=0&a=1&b=2");
+        // Sorted by name; repeated names keep their order, which the origin may rely on.
+        assert_eq!(normalized("http://e.com/?b=2&a=1&a=0"), "http://e.com/?a=1&a=0&b=2");
         assert_eq!(key("http://e.com/?b=2&a=1"), key("http://e.com/?a=1&b=2"));
+        assert_ne!(key("http://e.com/?sort=b&sort=a"), key("http://e.com/?sort=a&sort=b"));
         assert_ne!(key("http://e.com/?a=1"), key("http://e.com/?a=2"));
         // Percent-encoding is left as given.
         assert_eq!(normalized("http://e.com/%7E?q=%20"), "http://e.com/%7E?q=%20");

@@ -84,6 +84,10 @@ pub enum Reason {
     RequestNoStore,
     /// The response said `no-store` (§5.2.2.5).
     ResponseNoStore,
+    /// A partial response (206 or `Content-Range`): never stored, never served whole (§3.3).
+    PartialContent,
+    /// A 304 changed `Vary`: the stored variant was re-filed under its new variant.
+    VaryChanged,
     /// The status is not in [`Settings::allowable_codes`].
     StatusNotCacheable,
     /// `private` in a shared cache (§5.2.2.7).
@@ -145,6 +149,8 @@ impl Reason {
             HeadFreshened => "head-freshened",
             RequestNoStore => "request-no-store",
             ResponseNoStore => "response-no-store",
+            PartialContent => "partial-content",
+            VaryChanged => "vary-changed",
             StatusNotCacheable => "status-not-cacheable",
             Private => "private",
             Authorization => "authorization",
@@ -264,6 +270,8 @@ pub enum Outcome {
         entry: Box<Entry>,
         /// Whether to write it back.
         persist: bool,
+        /// The variant it was stored as before, when the merge changed `Vary` (remove it).
+        replaces: Option<VariantId>,
         /// Why.
         reason: Reason,
     },
@@ -278,6 +286,9 @@ pub enum Outcome {
     Invalidate {
         /// The keys.
         keys: Vec<CacheKey>,
+        /// When keys depend on request headers (`match_headers`, `key_fn`): also remove
+        /// the GET/HEAD entries stored for these URIs, found by URL.
+        uris: Vec<Uri>,
         /// Why.
         reason: Reason,
     },
@@ -400,29 +411,34 @@ pub fn decide(
     if !settings.allowable_methods.contains(&request.method) {
         return Action::Fetch(Reason::MethodNotCacheable);
     }
-    if CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name)) {
-        return Action::Fetch(Reason::ClientConditional);
-    }
-    if options.force_refresh {
-        return Action::Fetch(Reason::ForceRefresh);
-    }
-    if options.expire_after == Some(Expiry::DoNotCache) {
-        return Action::Fetch(Reason::DoNotCache);
-    }
     let request_directives = RequestDirectives::parse(&request.headers);
     let only_if_cached = options.only_if_cached || request_directives.only_if_cached;
+    // §5.2.1.7: with only-if-cached, answer from the cache or with a 504, never the origin.
+    let fetch = |reason| {
+        if only_if_cached { Action::GatewayTimeout(Reason::OnlyIfCachedMiss) } else { Action::Fetch(reason) }
+    };
+    if CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name)) {
+        return fetch(Reason::ClientConditional);
+    }
+    if options.force_refresh {
+        return fetch(Reason::ForceRefresh);
+    }
+    if options.expire_after == Some(Expiry::DoNotCache) {
+        return fetch(Reason::DoNotCache);
+    }
 
     let Some(index) = select_variant(request, stored) else {
-        if only_if_cached {
-            return Action::GatewayTimeout(Reason::OnlyIfCachedMiss);
-        }
-        return Action::Fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
+        return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };
     let entry = &stored[index];
     let directives = ResponseDirectives::parse(&entry.response.headers);
     if directives.no_store {
         // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
-        return Action::Fetch(Reason::ResponseNoStore);
+        return fetch(Reason::ResponseNoStore);
+    }
+    if is_partial(entry.response.status, &entry.response.headers) {
+        // §3.3: an incomplete response never answers a request for the whole.
+        return fetch(Reason::PartialContent);
     }
     let age = AgeInputs::of(entry).current_age(now);
     let remaining = entry.expires.map_or(Duration::MAX, |expires| since(expires, now));
@@ -441,16 +457,17 @@ pub fn decide(
     } else {
         None
     };
-    // Reasons the request does not accept the response as fresh.
-    if must_ask.is_none() && fresh {
+    // Reasons the request does not accept the response, fresh or stale: `max-stale`
+    // relaxes staleness only, `max-age` and `min-fresh` still apply (§5.2.1.1, §5.2.1.3).
+    if must_ask.is_none() {
         // RFC 8246: an immutable, fresh response is not revalidated on a reload-style max-age.
         if let Some(max_age) = request_directives.max_age
             && age > max_age
-            && !directives.immutable
+            && !(directives.immutable && fresh)
         {
             must_ask = Some(Reason::RequestMaxAge);
         } else if let Some(min_fresh) = request_directives.min_fresh
-            && remaining < min_fresh
+            && (!fresh || remaining < min_fresh)
         {
             must_ask = Some(Reason::RequestMinFresh);
         } else if match options.expire_after {
@@ -473,9 +490,9 @@ pub fn decide(
         });
     }
 
-    // Stale (or not acceptable as fresh). Forced revalidations never serve stale,
-    // except when the user asked never to contact the origin.
-    if must_ask.is_none() && may_serve_stale(&directives, settings) {
+    // Stale (or not acceptable as fresh). Forced revalidations never serve stale.
+    let stale_allowed = may_serve_stale(&directives, settings);
+    if must_ask.is_none() && stale_allowed {
         if let Some(max_stale) = request_directives.max_stale
             && match max_stale {
                 MaxStale::Any => true,
@@ -502,8 +519,9 @@ pub fn decide(
             });
         }
     }
-    if options.only_if_cached {
-        // requests-cache semantics: never contact the origin, serve what is stored.
+    if options.only_if_cached && (fresh || stale_allowed) {
+        // requests-cache semantics: never contact the origin, serve what is stored;
+        // but never a stale response the origin forbids (§4.2.4: must-revalidate, no-cache).
         return Action::Serve(Serve {
             index,
             age,
@@ -512,7 +530,7 @@ pub fn decide(
             reason: Reason::OnlyIfCachedStale,
         });
     }
-    if request_directives.only_if_cached {
+    if only_if_cached {
         return Action::GatewayTimeout(Reason::OnlyIfCachedMiss);
     }
     Action::Revalidate(Revalidate {
@@ -522,9 +540,15 @@ pub fn decide(
     })
 }
 
+/// Whether a response is incomplete (RFC 9111 §3.3): a 206, or any response carrying
+/// `Content-Range`. Such responses are never stored (this cache does not combine parts).
+pub fn is_partial(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::PARTIAL_CONTENT || headers.contains_key(header::CONTENT_RANGE)
+}
+
 /// The status codes whose caching requirements this cache understands (§5.2.2.3).
 fn understood_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 200..=206 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
+    matches!(status.as_u16(), 200..=205 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
 }
 
 /// The response facts freshness depends on.
@@ -605,10 +629,11 @@ fn storable_response_headers(
     headers
 }
 
-/// The keys an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
-/// same-origin `Location` / `Content-Location` of the response, each as GET (which
-/// also covers HEAD, keyed alike).
-fn invalidation_keys(exchange: &Exchange<'_>, settings: &Settings) -> Vec<CacheKey> {
+/// What an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
+/// same-origin `Location` / `Content-Location` of the response, as GET keys (which also
+/// cover HEAD, keyed alike), plus the URIs themselves when keys depend on request
+/// headers (`match_headers`, `key_fn`) and so cannot be derived from the URI alone.
+fn invalidation(exchange: &Exchange<'_>, settings: &Settings) -> (Vec<CacheKey>, Vec<Uri>) {
     let target = &exchange.request.uri;
     let mut uris = vec![target.clone()];
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
@@ -620,16 +645,17 @@ fn invalidation_keys(exchange: &Exchange<'_>, settings: &Settings) -> Vec<CacheK
         }
     }
     let mut keys = Vec::with_capacity(uris.len());
-    for uri in uris {
+    for uri in &uris {
         let mut parts = exchange.request.clone();
         parts.method = Method::GET;
-        parts.uri = uri;
+        parts.uri = uri.clone();
         let key = cache_key(&parts, &[], settings);
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
-    keys
+    let keyed_by_headers = settings.match_headers != MatchHeaders::None || settings.key_fn.is_some();
+    (keys, if keyed_by_headers { uris } else { Vec::new() })
 }
 
 /// Resolves a `Location`-style reference against `base`: absolute URIs as they are,
@@ -670,13 +696,13 @@ fn stale_if_error_allows(
     let request_directives = RequestDirectives::parse(&request.headers);
     // RFC 5861 §4: stale-if-error overrides must-revalidate only when the directive
     // itself is present; the user's setting does not override the origin's must-revalidate.
+    // A client's own stale-if-error never overrides the origin's must-revalidate or
+    // no-cache (RFC 9111 §4.2.4).
+    let allowed = may_serve_stale(&directives, settings);
+    let within = |window: Option<Duration>| window.is_some_and(|window| staleness <= window);
     let by_directive = settings.cache_control
-        && [directives.stale_if_error, request_directives.stale_if_error]
-            .into_iter()
-            .flatten()
-            .any(|window| staleness <= window);
-    let by_setting =
-        may_serve_stale(&directives, settings) && allowance_covers(settings.stale_if_error, staleness);
+        && (within(directives.stale_if_error) || (allowed && within(request_directives.stale_if_error)));
+    let by_setting = allowed && allowance_covers(settings.stale_if_error, staleness);
     (by_directive || by_setting).then_some(staleness)
 }
 
@@ -699,10 +725,13 @@ pub fn store(
     let status = response.status;
 
     // §4.4: a successful unsafe method invalidates what is stored for its URLs.
-    let invalidate = if !request.method.is_safe() && (status.is_success() || status.is_redirection()) {
-        if settings.read_only { Vec::new() } else { invalidation_keys(exchange, settings) }
+    let (invalidate, invalidate_uris) = if !request.method.is_safe()
+        && (status.is_success() || status.is_redirection())
+        && !settings.read_only
+    {
+        invalidation(exchange, settings)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
 
     // §4.3.3 / §4.3.4: a 304 refreshes the stored response it validates.
@@ -710,15 +739,29 @@ pub fn store(
         let Some(entry) = stored else {
             return Outcome::Skip(Reason::Unsolicited304);
         };
-        if let (Some(new), Some(old)) = (etag(&response.headers), etag(&entry.response.headers))
-            && !new.weak_eq(&old)
-        {
+        // §4.3.4: the 304 must select the stored response by its validator.
+        let selects = match (etag(&response.headers), etag(&entry.response.headers)) {
+            (Some(new), Some(old)) => new.weak_eq(&old),
+            (Some(_), None) => false,
+            (None, _) => {
+                let modified = |headers| date_header(headers, &header::LAST_MODIFIED);
+                match (modified(&response.headers), modified(&entry.response.headers)) {
+                    (Some(new), Some(old)) => new == old,
+                    _ => true,
+                }
+            }
+        };
+        if !selects {
             return Outcome::Retry(Reason::ValidatorMismatch);
         }
-        let refreshed = refresh(exchange, entry, settings, options);
-        // §5.2.2.5: a 304 saying no-store validates the response for this use only.
-        let persist = !settings.read_only && !ResponseDirectives::parse(&response.headers).no_store;
-        return Outcome::Refresh { entry: Box::new(refreshed), persist, reason: Reason::Revalidated };
+        let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
+        let persist = may_persist(exchange, &refreshed, settings);
+        return Outcome::Refresh {
+            persist,
+            replaces: vary_changed.then_some(entry.variant),
+            entry: Box::new(refreshed),
+            reason: if vary_changed { Reason::VaryChanged } else { Reason::Revalidated },
+        };
     }
 
     // RFC 5861 §4: serve stale on a server error.
@@ -751,10 +794,12 @@ pub fn store(
                 == Some(entry.response.body.len() as u64)
         });
         if validators_agree && length_agrees {
-            let refreshed = refresh(exchange, entry, settings, options);
+            let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
+            let persist = may_persist(exchange, &refreshed, settings);
             return Outcome::Refresh {
+                persist,
+                replaces: vary_changed.then_some(entry.variant),
                 entry: Box::new(refreshed),
-                persist: true,
                 reason: Reason::HeadFreshened,
             };
         }
@@ -764,7 +809,11 @@ pub fn store(
         if invalidate.is_empty() {
             Outcome::Skip(reason)
         } else {
-            Outcome::Invalidate { keys: invalidate.clone(), reason: Reason::Invalidated }
+            Outcome::Invalidate {
+                keys: invalidate.clone(),
+                uris: invalidate_uris.clone(),
+                reason: Reason::Invalidated,
+            }
         }
     };
     if settings.read_only {
@@ -783,6 +832,9 @@ pub fn store(
     }
     if directives.must_understand && !understood_status(status) {
         return skip(Reason::MustUnderstand);
+    }
+    if is_partial(status, &response.headers) {
+        return skip(Reason::PartialContent);
     }
     if !settings.allowable_codes.contains(&status) {
         return skip(Reason::StatusNotCacheable);
@@ -861,12 +913,28 @@ pub fn store(
 
 /// The stored entry updated from a 304 or HEAD response (RFC 9111 §3.2, §4.3.4):
 /// its header fields replace the stored ones, except hop-by-hop fields and
-/// `Content-Length`; times and expiry are recomputed.
-fn refresh(exchange: &Exchange<'_>, entry: &Entry, settings: &Settings, options: &RequestOptions) -> Entry {
+/// `Content-Length`; times and expiry are recomputed. The stored `Age` is dropped
+/// (the new response's age is what counts) and a missing `Date` becomes the receipt
+/// time (RFC 9110 §6.6.1). Returns whether `Vary` changed, in which case the stored
+/// request headers and the variant are recomputed for the request that revalidated
+/// it (§4.1).
+fn refresh(
+    exchange: &Exchange<'_>,
+    entry: &Entry,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> (Entry, bool) {
     let mut updated = entry.clone();
+    let old_vary = Vary::parse(&entry.response.headers);
     let mut incoming = exchange.response.headers.clone();
     strip_hop_by_hop(&mut incoming);
     incoming.remove(header::CONTENT_LENGTH);
+    updated.response.headers.remove(header::AGE);
+    if !incoming.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&crate::header::format_http_date(exchange.response_time))
+    {
+        incoming.insert(header::DATE, date);
+    }
     let mut last: Option<HeaderName> = None;
     for (name, value) in incoming.into_iter() {
         // `HeaderMap::into_iter` yields the name only on the first of repeated values.
@@ -888,6 +956,12 @@ fn refresh(exchange: &Exchange<'_>, entry: &Entry, settings: &Settings, options:
         storable_response_headers(&updated.response.headers, &directives, settings.shared);
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
+    let new_vary = Vary::parse(&updated.response.headers);
+    let vary_changed = new_vary != old_vary;
+    if vary_changed {
+        updated.request.headers = stored_request_headers(exchange.request, &new_vary, settings);
+        updated.variant = VariantId::compute(&new_vary, &exchange.request.headers);
+    }
     let freshness = FreshnessInputs {
         headers: &updated.response.headers,
         status: updated.response.status,
@@ -900,7 +974,20 @@ fn refresh(exchange: &Exchange<'_>, entry: &Entry, settings: &Settings, options:
         Lifetime::DoNotCache => Some(exchange.response_time),
         lifetime => expires_at(lifetime, &inputs),
     };
-    updated
+    (updated, vary_changed)
+}
+
+/// Whether a refreshed entry may be written back: never in read-only mode, never when
+/// the request or the merged response says `no-store` (§5.2.1.5, §5.2.2.5: the 304
+/// validates the response for this use only), never under `Vary: *`, and in a shared
+/// cache never when the merge made it `private` (§5.2.2.7).
+fn may_persist(exchange: &Exchange<'_>, refreshed: &Entry, settings: &Settings) -> bool {
+    let directives = ResponseDirectives::parse(&refreshed.response.headers);
+    !settings.read_only
+        && !directives.no_store
+        && !RequestDirectives::parse(&exchange.request.headers).no_store
+        && Vary::parse(&refreshed.response.headers) != Vary::Any
+        && !(settings.shared && matches!(directives.private, Some(FieldScope::All)))
 }
 
 /// Decides what to do when the origin could not be reached (a transport error):

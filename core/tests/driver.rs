@@ -435,3 +435,78 @@ fn head_is_answered_from_the_stored_get_without_a_body() {
     assert!(response.body().is_empty());
     assert_eq!(response.headers()[http::header::CONTENT_LENGTH], "5");
 }
+
+#[test]
+fn stale_while_revalidate_starts_one_background_revalidation_per_key() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-while-revalidate=60"), ("etag", "\"a\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")))
+        .unwrap();
+    clock.set(20);
+    let pending: Vec<_> = (0..5)
+        .map(|_| match cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default()) {
+            Plan::Respond(mut response) => {
+                assert!(status(&response).stale);
+                response.extensions_mut().remove::<PendingRevalidation>()
+            }
+            Plan::Forward(_) => panic!("stale-while-revalidate serves at once"),
+        })
+        .collect();
+    assert_eq!(pending.iter().filter(|p| p.is_some()).count(), 1, "RFC 5861 §3: one refresh, not five");
+    // Once it completes, the next stale hit may start another.
+    let PendingRevalidation(forward) = pending.into_iter().flatten().next().unwrap();
+    let fresh = origin.respond(&forward.request(), 304, &headers, "");
+    let _ = cache.complete(forward, fresh, None);
+    clock.set(40);
+    let Plan::Respond(mut response) =
+        cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("stale-while-revalidate serves at once");
+    };
+    assert!(response.extensions_mut().remove::<PendingRevalidation>().is_some());
+}
+
+#[test]
+fn invalidation_reaches_entries_keyed_by_request_headers() {
+    let settings = Settings { match_headers: httpcache_core::MatchHeaders::All, ..Settings::default() };
+    let (cache, _clock) = cache(settings);
+    let origin = Origin::default();
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let with_accept = Request::get(URL).header("accept", "text/plain").body(Bytes::new()).unwrap();
+    cache.send(with_accept, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    let post = Request::post(URL)
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    cache.send(post, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, found by URL");
+}
+
+#[test]
+fn a_new_vary_prunes_the_variants_it_makes_obsolete() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    // First the origin does not vary...
+    let plain = [("cache-control", "max-age=10"), ("etag", "\"1\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &plain, "one")))
+        .unwrap();
+    clock.set(20);
+    // ...then it does, with a new representation.
+    let varied = [("cache-control", "max-age=10"), ("etag", "\"2\""), ("vary", "accept-language")];
+    let french = Request::get(URL).header("accept-language", "fr").body(Bytes::new()).unwrap();
+    cache
+        .send(french, RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &varied, "deux")))
+        .unwrap();
+    assert_eq!(cache.store().len(), 1, "the unvarying variant would match every request; it is gone");
+    let german = Request::get(URL).header("accept-language", "de").body(Bytes::new()).unwrap();
+    let response = cache
+        .send(german, RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &varied, "zwei")))
+        .unwrap();
+    assert_eq!(response.body(), "zwei");
+    assert_eq!(origin.count(), 3);
+}

@@ -540,7 +540,7 @@ fn rfc9111_4_3_4_a_304_refreshes_headers_and_expiry() {
         ],
     );
     match outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
-        Outcome::Refresh { entry, persist, reason } => {
+        Outcome::Refresh { entry, persist, reason, .. } => {
             assert_eq!(reason, Reason::Revalidated);
             assert!(persist);
             assert_eq!(entry.response.headers["x-version"], "new");
@@ -606,7 +606,7 @@ fn rfc9111_4_4_unsafe_methods_invalidate_target_and_same_origin_locations() {
     let response =
         resp(201, &[("location", "/items/7"), ("content-location", "https://other.example/items/7")]);
     match outcome(0, &post, &response, b"", None, &settings, &options) {
-        Outcome::Invalidate { keys, reason } => {
+        Outcome::Invalidate { keys, reason, .. } => {
             assert_eq!(reason, Reason::Invalidated);
             let expected = [
                 key_of(&get("https://example.com/items", &[]), &settings),
@@ -707,4 +707,226 @@ fn ignored_parameters_are_redacted_from_the_stored_request() {
     assert!(!bytes.windows(13).any(|w| w == b"hunter2secret"));
     assert!(!entry.response.headers.contains_key(AGE));
     let _ = ETAG;
+}
+
+// ---- Regressions found by the RFC review ----
+
+fn refreshed(outcome: Outcome) -> (httpcache_core::Entry, bool, Option<httpcache_core::VariantId>) {
+    match outcome {
+        Outcome::Refresh { entry, persist, replaces, .. } => (*entry, persist, replaces),
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+}
+
+#[test]
+fn rfc9111_4_1_a_304_that_adds_vary_refiles_the_variant() {
+    let (settings, options) = defaults();
+    let french = get(URL, &[("accept-language", "fr")]);
+    let stored = entry(
+        0,
+        &french,
+        &resp(200, &[("cache-control", "max-age=0"), ("etag", "\"a\"")]),
+        b"bonjour",
+        &settings,
+    );
+    let not_modified =
+        resp(304, &[("cache-control", "max-age=600"), ("etag", "\"a\""), ("vary", "accept-language")]);
+    let (entry, persist, replaces) =
+        refreshed(outcome(10, &french, &not_modified, b"", Some(&stored), &settings, &options));
+    assert!(persist);
+    assert_eq!(replaces, Some(stored.variant), "the old variant is removed");
+    assert_eq!(entry.request.headers["accept-language"], "fr");
+    // A request without Accept-Language no longer matches the French variant.
+    assert_eq!(
+        decide(at(20), &get(URL, &[]), &[entry.clone()], &settings, &options),
+        Action::Fetch(Reason::VaryMismatch)
+    );
+    assert!(matches!(decide(at(20), &french, &[entry], &settings, &options), Action::Serve(_)));
+}
+
+#[test]
+fn rfc9111_4_1_a_malformed_vary_never_matches() {
+    let (settings, options) = defaults();
+    let alice = get(URL, &[("accept-language", "en"), ("cookie", "alice")]);
+    let response = resp(200, &[("cache-control", "max-age=60"), ("vary", "accept-language cookie")]);
+    assert_eq!(skip_reason(outcome(0, &alice, &response, b"x", None, &settings, &options)), Reason::VaryStar);
+}
+
+#[test]
+fn rfc9111_5_2_1_1_request_max_age_and_min_fresh_apply_to_stale_responses_too() {
+    let stored = [stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v\"")])];
+    let none = RequestOptions::default();
+    // max-stale relaxes staleness, not max-age.
+    assert!(matches!(
+        decide_with(100, &[("cache-control", "max-age=0, max-stale")], &stored, none),
+        Action::Revalidate(r) if r.reason == Reason::RequestMaxAge
+    ));
+    // min-fresh cannot be met by a stale response, whatever max-stale says.
+    assert!(matches!(
+        decide_with(30, &[("cache-control", "min-fresh=60, max-stale=30")], &stored, none),
+        Action::Revalidate(_)
+    ));
+}
+
+#[test]
+fn rfc9111_3_3_partial_responses_are_never_stored_or_served_whole() {
+    let mut settings = Settings::default();
+    settings.allowable_codes.push(http::StatusCode::PARTIAL_CONTENT);
+    let options = RequestOptions::default();
+    let ranged = get(URL, &[("range", "bytes=0-3")]);
+    let partial = resp(206, &[("cache-control", "max-age=600"), ("content-range", "bytes 0-3/100")]);
+    assert_eq!(
+        skip_reason(outcome(0, &ranged, &partial, b"abcd", None, &settings, &options)),
+        Reason::PartialContent
+    );
+    let with_range = resp(200, &[("cache-control", "max-age=600"), ("content-range", "bytes 0-3/4")]);
+    assert_eq!(
+        skip_reason(outcome(0, &ranged, &with_range, b"abcd", None, &settings, &options)),
+        Reason::PartialContent
+    );
+}
+
+#[test]
+fn userinfo_passwords_are_redacted_from_stored_urls() {
+    let (settings, _) = defaults();
+    let entry = entry(
+        0,
+        &get("https://alice:hunter2@example.com/a", &[]),
+        &resp(200, &[("cache-control", "max-age=60")]),
+        b"x",
+        &settings,
+    );
+    assert!(!entry.request.url.contains("hunter2"), "{}", entry.request.url);
+    assert!(entry.request.url.starts_with("https://alice:REDACTED@example.com/"), "{}", entry.request.url);
+}
+
+#[test]
+fn explicitly_matched_ignored_headers_still_separate_users() {
+    let settings = Settings {
+        match_headers: MatchHeaders::List(vec![http::header::AUTHORIZATION]),
+        ..Settings::default()
+    };
+    let alice = get(URL, &[("authorization", "Bearer alice-token")]);
+    let bob = get(URL, &[("authorization", "Bearer bob-token")]);
+    assert_ne!(key_of(&alice, &settings), key_of(&bob, &settings));
+    let stored = entry(0, &alice, &resp(200, &[("cache-control", "max-age=60")]), b"alice's", &settings);
+    assert_eq!(stored.request.headers["authorization"], "REDACTED", "keyed by value, stored redacted");
+}
+
+#[test]
+fn shared_and_private_caches_use_different_keys() {
+    let private = Settings::default();
+    let shared = Settings { shared: true, ..Settings::default() };
+    assert_ne!(key_of(&get(URL, &[]), &private), key_of(&get(URL, &[]), &shared), "RFC 9111 §3.5, §5.2.2.7");
+}
+
+#[test]
+fn rfc5861_4_a_request_stale_if_error_does_not_override_must_revalidate() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10, must-revalidate"), ("etag", "\"v\"")]);
+    let request = get(URL, &[("cache-control", "stale-if-error=3600")]);
+    let error = resp(500, &[]);
+    assert!(!matches!(
+        outcome(20, &request, &error, b"", Some(&stored), &settings, &options),
+        Outcome::ServeStale { .. }
+    ));
+    // The origin's own directive still does (RFC 5861 §4).
+    let allowed = stored_with(&[
+        ("cache-control", "max-age=10, must-revalidate, stale-if-error=60"),
+        ("etag", "\"v\""),
+    ]);
+    assert!(matches!(
+        outcome(20, &request, &error, b"", Some(&allowed), &settings, &options),
+        Outcome::ServeStale { .. }
+    ));
+}
+
+#[test]
+fn rfc9111_5_2_1_5_no_store_keeps_304_and_head_merges_from_being_written() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v\""), ("content-length", "4")]);
+    let no_store_request = get(URL, &[("cache-control", "no-store")]);
+    let not_modified = resp(304, &[("cache-control", "max-age=100"), ("etag", "\"v\"")]);
+    let (_, persist, _) =
+        refreshed(outcome(50, &no_store_request, &not_modified, b"", Some(&stored), &settings, &options));
+    assert!(!persist);
+    let head = req(Method::HEAD, URL, &[]);
+    let head_no_store =
+        resp(200, &[("cache-control", "no-store, max-age=999"), ("etag", "\"v\""), ("content-length", "4")]);
+    let (_, persist, _) =
+        refreshed(outcome(50, &head, &head_no_store, b"", Some(&stored), &settings, &options));
+    assert!(!persist, "RFC 9111 §5.2.2.5");
+}
+
+#[test]
+fn rfc9111_4_3_4_a_304_with_another_last_modified_is_retried() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("last-modified", &date(0))]);
+    let other = resp(304, &[("last-modified", &date(5))]);
+    assert_eq!(
+        outcome(50, &get(URL, &[]), &other, b"", Some(&stored), &settings, &options),
+        Outcome::Retry(Reason::ValidatorMismatch)
+    );
+}
+
+#[test]
+fn rfc9111_4_3_4_a_304_replaces_age_and_date() {
+    let (settings, options) = defaults();
+    // Stored with Age: 500 and max-age=600 (fresh for 100 s).
+    let stored = entry(
+        0,
+        &get(URL, &[]),
+        &resp(200, &[("cache-control", "max-age=600"), ("age", "500"), ("etag", "\"v\"")]),
+        b"x",
+        &settings,
+    );
+    assert_eq!(stored.expires, Some(at(100)));
+    let not_modified = resp(304, &[("cache-control", "max-age=600"), ("etag", "\"v\"")]);
+    let (entry, _, _) =
+        refreshed(outcome(200, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options));
+    assert_eq!(entry.expires, Some(at(800)), "the old Age no longer counts");
+    assert!(!entry.response.headers.contains_key(AGE));
+    assert_eq!(entry.response.headers["date"], date(200).as_str(), "RFC 9110 §6.6.1");
+}
+
+#[test]
+fn rfc9111_4_2_4_only_if_cached_never_serves_what_the_origin_forbids() {
+    let stored = [stored_with(&[("cache-control", "max-age=1, must-revalidate"), ("etag", "\"v\"")])];
+    let option = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    assert_eq!(decide_with(100, &[], &stored, option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
+    // §5.2.1.7: only-if-cached never reaches the origin, even for a conditional request.
+    assert_eq!(
+        decide_with(
+            1,
+            &[("cache-control", "only-if-cached"), ("if-none-match", "\"v\"")],
+            &stored,
+            RequestOptions::default()
+        ),
+        Action::GatewayTimeout(Reason::OnlyIfCachedMiss)
+    );
+}
+
+#[test]
+fn rfc9111_4_4_invalidation_finds_entries_keyed_by_headers() {
+    let settings = Settings { match_headers: MatchHeaders::All, ..Settings::default() };
+    let post = req(Method::POST, URL, &[("content-type", "application/json")]);
+    match outcome(0, &post, &resp(200, &[]), b"{}", None, &settings, &RequestOptions::default()) {
+        Outcome::Invalidate { uris, .. } => assert_eq!(uris, [URL.parse::<http::Uri>().unwrap()]),
+        other => panic!("expected an invalidation, got {other:?}"),
+    }
+    // Without header-dependent keys the keys suffice and no scan is asked for.
+    match outcome(0, &post, &resp(200, &[]), b"{}", None, &Settings::default(), &RequestOptions::default()) {
+        Outcome::Invalidate { uris, .. } => assert!(uris.is_empty()),
+        other => panic!("expected an invalidation, got {other:?}"),
+    }
+}
+
+#[test]
+fn space_separated_directives_still_say_no_store() {
+    let (settings, options) = defaults();
+    let response = resp(200, &[("cache-control", "no-store no-cache"), ("last-modified", &date(0))]);
+    assert_eq!(
+        skip_reason(outcome(100, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::ResponseNoStore
+    );
 }

@@ -349,8 +349,15 @@ impl<'a> Iterator for Directives<'a> {
                 self.position += 1;
             }
             let name = &self.line[name_start..self.position];
+            let name_end = self.position;
             self.skip_ows();
             if name.is_empty() || !(self.at_element_end() || self.peek() == Some(b'=')) {
+                // `no-store no-cache` (whitespace where a comma belongs): take the name
+                // as a flag and go on with the next token, so a missing comma never hides
+                // a restriction.
+                if !name.is_empty() && self.position > name_end && self.peek().is_some_and(is_tchar) {
+                    return Some(Directive { name, argument: Argument::Absent });
+                }
                 // Not `token [= ...]`: skip the element (its name is unknowable).
                 self.skip_to_next_element();
                 continue;

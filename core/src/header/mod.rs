@@ -76,6 +76,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         UPGRADE,
         PROXY_AUTHENTICATE,
         PROXY_AUTHORIZATION,
+        HeaderName::from_static("proxy-authentication-info"),
         TRAILER,
     ];
     for name in fixed {

@@ -36,7 +36,9 @@ pub enum Vary {
 }
 
 impl Vary {
-    /// All `Vary` lines of a response combined; invalid field names are ignored.
+    /// All `Vary` lines of a response combined. An element that is not a field name
+    /// (e.g. `accept-language cookie`, a missing comma) makes the response vary on
+    /// something unknowable, so it is read as `*`: never matched (§4.1's MUST NOT).
     pub fn parse(headers: &HeaderMap) -> Self {
         let mut fields: Vec<HeaderName> = Vec::new();
         for line in headers.get_all(VARY) {
@@ -44,10 +46,10 @@ impl Vary {
                 if element == b"*" {
                     return Vary::Any;
                 }
-                if let Ok(name) = HeaderName::from_bytes(element) {
-                    if !fields.contains(&name) {
-                        fields.push(name);
-                    }
+                match HeaderName::from_bytes(element) {
+                    Ok(name) if !fields.contains(&name) => fields.push(name),
+                    Ok(_) => {}
+                    Err(_) => return Vary::Any,
                 }
             }
         }
@@ -164,10 +166,15 @@ mod tests {
         assert_ne!(vary(&[b"accept, x*"]), Vary::Any);
     }
 
-    // RFC 9110 §5.6.2: invalid field names in Vary are ignored.
+    // RFC 9111 §4.1: a stored response MUST NOT be used unless every nominated field
+    // matches, so an element that is not a field name (RFC 9110 §5.6.2) means "varies on
+    // something unknowable": `*`. Empty elements are only list syntax.
     #[test]
-    fn invalid_names_ignored_rfc9110_5_6_2() {
-        assert_eq!(vary(&[b"bad name, \"q\", accept, @, a\xffb,,"]), fields(&["accept"]));
+    fn invalid_names_make_it_vary_on_everything_rfc9111_4_1() {
+        assert_eq!(vary(&[b"accept,, , accept-language"]), fields(&["accept", "accept-language"]));
+        for bad in [&b"accept-language cookie"[..], b"\"q\", accept", b"accept, @", b"a\xffb"] {
+            assert_eq!(vary(&[bad]), Vary::Any, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     // RFC 9111 §4.1: every named field must match; absent in both matches.
