@@ -457,7 +457,7 @@ impl<S> Cache<S> {
                 let vary_moved = forward.reason == Reason::VaryMismatch
                     || forward.stored.as_ref().is_some_and(|old| Vary::parse(&old.response.headers) != vary);
                 let prune = vary_moved.then(|| Write::Prune(key, vary, puts[0].variant));
-                writes.extend(puts.into_iter().map(Write::Put));
+                writes.extend(puts.into_iter().map(|entry| Write::Put(Box::new(entry))));
                 writes.extend(prune);
                 Finish {
                     response: with_status(Response::from_parts(head, body), status, now),
@@ -479,7 +479,7 @@ impl<S> Cache<S> {
                     writes.push(Write::RemoveVariant(key, old));
                 }
                 if persist {
-                    writes.push(Write::Put((*entry).clone()));
+                    writes.push(Write::Put(entry.clone()));
                 }
                 let response = if reason == Reason::HeadFreshened {
                     with_status(Response::from_parts(head, body), status, now)
@@ -623,7 +623,7 @@ enum Write {
     /// Remove one variant (re-filed under a new `Vary`).
     RemoveVariant(CacheKey, VariantId),
     /// Store an entry.
-    Put(Entry),
+    Put(Box<Entry>),
     /// Remove the variants under a key whose `Vary` differs from this one, except `VariantId`.
     Prune(CacheKey, Vary, VariantId),
     /// Remove the GET/HEAD entries stored for a URI, found by scanning metadata (the

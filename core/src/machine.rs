@@ -983,11 +983,12 @@ fn refresh(
 /// cache never when the merge made it `private` (§5.2.2.7).
 fn may_persist(exchange: &Exchange<'_>, refreshed: &Entry, settings: &Settings) -> bool {
     let directives = ResponseDirectives::parse(&refreshed.response.headers);
-    !settings.read_only
-        && !directives.no_store
-        && !RequestDirectives::parse(&exchange.request.headers).no_store
-        && Vary::parse(&refreshed.response.headers) != Vary::Any
-        && !(settings.shared && matches!(directives.private, Some(FieldScope::All)))
+    let forbidden = settings.read_only
+        || directives.no_store
+        || RequestDirectives::parse(&exchange.request.headers).no_store
+        || Vary::parse(&refreshed.response.headers) == Vary::Any
+        || (settings.shared && matches!(directives.private, Some(FieldScope::All)));
+    !forbidden
 }
 
 /// Decides what to do when the origin could not be reached (a transport error):

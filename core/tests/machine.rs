@@ -738,7 +738,7 @@ fn rfc9111_4_1_a_304_that_adds_vary_refiles_the_variant() {
     assert_eq!(entry.request.headers["accept-language"], "fr");
     // A request without Accept-Language no longer matches the French variant.
     assert_eq!(
-        decide(at(20), &get(URL, &[]), &[entry.clone()], &settings, &options),
+        decide(at(20), &get(URL, &[]), std::slice::from_ref(&entry), &settings, &options),
         Action::Fetch(Reason::VaryMismatch)
     );
     assert!(matches!(decide(at(20), &french, &[entry], &settings, &options), Action::Serve(_)));
