@@ -124,7 +124,8 @@ impl CachedClient<crate::FsStores> {
     /// # Errors
     /// When the directory cannot be used as a cache or isahc cannot build its client.
     pub fn fs(dir: impl AsRef<std::path::Path>, settings: Settings) -> Result<Self, crate::Error> {
-        Self::new(httpcache_fs::FsStore::open(dir)?.into(), settings)
+        let store = httpcache_fs::FsStore::open(dir)?;
+        Self::new(crate::FsStores::new(store.clone(), store.into_async()), settings)
     }
 }
 
@@ -151,7 +152,7 @@ impl<S: Store + 'static> CachedClient<S> {
         };
         let (parts, body) = request.into_parts();
         let mut body: Body = body.into();
-        let options = parts.extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let options = RequestOptions::from_extensions(&parts.extensions);
         let asked = parts.uri.clone();
         let had_body = !body.is_empty();
         // A body in memory can be replayed and keyed; a stream bypasses the cache.
@@ -199,7 +200,7 @@ impl<S: Store + 'static> CachedClient<S> {
         self.send(bodiless(http::Method::HEAD, uri)?)
     }
 
-    /// The inspection API (count, list, filter, delete, copy) over the store.
+    /// Inspects the store (count, list, filter, delete, copy), unless the client is uncached.
     pub fn inventory(&self) -> Option<Inventory<'_, S>> {
         self.cache.as_deref().map(|cache| Inventory::new(cache.store()))
     }
@@ -304,7 +305,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         };
         let (parts, body) = request.into_parts();
         let mut body: AsyncBody = body.into();
-        let options = parts.extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let options = RequestOptions::from_extensions(&parts.extensions);
         let asked = parts.uri.clone();
         let had_body = !body.is_empty();
         let (plan, mut stream) = if body.reset() {
@@ -353,7 +354,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         self.send_async(bodiless(http::Method::HEAD, uri)?).await
     }
 
-    /// The inspection API over the async store.
+    /// [`CachedClient::inventory`] over the async store.
     pub fn async_inventory(&self) -> Option<AsyncInventory<'_, S>> {
         self.cache.as_deref().map(|cache| AsyncInventory::new(cache.store()))
     }

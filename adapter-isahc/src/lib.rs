@@ -57,9 +57,10 @@
 //! ## Stores
 //!
 //! `send` reads a blocking [`Store`](httpcache_core::Store), `send_async` an
-//! [`AsyncStore`](httpcache_core::AsyncStore). A [`DualStore`] is both (the blocking and
-//! async faces of the same entries): [`LmdbStores`], [`MemoryStores`] and `FsStores`
-//! (feature `fs`) are made with `From` from the blocking store, and the constructors
+//! [`AsyncStore`](httpcache_core::AsyncStore). A [`DualStore`] (from the core) is both:
+//! the blocking and async faces of the same entries. [`LmdbStores`] and
+//! [`MemoryStores`] are made with `From` from the blocking store, `FsStores` (feature
+//! `fs`) with `DualStore::new(store.clone(), store.into_async())`; the constructors
 //! [`CachedClient::lmdb`], [`CachedClient::memory`], `CachedClient::fs` use them.
 //!
 //! ## How isahc's behaviour meets the cache
@@ -79,8 +80,22 @@
 //!   is stored as isahc delivers it, decoded, and the headers as the origin sent them
 //!   (`Content-Encoding` included), exactly as isahc hands them to you.
 //! * **Per-request controls** travel in the request's extensions as a
-//!   [`RequestOptions`] ([`CacheRequestExt`] on `http::request::Builder` and
-//!   `http::Request`), next to isahc's own per-request configuration, which is kept.
+//!   [`RequestOptions`](httpcache_core::RequestOptions) ([`CacheRequestExt`] on
+//!   `http::request::Builder` and `http::Request`), next to isahc's own per-request
+//!   configuration, which is kept:
+//!
+//! ```no_run
+//! # fn demo(client: &httpcache_isahc::CachedClient<httpcache_isahc::MemoryStores>) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use httpcache_isahc::CacheRequestExt;
+//! use httpcache_isahc::core::Expiry;
+//! use isahc::Request;
+//!
+//! client.send(Request::get("http://example.com/a").expire_after(Expiry::After(Duration::from_secs(60))).body(())?)?;
+//! client.send(Request::get("http://example.com/b").force_refresh().body(())?)?;
+//! client.send(Request::get("http://example.com/c").body(())?.refresh())?;
+//! # Ok(()) }
+//! ```
 //!
 //! ## Bodies
 //!
@@ -109,13 +124,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::time::SystemTime;
-
-use http::request::Builder;
-use http::{Request, Response};
 pub use httpcache_core as core;
 pub use httpcache_core::driver::FinalUrl;
-use httpcache_core::{CacheKey, CacheStatus, Expiry, RequestOptions};
+pub use httpcache_core::{CacheRequestExt, CacheStatusExt, DualStore};
 
 mod client;
 #[cfg(feature = "lmdb")]
@@ -124,10 +135,9 @@ mod store;
 
 pub use client::CachedClient;
 #[cfg(feature = "lmdb")]
-pub use default::{
-    DEFAULT_APP_NAME, DEFAULT_EXPIRE_AFTER, cached_client, cached_client_with, default_cache_dir,
-};
-pub use store::DualStore;
+pub use default::{cached_client, cached_client_with};
+#[cfg(feature = "lmdb")]
+pub use httpcache_lmdb::{DEFAULT_APP_NAME, default_cache_dir};
 #[cfg(feature = "fs")]
 pub use store::FsStores;
 #[cfg(feature = "lmdb")]
@@ -149,124 +159,4 @@ pub enum Error {
     /// isahc could not build its client.
     #[error("building the isahc client: {0}")]
     Client(#[from] isahc::Error),
-}
-
-/// Per-request cache controls: they travel in the request's extensions as a
-/// [`RequestOptions`]. Implemented for `http::request::Builder` (isahc's
-/// `Request::get(..)`) and `http::Request`.
-///
-/// ```no_run
-/// # fn demo(client: &httpcache_isahc::CachedClient<httpcache_isahc::MemoryStores>) -> Result<(), Box<dyn std::error::Error>> {
-/// use std::time::Duration;
-/// use httpcache_isahc::CacheRequestExt;
-/// use httpcache_isahc::core::Expiry;
-/// use isahc::Request;
-///
-/// client.send(Request::get("http://example.com/a").expire_after(Expiry::After(Duration::from_secs(60))).body(())?)?;
-/// client.send(Request::get("http://example.com/b").force_refresh().body(())?)?;
-/// client.send(Request::get("http://example.com/c").body(())?.refresh())?;
-/// # Ok(()) }
-/// ```
-pub trait CacheRequestExt: Sized {
-    /// Changes the request's [`RequestOptions`] (the defaults if it has none).
-    fn map_cache_options(self, change: impl FnOnce(&mut RequestOptions)) -> Self;
-
-    /// Replaces the request's [`RequestOptions`].
-    fn cache_options(self, options: RequestOptions) -> Self {
-        self.map_cache_options(|current| *current = options)
-    }
-
-    /// Expiry for this request ([`RequestOptions::expire_after`]).
-    fn expire_after(self, expiry: Expiry) -> Self {
-        self.map_cache_options(|options| options.expire_after = Some(expiry))
-    }
-
-    /// Never contact the origin: serve what is stored, even stale, or answer 504.
-    fn only_if_cached(self) -> Self {
-        self.map_cache_options(|options| options.only_if_cached = true)
-    }
-
-    /// Revalidate the stored response before using it.
-    fn refresh(self) -> Self {
-        self.map_cache_options(|options| options.refresh = true)
-    }
-
-    /// Skip the cache read, fetch from the origin and overwrite the stored response.
-    fn force_refresh(self) -> Self {
-        self.map_cache_options(|options| options.force_refresh = true)
-    }
-}
-
-impl CacheRequestExt for Builder {
-    fn map_cache_options(mut self, change: impl FnOnce(&mut RequestOptions)) -> Self {
-        // `None` only when the builder already holds an error, which `body()` reports.
-        if let Some(extensions) = self.extensions_mut() {
-            change(extensions.get_or_insert_default::<RequestOptions>());
-        }
-        self
-    }
-}
-
-impl<B> CacheRequestExt for Request<B> {
-    fn map_cache_options(mut self, change: impl FnOnce(&mut RequestOptions)) -> Self {
-        change(self.extensions_mut().get_or_insert_default::<RequestOptions>());
-        self
-    }
-}
-
-/// What the cache did, read from a response's [`CacheStatus`] extension. Every response
-/// from a [`CachedClient`] has one, and an RFC 9211 `Cache-Status` header.
-pub trait CacheStatusExt {
-    /// The [`CacheStatus`], if the response went through a [`CachedClient`].
-    fn cache_status(&self) -> Option<&CacheStatus>;
-
-    /// Where the response finally came from, after redirects ([`FinalUrl`]); unlike
-    /// isahc's `effective_uri()`, known for responses served from the cache too.
-    fn final_url(&self) -> Option<&str>;
-
-    /// Served from the cache (including revalidated and stale responses).
-    #[allow(clippy::wrong_self_convention)] // the name every httpcache adapter uses
-    fn from_cache(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.from_cache)
-    }
-
-    /// The origin confirmed the stored response with a 304.
-    fn revalidated(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.revalidated)
-    }
-
-    /// The response served was stale (stale-if-error, stale-while-revalidate, max-stale).
-    fn is_stale(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.stale)
-    }
-
-    /// When the stored entry was created.
-    fn created_at(&self) -> Option<SystemTime> {
-        self.cache_status()?.created_at
-    }
-
-    /// When the stored entry stops being fresh.
-    fn expires(&self) -> Option<SystemTime> {
-        self.cache_status()?.expires
-    }
-
-    /// Whether the stored entry is past its expiry.
-    fn is_expired(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.is_expired)
-    }
-
-    /// The key the entry is stored under.
-    fn cache_key(&self) -> Option<CacheKey> {
-        self.cache_status()?.cache_key
-    }
-}
-
-impl<B> CacheStatusExt for Response<B> {
-    fn cache_status(&self) -> Option<&CacheStatus> {
-        self.extensions().get::<CacheStatus>()
-    }
-
-    fn final_url(&self) -> Option<&str> {
-        self.extensions().get::<FinalUrl>().map(|url| url.0.as_str())
-    }
 }

@@ -8,17 +8,15 @@
 //! temporary directory; `httpcache_reqwest::cached_client()` would put it under the
 //! user's cache directory instead.
 
-use std::time::Duration;
-
-use httpcache_reqwest::core::{Expiry, Settings};
+use httpcache_reqwest::core::Settings;
 use httpcache_reqwest::{CacheRequestExt, CacheStatusExt, CachedClient};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).unwrap_or_else(|| "https://www.rust-lang.org/".to_owned());
     let dir = tempfile::tempdir()?;
-    let settings =
-        Settings { expire_after: Some(Expiry::After(Duration::from_secs(600))), ..Settings::default() };
+    // Fresh for 10 minutes unless the response says otherwise.
+    let settings = Settings::session();
     let client = CachedClient::lmdb(dir.path().join("cache"), settings)?;
 
     for attempt in 1..=2 {

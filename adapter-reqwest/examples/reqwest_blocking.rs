@@ -6,17 +6,15 @@
 //!
 //! (Plain `http://` URLs work without `--features rustls`.)
 
-use std::time::Duration;
-
 use httpcache_reqwest::blocking::CachedClient;
-use httpcache_reqwest::core::{Expiry, Settings};
+use httpcache_reqwest::core::Settings;
 use httpcache_reqwest::{CacheRequestExt, CacheStatusExt};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).unwrap_or_else(|| "https://www.rust-lang.org/".to_owned());
     let dir = tempfile::tempdir()?;
-    let settings =
-        Settings { expire_after: Some(Expiry::After(Duration::from_secs(600))), ..Settings::default() };
+    // Fresh for 10 minutes unless the response says otherwise.
+    let settings = Settings::session();
     let client = CachedClient::lmdb(dir.path().join("cache"), settings)?;
 
     for attempt in 1..=2 {
@@ -31,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("only-if-cached: {}", offline.status());
     // Bypass the cache for a while.
     {
-        let _off = client.disabled();
+        let _off = client.disable();
         println!("disabled: from cache {}", client.get(&url).send()?.from_cache());
     }
     Ok(())

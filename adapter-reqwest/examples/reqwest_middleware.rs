@@ -6,17 +6,15 @@
 //!
 //! (Plain `http://` URLs work without `rustls`.)
 
-use std::time::Duration;
-
-use httpcache_reqwest::core::{Expiry, Inline, Settings};
+use httpcache_reqwest::core::{Inline, Settings};
 use httpcache_reqwest::{CacheMiddleware, CacheRequestExt, CacheStatusExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).unwrap_or_else(|| "https://www.rust-lang.org/".to_owned());
     let inner = reqwest::Client::new();
-    let settings =
-        Settings { expire_after: Some(Expiry::After(Duration::from_secs(600))), ..Settings::default() };
+    // Fresh for 10 minutes unless the response says otherwise.
+    let settings = Settings::session();
     let cache = CacheMiddleware::new(Inline(httpcache_mem::MemoryStore::new(64 << 20)), settings)
         .background_client(inner.clone());
     let client = reqwest_middleware::ClientBuilder::new(inner).with(cache.clone()).build();

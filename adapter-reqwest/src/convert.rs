@@ -1,43 +1,186 @@
-//! Conversions between reqwest's types and the `http` types the driver speaks.
+//! Conversions between reqwest's types and the `http` types the driver speaks, and the
+//! steps of the cache loop that the async client, the blocking client and the
+//! middleware share. reqwest has two families of types with the same methods (async
+//! and blocking): [`Outgoing`] and [`Incoming`] let one function serve both.
 
-use http::{HeaderMap, Method, Uri, Version, request, response};
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version, request, response};
 use httpcache_core::CacheStatus;
-use httpcache_core::driver::FinalUrl;
+use httpcache_core::driver::{FinalUrl, Forward, PendingRevalidation};
 use httpcache_core::status::CACHE_STATUS;
 use reqwest::{ResponseBuilderExt, Url};
 
-/// The `http` request head of a reqwest request; `None` when its URL is not a valid `Uri`.
-pub(crate) fn request_parts(
-    method: &Method,
-    url: &Url,
-    version: Version,
-    headers: &HeaderMap,
-) -> Option<request::Parts> {
-    let uri: Uri = url.as_str().parse().ok()?;
-    let mut request = http::Request::new(());
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = headers.clone();
-    Some(request.into_parts().0)
+/// One of reqwest's request types, as the cache loop uses it.
+pub(crate) trait Outgoing: Sized {
+    /// The response type the same client answers with.
+    type Response: Incoming + From<http::Response<Bytes>>;
+
+    fn method(&self) -> &Method;
+    fn url(&self) -> &Url;
+    fn version(&self) -> Version;
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+    fn headers(&self) -> &HeaderMap;
+    /// The body as the cache keys it: the bytes (empty without a body), or `None` for
+    /// a stream, which cannot be replayed.
+    fn replayable_body(&self) -> Option<Bytes>;
+    fn try_clone(&self) -> Option<Self>;
+    /// The request rebuilt from the driver's copy.
+    fn from_http(request: http::Request<Bytes>) -> reqwest::Result<Self>;
 }
 
-/// The response head the driver decides on (status, version, headers).
-pub(crate) fn response_head(
-    status: http::StatusCode,
-    version: Version,
-    headers: &HeaderMap,
-) -> response::Parts {
-    let mut response = http::Response::new(());
-    *response.status_mut() = status;
-    *response.version_mut() = version;
-    *response.headers_mut() = headers.clone();
-    response.into_parts().0
+/// One of reqwest's response types, as the cache loop uses it.
+pub(crate) trait Incoming {
+    fn url(&self) -> &Url;
+    fn status(&self) -> StatusCode;
+    fn version(&self) -> Version;
+    fn headers(&self) -> &HeaderMap;
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+    fn extensions_mut(&mut self) -> &mut Extensions;
 }
 
-/// `url` as a `Uri` when it differs from `asked` (redirects were followed).
-pub(crate) fn final_uri(asked: &Url, url: &Url) -> Option<Uri> {
-    (asked != url).then(|| url.as_str().parse().ok()).flatten()
+/// Implements [`Outgoing`] and [`Incoming`] for one family of reqwest's types, whose
+/// inherent methods have the same names.
+macro_rules! reqwest_family {
+    ($request:ty, $response:ty) => {
+        impl Outgoing for $request {
+            type Response = $response;
+
+            fn method(&self) -> &Method {
+                <$request>::method(self)
+            }
+            fn url(&self) -> &Url {
+                <$request>::url(self)
+            }
+            fn version(&self) -> Version {
+                <$request>::version(self)
+            }
+            fn headers(&self) -> &HeaderMap {
+                <$request>::headers(self)
+            }
+            fn headers_mut(&mut self) -> &mut HeaderMap {
+                <$request>::headers_mut(self)
+            }
+            fn replayable_body(&self) -> Option<Bytes> {
+                match <$request>::body(self) {
+                    None => Some(Bytes::new()),
+                    Some(body) => body.as_bytes().map(Bytes::copy_from_slice),
+                }
+            }
+            fn try_clone(&self) -> Option<Self> {
+                <$request>::try_clone(self)
+            }
+            fn from_http(request: http::Request<Bytes>) -> reqwest::Result<Self> {
+                <$request>::try_from(request)
+            }
+        }
+
+        impl Incoming for $response {
+            fn url(&self) -> &Url {
+                <$response>::url(self)
+            }
+            fn status(&self) -> StatusCode {
+                <$response>::status(self)
+            }
+            fn version(&self) -> Version {
+                <$response>::version(self)
+            }
+            fn headers(&self) -> &HeaderMap {
+                <$response>::headers(self)
+            }
+            fn headers_mut(&mut self) -> &mut HeaderMap {
+                <$response>::headers_mut(self)
+            }
+            fn extensions_mut(&mut self) -> &mut Extensions {
+                <$response>::extensions_mut(self)
+            }
+        }
+    };
+}
+
+reqwest_family!(reqwest::Request, reqwest::Response);
+#[cfg(feature = "blocking")]
+reqwest_family!(reqwest::blocking::Request, reqwest::blocking::Response);
+
+/// What the cache plans with: the request head and its body (`None`: a stream, so the
+/// request bypasses the cache). `None` when the URL is not a valid `Uri`, which cannot
+/// happen for reqwest's URLs: the request is then sent as it is.
+pub(crate) fn plan_input<R: Outgoing>(request: &R) -> Option<(request::Parts, Option<Bytes>)> {
+    let uri: Uri = request.url().as_str().parse().ok()?;
+    let mut head = http::Request::new(());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = uri;
+    *head.version_mut() = request.version();
+    *head.headers_mut() = request.headers().clone();
+    Some((head.into_parts().0, request.replayable_body()))
+}
+
+/// A response the cache answers with, as reqwest's. A stale-while-revalidate
+/// revalidation it carries goes to `background`, with a copy of `request`.
+pub(crate) fn served<R: Outgoing>(
+    response: http::Response<Bytes>,
+    request: &R,
+    background: impl FnOnce(Box<Forward>, R),
+) -> R::Response {
+    let mut response = response;
+    if let Some(PendingRevalidation(forward)) = response.extensions_mut().remove::<PendingRevalidation>()
+        && let Some(mut revalidation) = request.try_clone()
+    {
+        *revalidation.headers_mut() = forward.request().headers().clone();
+        background(Box::new(forward), revalidation);
+    }
+    R::Response::from(with_url(response, request.url()))
+}
+
+/// The request to send for `forward`: `first` the first time, then copies of
+/// `template`, else one rebuilt from the driver's copy (only requests with a replayable
+/// body are ever retried). It gets the driver's headers: the caller's, plus the
+/// conditional ones when revalidating.
+pub(crate) fn outgoing<R: Outgoing>(
+    first: &mut Option<R>,
+    template: Option<&R>,
+    forward: &Forward,
+) -> reqwest::Result<R> {
+    let mut request = match first.take().or_else(|| template?.try_clone()) {
+        Some(request) => request,
+        None => R::from_http(forward.request())?,
+    };
+    *request.headers_mut() = forward.request().headers().clone();
+    Ok(request)
+}
+
+/// The origin's response as the driver sees it: where its redirects ended, when not at
+/// `asked`, and its head (status, version, headers).
+pub(crate) fn origin_head<P: Incoming>(asked: &Url, response: &P) -> (Option<Uri>, response::Parts) {
+    let url = response.url();
+    let final_url = (asked != url).then(|| url.as_str().parse().ok()).flatten();
+    let mut head = http::Response::new(());
+    *head.status_mut() = response.status();
+    *head.version_mut() = response.version();
+    *head.headers_mut() = response.headers().clone();
+    (final_url, head.into_parts().0)
+}
+
+/// Gives a response passed through as it streams the driver's verdict, which it put on
+/// `head`: the `Cache-Status` header and the [`CacheStatus`] extension.
+pub(crate) fn mark_streamed<P: Incoming>(head: &mut response::Parts, response: &mut P) {
+    for value in head.headers.get_all(CACHE_STATUS) {
+        response.headers_mut().append(CACHE_STATUS, value.clone());
+    }
+    if let Some(status) = head.extensions.remove::<CacheStatus>() {
+        response.extensions_mut().insert(status);
+    }
+}
+
+/// The stale response the driver allows when the origin failed, else `error`.
+pub(crate) fn stale_or<P: From<http::Response<Bytes>>, E>(
+    stale: Option<http::Response<Bytes>>,
+    asked: &Url,
+    error: E,
+) -> Result<P, E> {
+    match stale {
+        Some(stale) => Ok(P::from(with_url(stale, asked))),
+        None => Err(error),
+    }
 }
 
 /// Sets the URL reqwest reports for a response built from `response`: the final URL
@@ -54,13 +197,4 @@ pub(crate) fn with_url<B>(response: http::Response<B>, fallback: &Url) -> http::
         parts.extensions.extend(carrier.into_parts().0.extensions);
     }
     http::Response::from_parts(parts, body)
-}
-
-/// Copies the `Cache-Status` header the driver put on `head` into `headers` (of a
-/// response that streams as it came) and takes the [`CacheStatus`] for its extensions.
-pub(crate) fn take_status(head: &mut response::Parts, headers: &mut HeaderMap) -> Option<CacheStatus> {
-    for value in head.headers.get_all(CACHE_STATUS) {
-        headers.append(CACHE_STATUS, value.clone());
-    }
-    head.extensions.remove::<CacheStatus>()
 }

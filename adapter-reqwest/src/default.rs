@@ -1,26 +1,11 @@
 //! The ready-made client, like niquests-cache's `cached_session()`: LMDB under the
-//! user's cache directory, a 10 minute default TTL, and a `no_cache` switch.
+//! user's cache directory ([`httpcache_lmdb::default_cache_dir`]), a 10 minute default
+//! TTL ([`Settings::session`]), and a `no_cache` switch.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Expiry, Settings, StoreError, VariantId};
-use httpcache_lmdb::{AsyncLmdbStore, LmdbStore};
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Settings, StoreError, VariantId};
+use httpcache_lmdb::{AsyncLmdbStore, DEFAULT_APP_NAME, LmdbStore, default_cache_dir};
 
 use crate::{CachedClient, Error};
-
-/// The application name [`cached_client`] uses: the cache lives in `<user cache dir>/httpcache/`.
-pub const DEFAULT_APP_NAME: &str = "httpcache";
-
-/// The default time to live of [`cached_client`]'s responses (when the origin does not say).
-pub const DEFAULT_EXPIRE_AFTER: Duration = Duration::from_secs(600);
-
-/// The cache directory of application `app`: `<user cache dir>/<app>/`
-/// (`~/.cache/<app>` on Linux, `~/Library/Caches/<app>` on macOS,
-/// `%LOCALAPPDATA%\<app>` on Windows); `None` where the platform has none.
-pub fn default_cache_dir(app: &str) -> Option<PathBuf> {
-    dirs::cache_dir().map(|dir| dir.join(app))
-}
 
 /// The store of [`cached_client`]: LMDB, or nothing at all for a `no_cache` client.
 #[derive(Debug, Clone)]
@@ -79,7 +64,7 @@ impl AsyncStore for DefaultStore {
 }
 
 /// A caching client with the defaults: LMDB in [`default_cache_dir`]`("httpcache")`,
-/// responses without freshness information kept 10 minutes.
+/// responses without freshness information kept 10 minutes ([`Settings::session`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -94,7 +79,7 @@ pub fn cached_client() -> Result<CachedClient, Error> {
     cached_client_with(DEFAULT_APP_NAME, false)
 }
 
-/// [`cached_client`] for application `app` (the cache lives in `<user cache dir>/<app>/`).
+/// [`cached_client`] for application `app` (the cache lives in [`default_cache_dir`]`(app)`).
 /// With `no_cache`, a plain pass-through client: nothing is read or written, and no
 /// directory is created.
 ///
@@ -108,7 +93,5 @@ pub fn cached_client_with(app: &str, no_cache: bool) -> Result<CachedClient, Err
     }
     let dir = default_cache_dir(app).ok_or(Error::NoCacheDir)?;
     let store = LmdbStore::open(dir).map_err(StoreError::from)?.into_async();
-    let settings =
-        Settings { expire_after: Some(Expiry::After(DEFAULT_EXPIRE_AFTER)), ..Settings::default() };
-    Ok(CachedClient::wrap(client, DefaultStore::Lmdb(store), settings))
+    Ok(CachedClient::wrap(client, DefaultStore::Lmdb(store), Settings::session()))
 }

@@ -30,9 +30,10 @@
 //! (send through reqwest) → `complete` / `complete_streamed` / `fail`.
 //!
 //! * Responses are the client's own ([`reqwest::Response`]), carrying a
-//!   [`CacheStatus`] in their extensions (read it with [`CacheStatusExt`]) and an
+//!   [`CacheStatus`](httpcache_core::CacheStatus) in their extensions (read it with [`CacheStatusExt`]) and an
 //!   RFC 9211 `Cache-Status` header. A response served from the cache reports the
-//!   URL its redirects ended at as [`reqwest::Response::url`].
+//!   URL its redirects ended at as [`reqwest::Response::url`] (and
+//!   [`CacheStatusExt::final_url`]).
 //! * reqwest follows redirects inside `send`: the entry is keyed by the URL asked
 //!   for and remembers where the redirects ended.
 //! * Bodies are buffered only when the cache wants them ([`Forward::wants_body`]):
@@ -49,25 +50,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::time::SystemTime;
-
 pub use httpcache_core as core;
-use httpcache_core::{CacheKey, CacheStatus, Expiry, RequestOptions};
+pub use httpcache_core::{CacheRequestExt, CacheStatusExt};
+#[doc(no_inline)]
+pub use httpcache_lmdb::{DEFAULT_APP_NAME, default_cache_dir};
 
+#[macro_use]
+mod front;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod body;
 mod client;
 mod convert;
 mod default;
+mod drive;
 #[cfg(feature = "middleware")]
 pub mod middleware;
 
 pub use client::{CachedClient, CachedClientBuilder, RequestBuilder};
-pub use default::{
-    DEFAULT_APP_NAME, DEFAULT_EXPIRE_AFTER, DefaultStore, cached_client, cached_client_with,
-    default_cache_dir,
-};
+pub use default::{DefaultStore, cached_client, cached_client_with};
 #[cfg(feature = "middleware")]
 pub use middleware::CacheMiddleware;
 
@@ -89,97 +90,34 @@ pub enum Error {
     Client(#[from] reqwest::Error),
 }
 
-/// Per-request cache controls on a request builder; the options travel with the
-/// request (for [`reqwest_middleware::RequestBuilder`], in its extensions).
-pub trait CacheRequestExt: Sized {
-    /// Changes this request's [`RequestOptions`].
-    fn cache_options_with(self, change: impl FnOnce(&mut RequestOptions)) -> Self;
+/// The marker of this crate's implementations of [`CacheStatusExt`] for reqwest's
+/// responses and of [`CacheRequestExt`] for `reqwest_middleware::RequestBuilder`
+/// (Rust's orphan rule asks for a type of this crate in them). Never named in calls:
+/// it is inferred.
+#[derive(Debug)]
+pub enum Reqwest {}
 
-    /// Replaces this request's [`RequestOptions`].
-    fn cache_options(self, options: RequestOptions) -> Self {
-        self.cache_options_with(|current| *current = options)
+/// A response from this crate's clients; [`CacheStatusExt::final_url`] is reqwest's
+/// [`url`](reqwest::Response::url), which for a response served from the cache is
+/// the URL its redirects ended at.
+impl CacheStatusExt<Reqwest> for reqwest::Response {
+    fn cache_extensions(&self) -> &http::Extensions {
+        self.extensions()
     }
 
-    /// Expiry for this request: a stored response older than this is stale, and a
-    /// new one is stored with it (unless the response's own headers say otherwise).
-    fn expire_after(self, expiry: Expiry) -> Self {
-        self.cache_options_with(|options| options.expire_after = Some(expiry))
-    }
-
-    /// Never contact the origin: serve what is stored (even stale) or answer 504.
-    fn only_if_cached(self) -> Self {
-        self.cache_options_with(|options| options.only_if_cached = true)
-    }
-
-    /// Revalidate the stored response before using it.
-    fn refresh(self) -> Self {
-        self.cache_options_with(|options| options.refresh = true)
-    }
-
-    /// Skip the cache read, fetch from the origin and overwrite the stored response.
-    fn force_refresh(self) -> Self {
-        self.cache_options_with(|options| options.force_refresh = true)
+    fn final_url(&self) -> Option<&str> {
+        Some(self.url().as_str())
     }
 }
 
-/// What the cache says about a response, read from the [`CacheStatus`] in its
-/// extensions. Every response from this crate's clients carries one.
-pub trait CacheStatusExt {
-    /// The cache's account of the response, if it went through a cache.
-    fn cache_status(&self) -> Option<&CacheStatus>;
-
-    /// Served from the cache (including revalidated and stale responses).
-    #[allow(clippy::wrong_self_convention)] // the name users of requests-cache know
-    fn from_cache(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.from_cache)
-    }
-
-    /// The origin confirmed the stored response with a 304.
-    fn revalidated(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.revalidated)
-    }
-
-    /// The response served was stale (stale-if-error, stale-while-revalidate, only-if-cached).
-    fn is_stale(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.stale)
-    }
-
-    /// When the stored entry was created.
-    fn created_at(&self) -> Option<SystemTime> {
-        self.cache_status()?.created_at
-    }
-
-    /// When the stored entry stops being fresh (`None`: never, or not stored).
-    fn expires(&self) -> Option<SystemTime> {
-        self.cache_status()?.expires
-    }
-
-    /// Whether the stored entry is past its expiry.
-    fn is_expired(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.is_expired)
-    }
-
-    /// The key the entry is stored under.
-    fn cache_key(&self) -> Option<CacheKey> {
-        self.cache_status()?.cache_key
-    }
-}
-
-impl CacheStatusExt for reqwest::Response {
-    fn cache_status(&self) -> Option<&CacheStatus> {
-        self.extensions().get()
-    }
-}
-
+/// As for [`reqwest::Response`].
 #[cfg(feature = "blocking")]
-impl CacheStatusExt for reqwest::blocking::Response {
-    fn cache_status(&self) -> Option<&CacheStatus> {
-        self.extensions().get()
+impl CacheStatusExt<Reqwest> for reqwest::blocking::Response {
+    fn cache_extensions(&self) -> &http::Extensions {
+        self.extensions()
     }
-}
 
-impl<B> CacheStatusExt for http::Response<B> {
-    fn cache_status(&self) -> Option<&CacheStatus> {
-        self.extensions().get()
+    fn final_url(&self) -> Option<&str> {
+        Some(self.url().as_str())
     }
 }

@@ -23,14 +23,12 @@
 use std::sync::Arc;
 
 use http::Extensions;
-use httpcache_core::driver::DisabledGuard;
-use httpcache_core::inventory::AsyncInventory;
-use httpcache_core::{AsyncStore, Cache, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, CacheRequestExt, RequestOptions, Settings};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::CacheRequestExt;
-use crate::client::{run, spawn_revalidation};
+use crate::Reqwest;
+use crate::drive::{run, spawn_revalidation};
 
 /// The cache as a middleware. Cheap to clone (clones share the cache).
 #[derive(Debug)]
@@ -59,30 +57,7 @@ impl<S: AsyncStore + 'static> CacheMiddleware<S> {
         self
     }
 
-    /// The cache (settings, store, driver).
-    pub fn cache(&self) -> &Cache<S> {
-        &self.cache
-    }
-
-    /// A snapshot of the settings in force.
-    pub fn settings(&self) -> Arc<Settings> {
-        self.cache.settings()
-    }
-
-    /// Changes the settings at runtime; requests under way keep the old ones.
-    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
-        self.cache.update_settings(change);
-    }
-
-    /// Disables the cache until the returned guard is dropped.
-    pub fn disabled(&self) -> DisabledGuard<'_, S> {
-        self.cache.disable()
-    }
-
-    /// Inspects the store: count, list, filter, delete, copy.
-    pub fn inventory(&self) -> AsyncInventory<'_, S> {
-        AsyncInventory::new(self.cache.store())
-    }
+    cache_accessors!(AsyncInventory);
 }
 
 #[async_trait::async_trait]
@@ -93,7 +68,7 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let options = extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let options = RequestOptions::from_extensions(extensions);
         let background = {
             let (cache, client) = (self.cache.clone(), self.background.clone());
             move |forward, request| {
@@ -118,12 +93,9 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
     }
 }
 
-impl CacheRequestExt for reqwest_middleware::RequestBuilder {
-    fn cache_options_with(mut self, change: impl FnOnce(&mut RequestOptions)) -> Self {
-        let extensions = self.extensions();
-        let mut options = extensions.get::<RequestOptions>().copied().unwrap_or_default();
-        change(&mut options);
-        extensions.insert(options);
+impl CacheRequestExt<Reqwest> for reqwest_middleware::RequestBuilder {
+    fn map_cache_options(mut self, change: impl FnOnce(&mut RequestOptions)) -> Self {
+        change(self.extensions().get_or_insert_default::<RequestOptions>());
         self
     }
 }

@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use httpcache_core::{Cache, Expiry, Settings};
+use httpcache_core::{Cache, Settings};
 use httpcache_mem::MemoryStore;
 use httpcache_ureq::{CacheStatusExt, CachedAgent};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).unwrap_or_else(|| "https://httpbin.org/cache/60".to_owned());
-    let settings =
-        Settings { expire_after: Some(Expiry::After(Duration::from_secs(600))), ..Settings::default() };
+    // Fresh for 10 minutes unless the response says otherwise.
+    let settings = Settings::session();
     let cache = Cache::new(MemoryStore::new(64 << 20), settings);
     let agent =
         CachedAgent::with_config(cache, |config| config.timeout_global(Some(Duration::from_secs(30))));

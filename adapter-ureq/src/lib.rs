@@ -24,10 +24,9 @@
 //! let offline = agent.get("http://example.com/").only_if_cached().call();
 //! # let _ = offline;
 //! // At runtime: change the settings, or switch the cache off for a while.
-//! let cache = agent.cache().expect("a cache");
-//! cache.update_settings(|settings| settings.stale_if_error = httpcache_core::StaleAllowance::Always);
+//! agent.update_settings(|settings| settings.stale_if_error = httpcache_core::StaleAllowance::Always);
 //! {
-//!     let _off = cache.disable();
+//!     let _off = agent.disable();
 //!     agent.get("http://example.com/").call()?; // straight to the origin
 //! }
 //! # Ok::<(), ureq::Error>(())
@@ -92,28 +91,28 @@
 use std::io::{self, Read};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, HeaderValue, Request, Response, Uri};
-use httpcache_core::driver::{Completion, FinalUrl, Forward, PendingRevalidation, Plan};
+use httpcache_core::driver::{Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan};
 use httpcache_core::inventory::Inventory;
 use httpcache_core::key::body_is_keyed;
-use httpcache_core::{Cache, CacheKey, CacheStatus, Expiry, Reason, RequestOptions, Store};
+use httpcache_core::{Cache, Reason, RequestOptions, Settings, Store};
 use ureq::config::{Config, ConfigBuilder};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::typestate::AgentScope;
 use ureq::{Agent, Body, BodyBuilder, ResponseExt, SendBody};
 
 pub use httpcache_core;
+pub use httpcache_core::{CacheRequestExt, CacheStatusExt};
 
 #[cfg(feature = "lmdb")]
 mod default_agent;
 #[cfg(feature = "lmdb")]
-pub use default_agent::{
-    DEFAULT_APP_NAME, DEFAULT_EXPIRE_AFTER, cached_agent, cached_agent_with, default_cache_dir,
-};
+pub use default_agent::{cached_agent, cached_agent_with};
+#[cfg(feature = "lmdb")]
+pub use httpcache_lmdb::{DEFAULT_APP_NAME, default_cache_dir};
 
 /// What can go wrong building a cached agent (never a request: store failures are traced,
 /// and the origin's response is returned).
@@ -203,9 +202,29 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         self
     }
 
-    /// The cache: settings ([`Cache::update_settings`]), [`Cache::disable`], the store.
+    /// The cache (settings, store, driver).
     pub fn cache(&self) -> &Arc<Cache<S>> {
         &self.cache
+    }
+
+    /// A snapshot of the settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.cache.settings()
+    }
+
+    /// Changes the settings at runtime; requests under way keep the old ones.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        self.cache.update_settings(change);
+    }
+
+    /// Disables the cache until the returned guard is dropped.
+    pub fn disable(&self) -> DisabledGuard<'_, S> {
+        self.cache.disable()
+    }
+
+    /// Inspects the store: count, list, filter, delete, copy.
+    pub fn inventory(&self) -> Inventory<'_, S> {
+        Inventory::new(self.cache.store())
     }
 
     /// Runs a plan; `first` sends the first request through the middleware chain.
@@ -361,7 +380,7 @@ impl<S: Store + 'static> Middleware for CacheMiddleware<S> {
         next: MiddlewareNext,
     ) -> Result<Response<Body>, ureq::Error> {
         let (parts, body) = request.into_parts();
-        let options = parts.extensions.get::<RequestOptions>().copied().unwrap_or_default();
+        let options = RequestOptions::from_extensions(&parts.extensions);
         let asked = parts.uri.clone();
         let settings = self.cache.settings();
         if !body_is_keyed(&parts.method, &settings) {
@@ -491,23 +510,46 @@ impl<S> CachedAgent<S> {
         self.agent
     }
 
-    /// The cache, unless the agent is uncached: change settings at runtime with
-    /// [`Cache::update_settings`], switch it off for a scope with [`Cache::disable`].
+    /// The cache (settings, store, driver), unless the agent is uncached.
     pub fn cache(&self) -> Option<&Arc<Cache<S>>> {
         self.cache.as_ref()
+    }
+
+    /// A snapshot of the settings in force, unless the agent is uncached.
+    pub fn settings(&self) -> Option<Arc<Settings>> {
+        self.cache.as_ref().map(|cache| cache.settings())
+    }
+
+    /// Changes the settings at runtime (requests under way keep the old ones); nothing
+    /// to change on an uncached agent.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        if let Some(cache) = &self.cache {
+            cache.update_settings(change);
+        }
+    }
+
+    /// Disables the cache until the returned guard is dropped (`None`: uncached).
+    pub fn disable(&self) -> Option<DisabledGuard<'_, S>> {
+        self.cache.as_ref().map(|cache| cache.disable())
     }
 }
 
 impl<S: Store> CachedAgent<S> {
-    /// The inspection API (count, list, filter, delete, copy) over the store.
+    /// Inspects the store (count, list, filter, delete, copy), unless the agent is uncached.
     pub fn inventory(&self) -> Option<Inventory<'_, S>> {
         self.cache.as_deref().map(|cache| Inventory::new(cache.store()))
     }
 }
 
-/// Per-request cache controls, in ureq's idiom: they travel in the request's
-/// extensions as a [`RequestOptions`]. Implemented for ureq's [`ureq::RequestBuilder`]
-/// and for `http::Request` (send it with [`Agent::run`]).
+/// The marker of this crate's implementation of [`CacheRequestExt`] for ureq's
+/// [`ureq::RequestBuilder`] (Rust's orphan rule asks for a type of this crate in it).
+/// Never named in calls: it is inferred.
+#[derive(Debug)]
+pub enum Ureq {}
+
+/// Per-request cache controls in ureq's idiom: they travel in the request's extensions
+/// as a [`RequestOptions`], set with [`CacheRequestExt`] on ureq's builder and on
+/// `http::Request` (send it with [`Agent::run`]).
 ///
 /// ```no_run
 /// # fn demo(agent: &ureq::Agent) -> Result<(), ureq::Error> {
@@ -521,107 +563,10 @@ impl<S: Store> CachedAgent<S> {
 /// agent.run(request)?;
 /// # Ok(()) }
 /// ```
-pub trait CacheRequestExt: Sized {
-    /// Changes the request's [`RequestOptions`] (the defaults if it has none).
-    fn map_cache_options(self, change: impl FnOnce(&mut RequestOptions)) -> Self;
-
-    /// Replaces the request's [`RequestOptions`].
-    fn cache_options(self, options: RequestOptions) -> Self {
-        self.map_cache_options(|current| *current = options)
-    }
-
-    /// Expiry for this request ([`RequestOptions::expire_after`]).
-    fn expire_after(self, expiry: Expiry) -> Self {
-        self.map_cache_options(|options| options.expire_after = Some(expiry))
-    }
-
-    /// Never contact the origin: serve what is stored, even stale, or answer 504.
-    fn only_if_cached(self) -> Self {
-        self.map_cache_options(|options| options.only_if_cached = true)
-    }
-
-    /// Revalidate the stored response before using it.
-    fn refresh(self) -> Self {
-        self.map_cache_options(|options| options.refresh = true)
-    }
-
-    /// Skip the cache read, fetch from the origin and overwrite the stored response.
-    fn force_refresh(self) -> Self {
-        self.map_cache_options(|options| options.force_refresh = true)
-    }
-}
-
-impl<B> CacheRequestExt for ureq::RequestBuilder<B> {
+impl<B> CacheRequestExt<Ureq> for ureq::RequestBuilder<B> {
     fn map_cache_options(self, change: impl FnOnce(&mut RequestOptions)) -> Self {
-        let mut options = self
-            .extensions_ref()
-            .and_then(|extensions| extensions.get::<RequestOptions>())
-            .copied()
-            .unwrap_or_default();
+        let mut options = self.extensions_ref().map(RequestOptions::from_extensions).unwrap_or_default();
         change(&mut options);
         self.extension(options)
-    }
-}
-
-impl<B> CacheRequestExt for Request<B> {
-    fn map_cache_options(mut self, change: impl FnOnce(&mut RequestOptions)) -> Self {
-        change(self.extensions_mut().get_or_insert_default::<RequestOptions>());
-        self
-    }
-}
-
-/// What the cache did, read from a response's [`CacheStatus`] extension (every response
-/// through the cache has one, and an RFC 9211 `Cache-Status` header).
-pub trait CacheStatusExt {
-    /// The [`CacheStatus`], if the response went through the cache.
-    fn cache_status(&self) -> Option<&CacheStatus>;
-
-    /// Where the response finally came from, after redirects.
-    fn final_url(&self) -> Option<&str>;
-
-    /// Served from the cache (including revalidated and stale responses).
-    #[allow(clippy::wrong_self_convention)] // the name every httpcache adapter uses
-    fn from_cache(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.from_cache)
-    }
-
-    /// The origin confirmed the stored response with a 304.
-    fn revalidated(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.revalidated)
-    }
-
-    /// The response served was stale (stale-if-error, stale-while-revalidate, max-stale).
-    fn is_stale(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.stale)
-    }
-
-    /// When the stored entry was created.
-    fn created_at(&self) -> Option<SystemTime> {
-        self.cache_status()?.created_at
-    }
-
-    /// When the stored entry stops being fresh.
-    fn expires(&self) -> Option<SystemTime> {
-        self.cache_status()?.expires
-    }
-
-    /// Whether the stored entry is past its expiry.
-    fn is_expired(&self) -> bool {
-        self.cache_status().is_some_and(|status| status.is_expired)
-    }
-
-    /// The key the entry is stored under.
-    fn cache_key(&self) -> Option<CacheKey> {
-        self.cache_status()?.cache_key
-    }
-}
-
-impl CacheStatusExt for Response<Body> {
-    fn cache_status(&self) -> Option<&CacheStatus> {
-        self.extensions().get::<CacheStatus>()
-    }
-
-    fn final_url(&self) -> Option<&str> {
-        self.extensions().get::<FinalUrl>().map(|url| url.0.as_str())
     }
 }

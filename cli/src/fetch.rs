@@ -7,19 +7,19 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use httpcache_core::status::Source;
-use httpcache_core::{CacheStatus, Expiry, Reason, RequestOptions, Settings, Store};
+use httpcache_core::{CacheStatus, Reason, RequestOptions, Settings, Store};
 use httpcache_reqwest::blocking::CachedClient;
-use httpcache_reqwest::{CacheRequestExt, CacheStatusExt, DEFAULT_EXPIRE_AFTER};
+use httpcache_reqwest::{CacheRequestExt, CacheStatusExt};
 
 use crate::error::{CliError, chain};
 use crate::progress::Progress;
 use crate::store::{self, Access, Location};
 use crate::{GetArgs, clock, format};
 
-/// The settings of the adapters' default clients (`httpcache_reqwest::cached_client`),
-/// so the tool and programs agree on what is fresh.
+/// The settings of the adapters' default clients ([`Settings::session`]), so the tool
+/// and programs agree on what is fresh.
 pub fn default_settings() -> Settings {
-    Settings { expire_after: Some(Expiry::After(DEFAULT_EXPIRE_AFTER)), ..Settings::default() }
+    Settings::session()
 }
 
 /// A blocking caching client over `store`.

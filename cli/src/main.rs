@@ -26,7 +26,7 @@
 //!   past the cache (one too large to store). `--expire-after`
 //!   takes `never`, `0` (stale at once) or a duration such as `30s`, `10m`, `1h30m`,
 //!   `7d`. The cache's settings are those of the adapters' default clients
-//!   (`httpcache_reqwest::cached_client`): RFC 9111 rules, and 10 minutes for
+//!   (`httpcache_core::Settings::session`): RFC 9111 rules, and 10 minutes for
 //!   responses that say nothing about freshness.
 //! * `ls`: one row per stored response (status, method, size, created, expires,
 //!   fresh/stale, URL); `--json` prints one JSON array for scripts.
@@ -47,7 +47,7 @@
 //! `--cache PATH` (or the `HTTPCACHE_DIR` environment variable) and `--store
 //! lmdb|fs|fs-json|mem` (or `HTTPCACHE_STORE`). The default is the LMDB store in the
 //! user's cache directory that the adapters' default clients use
-//! (`httpcache_reqwest::default_cache_dir("httpcache")`, e.g. `~/.cache/httpcache`),
+//! (`httpcache_lmdb::default_cache_dir("httpcache")`, e.g. `~/.cache/httpcache`),
 //! so `httpcache ls` shows what a program cached. A path that holds something else (a
 //! file, another store kind) is refused before anything is written there; commands
 //! that only read do not create a missing cache directory.

@@ -140,15 +140,14 @@ pub fn open(location: &Location, access: Access) -> Result<Box<dyn Store>, CliEr
 }
 
 /// The cache a command works on: `--cache` (or `HTTPCACHE_DIR`), else the directory
-/// the adapters' default clients use (`httpcache_reqwest::default_cache_dir`).
+/// the adapters' default clients use ([`httpcache_lmdb::default_cache_dir`]).
 pub fn resolve(cache: Option<PathBuf>, kind: StoreKind) -> Result<Location, CliError> {
-    let path =
-        match cache {
-            Some(path) => path,
-            None => httpcache_reqwest::default_cache_dir(httpcache_reqwest::DEFAULT_APP_NAME).ok_or_else(
-                || CliError::Store("this platform has no user cache directory: pass --cache PATH".into()),
-            )?,
-        };
+    let path = match cache {
+        Some(path) => path,
+        None => httpcache_lmdb::default_cache_dir(httpcache_lmdb::DEFAULT_APP_NAME).ok_or_else(|| {
+            CliError::Store("this platform has no user cache directory: pass --cache PATH".into())
+        })?,
+    };
     Ok(Location { kind, path })
 }
 

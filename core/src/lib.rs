@@ -10,10 +10,13 @@
 //! * [`freshness`]: age and freshness arithmetic (RFC 9111 §4.2).
 //! * [`entry`]: [`Entry`], its binary and JSON encodings.
 //! * [`machine`]: [`decide`] and [`store()`], the two entry points of the policy.
-//! * [`mod@store`]: the [`Store`] / [`AsyncStore`] traits.
+//! * [`mod@store`]: the [`Store`] / [`AsyncStore`] traits, and [`DualStore`] (one
+//!   store with both faces).
 //! * [`inventory`]: listing, filtering, sorting, deleting and copying entries.
 //! * [`driver`]: [`Cache`], the loop adapters call.
-//! * [`status`]: [`CacheStatus`] and the RFC 9211 `Cache-Status` header.
+//! * [`status`]: [`CacheStatus`], the RFC 9211 `Cache-Status` header, and
+//!   [`CacheStatusExt`] to read them from a response.
+//! * [`options`]: [`CacheRequestExt`], the per-request controls on request builders.
 //!
 //! ## The driver contract
 //!
@@ -91,6 +94,7 @@ pub mod header;
 pub mod inventory;
 pub mod key;
 pub mod machine;
+pub mod options;
 pub mod settings;
 pub mod status;
 pub mod store;
@@ -100,6 +104,7 @@ pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;
 pub use key::{CacheKey, cache_key};
 pub use machine::{Action, Outcome, Reason, decide, store};
+pub use options::CacheRequestExt;
 pub use settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance, UrlPattern};
-pub use status::CacheStatus;
-pub use store::{AsyncStore, Inline, Store, StoreError};
+pub use status::{CacheStatus, CacheStatusExt};
+pub use store::{AsyncStore, DualStore, Inline, Store, StoreError};

@@ -192,7 +192,26 @@ impl fmt::Debug for Settings {
     }
 }
 
+/// The session expiry of the ready-made clients (the adapters' `cached_client()` /
+/// `cached_agent()`, like niquests-cache's `cached_session()`): responses whose headers
+/// say nothing about freshness stay fresh 10 minutes. See [`Settings::session`].
+pub const DEFAULT_SESSION_EXPIRE_AFTER: Duration = Duration::from_secs(600);
+
 impl Settings {
+    /// The settings of the ready-made clients: the defaults, with
+    /// [`expire_after`](Settings::expire_after) set to [`DEFAULT_SESSION_EXPIRE_AFTER`].
+    ///
+    /// ```
+    /// use httpcache_core::settings::{DEFAULT_SESSION_EXPIRE_AFTER, Expiry, Settings};
+    ///
+    /// let settings = Settings::session();
+    /// assert_eq!(settings.expire_after, Some(Expiry::After(DEFAULT_SESSION_EXPIRE_AFTER)));
+    /// assert!(settings.cache_control);
+    /// ```
+    pub fn session() -> Self {
+        Settings { expire_after: Some(Expiry::After(DEFAULT_SESSION_EXPIRE_AFTER)), ..Settings::default() }
+    }
+
     /// Whether `name` is one of [`Settings::ignored_parameters`] (ASCII case-insensitive).
     pub fn is_ignored(&self, name: &str) -> bool {
         self.ignored_parameters.iter().any(|p| p.eq_ignore_ascii_case(name))
@@ -220,4 +239,12 @@ pub struct RequestOptions {
     pub refresh: bool,
     /// Skip the cache read, fetch from the origin and overwrite the stored response.
     pub force_refresh: bool,
+}
+
+impl RequestOptions {
+    /// The options a request carries in its extensions (put there with
+    /// [`CacheRequestExt`](crate::CacheRequestExt)); the defaults when it carries none.
+    pub fn from_extensions(extensions: &http::Extensions) -> Self {
+        extensions.get::<RequestOptions>().copied().unwrap_or_default()
+    }
 }

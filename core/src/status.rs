@@ -1,12 +1,12 @@
 //! What a response says about the cache: [`CacheStatus`] in its extensions and an
 //! RFC 9211 `Cache-Status` header.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use http::HeaderValue;
 use http::header::HeaderName;
+use http::{Extensions, HeaderValue};
 
+use crate::driver::FinalUrl;
 use crate::key::CacheKey;
 use crate::machine::Reason;
 
@@ -79,12 +79,12 @@ impl CacheStatus {
     /// The RFC 9211 `Cache-Status` value, e.g. `httpcache; hit; ttl=42; key="..."`.
     /// `now` gives `ttl` (negative when stale).
     pub fn header_value(&self, now: SystemTime) -> HeaderValue {
-        let mut out = String::with_capacity(96);
-        out.push_str(CACHE_NAME);
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
-            Source::Cache => out.push_str("; hit"),
-            Source::Revalidated => out.push_str("; fwd=stale; fwd-status=304"),
-            Source::Synthesized => out.push_str("; fwd=miss"),
+            Source::Cache => out.extend_from_slice(b"; hit"),
+            Source::Revalidated => out.extend_from_slice(b"; fwd=stale; fwd-status=304"),
+            Source::Synthesized => out.extend_from_slice(b"; fwd=miss"),
             Source::Origin => {
                 let fwd = match self.reason {
                     Reason::Miss => "uri-miss",
@@ -95,25 +95,129 @@ impl CacheStatus {
                     _ if self.cache_key.is_some() && self.created_at.is_some() => "stale",
                     _ => "miss",
                 };
-                let _ = write!(out, "; fwd={fwd}");
+                out.extend_from_slice(b"; fwd=");
+                out.extend_from_slice(fwd.as_bytes());
                 if self.stored {
-                    out.push_str("; stored");
+                    out.extend_from_slice(b"; stored");
                 }
             }
         }
         if let Some(expires) = self.expires {
-            let ttl = match expires.duration_since(now) {
-                Ok(left) => left.as_secs() as i64,
-                Err(past) => -(past.duration().as_secs() as i64),
-            };
-            let _ = write!(out, "; ttl={ttl}");
+            out.extend_from_slice(b"; ttl=");
+            match expires.duration_since(now) {
+                Ok(left) => push_decimal(&mut out, left.as_secs()),
+                Err(past) => {
+                    out.push(b'-');
+                    push_decimal(&mut out, past.duration().as_secs());
+                }
+            }
         }
         if let Some(key) = self.cache_key {
-            let _ = write!(out, "; key=\"{key}\"");
+            out.extend_from_slice(b"; key=\"");
+            out.extend_from_slice(&key.to_hex());
+            out.push(b'"');
         }
-        let _ = write!(out, "; detail={}", self.reason.as_str());
-        // Only ASCII was written.
-        HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        out.extend_from_slice(b"; detail=");
+        out.extend_from_slice(self.reason.as_str().as_bytes());
+        // Only visible ASCII was written; the buffer becomes the value without a copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+    }
+}
+
+/// Appends `value` in decimal.
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// What the cache says about a response, read from the [`CacheStatus`] (and the
+/// [`FinalUrl`]) in its extensions. Every response an httpcache client returns carries
+/// a [`CacheStatus`].
+///
+/// Implemented here for `http::Response<B>` (the responses of ureq, isahc and the
+/// drivers); each adapter implements it for its client's own response types and
+/// re-exports it. An implementation gives only [`CacheStatusExt::cache_extensions`].
+///
+/// `Marker` lets an adapter crate implement this trait for another crate's response
+/// type (Rust's orphan rule asks for a type of the implementing crate in the impl): it
+/// is that crate's marker type. Calls never name it; it is inferred.
+///
+/// ```
+/// use httpcache_core::{CacheStatus, CacheStatusExt, Reason};
+///
+/// let mut response = http::Response::new(());
+/// assert!(response.cache_status().is_none() && !response.from_cache());
+/// response.extensions_mut().insert(CacheStatus::bypass(Reason::Disabled));
+/// assert_eq!(response.cache_status().map(|status| status.reason), Some(Reason::Disabled));
+/// assert!(!response.from_cache() && !response.is_stale());
+/// ```
+pub trait CacheStatusExt<Marker = ()> {
+    /// The response's extensions, where the cache leaves its [`CacheStatus`] and [`FinalUrl`].
+    fn cache_extensions(&self) -> &Extensions;
+
+    /// The cache's account of the response, if it went through a cache.
+    fn cache_status(&self) -> Option<&CacheStatus> {
+        self.cache_extensions().get()
+    }
+
+    /// Where the response finally came from, after redirects ([`FinalUrl`]): known for
+    /// responses served from the cache too.
+    fn final_url(&self) -> Option<&str> {
+        self.cache_extensions().get::<FinalUrl>().map(|url| url.0.as_str())
+    }
+
+    /// Served from the cache (including revalidated and stale responses).
+    #[allow(clippy::wrong_self_convention)] // the name users of requests-cache know
+    fn from_cache(&self) -> bool {
+        self.cache_status().is_some_and(|status| status.from_cache)
+    }
+
+    /// The origin confirmed the stored response with a 304.
+    fn revalidated(&self) -> bool {
+        self.cache_status().is_some_and(|status| status.revalidated)
+    }
+
+    /// The response served was stale (stale-if-error, stale-while-revalidate,
+    /// max-stale, only-if-cached).
+    fn is_stale(&self) -> bool {
+        self.cache_status().is_some_and(|status| status.stale)
+    }
+
+    /// When the stored entry was created.
+    fn created_at(&self) -> Option<SystemTime> {
+        self.cache_status()?.created_at
+    }
+
+    /// When the stored entry stops being fresh (`None`: never, or not stored).
+    fn expires(&self) -> Option<SystemTime> {
+        self.cache_status()?.expires
+    }
+
+    /// Whether the stored entry is past its expiry.
+    fn is_expired(&self) -> bool {
+        self.cache_status().is_some_and(|status| status.is_expired)
+    }
+
+    /// The key the entry is stored under.
+    fn cache_key(&self) -> Option<CacheKey> {
+        self.cache_status()?.cache_key
+    }
+}
+
+impl<B> CacheStatusExt for http::Response<B> {
+    fn cache_extensions(&self) -> &Extensions {
+        self.extensions()
     }
 }
 
@@ -134,6 +238,23 @@ mod tests {
         status.expires = Some(at(1_100));
         assert_eq!(status.header_value(at(1_000)), "httpcache; hit; ttl=100; detail=fresh");
         assert_eq!(status.header_value(at(1_130)), "httpcache; hit; ttl=-30; detail=fresh");
+    }
+
+    // RFC 9211 §2.7: the `key` parameter; large and zero ttl values print in full.
+    #[test]
+    fn key_and_ttl_formatting() {
+        let key = CacheKey::hash("https://example.com/");
+        let mut status = CacheStatus::bypass(Reason::Fresh);
+        status.source = Source::Cache;
+        status.cache_key = Some(key);
+        status.expires = Some(at(10_000_000_000));
+        let expected = format!("httpcache; hit; ttl=9999999999; key=\"{key}\"; detail=fresh");
+        assert_eq!(status.header_value(at(1)), expected.as_str());
+        status.expires = Some(at(5));
+        let zero = format!("httpcache; hit; ttl=0; key=\"{key}\"; detail=fresh");
+        assert_eq!(status.header_value(at(5)), zero.as_str());
+        assert_eq!(key.to_string().len(), 64);
+        assert_eq!(key.to_string().parse::<CacheKey>(), Ok(key));
     }
 
     // RFC 9211 §2.2: `fwd` says why the request went forward; §2.5 `stored`.

@@ -168,3 +168,104 @@ impl<S: Store + ?Sized> Store for Box<S> {
         (**self).compact()
     }
 }
+
+/// One cache seen two ways: `blocking` answers [`Store`] calls and `asynchronous`
+/// answers [`AsyncStore`] calls. A [`Cache`](crate::Cache) over a `DualStore` serves
+/// both its blocking steps (`plan`, `complete`) and its async ones (`plan_async`,
+/// `complete_async`), so a client with a blocking and an async face (isahc's `send`
+/// and `send_async`, say) shares one cache, and identical concurrent misses are
+/// coalesced whichever way they were sent.
+///
+/// Both must be views of the same entries, e.g. an LMDB store and its async flavour
+/// (`httpcache_lmdb` implements `From<LmdbStore>` for that pair). Any [`Store`] whose
+/// calls never wait long (the memory store) becomes one with `From`: shared through an
+/// [`Arc`], run [`Inline`] for the async face.
+///
+/// ```
+/// use std::sync::Arc;
+/// use httpcache_core::{DualStore, Inline, Store};
+///
+/// // What `From` does for a store run inline (e.g. `httpcache_mem::MemoryStore`).
+/// fn both_faces<S: Store>(store: S) -> DualStore<Arc<S>, Inline<Arc<S>>> {
+///     let store = Arc::new(store);
+///     DualStore::new(store.clone(), Inline(store))
+/// }
+/// # let _ = both_faces::<Box<dyn Store>>;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct DualStore<B, A> {
+    blocking: B,
+    asynchronous: A,
+}
+
+impl<B, A> DualStore<B, A> {
+    /// Pairs two views of the same entries.
+    pub fn new(blocking: B, asynchronous: A) -> Self {
+        DualStore { blocking, asynchronous }
+    }
+
+    /// The blocking view.
+    pub fn blocking(&self) -> &B {
+        &self.blocking
+    }
+
+    /// The async view.
+    pub fn asynchronous(&self) -> &A {
+        &self.asynchronous
+    }
+}
+
+impl<S: Store> From<S> for DualStore<Arc<S>, Inline<Arc<S>>> {
+    fn from(store: S) -> Self {
+        let store = Arc::new(store);
+        DualStore::new(store.clone(), Inline(store))
+    }
+}
+
+impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
+    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        self.blocking.get(key)
+    }
+    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.blocking.put(entry)
+    }
+    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        self.blocking.remove(key)
+    }
+    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        self.blocking.remove_variant(key, variant)
+    }
+    fn clear(&self) -> Result<(), StoreError> {
+        self.blocking.clear()
+    }
+    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        self.blocking.scan()
+    }
+    fn compact(&self) -> Result<(), StoreError> {
+        self.blocking.compact()
+    }
+}
+
+impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
+    async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        self.asynchronous.get(key).await
+    }
+    async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.asynchronous.put(entry).await
+    }
+    async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        self.asynchronous.remove(key).await
+    }
+    async fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        self.asynchronous.remove_variant(key, variant).await
+    }
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.asynchronous.clear().await
+    }
+    async fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        self.asynchronous.scan().await
+    }
+    async fn compact(&self) -> Result<(), StoreError> {
+        self.asynchronous.compact().await
+    }
+}

@@ -51,6 +51,9 @@
 //! [`AsyncStore`](httpcache_core::AsyncStore): reads run inline, writes and scans on
 //! the [`blocking`] crate's thread pool, whatever the executor.
 //!
+//! [`LmdbStore::open_default`] opens the store the ready-made clients of the adapters
+//! use, in [`default_cache_dir`]`(`[`DEFAULT_APP_NAME`]`)`.
+//!
 //! ## Layout
 //!
 //! Five named databases in one environment, kept consistent by doing every change in
@@ -98,11 +101,13 @@
 #![allow(unsafe_code)]
 
 mod async_store;
+mod default;
 mod error;
 mod records;
 mod store;
 
 pub use async_store::AsyncLmdbStore;
+pub use default::{DEFAULT_APP_NAME, default_cache_dir};
 pub use error::LmdbError;
 pub use store::{DEFAULT_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, LmdbBuilder, LmdbStats, LmdbStore, SyncMode};
 

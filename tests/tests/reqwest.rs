@@ -47,7 +47,7 @@ impl ClientUnderTest for AsyncClient {
     }
 
     fn disable(&self) -> Box<dyn Guard + '_> {
-        Box::new(self.client.disabled())
+        Box::new(self.client.disable())
     }
 }
 
@@ -91,7 +91,7 @@ impl ClientUnderTest for BlockingClient {
     }
 
     fn disable(&self) -> Box<dyn Guard + '_> {
-        Box::new(self.client.disabled())
+        Box::new(self.client.disable())
     }
 }
 
@@ -132,7 +132,7 @@ impl ClientUnderTest for MiddlewareClient {
     }
 
     fn disable(&self) -> Box<dyn Guard + '_> {
-        Box::new(self.cache.disabled())
+        Box::new(self.cache.disable())
     }
 }
 

@@ -1,0 +1,277 @@
+//! The cache loop for one request, async (the client and the middleware) and blocking:
+//! plan, then send and complete, with the steps of [`crate::convert`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use httpcache_core::{AsyncStore, Cache, Completion, Forward, Plan, Reason, RequestOptions};
+
+use crate::body::Prefixed;
+use crate::convert::{mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url};
+
+/// Runs a stale-while-revalidate revalidation on a Tokio task when there is a runtime
+/// (there always is under reqwest); otherwise the entry is simply revalidated later.
+pub(crate) fn spawn_revalidation<S, E, F, Fut>(
+    cache: Arc<Cache<S>>,
+    forward: Box<Forward>,
+    request: reqwest::Request,
+    send: F,
+) where
+    S: AsyncStore + 'static,
+    E: From<reqwest::Error> + Send + 'static,
+    F: FnMut(reqwest::Request) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<reqwest::Response, E>> + Send,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!(target: "httpcache", "no Tokio runtime: background revalidation skipped");
+        return;
+    };
+    runtime.spawn(async move {
+        let template = request.try_clone();
+        if let Ok(response) = forward_loop(&cache, forward, request, template, send).await {
+            // Drain what the cache did not buffer (it is not stored anyway).
+            let _ = response.bytes().await;
+        }
+    });
+}
+
+/// The async cache loop for one request: plan, then send (through `send`) and
+/// complete. `background` receives a stale-while-revalidate revalidation to run.
+pub(crate) async fn run<S, E, F, Fut>(
+    cache: &Cache<S>,
+    request: reqwest::Request,
+    options: RequestOptions,
+    mut send: F,
+    background: impl FnOnce(Box<Forward>, reqwest::Request),
+) -> Result<reqwest::Response, E>
+where
+    S: AsyncStore,
+    E: From<reqwest::Error>,
+    F: FnMut(reqwest::Request) -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, E>>,
+{
+    let plan = match plan_input(&request) {
+        None => return send(request).await,
+        Some((parts, Some(body))) => cache.plan_async(parts, body, options).await,
+        Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
+    };
+    match plan {
+        Plan::Respond(response) => Ok(served(*response, &request, background)),
+        Plan::Forward(forward) => {
+            let template = request.try_clone();
+            forward_loop(cache, forward, request, template, send).await
+        }
+    }
+}
+
+/// Sends `first` (then copies of `template` on a retry) and completes `forward`.
+async fn forward_loop<S, E, F, Fut>(
+    cache: &Cache<S>,
+    mut forward: Box<Forward>,
+    first: reqwest::Request,
+    template: Option<reqwest::Request>,
+    mut send: F,
+) -> Result<reqwest::Response, E>
+where
+    S: AsyncStore,
+    E: From<reqwest::Error>,
+    F: FnMut(reqwest::Request) -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, E>>,
+{
+    let asked = first.url().clone();
+    let mut first = Some(first);
+    loop {
+        let request = outgoing(&mut first, template.as_ref(), &forward)?;
+        let mut response = match send(request).await {
+            Ok(response) => response,
+            Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
+        };
+        let (final_url, mut head) = origin_head(&asked, &response);
+        if !forward.wants_body(&head) {
+            cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+            mark_streamed(&mut head, &mut response);
+            return Ok(response);
+        }
+        // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is within it).
+        let limit = cache.settings().max_entry_bytes;
+        let mut buffer = BytesMut::new();
+        let overflow = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    buffer.extend_from_slice(&chunk);
+                    if buffer.len() as u64 > limit {
+                        break true;
+                    }
+                }
+                Ok(None) => break false,
+                Err(error) => return stale_or(cache.fail_async(*forward), &asked, E::from(error)),
+            }
+        };
+        if overflow {
+            // Past the limit without a Content-Length: the prefix, then the rest, unstored.
+            cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+            mark_streamed(&mut head, &mut response);
+            let url = response.url().clone();
+            let (parts, rest) = http::Response::from(response).into_parts();
+            let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
+            return Ok(reqwest::Response::from(with_url(http::Response::from_parts(parts, body), &url)));
+        }
+        let url = response.url().clone();
+        let (parts, _) = http::Response::from(response).into_parts();
+        let buffered = http::Response::from_parts(parts, buffer.freeze());
+        match cache.complete_async(*forward, buffered, final_url.as_ref()).await {
+            Completion::Respond(response) => return Ok(reqwest::Response::from(with_url(*response, &url))),
+            Completion::Retry(retry) => forward = retry,
+        }
+    }
+}
+
+/// The blocking twin of the loop, over [`reqwest::blocking`] and a blocking store.
+#[cfg(feature = "blocking")]
+pub(crate) mod blocking {
+    use std::io::Read;
+    use std::sync::Arc;
+
+    use bytes::{Bytes, BytesMut};
+    use httpcache_core::{Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Store};
+    use reqwest::blocking::{Client, Request, Response};
+
+    use crate::body::{Prefixed, ReadBody};
+    use crate::convert::{mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url};
+
+    /// The blocking cache loop for one request: plan, then send and complete.
+    /// Stale-while-revalidate revalidations run on a thread of their own.
+    pub(crate) fn run<S: Store + 'static>(
+        cache: &Arc<Cache<S>>,
+        client: &Client,
+        request: Request,
+        options: RequestOptions,
+    ) -> reqwest::Result<Response> {
+        let plan = match plan_input(&request) {
+            None => return client.execute(request),
+            Some((parts, Some(body))) => cache.plan(parts, body, options),
+            Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
+        };
+        match plan {
+            Plan::Respond(response) => Ok(served(*response, &request, |forward, request| {
+                spawn_revalidation(cache.clone(), client.clone(), forward, request)
+            })),
+            Plan::Forward(forward) => {
+                let template = request.try_clone();
+                forward_loop(cache, client, forward, request, template)
+            }
+        }
+    }
+
+    /// Runs a stale-while-revalidate revalidation on a thread of its own.
+    fn spawn_revalidation<S: Store + 'static>(
+        cache: Arc<Cache<S>>,
+        client: Client,
+        forward: Box<Forward>,
+        request: Request,
+    ) {
+        let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
+            let template = request.try_clone();
+            if let Ok(response) = forward_loop(&cache, &client, forward, request, template) {
+                let _ = response.bytes();
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::debug!(target: "httpcache", %error, "background revalidation not started");
+        }
+    }
+
+    /// How reading a body for the cache ended.
+    enum Buffered {
+        /// All of it, within `max_entry_bytes`.
+        Complete,
+        /// Past `max_entry_bytes`, without a `Content-Length`.
+        Overflow,
+        /// A read failed.
+        Failed,
+    }
+
+    /// Sends `first` (then copies of `template` on a retry) and completes `forward`.
+    fn forward_loop<S: Store>(
+        cache: &Cache<S>,
+        client: &Client,
+        mut forward: Box<Forward>,
+        first: Request,
+        template: Option<Request>,
+    ) -> reqwest::Result<Response> {
+        let asked = first.url().clone();
+        let mut first = Some(first);
+        loop {
+            let request = outgoing(&mut first, template.as_ref(), &forward)?;
+            let mut response = match client.execute(request) {
+                Ok(response) => response,
+                Err(error) => return stale_or(cache.fail(*forward), &asked, error),
+            };
+            let (final_url, mut head) = origin_head(&asked, &response);
+            if !forward.wants_body(&head) {
+                cache.complete_streamed(*forward, &mut head, final_url.as_ref());
+                mark_streamed(&mut head, &mut response);
+                return Ok(response);
+            }
+            // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is within it).
+            let limit = cache.settings().max_entry_bytes;
+            let mut buffer = BytesMut::new();
+            let mut chunk = vec![0; 64 * 1024];
+            let read = loop {
+                match response.read(&mut chunk) {
+                    Ok(0) => break Buffered::Complete,
+                    Ok(read) => {
+                        buffer.extend_from_slice(&chunk[..read]);
+                        if buffer.len() as u64 > limit {
+                            break Buffered::Overflow;
+                        }
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => {
+                        tracing::debug!(target: "httpcache", %error, "reading the response body failed");
+                        break Buffered::Failed;
+                    }
+                }
+            };
+            let url = response.url().clone();
+            // Past the limit (or a failed read): the prefix, then the rest as it comes, unstored.
+            match read {
+                Buffered::Complete => {
+                    let buffered = http_response(&mut response, buffer.freeze());
+                    match cache.complete(*forward, buffered, final_url.as_ref()) {
+                        Completion::Respond(response) => {
+                            return Ok(Response::from(with_url(*response, &url)));
+                        }
+                        Completion::Retry(retry) => forward = retry,
+                    }
+                    continue;
+                }
+                Buffered::Overflow => cache.complete_streamed(*forward, &mut head, final_url.as_ref()),
+                Buffered::Failed => match cache.fail(*forward) {
+                    Some(stale) => return Ok(Response::from(with_url(stale, &asked))),
+                    // The caller meets the error when reading past what was buffered.
+                    None => {
+                        head.extensions.insert(CacheStatus::bypass(Reason::OriginError));
+                    }
+                },
+            }
+            mark_streamed(&mut head, &mut response);
+            let mut streamed = http_response(&mut response, reqwest::Body::from(Bytes::new()));
+            *streamed.body_mut() =
+                reqwest::Body::wrap(Prefixed::new(buffer.freeze(), ReadBody::new(response)));
+            return Ok(Response::from(with_url(streamed, &url)));
+        }
+    }
+
+    /// An `http` response with `response`'s head (taking its headers and extensions)
+    /// and `body`.
+    fn http_response<B>(response: &mut Response, body: B) -> http::Response<B> {
+        let mut converted = http::Response::new(body);
+        *converted.status_mut() = response.status();
+        *converted.version_mut() = response.version();
+        *converted.headers_mut() = std::mem::take(response.headers_mut());
+        *converted.extensions_mut() = std::mem::take(response.extensions_mut());
+        converted
+    }
+}

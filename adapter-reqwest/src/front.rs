@@ -1,0 +1,155 @@
+//! The surface the async client, the blocking client and the middleware share, written
+//! once: reqwest's async and blocking types have the same methods but no common trait.
+
+/// The accessors of a front-end holding `cache: Arc<Cache<S>>`; `$inventory` is
+/// `Inventory` or `AsyncInventory`.
+macro_rules! cache_accessors {
+    ($inventory:ident) => {
+        /// The cache (settings, store, driver).
+        pub fn cache(&self) -> &::std::sync::Arc<::httpcache_core::Cache<S>> {
+            &self.cache
+        }
+
+        /// A snapshot of the settings in force.
+        pub fn settings(&self) -> ::std::sync::Arc<::httpcache_core::Settings> {
+            self.cache.settings()
+        }
+
+        /// Changes the settings at runtime; requests under way keep the old ones.
+        pub fn update_settings(&self, change: impl FnOnce(&mut ::httpcache_core::Settings)) {
+            self.cache.update_settings(change);
+        }
+
+        /// Disables the cache until the returned guard is dropped.
+        pub fn disable(&self) -> ::httpcache_core::driver::DisabledGuard<'_, S> {
+            self.cache.disable()
+        }
+
+        /// Inspects the store: count, list, filter, delete, copy.
+        pub fn inventory(&self) -> ::httpcache_core::inventory::$inventory<'_, S> {
+            ::httpcache_core::inventory::$inventory::new(self.cache.store())
+        }
+    };
+}
+
+/// A client's request constructors, each returning its `RequestBuilder<S>`.
+macro_rules! request_constructors {
+    () => {
+        /// A GET request.
+        pub fn get(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::GET, url)
+        }
+
+        /// A HEAD request.
+        pub fn head(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::HEAD, url)
+        }
+
+        /// A POST request.
+        pub fn post(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::POST, url)
+        }
+
+        /// A PUT request.
+        pub fn put(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::PUT, url)
+        }
+
+        /// A PATCH request.
+        pub fn patch(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::PATCH, url)
+        }
+
+        /// A DELETE request.
+        pub fn delete(&self, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            self.request(::http::Method::DELETE, url)
+        }
+
+        /// A request with any method.
+        pub fn request(&self, method: ::http::Method, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            RequestBuilder {
+                client: self.clone(),
+                inner: self.client.request(method, url),
+                options: ::httpcache_core::RequestOptions::default(),
+            }
+        }
+    };
+}
+
+/// A `RequestBuilder<S>` (fields `client`, `inner`, `options`) over reqwest's
+/// `$builder`, building `$request`s with bodies from `$body`: reqwest's builder
+/// methods, and the per-request controls of [`CacheRequestExt`](crate::CacheRequestExt).
+macro_rules! request_builder {
+    ($builder:ty, $body:ty, $request:ty) => {
+        impl<S> RequestBuilder<S> {
+            /// Adds a header.
+            pub fn header<K, V>(self, key: K, value: V) -> Self
+            where
+                ::http::HeaderName: TryFrom<K>,
+                <::http::HeaderName as TryFrom<K>>::Error: Into<::http::Error>,
+                ::http::HeaderValue: TryFrom<V>,
+                <::http::HeaderValue as TryFrom<V>>::Error: Into<::http::Error>,
+            {
+                self.map(|inner| inner.header(key, value))
+            }
+
+            /// Adds headers.
+            pub fn headers(self, headers: ::http::HeaderMap) -> Self {
+                self.map(|inner| inner.headers(headers))
+            }
+
+            /// Sets the body.
+            pub fn body(self, body: impl Into<$body>) -> Self {
+                self.map(|inner| inner.body(body))
+            }
+
+            /// Sets a timeout for this request.
+            pub fn timeout(self, timeout: ::std::time::Duration) -> Self {
+                self.map(|inner| inner.timeout(timeout))
+            }
+
+            /// HTTP basic authentication.
+            pub fn basic_auth(
+                self,
+                username: impl ::std::fmt::Display,
+                password: Option<impl ::std::fmt::Display>,
+            ) -> Self {
+                self.map(|inner| inner.basic_auth(username, password))
+            }
+
+            /// Bearer authentication.
+            pub fn bearer_auth(self, token: impl ::std::fmt::Display) -> Self {
+                self.map(|inner| inner.bearer_auth(token))
+            }
+
+            /// Sets the HTTP version.
+            pub fn version(self, version: ::http::Version) -> Self {
+                self.map(|inner| inner.version(version))
+            }
+
+            #[doc = concat!("Changes the underlying [`", stringify!($builder), "`] (for `query`, `json`, `form`...).")]
+            pub fn map(mut self, change: impl FnOnce($builder) -> $builder) -> Self {
+                self.inner = change(self.inner);
+                self
+            }
+
+            /// Builds the request.
+            ///
+            /// # Errors
+            /// reqwest's builder errors (an invalid URL or header).
+            pub fn build(self) -> ::reqwest::Result<$request> {
+                self.inner.build()
+            }
+        }
+
+        impl<S> ::httpcache_core::CacheRequestExt for RequestBuilder<S> {
+            fn map_cache_options(
+                mut self,
+                change: impl FnOnce(&mut ::httpcache_core::RequestOptions),
+            ) -> Self {
+                change(&mut self.options);
+                self
+            }
+        }
+    };
+}
