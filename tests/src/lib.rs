@@ -10,3 +10,8 @@
 pub mod origin;
 pub mod scenarios;
 pub mod workload;
+
+/// Every Rust block of the README, compiled (and run unless `no_run`) as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
