@@ -125,7 +125,7 @@ impl CachedClient<crate::FsStores> {
     /// When the directory cannot be used as a cache or isahc cannot build its client.
     pub fn fs(dir: impl AsRef<std::path::Path>, settings: Settings) -> Result<Self, crate::Error> {
         let store = httpcache_fs::FsStore::open(dir)?;
-        Self::new(crate::FsStores::new(store.clone(), store.into_async()), settings)
+        Self::new(crate::FsStores::from(store), settings)
     }
 }
 

@@ -58,10 +58,10 @@
 //!
 //! `send` reads a blocking [`Store`](httpcache_core::Store), `send_async` an
 //! [`AsyncStore`](httpcache_core::AsyncStore). A [`DualStore`] (from the core) is both:
-//! the blocking and async faces of the same entries. [`LmdbStores`] and
-//! [`MemoryStores`] are made with `From` from the blocking store, `FsStores` (feature
-//! `fs`) with `DualStore::new(store.clone(), store.into_async())`; the constructors
-//! [`CachedClient::lmdb`], [`CachedClient::memory`], `CachedClient::fs` use them.
+//! the blocking and async faces of the same entries. [`LmdbStores`], [`MemoryStores`]
+//! and `FsStores` (feature `fs`) are made with `From` from the blocking store; the
+//! constructors [`CachedClient::lmdb`], [`CachedClient::memory`], `CachedClient::fs`
+//! use them.
 //!
 //! ## How isahc's behaviour meets the cache
 //!

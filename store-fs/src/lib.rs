@@ -766,5 +766,13 @@ impl Store for FsStore {
     }
 }
 
+/// The blocking and async faces of one cache directory, for a
+/// [`Cache`](httpcache_core::Cache) serving both blocking and async requests.
+impl From<FsStore> for httpcache_core::DualStore<FsStore, AsyncFsStore> {
+    fn from(store: FsStore) -> Self {
+        httpcache_core::DualStore::new(store.clone(), store.into_async())
+    }
+}
+
 #[cfg(test)]
 mod tests;
