@@ -80,11 +80,13 @@
 //! size of the entries the same way. A put fails for lack of room only when the
 //! entry alone is too big.
 //!
-//! Each put is one transaction, and by default LMDB flushes every commit to disk: a
-//! put costs two `fsync`s (milliseconds on most disks). [`LmdbBuilder::sync`] trades
-//! that durability against a crash of the machine for speed ([`SyncMode`]; a killed
-//! process never leaves a partial write in any mode), and [`LmdbStore::put_batch`]
-//! writes many entries in one transaction.
+//! Each put is one transaction. By default ([`SyncMode::Relaxed`]) a commit is flushed
+//! with one `fsync` and the metadata page's flush is deferred: the environment stays
+//! consistent after a crash of the machine, which may undo the last write.
+//! [`LmdbBuilder::sync`] chooses [`SyncMode::Full`] (nothing lost, two `fsync`s) or
+//! [`SyncMode::None`] (no flush; fastest). A killed process never leaves a partial
+//! write in any mode, and [`LmdbStore::put_batch`] writes many entries in one
+//! transaction.
 //!
 //! ## Processes and threads
 //!

@@ -71,12 +71,14 @@ fn round_map_size(n: usize) -> usize {
 #[non_exhaustive]
 pub enum SyncMode {
     /// Every commit is flushed to disk before `put` returns (two `fsync`s): nothing is
-    /// lost even if the machine goes down. The default.
-    #[default]
+    /// lost even if the machine goes down.
     Full,
     /// One flush per commit, the metadata page's flush deferred (LMDB's
     /// `MDB_NOMETASYNC`): the environment stays consistent after a system crash, which
-    /// may undo the last committed write.
+    /// may undo the last committed write. The default: for a cache, losing the last
+    /// write to a power cut costs one refetch, while a `Full` commit costs a second
+    /// `fsync` on every miss (measured here: about 2 ms instead of 4 to 8 ms per put).
+    #[default]
     Relaxed,
     /// No flush: the operating system writes pages back when it likes (LMDB's
     /// `MDB_NOSYNC`). Fastest. A system crash may lose recent writes, and on file
@@ -128,7 +130,7 @@ impl LmdbBuilder {
         self
     }
 
-    /// How commits are flushed to disk (default [`SyncMode::Full`]).
+    /// How commits are flushed to disk (default [`SyncMode::Relaxed`]).
     pub fn sync(mut self, sync: SyncMode) -> Self {
         self.sync = sync;
         self
@@ -608,7 +610,7 @@ impl LmdbStore {
             max_map_size: DEFAULT_MAX_MAP_SIZE,
             max_bytes: None,
             max_readers: 1024,
-            sync: SyncMode::Full,
+            sync: SyncMode::default(),
         }
     }
 
