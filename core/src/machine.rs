@@ -754,14 +754,7 @@ pub fn store(
         if !selects {
             return Outcome::Retry(Reason::ValidatorMismatch);
         }
-        let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
-        let persist = may_persist(exchange, &refreshed, settings);
-        return Outcome::Refresh {
-            persist,
-            replaces: vary_changed.then_some(entry.variant),
-            entry: Box::new(refreshed),
-            reason: if vary_changed { Reason::VaryChanged } else { Reason::Revalidated },
-        };
+        return refreshed(exchange, entry, settings, options, Reason::Revalidated);
     }
 
     // RFC 5861 §4: serve stale on a server error.
@@ -794,14 +787,7 @@ pub fn store(
                 == Some(entry.response.body.len() as u64)
         });
         if validators_agree && length_agrees {
-            let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
-            let persist = may_persist(exchange, &refreshed, settings);
-            return Outcome::Refresh {
-                persist,
-                replaces: vary_changed.then_some(entry.variant),
-                entry: Box::new(refreshed),
-                reason: Reason::HeadFreshened,
-            };
+            return refreshed(exchange, entry, settings, options, Reason::HeadFreshened);
         }
     }
 
@@ -975,6 +961,24 @@ fn refresh(
         lifetime => expires_at(lifetime, &inputs),
     };
     (updated, vary_changed)
+}
+
+/// The outcome of refreshing `entry` from a 304 (`Revalidated`) or a HEAD
+/// (`HeadFreshened`): written back when allowed, re-filed when `Vary` changed.
+fn refreshed(
+    exchange: &Exchange<'_>,
+    entry: &Entry,
+    settings: &Settings,
+    options: &RequestOptions,
+    reason: Reason,
+) -> Outcome {
+    let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
+    Outcome::Refresh {
+        persist: may_persist(exchange, &refreshed, settings),
+        replaces: vary_changed.then_some(entry.variant),
+        entry: Box::new(refreshed),
+        reason: if vary_changed && reason == Reason::Revalidated { Reason::VaryChanged } else { reason },
+    }
 }
 
 /// Whether a refreshed entry may be written back: never in read-only mode, never when

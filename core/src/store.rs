@@ -121,53 +121,37 @@ impl<S: Store> AsyncStore for Inline<S> {
     }
 }
 
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
-        (**self).get(key)
-    }
-    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        (**self).put(entry)
-    }
-    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
-        (**self).remove(key)
-    }
-    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
-        (**self).remove_variant(key, variant)
-    }
-    fn clear(&self) -> Result<(), StoreError> {
-        (**self).clear()
-    }
-    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
-        (**self).scan()
-    }
-    fn compact(&self) -> Result<(), StoreError> {
-        (**self).compact()
-    }
+/// `Store` for smart pointers to a store: every call goes to the pointee.
+macro_rules! forward_store {
+    ($pointer:ident) => {
+        impl<S: Store + ?Sized> Store for $pointer<S> {
+            fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+                (**self).get(key)
+            }
+            fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+                (**self).put(entry)
+            }
+            fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+                (**self).remove(key)
+            }
+            fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+                (**self).remove_variant(key, variant)
+            }
+            fn clear(&self) -> Result<(), StoreError> {
+                (**self).clear()
+            }
+            fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+                (**self).scan()
+            }
+            fn compact(&self) -> Result<(), StoreError> {
+                (**self).compact()
+            }
+        }
+    };
 }
 
-impl<S: Store + ?Sized> Store for Box<S> {
-    fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
-        (**self).get(key)
-    }
-    fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        (**self).put(entry)
-    }
-    fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
-        (**self).remove(key)
-    }
-    fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
-        (**self).remove_variant(key, variant)
-    }
-    fn clear(&self) -> Result<(), StoreError> {
-        (**self).clear()
-    }
-    fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
-        (**self).scan()
-    }
-    fn compact(&self) -> Result<(), StoreError> {
-        (**self).compact()
-    }
-}
+forward_store!(Arc);
+forward_store!(Box);
 
 /// One cache seen two ways: `blocking` answers [`Store`] calls and `asynchronous`
 /// answers [`AsyncStore`] calls. A [`Cache`](crate::Cache) over a `DualStore` serves
