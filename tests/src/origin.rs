@@ -30,6 +30,11 @@
 //! | `/stream/{n}` | the same bytes, chunked: no `Content-Length` |
 //! | `/set-cookie` | 200, `Set-Cookie: session=...`, `max-age=60`, body `cookie set` |
 //! | `/echo-query` | 200, `max-age=60`, body `query names: a,b` — the parameter *names* only, so a secret sent as a value can reach a store only through the cached URL |
+//! | `/blob/{n}` | as `/bytes/{n}`, but the content is made once per size and shared, so the origin's own cost is the same at every size (for benchmarks) |
+//! | `/bytes-etag/{n}` | the `/blob/{n}` content, `Cache-Control: no-cache`, `ETag: "bytes-{n}"`; 304 to a matching `If-None-Match` (every use of a stored copy is a revalidation) |
+//! | `/no-store-bytes/{n}` | the `/blob/{n}` content, `Cache-Control: no-store` |
+//! | `/lazy/{n}` | 200, `max-age=60`, [`expected_bytes`]`(n)` made lazily chunk by chunk, chunked (no `Content-Length`), any `n` below 2^40: memory stays flat |
+//! | `/lazy-length/{n}` | the same with a `Content-Length` |
 //!
 //! While a route is failing (see [`Origin::set_failing`]) it answers 503 (`/stale-if-error`: 500).
 //! Anything else is a 404. Request bodies are read up to 1 MiB.
@@ -57,8 +62,14 @@ use tokio::sync::{Semaphore, oneshot};
 
 /// At most this many connections are served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 256;
-/// The largest `/bytes/{n}` and `/stream/{n}`.
+/// The largest `/bytes/{n}` and `/stream/{n}` (and `/blob/{n}` and friends).
 const MAX_BYTES: usize = 64 << 20;
+/// The largest `/lazy/{n}` and `/lazy-length/{n}`.
+const MAX_LAZY_BYTES: u64 = 1 << 40;
+/// The period of [`expected_bytes`]: 36 × 36 bytes.
+const PERIOD: usize = 36 * 36;
+/// The chunk `/lazy/{n}` sends: a whole number of periods, about 64 KiB.
+const LAZY_CHUNK: usize = PERIOD * 50;
 /// The longest `/slow/{ms}` wait.
 const MAX_SLOW: Duration = Duration::from_secs(30);
 /// The largest request body read.
@@ -79,6 +90,8 @@ struct RouteStats {
 struct State {
     routes: Mutex<HashMap<String, RouteStats>>,
     failing: Mutex<HashSet<String>>,
+    /// The content of `/blob/{n}` and friends, made once per size.
+    blobs: Mutex<HashMap<usize, Bytes>>,
 }
 
 impl State {
@@ -93,6 +106,12 @@ impl State {
 
     fn is_failing(&self, route: &str) -> bool {
         self.failing.lock().unwrap_or_else(PoisonError::into_inner).contains(route)
+    }
+
+    /// [`expected_bytes`]`(n)`, made on the first call for `n` and shared after.
+    fn blob(&self, n: usize) -> Bytes {
+        let mut blobs = self.blobs.lock().unwrap_or_else(PoisonError::into_inner);
+        blobs.entry(n).or_insert_with(|| Bytes::from(expected_bytes(n))).clone()
     }
 }
 
@@ -236,6 +255,16 @@ pub enum OriginBody {
     Whole(Option<Bytes>),
     /// Several chunks, size unknown (sent chunked).
     Chunked(std::collections::VecDeque<Bytes>),
+    /// `remaining` bytes of [`expected_bytes`] made lazily from one shared chunk
+    /// (`/lazy/{n}`); with `exact`, the size is announced (a `Content-Length`).
+    Lazy {
+        /// A whole number of [`expected_bytes`] periods, sent again and again.
+        chunk: Bytes,
+        /// What is left to send.
+        remaining: u64,
+        /// Whether the size is known up front.
+        exact: bool,
+    },
 }
 
 impl Body for OriginBody {
@@ -249,6 +278,11 @@ impl Body for OriginBody {
         let next = match self.get_mut() {
             OriginBody::Whole(chunk) => chunk.take(),
             OriginBody::Chunked(chunks) => chunks.pop_front(),
+            OriginBody::Lazy { chunk, remaining, .. } => {
+                let take = usize::try_from(*remaining).map_or(chunk.len(), |left| left.min(chunk.len()));
+                *remaining -= take as u64;
+                (take > 0).then(|| chunk.slice(..take))
+            }
         };
         Poll::Ready(next.map(|chunk| Ok(Frame::data(chunk))))
     }
@@ -257,13 +291,15 @@ impl Body for OriginBody {
         match self {
             OriginBody::Whole(chunk) => chunk.is_none(),
             OriginBody::Chunked(chunks) => chunks.is_empty(),
+            OriginBody::Lazy { remaining, .. } => *remaining == 0,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             OriginBody::Whole(chunk) => SizeHint::with_exact(chunk.as_ref().map_or(0, |c| c.len() as u64)),
-            OriginBody::Chunked(_) => SizeHint::default(),
+            OriginBody::Chunked(_) | OriginBody::Lazy { exact: false, .. } => SizeHint::default(),
+            OriginBody::Lazy { remaining, exact: true, .. } => SizeHint::with_exact(*remaining),
         }
     }
 }
@@ -431,6 +467,36 @@ async fn handle(
                 None => text(StatusCode::BAD_REQUEST, "bad size"),
             }
         }
+        ["blob" | "bytes-etag" | "no-store-bytes", _] => {
+            match number(1).and_then(|n| usize::try_from(n).ok()).filter(|n| *n <= MAX_BYTES) {
+                Some(n) => {
+                    let etag = format!("\"bytes-{n}\"");
+                    let answer_headers = match segments[0] {
+                        "blob" => vec![cache_control("max-age=60")],
+                        "no-store-bytes" => vec![cache_control("no-store")],
+                        _ => vec![cache_control("no-cache"), (header::ETAG, etag.clone())],
+                    };
+                    let matches = segments[0] == "bytes-etag"
+                        && headers.get_all(header::IF_NONE_MATCH).iter().any(|value| value == etag.as_str());
+                    if matches {
+                        response(StatusCode::NOT_MODIFIED, &answer_headers, Bytes::new())
+                    } else {
+                        response(StatusCode::OK, &answer_headers, state.blob(n))
+                    }
+                }
+                None => text(StatusCode::BAD_REQUEST, "bad size"),
+            }
+        }
+        ["lazy" | "lazy-length", _] => match number(1).filter(|n| *n <= MAX_LAZY_BYTES) {
+            Some(n) => {
+                let chunk = state.blob(LAZY_CHUNK);
+                let mut answer = response(StatusCode::OK, &[cache_control("max-age=60")], Bytes::new());
+                *answer.body_mut() =
+                    OriginBody::Lazy { chunk, remaining: n, exact: segments[0] == "lazy-length" };
+                answer
+            }
+            None => text(StatusCode::BAD_REQUEST, "bad size"),
+        },
         ["set-cookie"] => response(
             StatusCode::OK,
             &[(header::SET_COOKIE, "session=cookie-secret; Path=/".to_owned()), cache_control("max-age=60")],
@@ -515,6 +581,40 @@ mod tests {
 
         assert_eq!(raw_get(&origin, "/drop", "").unwrap(), "", "the connection closes without an answer");
         assert_eq!(origin.hits("/drop"), 1);
+    }
+
+    #[test]
+    fn bench_routes_answer() {
+        let origin = Origin::start();
+        let body = |answer: &str| answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        let expected = String::from_utf8(expected_bytes(5000)).unwrap();
+
+        let answer = raw_get(&origin, "/blob/5000", "").unwrap();
+        assert!(answer.contains("content-length: 5000") && answer.contains("max-age=60"), "{answer:.200}");
+        assert_eq!(body(&answer), expected);
+        assert_eq!(body(&raw_get(&origin, "/blob/5000", "").unwrap()), expected, "the shared copy");
+
+        let answer = raw_get(&origin, "/bytes-etag/5000", "").unwrap();
+        assert!(answer.contains("etag: \"bytes-5000\"") && answer.contains("no-cache"), "{answer:.200}");
+        assert_eq!(body(&answer), expected);
+        let answer = raw_get(&origin, "/bytes-etag/5000", "If-None-Match: \"bytes-5000\"\r\n").unwrap();
+        assert!(answer.starts_with("HTTP/1.1 304"), "{answer}");
+        let answer = raw_get(&origin, "/bytes-etag/5000", "If-None-Match: \"other\"\r\n").unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+
+        let answer = raw_get(&origin, "/no-store-bytes/5000", "").unwrap();
+        assert!(answer.contains("no-store"), "{answer:.200}");
+        assert_eq!(body(&answer), expected);
+
+        // Lazy: several chunks and a partial one, identical to `expected_bytes`.
+        let n = LAZY_CHUNK * 2 + 777;
+        let answer = raw_get(&origin, &format!("/lazy-length/{n}"), "").unwrap();
+        assert!(answer.contains(&format!("content-length: {n}")), "{answer:.200}");
+        assert_eq!(body(&answer).into_bytes(), expected_bytes(n));
+        let answer = raw_get(&origin, &format!("/lazy/{n}"), "").unwrap();
+        assert!(answer.contains("transfer-encoding: chunked"), "{answer:.200}");
+        let answer = raw_get(&origin, &format!("/lazy/{}", MAX_LAZY_BYTES + 1), "").unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     }
 
     #[test]

@@ -42,12 +42,7 @@ where
 
 /// Writes through `first`, then reads through the two others, checking the origin was
 /// asked once and every client got the same bytes.
-fn shared(
-    origin: &Origin,
-    path: &str,
-    first: impl Fn(&str) -> (Vec<u8>, bool),
-    others: [Fetch<'_>; 2],
-) {
+fn shared(origin: &Origin, path: &str, first: impl Fn(&str) -> (Vec<u8>, bool), others: [Fetch<'_>; 2]) {
     let url = origin.url(path);
     let (body, from_cache) = first(&url);
     assert!(!from_cache, "the first request is a miss");

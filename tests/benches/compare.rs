@@ -1,0 +1,936 @@
+//! The comparison the performance issue asks for, in one run: every way of getting a
+//! response of 1 KiB, 64 KiB and 1 MiB from a loopback origin, timed per request.
+//!
+//! ```text
+//! cargo bench -p httpcache-tests --bench compare                 # the whole run, a few minutes
+//! cargo bench -p httpcache-tests --bench compare -- --secs 0.5   # shorter rows (default 1.5 s each)
+//! cargo bench -p httpcache-tests --bench compare -- --only hit   # rows whose label contains "hit"
+//! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
+//! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
+//! ```
+//!
+//! Rows, per size (the origin is [`Origin`], on its own thread; the clients run on a
+//! current-thread Tokio runtime on the main thread):
+//!
+//! * `floor`: a `HashMap<CacheKey, Bytes>` lookup and a `Bytes` clone, timed in
+//!   batches of 1000 — what no cache can beat.
+//! * `reqwest plain`: a bare `reqwest::Client`, `GET /blob/{n}` then `.bytes()`. Every
+//!   other row's `x plain` is against this one. `plain 304` is the bare conditional
+//!   request a revalidation makes (`If-None-Match` on `/bytes-etag/{n}`, answered 304);
+//!   `plain no-store` the bare request a pass-through makes (`/no-store-bytes/{n}`).
+//! * `ours/{mem,fs,lmdb} ...`: `httpcache_reqwest::CachedClient` over each store:
+//!   - `hit`: a fresh stored response (`/blob/{n}`, `max-age=60`), origin untouched;
+//!   - `revalidate`: a stored response that is always stale (`/bytes-etag/{n}`,
+//!     `no-cache`): conditional request, 304, entry refreshed, stored body served;
+//!   - `pass-through`: a `no-store` response (`/no-store-bytes/{n}`), never stored;
+//!   - `miss+store`: `force_refresh` (skip the read, fetch, store over the entry),
+//!     so the store does not grow during the run.
+//! * `store/{mem,fs,lmdb} get` and `meta put`: the store alone (sync `Store`), reading
+//!   the entry and writing one without a body (what a metadata-only write costs); with
+//!   `plain 304` they make the revalidation budget of the issue.
+//! * `peer {moka,cacache} ...`: `http-cache-reqwest` (the issue's Rust peer) as
+//!   `reqwest-middleware` middleware with its moka and cacache managers: hit and
+//!   revalidate, same routes.
+//! * `ureq`/`isahc`: the plain client and our adapter over the memory store, hit.
+//!
+//! Columns: samples, median, p99, requests/s (1 / mean), the median over the plain
+//! reqwest median and over the floor median, and how many origin requests each
+//! iteration caused (a hit must show 0, a revalidation 1).
+//!
+//! Then: hit throughput with 1 and 2 threads sharing one client; peak resident memory
+//! (VmHWM) of a child process streaming 1 GiB through the cache with `max_entry_bytes`
+//! below it; and the issue's targets, each marked met or missed.
+//!
+//! Numbers are wall-clock on whatever else the machine is doing: compare rows of the
+//! same run, not runs of different days.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_cache_reqwest::{
+    CACacheManager, Cache as PeerCache, CacheMode, HttpCache, HttpCacheOptions, MokaManager,
+};
+use httpcache_core::{
+    AsyncStore, CacheKey, Entry, Settings, Store, StoredRequest, StoredResponse, VariantId,
+};
+use httpcache_fs::FsStore;
+use httpcache_lmdb::LmdbStore;
+use httpcache_mem::MemoryStore;
+use httpcache_reqwest::{CacheRequestExt, CachedClient};
+use httpcache_tests::origin::Origin;
+
+const SIZES: [(usize, &str); 3] = [(1 << 10, "1 KiB"), (64 << 10, "64 KiB"), (1 << 20, "1 MiB")];
+/// The size of the response the memory check streams.
+const MEMORY_BYTES: u64 = 1 << 30;
+/// The `max_entry_bytes` of the memory check: well below [`MEMORY_BYTES`].
+const MEMORY_MAX_ENTRY: u64 = 16 << 20;
+/// The memory check's target.
+const MEMORY_TARGET_KIB: u64 = 64 << 10;
+
+/// The wall clock of this benchmark.
+// A bench binary, not the pure core: timing requests is its whole point.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+// ---------------------------------------------------------------------------------
+// Sampling and statistics
+// ---------------------------------------------------------------------------------
+
+/// How long each row runs.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    warm_up: Duration,
+    measure: Duration,
+    min_samples: usize,
+    max_samples: usize,
+}
+
+/// Collects per-iteration times: warm-up first (discarded), then until the budget ends.
+struct Sampler {
+    budget: Budget,
+    started: Instant,
+    warming: bool,
+    iterations: usize,
+    samples: Vec<Duration>,
+}
+
+impl Sampler {
+    fn new(budget: Budget) -> Self {
+        Sampler { budget, started: now(), warming: true, iterations: 0, samples: Vec::new() }
+    }
+
+    /// Whether to run one more iteration.
+    fn more(&mut self) -> bool {
+        if self.warming {
+            if self.iterations < 3 || self.started.elapsed() < self.budget.warm_up {
+                return true;
+            }
+            self.warming = false;
+            self.samples.clear();
+            self.started = now();
+        }
+        let n = self.samples.len();
+        n < self.budget.min_samples
+            || (n < self.budget.max_samples && self.started.elapsed() < self.budget.measure)
+    }
+
+    fn record(&mut self, elapsed: Duration) {
+        self.iterations += 1;
+        self.samples.push(elapsed);
+    }
+
+    fn stats(self) -> Stats {
+        Stats::from_samples(self.samples, self.iterations)
+    }
+}
+
+/// One row's figures.
+#[derive(Clone, Debug)]
+struct Stats {
+    samples: usize,
+    iterations: usize,
+    median: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+impl Stats {
+    fn from_samples(mut samples: Vec<Duration>, iterations: usize) -> Stats {
+        assert!(!samples.is_empty(), "a row without samples");
+        samples.sort_unstable();
+        let n = samples.len();
+        let total: Duration = samples.iter().sum();
+        Stats {
+            samples: n,
+            iterations,
+            median: samples[n / 2],
+            p99: samples[(n * 99).div_ceil(100).saturating_sub(1)],
+            mean: total / n as u32,
+        }
+    }
+
+    fn per_second(&self) -> f64 {
+        1.0 / self.mean.as_secs_f64()
+    }
+}
+
+/// Times `op` once per sample.
+fn measure_sync(budget: Budget, mut op: impl FnMut() -> usize) -> Stats {
+    let mut sampler = Sampler::new(budget);
+    while sampler.more() {
+        let start = now();
+        black_box(op());
+        sampler.record(start.elapsed());
+    }
+    sampler.stats()
+}
+
+/// Times `batch` calls of `op` per sample and reports the time of one call: for
+/// operations too short to time one by one.
+fn measure_batched(budget: Budget, batch: u32, mut op: impl FnMut() -> usize) -> Stats {
+    let mut sampler = Sampler::new(budget);
+    while sampler.more() {
+        let start = now();
+        for _ in 0..batch {
+            black_box(op());
+        }
+        sampler.record(start.elapsed() / batch);
+    }
+    let mut stats = sampler.stats();
+    stats.iterations *= batch as usize;
+    stats
+}
+
+/// Times `op().await` once per sample.
+async fn measure_async(budget: Budget, mut op: impl AsyncFnMut() -> usize) -> Stats {
+    let mut sampler = Sampler::new(budget);
+    while sampler.more() {
+        let start = now();
+        black_box(op().await);
+        sampler.record(start.elapsed());
+    }
+    sampler.stats()
+}
+
+/// Times `base().await` and `op().await` alternately, one of each per iteration, so
+/// both see the same machine: for comparisons a few percent wide. Returns (base, op).
+async fn measure_paired(
+    budget: Budget,
+    mut base: impl AsyncFnMut() -> usize,
+    mut op: impl AsyncFnMut() -> usize,
+) -> (Stats, Stats) {
+    let mut sampler = Sampler::new(budget);
+    let mut base_samples = Vec::new();
+    while sampler.more() {
+        let start = now();
+        black_box(base().await);
+        let middle = now();
+        black_box(op().await);
+        sampler.record(middle.elapsed());
+        base_samples.push(middle - start);
+    }
+    let iterations = sampler.iterations;
+    let op = sampler.stats();
+    let skip = base_samples.len() - op.samples;
+    (Stats::from_samples(base_samples.split_off(skip), iterations), op)
+}
+
+// ---------------------------------------------------------------------------------
+// Rows and tables
+// ---------------------------------------------------------------------------------
+
+/// A measured row: its label, its figures and the origin requests per iteration.
+struct Row {
+    label: String,
+    stats: Stats,
+    origin_per_iteration: Option<f64>,
+    /// For a paired row: the base it alternated with, and the base's median then.
+    paired: Option<(String, Duration)>,
+}
+
+/// The rows of one size, measured in order.
+struct Table<'a> {
+    origin: &'a Origin,
+    budget: Budget,
+    only: Option<&'a str>,
+    rows: Vec<Row>,
+}
+
+impl Table<'_> {
+    fn wanted(&self, label: &str) -> bool {
+        self.only.is_none_or(|only| label.contains(only) || label == "floor" || label == "reqwest plain")
+    }
+
+    /// Measures `run` (which gets the budget) as the row `label`, counting origin requests.
+    fn row(&mut self, label: &str, run: impl FnOnce(Budget) -> Stats) {
+        if !self.wanted(label) {
+            return;
+        }
+        eprint!("  {label:<44}\r");
+        let _ = std::io::stderr().flush();
+        let before = self.origin.total_hits();
+        let stats = run(self.budget);
+        let origin = (self.origin.total_hits() - before) as f64 / stats.iterations.max(1) as f64;
+        self.rows.push(Row {
+            label: label.to_owned(),
+            stats,
+            origin_per_iteration: Some(origin),
+            paired: None,
+        });
+    }
+
+    /// A row measured alternately with the plain request `base` (see [`measure_paired`]);
+    /// origin requests are counted for both together.
+    fn paired_row(&mut self, label: &str, base: &str, run: impl FnOnce(Budget) -> (Stats, Stats)) {
+        if !self.wanted(label) {
+            return;
+        }
+        eprint!("  {label:<44}\r");
+        let before = self.origin.total_hits();
+        let (base_stats, stats) = run(self.budget);
+        let origin = (self.origin.total_hits() - before) as f64 / stats.iterations.max(1) as f64 - 1.0;
+        let paired = Some((base.to_owned(), base_stats.median));
+        self.rows.push(Row { label: label.to_owned(), stats, origin_per_iteration: Some(origin), paired });
+    }
+
+    /// A row that never talks to the origin (the floor, the stores alone).
+    fn local_row(&mut self, label: &str, run: impl FnOnce(Budget) -> Stats) {
+        if !self.wanted(label) {
+            return;
+        }
+        let stats = run(self.budget);
+        self.rows.push(Row { label: label.to_owned(), stats, origin_per_iteration: None, paired: None });
+    }
+
+    fn median(&self, label: &str) -> Option<Duration> {
+        self.rows.iter().find(|row| row.label == label).map(|row| row.stats.median)
+    }
+
+    /// The median of the base a paired row alternated with.
+    fn paired_median(&self, label: &str) -> Option<Duration> {
+        self.rows.iter().find(|row| row.label == label)?.paired.as_ref().map(|(_, median)| *median)
+    }
+
+    fn print(&self, title: &str) {
+        let plain = self.median("reqwest plain");
+        let floor = self.median("floor");
+        println!();
+        println!("== {title} {}", "=".repeat(100 - title.len()));
+        println!(
+            "{:<40} {:>8} {:>10} {:>10} {:>11} {:>9} {:>9} {:>7}  paired with (its median, x)",
+            "row", "samples", "median", "p99", "req/s", "x plain", "x floor", "origin",
+        );
+        for row in &self.rows {
+            let ratio = |base: Option<Duration>| match base {
+                Some(base) if !base.is_zero() => {
+                    format!("{:.3}", row.stats.median.as_secs_f64() / base.as_secs_f64())
+                }
+                _ => "-".to_owned(),
+            };
+            let origin = row.origin_per_iteration.map_or("-".to_owned(), |o| format!("{o:.2}"));
+            let paired = row.paired.as_ref().map_or(String::new(), |(base, median)| {
+                format!("{base} ({}, x{})", human(*median), ratio(Some(*median)))
+            });
+            println!(
+                "{:<40} {:>8} {:>10} {:>10} {:>11.0} {:>9} {:>9} {:>7}  {}",
+                row.label,
+                row.stats.samples,
+                human(row.stats.median),
+                human(row.stats.p99),
+                row.stats.per_second(),
+                ratio(plain),
+                ratio(floor),
+                origin,
+                paired
+            );
+        }
+    }
+}
+
+/// A duration with three significant digits, in ns, µs or ms.
+fn human(duration: Duration) -> String {
+    let ns = duration.as_nanos() as f64;
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        format!("{:.3} ms", ns / 1_000_000.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------------
+
+/// `GET url` through a plain or cached reqwest-like send, body read whole; returns its length.
+async fn fetch(request: reqwest::RequestBuilder) -> usize {
+    let response = request.send().await.expect("request");
+    assert!(response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED);
+    response.bytes().await.expect("body").len()
+}
+
+async fn fetch_cached<S: AsyncStore + 'static>(request: httpcache_reqwest::RequestBuilder<S>) -> usize {
+    let response = request.send().await.expect("request");
+    assert!(response.status().is_success(), "status {}", response.status());
+    response.bytes().await.expect("body").len()
+}
+
+async fn fetch_peer(request: reqwest_middleware::RequestBuilder) -> usize {
+    let response = request.send().await.expect("request");
+    assert!(response.status().is_success(), "status {}", response.status());
+    response.bytes().await.expect("body").len()
+}
+
+/// Our async client's rows over one store.
+fn ours<S: AsyncStore + 'static>(
+    table: &mut Table<'_>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    client: &CachedClient<S>,
+    plain: &reqwest::Client,
+    n: usize,
+) {
+    let tag = format!("\"bytes-{n}\"");
+    let hit = table.origin.url(&format!("/blob/{n}"));
+    let etag = table.origin.url(&format!("/bytes-etag/{n}"));
+    let no_store = table.origin.url(&format!("/no-store-bytes/{n}"));
+    let miss = table.origin.url(&format!("/blob/{n}?miss=1"));
+    runtime.block_on(async {
+        // Prime: the first request stores, the second is the first hit/revalidation.
+        for url in [&hit, &etag] {
+            fetch_cached(client.get(url)).await;
+        }
+    });
+    table.row(&format!("ours/{name} hit"), |budget| {
+        runtime.block_on(measure_async(budget, async || fetch_cached(client.get(&hit)).await))
+    });
+    table.paired_row(&format!("ours/{name} revalidate (304)"), "plain 304", |budget| {
+        runtime.block_on(measure_paired(
+            budget,
+            async || fetch(plain.get(&etag).header(http::header::IF_NONE_MATCH, tag.as_str())).await,
+            async || fetch_cached(client.get(&etag)).await,
+        ))
+    });
+    table.paired_row(&format!("ours/{name} pass-through (no-store)"), "plain no-store", |budget| {
+        runtime.block_on(measure_paired(
+            budget,
+            async || fetch(plain.get(&no_store)).await,
+            async || fetch_cached(client.get(&no_store)).await,
+        ))
+    });
+    table.row(&format!("ours/{name} miss+store (force_refresh)"), |budget| {
+        runtime
+            .block_on(measure_async(budget, async || fetch_cached(client.get(&miss).force_refresh()).await))
+    });
+}
+
+/// A typical stored entry with an `n`-byte body (or none).
+fn entry(key: CacheKey, n: usize) -> Entry {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(http::header::ETAG, HeaderValue::from_static("\"bytes-1024\""));
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    headers.insert(http::header::DATE, HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"));
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    Entry {
+        key,
+        variant: VariantId(0),
+        request: StoredRequest {
+            method: Method::GET,
+            url: format!("http://127.0.0.1:1/bytes-etag/{n}"),
+            headers: HeaderMap::new(),
+        },
+        response: StoredResponse {
+            status: StatusCode::OK,
+            version: Version::HTTP_11,
+            headers,
+            body: Bytes::from(vec![b'x'; n]),
+            final_url: None,
+        },
+        request_time: time,
+        response_time: time,
+        created: time,
+        expires: None,
+    }
+}
+
+/// The store alone: a read of an `n`-byte entry and a write of one without a body.
+fn store_rows(table: &mut Table<'_>, name: &str, store: &dyn Store, n: usize) {
+    let full = entry(CacheKey::hash(format!("store bench {n}")), n);
+    store.put(&full).expect("put");
+    let meta = entry(CacheKey::hash(format!("store bench meta {n}")), 0);
+    table.local_row(&format!("store/{name} get"), |budget| {
+        measure_sync(budget, || store.get(&full.key).expect("get").len())
+    });
+    table.local_row(&format!("store/{name} meta put (no body)"), |budget| {
+        measure_sync(budget, || {
+            store.put(&meta).expect("put");
+            0
+        })
+    });
+}
+
+/// The peer's rows over one manager.
+fn peer(
+    table: &mut Table<'_>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    client: &reqwest_middleware::ClientWithMiddleware,
+    n: usize,
+) {
+    let hit = table.origin.url(&format!("/blob/{n}"));
+    let etag = table.origin.url(&format!("/bytes-etag/{n}"));
+    runtime.block_on(async {
+        for url in [&hit, &etag, &hit, &etag] {
+            fetch_peer(client.get(url)).await;
+        }
+    });
+    table.row(&format!("peer {name} hit"), |budget| {
+        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(&hit)).await))
+    });
+    table.row(&format!("peer {name} revalidate (304)"), |budget| {
+        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(&etag)).await))
+    });
+}
+
+fn peer_client<M: http_cache_reqwest::CacheManager>(manager: M) -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PeerCache(HttpCache {
+            mode: CacheMode::Default,
+            manager,
+            options: HttpCacheOptions::default(),
+        }))
+        .build()
+}
+
+/// Everything the size tables use, built once.
+struct Clients {
+    _dir: tempfile::TempDir,
+    plain: reqwest::Client,
+    mem: CachedClient<httpcache_core::Inline<MemoryStore>>,
+    fs: CachedClient<httpcache_fs::AsyncFsStore>,
+    lmdb: CachedClient<httpcache_lmdb::AsyncLmdbStore>,
+    mem_store: MemoryStore,
+    fs_store: FsStore,
+    lmdb_store: LmdbStore,
+    peer_moka: reqwest_middleware::ClientWithMiddleware,
+    peer_cacache: reqwest_middleware::ClientWithMiddleware,
+    ureq_plain: ureq::Agent,
+    ureq_mem: httpcache_ureq::CachedAgent<MemoryStore>,
+    isahc_plain: isahc::HttpClient,
+    isahc_mem: httpcache_isahc::CachedClient<httpcache_isahc::MemoryStores>,
+}
+
+impl Clients {
+    fn new() -> Clients {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let settings = Settings::default();
+        let cache_ureq = httpcache_core::Cache::new(MemoryStore::new(256 << 20), settings.clone());
+        Clients {
+            plain: reqwest::Client::new(),
+            mem: CachedClient::memory(settings.clone(), 256 << 20),
+            fs: CachedClient::fs(dir.path().join("fs"), settings.clone()).expect("fs client"),
+            lmdb: CachedClient::lmdb(dir.path().join("lmdb"), settings.clone()).expect("lmdb client"),
+            mem_store: MemoryStore::new(256 << 20),
+            fs_store: FsStore::open(dir.path().join("fs-alone")).expect("fs store"),
+            lmdb_store: LmdbStore::open(dir.path().join("lmdb-alone")).expect("lmdb store"),
+            peer_moka: peer_client(MokaManager::default()),
+            peer_cacache: peer_client(CACacheManager::new(dir.path().join("cacache"), true)),
+            ureq_plain: ureq::Agent::new_with_defaults(),
+            ureq_mem: httpcache_ureq::CachedAgent::new(cache_ureq),
+            isahc_plain: isahc::HttpClient::new().expect("isahc client"),
+            isahc_mem: httpcache_isahc::CachedClient::memory(settings, 256 << 20).expect("isahc client"),
+            _dir: dir,
+        }
+    }
+}
+
+fn ureq_get(agent: &ureq::Agent, url: &str) -> usize {
+    let mut response = agent.get(url).call().expect("ureq request");
+    std::io::copy(&mut response.body_mut().as_reader(), &mut std::io::sink()).expect("ureq body") as usize
+}
+
+fn isahc_get(send: impl FnOnce() -> Result<http::Response<isahc::Body>, isahc::Error>) -> usize {
+    let mut response = send().expect("isahc request");
+    std::io::copy(response.body_mut(), &mut std::io::sink()).expect("isahc body") as usize
+}
+
+/// All rows of one size.
+fn size_table<'a>(
+    origin: &'a Origin,
+    budget: Budget,
+    only: Option<&'a str>,
+    runtime: &tokio::runtime::Runtime,
+    clients: &Clients,
+    n: usize,
+) -> Table<'a> {
+    let mut table = Table { origin, budget, only, rows: Vec::new() };
+    let blob = origin.url(&format!("/blob/{n}"));
+    let etag = origin.url(&format!("/bytes-etag/{n}"));
+    let no_store = origin.url(&format!("/no-store-bytes/{n}"));
+
+    let key = CacheKey::hash(blob.as_bytes());
+    let floor: HashMap<CacheKey, Bytes> = HashMap::from([(key, Bytes::from(vec![b'x'; n]))]);
+    table.local_row("floor", |budget| {
+        measure_batched(budget, 1000, || floor.get(black_box(&key)).cloned().map_or(0, |body| body.len()))
+    });
+
+    let plain = &clients.plain;
+    runtime.block_on(fetch(plain.get(&blob)));
+    table.row("reqwest plain", |budget| {
+        runtime.block_on(measure_async(budget, async || fetch(plain.get(&blob)).await))
+    });
+    let tag = format!("\"bytes-{n}\"");
+    table.row("reqwest plain 304", |budget| {
+        runtime.block_on(measure_async(budget, async || {
+            fetch(plain.get(&etag).header(http::header::IF_NONE_MATCH, tag.as_str())).await
+        }))
+    });
+    table.row("reqwest plain no-store", |budget| {
+        runtime.block_on(measure_async(budget, async || fetch(plain.get(&no_store)).await))
+    });
+
+    ours(&mut table, runtime, "mem", &clients.mem, plain, n);
+    store_rows(&mut table, "mem", &clients.mem_store, n);
+    ours(&mut table, runtime, "fs", &clients.fs, plain, n);
+    store_rows(&mut table, "fs", &clients.fs_store, n);
+    ours(&mut table, runtime, "lmdb", &clients.lmdb, plain, n);
+    store_rows(&mut table, "lmdb", &clients.lmdb_store, n);
+
+    peer(&mut table, runtime, "moka", &clients.peer_moka, n);
+    peer(&mut table, runtime, "cacache", &clients.peer_cacache, n);
+
+    table.row("ureq plain", |budget| measure_sync(budget, || ureq_get(&clients.ureq_plain, &blob)));
+    ureq_get(&clients.ureq_mem, &blob);
+    table.row("ours/ureq mem hit", |budget| measure_sync(budget, || ureq_get(&clients.ureq_mem, &blob)));
+    table.row("isahc plain", |budget| {
+        measure_sync(budget, || isahc_get(|| clients.isahc_plain.get(blob.as_str())))
+    });
+    isahc_get(|| clients.isahc_mem.get(blob.as_str()));
+    table.row("ours/isahc mem hit", |budget| {
+        measure_sync(budget, || isahc_get(|| clients.isahc_mem.get(blob.as_str())))
+    });
+    table
+}
+
+// ---------------------------------------------------------------------------------
+// Thread scaling
+// ---------------------------------------------------------------------------------
+
+/// Hits per second of `threads` OS threads (each with its own current-thread runtime)
+/// sharing `client`, for `duration`.
+fn hits_per_second<S: AsyncStore + 'static>(
+    client: &CachedClient<S>,
+    url: &str,
+    threads: usize,
+    duration: Duration,
+) -> f64 {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (client, url, barrier) = (client.clone(), url.to_owned(), barrier.clone());
+            std::thread::spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                barrier.wait();
+                let start = now();
+                let mut count = 0u64;
+                runtime.block_on(async {
+                    while start.elapsed() < duration {
+                        fetch_cached(client.get(&url)).await;
+                        count += 1;
+                    }
+                });
+                (count, start.elapsed())
+            })
+        })
+        .collect();
+    barrier.wait();
+    workers
+        .into_iter()
+        .map(|worker| {
+            let (count, elapsed) = worker.join().expect("worker");
+            count as f64 / elapsed.as_secs_f64()
+        })
+        .sum()
+}
+
+/// (label, 1 thread, 2 threads) hits/s at 1 KiB.
+fn scaling(
+    origin: &Origin,
+    runtime: &tokio::runtime::Runtime,
+    clients: &Clients,
+    duration: Duration,
+) -> Vec<(String, f64, f64)> {
+    let url = origin.url("/blob/1024");
+    let mut results = Vec::new();
+    runtime.block_on(fetch_cached(clients.mem.get(&url)));
+    let one = hits_per_second(&clients.mem, &url, 1, duration);
+    let two = hits_per_second(&clients.mem, &url, 2, duration);
+    results.push(("ours/mem hit 1 KiB".to_owned(), one, two));
+    runtime.block_on(fetch_cached(clients.lmdb.get(&url)));
+    let one = hits_per_second(&clients.lmdb, &url, 1, duration);
+    let two = hits_per_second(&clients.lmdb, &url, 2, duration);
+    results.push(("ours/lmdb hit 1 KiB".to_owned(), one, two));
+    results
+}
+
+// ---------------------------------------------------------------------------------
+// Memory: a child process streams a large response; its VmHWM is the figure
+// ---------------------------------------------------------------------------------
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// In the child: fetches `route` (`client` is `ours` or `plain`) chunk by chunk,
+/// discards the body, prints `bytes=.. secs=.. vmhwm_kib=..`.
+fn memory_child(client: &str, route: &str) {
+    let origin = Origin::start();
+    let url = origin.url(route);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let settings = Settings { max_entry_bytes: MEMORY_MAX_ENTRY, ..Settings::default() };
+    let start = now();
+    let bytes = runtime.block_on(async {
+        let mut response = match client {
+            "ours" => CachedClient::memory(settings, 256 << 20).get(&url).send().await,
+            _ => reqwest::Client::new().get(&url).send().await,
+        }
+        .expect("request");
+        let mut bytes = 0u64;
+        while let Some(chunk) = response.chunk().await.expect("chunk") {
+            bytes += chunk.len() as u64;
+        }
+        bytes
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!("bytes={bytes} secs={secs:.3} vmhwm_kib={}", peak_rss_kib().unwrap_or(0));
+}
+
+/// One memory figure: (label, bytes, seconds, peak KiB).
+fn memory_run(client: &str, route: &str) -> Option<(String, u64, f64, u64)> {
+    let exe = std::env::current_exe().ok()?;
+    let output = Command::new(exe).args(["--memory-child", client, route]).output().ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|line| line.starts_with("bytes="))?;
+    let field = |name: &str| {
+        line.split_whitespace().find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+    };
+    Some((
+        format!("{client} {route}"),
+        field("bytes")?.parse().ok()?,
+        field("secs")?.parse().ok()?,
+        field("vmhwm_kib")?.parse().ok()?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------
+// Targets
+// ---------------------------------------------------------------------------------
+
+/// One target line: met or missed, with the figures.
+fn verdict(met: bool, what: String) {
+    println!("  [{}] {what}", if met { "met   " } else { "MISSED" });
+}
+
+fn targets(
+    tables: &[(usize, Table<'_>)],
+    scaling: &[(String, f64, f64)],
+    memory: &[(String, u64, f64, u64)],
+) {
+    println!();
+    println!("== targets (issue) {}", "=".repeat(84));
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (n, table) in tables {
+        let size = SIZES.iter().find(|(s, _)| s == n).map_or("?", |(_, label)| label);
+        let get = |label: &str| table.median(label);
+        let plain = get("reqwest plain");
+        let lmdb_limit = match n {
+            1024 => 5.0,
+            65536 => 15.0,
+            _ => 150.0,
+        };
+        if let Some(mem) = get("ours/mem hit") {
+            verdict(us(mem) <= 2.0, format!("{size}: mem hit {} <= 2 µs", human(mem)));
+        }
+        if let Some(lmdb) = get("ours/lmdb hit") {
+            verdict(us(lmdb) <= lmdb_limit, format!("{size}: lmdb hit {} <= {lmdb_limit} µs", human(lmdb)));
+            if let Some(fs) = get("ours/fs hit") {
+                verdict(
+                    fs <= lmdb * 2,
+                    format!("{size}: fs hit {} <= 2 x lmdb hit ({})", human(fs), human(lmdb * 2)),
+                );
+            }
+        }
+        for store in ["mem", "fs", "lmdb"] {
+            if let (Some(hit), Some(plain)) = (get(&format!("ours/{store} hit")), plain) {
+                verdict(hit < plain, format!("{size}: {store} hit {} < plain {}", human(hit), human(plain)));
+            }
+        }
+        for store in ["mem", "fs", "lmdb"] {
+            let label = format!("ours/{store} revalidate (304)");
+            let parts = (
+                get(&label),
+                table.paired_median(&label),
+                get(&format!("store/{store} get")),
+                get(&format!("store/{store} meta put (no body)")),
+            );
+            if let (Some(revalidate), Some(bare), Some(read), Some(write)) = parts {
+                let budget = bare + read + write;
+                verdict(
+                    revalidate <= budget,
+                    format!(
+                        "{size}: {store} revalidate {} <= bare 304 (paired) {} + get {} + meta put {} = {}",
+                        human(revalidate),
+                        human(bare),
+                        human(read),
+                        human(write),
+                        human(budget)
+                    ),
+                );
+            }
+        }
+        for store in ["mem", "fs", "lmdb"] {
+            let label = format!("ours/{store} pass-through (no-store)");
+            if let (Some(pass), Some(bare)) = (get(&label), table.paired_median(&label)) {
+                let ratio = pass.as_secs_f64() / bare.as_secs_f64();
+                verdict(
+                    ratio <= 1.05,
+                    format!(
+                        "{size}: {store} pass-through {} <= 1.05 x plain no-store (paired) {} (x{ratio:.3})",
+                        human(pass),
+                        human(bare)
+                    ),
+                );
+            }
+        }
+        for (client, plain_label) in [("ureq", "ureq plain"), ("isahc", "isahc plain")] {
+            if let (Some(hit), Some(own_plain)) = (get(&format!("ours/{client} mem hit")), get(plain_label)) {
+                verdict(
+                    us(hit) <= 4.0 && hit < own_plain,
+                    format!(
+                        "{size}: {client} mem hit {} <= 2 x 2 µs and < {client} plain {}",
+                        human(hit),
+                        human(own_plain)
+                    ),
+                );
+            }
+        }
+    }
+    for (label, one, two) in scaling {
+        let ratio = two / one;
+        verdict(
+            ratio >= 1.8,
+            format!("{label}: 2 threads {two:.0}/s >= 1.8 x 1 thread {one:.0}/s (x{ratio:.2})"),
+        );
+    }
+    for (label, bytes, _, kib) in memory {
+        if label.starts_with("ours") {
+            verdict(
+                *kib < MEMORY_TARGET_KIB,
+                format!(
+                    "{label}: {} MiB streamed, peak RSS {:.1} MiB < 64 MiB",
+                    bytes >> 20,
+                    *kib as f64 / 1024.0
+                ),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------------
+
+/// `--profile-hit N`: only the memory-store hit at 1 KiB, N times, for a profiler.
+fn profile_hit(iterations: usize) {
+    let origin = Origin::start();
+    let url = origin.url("/blob/1024");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = CachedClient::memory(Settings::default(), 64 << 20);
+    runtime.block_on(async {
+        fetch_cached(client.get(&url)).await;
+        let start = now();
+        for _ in 0..iterations {
+            black_box(fetch_cached(client.get(&url)).await);
+        }
+        let elapsed = start.elapsed();
+        println!("{iterations} hits in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
+    });
+    assert_eq!(origin.hits("/blob/1024"), 1, "every profiled request was a hit");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        memory_child(&args[i + 1], &args[i + 2]);
+        return;
+    }
+    if args.iter().any(|a| a == "--profile-hit") {
+        profile_hit(value("--profile-hit").and_then(|v| v.parse().ok()).unwrap_or(100_000));
+        return;
+    }
+    let secs: f64 = value("--secs").and_then(|v| v.parse().ok()).unwrap_or(1.5);
+    let only = value("--only");
+    let budget = Budget {
+        warm_up: Duration::from_secs_f64((secs / 5.0).min(0.3)),
+        measure: Duration::from_secs_f64(secs),
+        min_samples: 50,
+        max_samples: 2_000_000,
+    };
+
+    let origin = Origin::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let clients = Clients::new();
+    let started = now();
+    println!(
+        "httpcache compare: loopback origin {}, {} s per row after {} s warm-up, {} cores, load {}",
+        origin.addr(),
+        secs,
+        budget.warm_up.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    // `--only scaling` / `--only memory`: that section alone; any other `--only`: table rows.
+    let section = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let mut tables = Vec::new();
+    for (n, label) in SIZES.into_iter().filter(|_| !matches!(only.as_deref(), Some("scaling" | "memory"))) {
+        let table = size_table(&origin, budget, only.as_deref(), &runtime, &clients, n);
+        table.print(label);
+        tables.push((n, table));
+    }
+
+    let scaled = if section("scaling") {
+        let results = scaling(&origin, &runtime, &clients, Duration::from_secs_f64(secs.max(1.0)));
+        println!();
+        println!("== hit throughput, threads sharing one client {}", "=".repeat(56));
+        for (label, one, two) in &results {
+            println!("{label:<40} 1 thread {one:>10.0}/s   2 threads {two:>10.0}/s   x{:.2}", two / one);
+        }
+        results
+    } else {
+        Vec::new()
+    };
+
+    let memory: Vec<_> = if section("memory") {
+        let lazy = format!("/lazy/{MEMORY_BYTES}");
+        let lazy_length = format!("/lazy-length/{MEMORY_BYTES}");
+        let runs = [("ours", lazy.as_str()), ("ours", lazy_length.as_str()), ("plain", lazy.as_str())];
+        let results: Vec<_> = runs.iter().filter_map(|(client, route)| memory_run(client, route)).collect();
+        println!();
+        println!(
+            "== peak RSS of a child process streaming {} MiB, max_entry_bytes {} MiB {}",
+            MEMORY_BYTES >> 20,
+            MEMORY_MAX_ENTRY >> 20,
+            "=".repeat(28)
+        );
+        for (label, bytes, secs, kib) in &results {
+            println!(
+                "{label:<40} {:>6} MiB in {secs:>6.2} s ({:>7.0} MiB/s)   VmHWM {:>7.1} MiB",
+                bytes >> 20,
+                (*bytes >> 20) as f64 / secs,
+                *kib as f64 / 1024.0
+            );
+        }
+        results
+    } else {
+        Vec::new()
+    };
+
+    targets(&tables, &scaled, &memory);
+    println!();
+    println!("total {:.0} s", started.elapsed().as_secs_f64());
+}

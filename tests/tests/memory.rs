@@ -1,0 +1,93 @@
+//! Memory, not time: a response larger than `max_entry_bytes`, streamed through the
+//! reqwest adapter and read chunk by chunk, must not be held in memory. Each fetch runs
+//! in a child process (this test binary run again with an environment variable) so its
+//! peak resident set (VmHWM) is its own.
+//!
+//! Each child streams 1 GiB (about a second, even in a debug build: the origin's
+//! `/lazy` routes send one shared chunk again and again). `HTTPCACHE_MEMORY_BYTES`
+//! changes the size. `cargo bench --bench compare` reports the same figures in release.
+
+use std::process::Command;
+
+use httpcache_core::Settings;
+use httpcache_reqwest::CachedClient;
+use httpcache_tests::origin::Origin;
+
+/// What the child fetches: `route` (a `/lazy...` route, without its size), set by the parent.
+const CHILD_ENV: &str = "HTTPCACHE_MEMORY_CHILD";
+/// The size streamed: 1 GiB unless `HTTPCACHE_MEMORY_BYTES` says otherwise.
+const DEFAULT_BYTES: u64 = 1 << 30;
+/// Far below the response.
+const MAX_ENTRY_BYTES: u64 = 16 << 20;
+/// The bound.
+const LIMIT_KIB: u64 = 64 << 10;
+
+fn bytes() -> u64 {
+    std::env::var("HTTPCACHE_MEMORY_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_BYTES)
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("a VmHWM line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+}
+
+/// The child's side: does nothing unless started by [`peak_rss_streaming_past_max_entry_bytes`].
+#[test]
+fn memory_child() {
+    let Ok(route) = std::env::var(CHILD_ENV) else { return };
+    let origin = Origin::start();
+    let url = origin.url(&format!("{route}/{}", bytes()));
+    let settings = Settings { max_entry_bytes: MAX_ENTRY_BYTES, ..Settings::default() };
+    let client = CachedClient::memory(settings, 256 << 20);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let read = runtime.block_on(async {
+        let mut response = client.get(&url).send().await.expect("request");
+        assert!(response.status().is_success());
+        let mut read = 0u64;
+        while let Some(chunk) = response.chunk().await.expect("chunk") {
+            read += chunk.len() as u64;
+        }
+        read
+    });
+    println!("read={read} vmhwm_kib={}", peak_rss_kib());
+}
+
+/// Runs [`memory_child`] in a child process for `route`; returns (bytes read, peak KiB).
+fn child(route: &str) -> (u64, u64) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = Command::new(exe)
+        .args(["--exact", "memory_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, route)
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    // libtest may print "test memory_child ... " on the same line first.
+    let line =
+        stdout.lines().find_map(|line| Some(&line[line.find("read=")?..])).expect("the child's figures");
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .expect("a number")
+    };
+    (field("read"), field("vmhwm_kib"))
+}
+
+#[test]
+fn peak_rss_streaming_past_max_entry_bytes() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return; // in a child: only `memory_child` runs
+    }
+    let bytes = bytes();
+    // Without Content-Length the cache buffers up to max_entry_bytes, then streams the
+    // rest unstored; with one, it streams from the start.
+    for route in ["/lazy", "/lazy-length"] {
+        let (read, kib) = child(route);
+        println!("{route}: {} MiB read, peak RSS {:.1} MiB", read >> 20, kib as f64 / 1024.0);
+        assert_eq!(read, bytes, "{route}: the whole body arrives");
+        assert!(kib < LIMIT_KIB, "{route}: peak RSS {kib} KiB, over {LIMIT_KIB} KiB");
+    }
+}
