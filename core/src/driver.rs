@@ -29,6 +29,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, request};
 
 use crate::entry::{Entry, EntryMeta};
+use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, cache_key};
 use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store};
@@ -129,8 +130,9 @@ impl Forward {
     }
 
     /// Whether the response's body is worth buffering for the cache: `false` when the
-    /// cache is bypassed, the method or status is not stored, or `Content-Length`
-    /// exceeds `max_entry_bytes`. Stream such responses straight to the caller and
+    /// cache is bypassed, the method or status is not stored, the response will not be
+    /// stored anyway (`no-store`, `Vary: *`, partial), or `Content-Length` exceeds
+    /// `max_entry_bytes`. Stream such responses straight to the caller and
     /// finish with [`Cache::complete_streamed`] (not [`Cache::complete`] on an empty
     /// body, which could store an empty entry).
     pub fn wants_body(&self, response: &http::response::Parts) -> bool {
@@ -151,10 +153,21 @@ impl Forward {
             .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
             .is_some_and(|length| length > self.settings.max_entry_bytes);
         let stale_if_error = self.stored.is_some() && response.status.is_server_error();
-        stale_if_error
-            || (!too_long
-                && self.settings.allowable_methods.contains(&self.parts.method)
-                && self.settings.allowable_codes.contains(&response.status))
+        if stale_if_error {
+            return true;
+        }
+        // Responses that will certainly not be stored stream straight through: no copy
+        // into a buffer only to throw it away.
+        let never_stored = || {
+            ResponseDirectives::parse(&response.headers).no_store
+                || RequestDirectives::parse(&self.parts.headers).no_store
+                || Vary::parse(&response.headers) == Vary::Any
+                || crate::machine::is_partial(response.status, &response.headers)
+        };
+        !too_long
+            && self.settings.allowable_methods.contains(&self.parts.method)
+            && self.settings.allowable_codes.contains(&response.status)
+            && !never_stored()
     }
 }
 

@@ -510,3 +510,29 @@ fn a_new_vary_prunes_the_variants_it_makes_obsolete() {
     assert_eq!(response.body(), "zwei");
     assert_eq!(origin.count(), 3);
 }
+
+#[test]
+fn responses_that_will_not_be_stored_are_not_buffered() {
+    let (cache, _clock) = cache(Settings::default());
+    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("miss expected");
+    };
+    let head = |headers: &[(&str, &str)]| {
+        let mut builder = Response::builder();
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    };
+    assert!(forward.wants_body(&head(&[("cache-control", "max-age=60")])));
+    for never in [&[("cache-control", "no-store")][..], &[("vary", "*")], &[("content-range", "bytes 0-1/9")]]
+    {
+        assert!(!forward.wants_body(&head(never)), "{never:?}");
+    }
+    // Streamed through, the response still gets its Cache-Status and nothing is stored.
+    let mut streamed = head(&[("cache-control", "no-store")]);
+    cache.complete_streamed(*forward, &mut streamed, None);
+    assert!(streamed.headers.contains_key(CACHE_STATUS));
+    assert_eq!(cache.store().len(), 0);
+}
