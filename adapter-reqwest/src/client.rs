@@ -140,12 +140,13 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         request: reqwest::Request,
         options: RequestOptions,
     ) -> reqwest::Result<reqwest::Response> {
-        let client = self.client.clone();
-        let background = {
-            let (cache, client) = (self.cache.clone(), self.client.clone());
-            move |forward, request| spawn_revalidation(cache, forward, request, move |r| client.execute(r))
+        // Borrows only: the clones (atomic reference counts shared by every thread) are
+        // taken when a background revalidation actually starts, not on every request.
+        let background = |forward, request| {
+            let client = self.client.clone();
+            spawn_revalidation(self.cache.clone(), forward, request, move |r| client.execute(r))
         };
-        run(&self.cache, request, options, move |r| client.execute(r), background).await
+        run(&self.cache, request, options, |r| self.client.execute(r), background).await
     }
 
     /// The reqwest client requests are sent with.

@@ -192,9 +192,15 @@ pub(crate) fn with_url<B>(response: http::Response<B>, fallback: &Url) -> http::
         .get::<FinalUrl>()
         .and_then(|url| Url::parse(&url.0).ok())
         .unwrap_or_else(|| fallback.clone());
-    // reqwest reads the URL from an extension only its response builder can set.
-    if let Ok(carrier) = http::Response::builder().url(url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
+    // reqwest reads the URL from an extension only its response builder can set. The
+    // builder gets the response's own extensions and adds the URL to them, so there is no
+    // second map to allocate and merge. (With no fallible step, `body` cannot fail.)
+    let mut builder = http::Response::builder();
+    if let Some(extensions) = builder.extensions_mut() {
+        std::mem::swap(extensions, &mut parts.extensions);
+    }
+    if let Ok(carrier) = builder.url(url).body(()) {
+        parts.extensions = carrier.into_parts().0.extensions;
     }
     http::Response::from_parts(parts, body)
 }

@@ -69,14 +69,13 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let options = RequestOptions::from_extensions(extensions);
-        let background = {
-            let (cache, client) = (self.cache.clone(), self.background.clone());
-            move |forward, request| {
-                spawn_revalidation(cache, forward, request, move |r| {
-                    let client = client.clone();
-                    async move { client.execute(r).await.map_err(reqwest_middleware::Error::from) }
-                })
-            }
+        // Clones the cache and client only when a background revalidation starts.
+        let background = |forward, request| {
+            let client = self.background.clone();
+            spawn_revalidation(self.cache.clone(), forward, request, move |r| {
+                let client = client.clone();
+                async move { client.execute(r).await.map_err(reqwest_middleware::Error::from) }
+            })
         };
         // The first send lends the caller's extensions to the rest of the chain; a retry
         // (a 304 whose validator did not match) gets a copy of them.

@@ -20,9 +20,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use event_listener::{Event, EventListener, Listener};
 use http::header::{self, HeaderValue};
@@ -219,7 +220,11 @@ enum Step {
 /// A cache: a store, settings (changeable at runtime) and a clock.
 pub struct Cache<S> {
     store: S,
-    settings: RwLock<Arc<Settings>>,
+    /// Read on every request without a lock (no shared lock word to bounce between
+    /// cores); replaced whole by [`Cache::update_settings`].
+    settings: ArcSwap<Settings>,
+    /// Serialises [`Cache::update_settings`], so concurrent changes all apply.
+    settings_update: Mutex<()>,
     clock: Clock,
     inflight: Arc<Inflight>,
 }
@@ -235,7 +240,8 @@ impl<S> Cache<S> {
     pub fn new(store: S, settings: Settings) -> Self {
         Cache {
             store,
-            settings: RwLock::new(Arc::new(settings)),
+            settings: ArcSwap::from_pointee(settings),
+            settings_update: Mutex::new(()),
             clock: system_clock(),
             inflight: Arc::default(),
         }
@@ -254,15 +260,15 @@ impl<S> Cache<S> {
 
     /// A snapshot of the settings in force.
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.settings.load_full()
     }
 
     /// Changes the settings; requests already under way keep the old ones.
     pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
-        let mut guard = self.settings.write().unwrap_or_else(PoisonError::into_inner);
-        let mut settings = Settings::clone(&guard);
+        let _serialised = self.settings_update.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut settings = Settings::clone(&self.settings.load());
         change(&mut settings);
-        *guard = Arc::new(settings);
+        self.settings.store(Arc::new(settings));
     }
 
     /// The current time by the cache's clock.
@@ -743,11 +749,19 @@ fn respond_from_entry(
     *response.status_mut() = stored.status;
     *response.version_mut() = stored.version;
     *response.headers_mut() = stored.headers;
-    response.headers_mut().insert(header::AGE, HeaderValue::from(age.as_secs()));
+    response.headers_mut().insert(header::AGE, age_value(age.as_secs()));
     if let Some(final_url) = stored.final_url {
         response.extensions_mut().insert(FinalUrl(final_url));
     }
     with_status(response, status, now)
+}
+
+/// `Age` in seconds, in one allocation (`HeaderValue::from(u64)` makes two).
+fn age_value(seconds: u64) -> HeaderValue {
+    let mut digits = Vec::with_capacity(20);
+    crate::status::push_decimal(&mut digits, seconds);
+    // Only ASCII digits were written.
+    HeaderValue::from_maybe_shared(Bytes::from(digits)).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn with_status(mut response: Response<Bytes>, status: CacheStatus, now: SystemTime) -> Response<Bytes> {

@@ -126,7 +126,7 @@ impl CacheStatus {
 }
 
 /// Appends `value` in decimal.
-fn push_decimal(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn push_decimal(out: &mut Vec<u8>, value: u64) {
     let mut digits = [0u8; 20];
     let mut rest = value;
     let mut start = digits.len();
