@@ -6,9 +6,13 @@ use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Store, StoreError, 
 
 use crate::FsStore;
 
-/// An [`FsStore`] as an [`AsyncStore`]. File I/O blocks, so every call runs on the
-/// thread pool of the [`blocking`] crate, which works under any executor (tokio,
-/// async-std, smol, `futures::executor`), and the executor's threads stay free.
+/// An [`FsStore`] as an [`AsyncStore`]. Reads run inline, as the LMDB store's do: a
+/// hit is one open and read of a file the page cache usually holds (microseconds),
+/// while a hop to a thread pool and back costs more than that (the compare bench
+/// measured the fs hit at 18.8 µs through the pool against 5.7 µs for the read itself).
+/// Writes, removals, clears and scans run on the thread pool of the [`blocking`]
+/// crate, which works under any executor (tokio, async-std, smol,
+/// `futures::executor`), so long work never holds an executor thread.
 ///
 /// ```
 /// use httpcache_core::AsyncStore;
@@ -53,9 +57,8 @@ impl From<FsStore> for AsyncFsStore {
 }
 
 impl AsyncStore for AsyncFsStore {
-    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
-        let key = *key;
-        self.run(move |store| store.get(&key))
+    async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        self.store.get(key)
     }
 
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
