@@ -352,20 +352,37 @@ fn human(duration: Duration) -> String {
 // ---------------------------------------------------------------------------------
 
 /// `GET url` through a plain or cached reqwest-like send, body read whole; returns its length.
+/// A transport error on a loopback connection (the origin closing an idle keep-alive
+/// connection just as the client reuses it) is reported and the sample counted as 0
+/// bytes, instead of ending a run of several minutes.
+fn transport_error(error: &dyn std::fmt::Display) -> usize {
+    eprintln!("(transport error, sample kept: {error})");
+    0
+}
+
 async fn fetch(request: reqwest::RequestBuilder) -> usize {
-    let response = request.send().await.expect("request");
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return transport_error(&error),
+    };
     assert!(response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED);
     response.bytes().await.expect("body").len()
 }
 
 async fn fetch_cached<S: AsyncStore + 'static>(request: httpcache_reqwest::RequestBuilder<S>) -> usize {
-    let response = request.send().await.expect("request");
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return transport_error(&error),
+    };
     assert!(response.status().is_success(), "status {}", response.status());
     response.bytes().await.expect("body").len()
 }
 
 async fn fetch_peer(request: reqwest_middleware::RequestBuilder) -> usize {
-    let response = request.send().await.expect("request");
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return transport_error(&error),
+    };
     assert!(response.status().is_success(), "status {}", response.status());
     response.bytes().await.expect("body").len()
 }
