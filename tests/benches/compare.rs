@@ -14,6 +14,12 @@
 //!
 //! * `floor`: a `HashMap<CacheKey, Bytes>` lookup and a `Bytes` clone, timed in
 //!   batches of 1000 — what no cache can beat.
+//! * `floor (reqwest types)`: what reqwest's own types cost a response served from
+//!   memory, with no cache at all: build the request from a parsed URL, turn an
+//!   `http::Response<Bytes>` into a `reqwest::Response` carrying its URL, read the body.
+//!   A hit's figure minus this one is what the cache itself costs.
+//! * Every reqwest row sends clones of a parsed `Url`, as a hot loop would: parsing the
+//!   URL string costs reqwest about 1 µs per request in every row alike.
 //! * `reqwest plain`: a bare `reqwest::Client`, `GET /blob/{n}` then `.bytes()`. Every
 //!   other row's `x plain` is against this one. `plain 304` is the bare conditional
 //!   request a revalidation makes (`If-None-Match` on `/bytes-etag/{n}`, answered 304);
@@ -246,7 +252,8 @@ struct Table<'a> {
 
 impl Table<'_> {
     fn wanted(&self, label: &str) -> bool {
-        self.only.is_none_or(|only| label.contains(only) || label == "floor" || label == "reqwest plain")
+        self.only
+            .is_none_or(|only| label.contains(only) || label.starts_with("floor") || label == "reqwest plain")
     }
 
     /// Measures `run` (which gets the budget) as the row `label`, counting origin requests.
@@ -387,6 +394,34 @@ async fn fetch_peer(request: reqwest_middleware::RequestBuilder) -> usize {
     response.bytes().await.expect("body").len()
 }
 
+/// `route` on the origin as a parsed URL. The reqwest rows (plain, ours, peer) send
+/// clones of parsed URLs, as a hot loop would: parsing a URL string costs reqwest about
+/// a microsecond per request, the same in every row, and would hide what the cache costs.
+fn parsed(origin: &Origin, route: &str) -> reqwest::Url {
+    reqwest::Url::parse(&origin.url(route)).expect("origin URL")
+}
+
+/// What reqwest's own types cost a response served from memory, without any cache: build
+/// the request from a parsed URL, turn an `http::Response<Bytes>` into reqwest's response
+/// (with its URL), read the body. No cache adapter for reqwest can go below this.
+async fn reqwest_types_floor(client: &reqwest::Client, url: &reqwest::Url, body: &Bytes) -> usize {
+    let request = client.get(url.clone()).build().expect("request");
+    let response = http::Response::new(body.clone());
+    let response = reqwest::Response::from(httpcache_reqwest_floor_url(response, request.url()));
+    response.bytes().await.expect("body").len()
+}
+
+/// Gives `response` the URL reqwest reports, as the adapter does.
+fn httpcache_reqwest_floor_url(response: http::Response<Bytes>, url: &reqwest::Url) -> http::Response<Bytes> {
+    use reqwest::ResponseBuilderExt;
+    let (parts, body) = response.into_parts();
+    let mut builder = http::Response::builder().status(parts.status).version(parts.version);
+    if let Some(headers) = builder.headers_mut() {
+        *headers = parts.headers;
+    }
+    builder.url(url.clone()).body(body).expect("response")
+}
+
 /// Our async client's rows over one store.
 fn ours<S: AsyncStore + 'static>(
     table: &mut Table<'_>,
@@ -397,36 +432,37 @@ fn ours<S: AsyncStore + 'static>(
     n: usize,
 ) {
     let tag = format!("\"bytes-{n}\"");
-    let hit = table.origin.url(&format!("/blob/{n}"));
-    let etag = table.origin.url(&format!("/bytes-etag/{n}"));
-    let no_store = table.origin.url(&format!("/no-store-bytes/{n}"));
-    let miss = table.origin.url(&format!("/blob/{n}?miss=1"));
+    let hit = parsed(table.origin, &format!("/blob/{n}"));
+    let etag = parsed(table.origin, &format!("/bytes-etag/{n}"));
+    let no_store = parsed(table.origin, &format!("/no-store-bytes/{n}"));
+    let miss = parsed(table.origin, &format!("/blob/{n}?miss=1"));
     runtime.block_on(async {
         // Prime: the first request stores, the second is the first hit/revalidation.
         for url in [&hit, &etag] {
-            fetch_cached(client.get(url)).await;
+            fetch_cached(client.get(url.clone())).await;
         }
     });
     table.row(&format!("ours/{name} hit"), |budget| {
-        runtime.block_on(measure_async(budget, async || fetch_cached(client.get(&hit)).await))
+        runtime.block_on(measure_async(budget, async || fetch_cached(client.get(hit.clone())).await))
     });
     table.paired_row(&format!("ours/{name} revalidate (304)"), "plain 304", |budget| {
         runtime.block_on(measure_paired(
             budget,
-            async || fetch(plain.get(&etag).header(http::header::IF_NONE_MATCH, tag.as_str())).await,
-            async || fetch_cached(client.get(&etag)).await,
+            async || fetch(plain.get(etag.clone()).header(http::header::IF_NONE_MATCH, tag.as_str())).await,
+            async || fetch_cached(client.get(etag.clone())).await,
         ))
     });
     table.paired_row(&format!("ours/{name} pass-through (no-store)"), "plain no-store", |budget| {
         runtime.block_on(measure_paired(
             budget,
-            async || fetch(plain.get(&no_store)).await,
-            async || fetch_cached(client.get(&no_store)).await,
+            async || fetch(plain.get(no_store.clone())).await,
+            async || fetch_cached(client.get(no_store.clone())).await,
         ))
     });
     table.row(&format!("ours/{name} miss+store (force_refresh)"), |budget| {
-        runtime
-            .block_on(measure_async(budget, async || fetch_cached(client.get(&miss).force_refresh()).await))
+        runtime.block_on(measure_async(budget, async || {
+            fetch_cached(client.get(miss.clone()).force_refresh()).await
+        }))
     });
 }
 
@@ -484,18 +520,18 @@ fn peer(
     client: &reqwest_middleware::ClientWithMiddleware,
     n: usize,
 ) {
-    let hit = table.origin.url(&format!("/blob/{n}"));
-    let etag = table.origin.url(&format!("/bytes-etag/{n}"));
+    let hit = parsed(table.origin, &format!("/blob/{n}"));
+    let etag = parsed(table.origin, &format!("/bytes-etag/{n}"));
     runtime.block_on(async {
         for url in [&hit, &etag, &hit, &etag] {
-            fetch_peer(client.get(url)).await;
+            fetch_peer(client.get(url.clone())).await;
         }
     });
     table.row(&format!("peer {name} hit"), |budget| {
-        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(&hit)).await))
+        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(hit.clone())).await))
     });
     table.row(&format!("peer {name} revalidate (304)"), |budget| {
-        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(&etag)).await))
+        runtime.block_on(measure_async(budget, async || fetch_peer(client.get(etag.clone())).await))
     });
 }
 
@@ -572,8 +608,6 @@ fn size_table<'a>(
 ) -> Table<'a> {
     let mut table = Table { origin, budget, only, rows: Vec::new() };
     let blob = origin.url(&format!("/blob/{n}"));
-    let etag = origin.url(&format!("/bytes-etag/{n}"));
-    let no_store = origin.url(&format!("/no-store-bytes/{n}"));
 
     let key = CacheKey::hash(blob.as_bytes());
     let floor: HashMap<CacheKey, Bytes> = HashMap::from([(key, Bytes::from(vec![b'x'; n]))]);
@@ -581,19 +615,29 @@ fn size_table<'a>(
         measure_batched(budget, 1000, || floor.get(black_box(&key)).cloned().map_or(0, |body| body.len()))
     });
 
+    let body = Bytes::from(vec![b'x'; n]);
+    let blob_url = parsed(origin, &format!("/blob/{n}"));
+    table.local_row("floor (reqwest types)", |budget| {
+        runtime.block_on(measure_async(budget, async || {
+            reqwest_types_floor(&clients.plain, &blob_url, &body).await
+        }))
+    });
+
     let plain = &clients.plain;
-    runtime.block_on(fetch(plain.get(&blob)));
+    runtime.block_on(fetch(plain.get(blob_url.clone())));
     table.row("reqwest plain", |budget| {
-        runtime.block_on(measure_async(budget, async || fetch(plain.get(&blob)).await))
+        runtime.block_on(measure_async(budget, async || fetch(plain.get(blob_url.clone())).await))
     });
     let tag = format!("\"bytes-{n}\"");
+    let etag_url = parsed(origin, &format!("/bytes-etag/{n}"));
+    let no_store_url = parsed(origin, &format!("/no-store-bytes/{n}"));
     table.row("reqwest plain 304", |budget| {
         runtime.block_on(measure_async(budget, async || {
-            fetch(plain.get(&etag).header(http::header::IF_NONE_MATCH, tag.as_str())).await
+            fetch(plain.get(etag_url.clone()).header(http::header::IF_NONE_MATCH, tag.as_str())).await
         }))
     });
     table.row("reqwest plain no-store", |budget| {
-        runtime.block_on(measure_async(budget, async || fetch(plain.get(&no_store)).await))
+        runtime.block_on(measure_async(budget, async || fetch(plain.get(no_store_url.clone())).await))
     });
 
     ours(&mut table, runtime, "mem", &clients.mem, plain, n);
@@ -627,14 +671,14 @@ fn size_table<'a>(
 /// sharing `client`, for `duration`.
 fn hits_per_second<S: AsyncStore + 'static>(
     client: &CachedClient<S>,
-    url: &str,
+    url: &reqwest::Url,
     threads: usize,
     duration: Duration,
 ) -> f64 {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (client, url, barrier) = (client.clone(), url.to_owned(), barrier.clone());
+            let (client, url, barrier) = (client.clone(), url.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -643,7 +687,7 @@ fn hits_per_second<S: AsyncStore + 'static>(
                 let mut count = 0u64;
                 runtime.block_on(async {
                     while start.elapsed() < duration {
-                        fetch_cached(client.get(&url)).await;
+                        fetch_cached(client.get(url.clone())).await;
                         count += 1;
                     }
                 });
@@ -668,13 +712,13 @@ fn scaling(
     clients: &Clients,
     duration: Duration,
 ) -> Vec<(String, f64, f64)> {
-    let url = origin.url("/blob/1024");
+    let url = parsed(origin, "/blob/1024");
     let mut results = Vec::new();
-    runtime.block_on(fetch_cached(clients.mem.get(&url)));
+    runtime.block_on(fetch_cached(clients.mem.get(url.clone())));
     let one = hits_per_second(&clients.mem, &url, 1, duration);
     let two = hits_per_second(&clients.mem, &url, 2, duration);
     results.push(("ours/mem hit 1 KiB".to_owned(), one, two));
-    runtime.block_on(fetch_cached(clients.lmdb.get(&url)));
+    runtime.block_on(fetch_cached(clients.lmdb.get(url.clone())));
     let one = hits_per_second(&clients.lmdb, &url, 1, duration);
     let two = hits_per_second(&clients.lmdb, &url, 2, duration);
     results.push(("ours/lmdb hit 1 KiB".to_owned(), one, two));
@@ -854,14 +898,14 @@ fn targets(
 /// `--profile-hit N`: only the memory-store hit at 1 KiB, N times, for a profiler.
 fn profile_hit(iterations: usize) {
     let origin = Origin::start();
-    let url = origin.url("/blob/1024");
+    let url = parsed(&origin, "/blob/1024");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let client = CachedClient::memory(Settings::default(), 64 << 20);
     runtime.block_on(async {
-        fetch_cached(client.get(&url)).await;
+        fetch_cached(client.get(url.clone())).await;
         let start = now();
         for _ in 0..iterations {
-            black_box(fetch_cached(client.get(&url)).await);
+            black_box(fetch_cached(client.get(url.clone())).await);
         }
         let elapsed = start.elapsed();
         println!("{iterations} hits in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
