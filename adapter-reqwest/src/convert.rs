@@ -19,7 +19,6 @@ pub(crate) trait Outgoing: Sized {
     fn url(&self) -> &Url;
     fn version(&self) -> Version;
     fn headers_mut(&mut self) -> &mut HeaderMap;
-    fn headers(&self) -> &HeaderMap;
     /// The body as the cache keys it: the bytes (empty without a body), or `None` for
     /// a stream, which cannot be replayed.
     fn replayable_body(&self) -> Option<Bytes>;
@@ -53,9 +52,6 @@ macro_rules! reqwest_family {
             }
             fn version(&self) -> Version {
                 <$request>::version(self)
-            }
-            fn headers(&self) -> &HeaderMap {
-                <$request>::headers(self)
             }
             fn headers_mut(&mut self) -> &mut HeaderMap {
                 <$request>::headers_mut(self)
@@ -104,13 +100,16 @@ reqwest_family!(reqwest::blocking::Request, reqwest::blocking::Response);
 /// What the cache plans with: the request head and its body (`None`: a stream, so the
 /// request bypasses the cache). `None` when the URL is not a valid `Uri`, which cannot
 /// happen for reqwest's URLs: the request is then sent as it is.
-pub(crate) fn plan_input<R: Outgoing>(request: &R) -> Option<(request::Parts, Option<Bytes>)> {
+///
+/// The headers move to the driver instead of being copied: every request sent after
+/// planning gets the driver's headers back (see [`outgoing`] and [`served`]).
+pub(crate) fn plan_input<R: Outgoing>(request: &mut R) -> Option<(request::Parts, Option<Bytes>)> {
     let uri: Uri = request.url().as_str().parse().ok()?;
     let mut head = http::Request::new(());
     *head.method_mut() = request.method().clone();
     *head.uri_mut() = uri;
     *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
+    *head.headers_mut() = std::mem::take(request.headers_mut());
     Some((head.into_parts().0, request.replayable_body()))
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
 /// complete. `background` receives a stale-while-revalidate revalidation to run.
 pub(crate) async fn run<S, E, F, Fut>(
     cache: &Cache<S>,
-    request: reqwest::Request,
+    mut request: reqwest::Request,
     options: RequestOptions,
     mut send: F,
     background: impl FnOnce(Box<Forward>, reqwest::Request),
@@ -51,8 +51,9 @@ where
     F: FnMut(reqwest::Request) -> Fut,
     Fut: Future<Output = Result<reqwest::Response, E>>,
 {
-    let plan = match plan_input(&request) {
-        None => return send(request).await,
+    let plan = match plan_input(&mut request) {
+        // Boxed, as the exchange below is: it never happens for reqwest's URLs.
+        None => return Box::pin(send(request)).await,
         Some((parts, Some(body))) => cache.plan_async(parts, body, options).await,
         Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
     };
@@ -60,7 +61,11 @@ where
         Plan::Respond(response) => Ok(served(*response, &request, background)),
         Plan::Forward(forward) => {
             let template = request.try_clone();
-            forward_loop(cache, forward, request, template, send).await
+            // Boxed: the exchange with the origin (reqwest's future, the body, the store
+            // write) makes a future of several KiB. Inline, every hit would carry and
+            // move that space too; boxed, only a request that goes to the network pays
+            // one allocation for it.
+            Box::pin(forward_loop(cache, forward, request, template, send)).await
         }
     }
 }
@@ -145,10 +150,10 @@ pub(crate) mod blocking {
     pub(crate) fn run<S: Store + 'static>(
         cache: &Arc<Cache<S>>,
         client: &Client,
-        request: Request,
+        mut request: Request,
         options: RequestOptions,
     ) -> reqwest::Result<Response> {
-        let plan = match plan_input(&request) {
+        let plan = match plan_input(&mut request) {
             None => return client.execute(request),
             Some((parts, Some(body))) => cache.plan(parts, body, options),
             Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),

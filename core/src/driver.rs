@@ -758,10 +758,10 @@ fn respond_from_entry(
 
 /// `Age` in seconds, in one allocation (`HeaderValue::from(u64)` makes two).
 fn age_value(seconds: u64) -> HeaderValue {
-    let mut digits = Vec::with_capacity(20);
-    crate::status::push_decimal(&mut digits, seconds);
+    let mut buffer = [0u8; 20];
+    let digits = crate::status::decimal(&mut buffer, seconds);
     // Only ASCII digits were written.
-    HeaderValue::from_maybe_shared(Bytes::from(digits)).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    HeaderValue::from_bytes(digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn with_status(mut response: Response<Bytes>, status: CacheStatus, now: SystemTime) -> Response<Bytes> {

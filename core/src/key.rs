@@ -391,18 +391,34 @@ fn write_normalized_url(uri: &Uri, settings: &Settings, out: &mut impl fmt::Writ
         out.write_str("://")?;
     }
     if let Some(authority) = uri.authority() {
-        if let Some((userinfo, _)) = authority.as_str().rsplit_once('@') {
-            out.write_str(userinfo)?;
-            out.write_char('@')?;
-        }
-        out.write_str(&ascii_lowercase(authority.host()))?;
         let default_port = match scheme.as_deref() {
             Some("http") => Some(80),
             Some("https") => Some(443),
             _ => None,
         };
-        if let Some(port) = authority.port_u16().filter(|&port| Some(port) != default_port) {
-            write!(out, ":{port}")?;
+        let text = authority.as_str();
+        // The common `host[:port]`, split once here instead of by `host()` and
+        // `port_u16()` (each of which scans the authority again). Same result: the port
+        // is what follows the last `:`, read as a `u16` as `port_u16` does.
+        let (host, port) = if text.contains(['@', '[']) {
+            if let Some((userinfo, _)) = text.rsplit_once('@') {
+                out.write_str(userinfo)?;
+                out.write_char('@')?;
+            }
+            (authority.host(), authority.port_u16())
+        } else {
+            match text.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse::<u16>().ok()),
+                None => (text, None),
+            }
+        };
+        out.write_str(&ascii_lowercase(host))?;
+        if let Some(port) = port.filter(|&port| Some(port) != default_port) {
+            let mut buffer = [0u8; 20];
+            let digits = crate::status::decimal(&mut buffer, u64::from(port));
+            out.write_char(':')?;
+            // Only ASCII digits were written.
+            out.write_str(std::str::from_utf8(digits).map_err(|_| fmt::Error)?)?;
         }
     }
     let path = uri.path();
@@ -697,6 +713,60 @@ mod tests {
         assert_eq!(normalized("https://example.com:8443/a"), "https://example.com:8443/a");
         assert_eq!(key("http://example.com:80/a"), key("http://example.com/a"));
         assert_ne!(key("http://example.com:8080/a"), key("http://example.com/a"));
+    }
+
+    /// The authority as `http` splits it (`host()`, `port_u16()`), the reference for
+    /// the one-pass split of `write_normalized_url`.
+    fn reference_authority(uri: &str) -> String {
+        let uri: Uri = uri.parse().unwrap();
+        let authority = uri.authority().unwrap();
+        let default = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+        let port = authority.port_u16().filter(|&port| port != default);
+        let host = authority.host().to_ascii_lowercase();
+        port.map_or(host.clone(), |port| format!("{host}:{port}"))
+    }
+
+    #[test]
+    fn one_pass_authority_split_agrees_with_http_rfc3986_3_2() {
+        for uri in [
+            "http://example.com/",
+            "http://example.com:80/",
+            "http://EXAMPLE.com:080/",
+            "http://example.com:8080/",
+            "https://example.com:443/",
+            "https://example.com:80/",
+            "http://127.0.0.1:34567/blob",
+            "http://example.com:/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "http://user:pw@Example.com:81/",
+        ] {
+            let normalized = normalized(uri);
+            let authority = normalized.split("://").nth(1).unwrap().split('/').next().unwrap();
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            assert_eq!(authority, reference_authority(uri), "{uri}");
+        }
+        assert_eq!(key("http://EXAMPLE.com:080/a"), key("http://example.com/a"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn one_pass_authority_split_agrees_with_http_for_any_host_and_port(
+            host in "[a-zA-Z0-9.-]{1,12}",
+            port in proptest::option::of(0u32..70_000),
+            https in any::<bool>(),
+        ) {
+            let scheme = if https { "https" } else { "http" };
+            let uri = match port {
+                Some(port) => format!("{scheme}://{host}:{port}/p"),
+                None => format!("{scheme}://{host}/p"),
+            };
+            prop_assume!(uri.parse::<Uri>().is_ok());
+            let normalized = normalized(&uri);
+            let authority = normalized.split("://").nth(1).unwrap().split('/').next().unwrap();
+            prop_assert_eq!(authority, reference_authority(&uri));
+        }
     }
 
     #[test]

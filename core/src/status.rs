@@ -79,7 +79,7 @@ impl CacheStatus {
     /// The RFC 9211 `Cache-Status` value, e.g. `httpcache; hit; ttl=42; key="..."`.
     /// `now` gives `ttl` (negative when stale).
     pub fn header_value(&self, now: SystemTime) -> HeaderValue {
-        let mut out = Vec::with_capacity(160);
+        let mut out = HeaderText::default();
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
             Source::Cache => out.extend_from_slice(b"; hit"),
@@ -105,40 +105,70 @@ impl CacheStatus {
         if let Some(expires) = self.expires {
             out.extend_from_slice(b"; ttl=");
             match expires.duration_since(now) {
-                Ok(left) => push_decimal(&mut out, left.as_secs()),
+                Ok(left) => out.decimal(left.as_secs()),
                 Err(past) => {
-                    out.push(b'-');
-                    push_decimal(&mut out, past.duration().as_secs());
+                    out.extend_from_slice(b"-");
+                    out.decimal(past.duration().as_secs());
                 }
             }
         }
         if let Some(key) = self.cache_key {
             out.extend_from_slice(b"; key=\"");
             out.extend_from_slice(&key.to_hex());
-            out.push(b'"');
+            out.extend_from_slice(b"\"");
         }
         out.extend_from_slice(b"; detail=");
         out.extend_from_slice(self.reason.as_str().as_bytes());
-        // Only visible ASCII was written; the buffer becomes the value without a copy.
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
-            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        // One allocation: the value's own copy of the text built on the stack.
+        HeaderValue::from_bytes(out.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
     }
 }
 
-/// Appends `value` in decimal.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0u8; 20];
+/// The text of a `Cache-Status` value, built on the stack: the longest one we write
+/// is under 170 bytes (name, `fwd`, `stored`, a 20-digit `ttl`, the 64-digit key and the
+/// longest `detail`), so the capacity is never reached; were it ever, the text would be
+/// cut short, never overrun.
+struct HeaderText {
+    bytes: [u8; 192],
+    len: usize,
+}
+
+impl Default for HeaderText {
+    fn default() -> Self {
+        HeaderText { bytes: [0; 192], len: 0 }
+    }
+}
+
+impl HeaderText {
+    fn extend_from_slice(&mut self, text: &[u8]) {
+        let end = (self.len + text.len()).min(self.bytes.len());
+        self.bytes[self.len..end].copy_from_slice(&text[..end - self.len]);
+        self.len = end;
+    }
+
+    fn decimal(&mut self, value: u64) {
+        let mut buffer = [0u8; 20];
+        self.extend_from_slice(decimal(&mut buffer, value));
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// `value` in decimal, written at the end of `buffer` (no allocation).
+pub(crate) fn decimal(buffer: &mut [u8; 20], value: u64) -> &[u8] {
     let mut rest = value;
-    let mut start = digits.len();
+    let mut start = buffer.len();
     loop {
         start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
+        buffer[start] = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[start..]);
+    &buffer[start..]
 }
 
 /// What the cache says about a response, read from the [`CacheStatus`] (and the

@@ -83,8 +83,12 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
     let leap_days = |y: u64| y / 4 - y / 100 + y / 400;
     // Leap days in [1970, year): those up to year-1 minus those up to 1969.
     let leaps = leap_days(year - 1) - leap_days(1969);
-    let month_days: u64 = (1..month).map(|m| days_in_month(year, m)).sum();
-    Some(years_before * 365 + leaps + month_days + day - 1)
+    // Days in the months before `month` of a common year (a table, not a loop: this
+    // runs on every cache hit, for `Date`).
+    const BEFORE_MONTH: [u64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let index = usize::try_from(month.checked_sub(1)?).ok().filter(|&i| i < 12)?;
+    let leap_day = u64::from(month > 2 && is_leap_year(year));
+    Some(years_before * 365 + leaps + BEFORE_MONTH[index] + leap_day + day - 1)
 }
 
 /// The date of day `days` after 1970-01-01: (year, month, day).
@@ -113,6 +117,46 @@ fn lookup(names: &[&str], name: &[u8]) -> Option<usize> {
     names.iter().position(|candidate| candidate.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// A three-letter name folded to lower case and packed in one word, so that a
+/// name matches with one comparison per candidate.
+const fn packed(name: &[u8; 3]) -> u32 {
+    ((name[0] | 0x20) as u32) << 16 | ((name[1] | 0x20) as u32) << 8 | (name[2] | 0x20) as u32
+}
+
+/// The packed [`DAY_NAMES`] and [`MONTH_NAMES`].
+const PACKED_DAYS: [u32; 7] = [
+    packed(b"Sun"),
+    packed(b"Mon"),
+    packed(b"Tue"),
+    packed(b"Wed"),
+    packed(b"Thu"),
+    packed(b"Fri"),
+    packed(b"Sat"),
+];
+const PACKED_MONTHS: [u32; 12] = [
+    packed(b"Jan"),
+    packed(b"Feb"),
+    packed(b"Mar"),
+    packed(b"Apr"),
+    packed(b"May"),
+    packed(b"Jun"),
+    packed(b"Jul"),
+    packed(b"Aug"),
+    packed(b"Sep"),
+    packed(b"Oct"),
+    packed(b"Nov"),
+    packed(b"Dec"),
+];
+
+/// Index (0-based) of the three-letter `name` among `packed` names, ASCII
+/// case-insensitively. Setting bit 0x20 maps a byte to a lower-case letter only when it
+/// is that letter in either case, so no other byte can pass for one.
+fn lookup3(packed_names: &[u32], name: &[u8]) -> Option<usize> {
+    let name: &[u8; 3] = name.try_into().ok()?;
+    let wanted = packed(name);
+    packed_names.iter().position(|&candidate| candidate == wanted)
+}
+
 /// The value of exactly `N` ASCII digits.
 fn digits<const N: usize>(bytes: &[u8]) -> Option<u64> {
     if bytes.len() != N || !bytes.iter().all(u8::is_ascii_digit) {
@@ -139,11 +183,11 @@ fn parse_imf_fixdate(s: &[u8]) -> Option<Civil> {
     if s[16] != b' ' || s[25] != b' ' || !s[26..].eq_ignore_ascii_case(b"GMT") {
         return None;
     }
-    lookup(&DAY_NAMES, &s[..3])?;
+    lookup3(&PACKED_DAYS, &s[..3])?;
     let (hour, minute, second) = time_of_day(&s[17..25])?;
     Some(Civil {
         year: digits::<4>(&s[12..16])?,
-        month: lookup(&MONTH_NAMES, &s[8..11])? as u64 + 1,
+        month: lookup3(&PACKED_MONTHS, &s[8..11])? as u64 + 1,
         day: digits::<2>(&s[5..7])?,
         hour,
         minute,
@@ -168,7 +212,7 @@ fn parse_rfc850_date(s: &[u8]) -> Option<Civil> {
     let (hour, minute, second) = time_of_day(&rest[12..20])?;
     Some(Civil {
         year,
-        month: lookup(&MONTH_NAMES, &rest[5..8])? as u64 + 1,
+        month: lookup3(&PACKED_MONTHS, &rest[5..8])? as u64 + 1,
         day: digits::<2>(&rest[2..4])?,
         hour,
         minute,
@@ -181,7 +225,7 @@ fn parse_asctime(s: &[u8]) -> Option<Civil> {
     if s.len() != 24 || s[3] != b' ' || s[7] != b' ' || s[10] != b' ' || s[19] != b' ' {
         return None;
     }
-    lookup(&DAY_NAMES, &s[..3])?;
+    lookup3(&PACKED_DAYS, &s[..3])?;
     let day = match &s[8..10] {
         [b' ', d] => digits::<1>(&[*d])?,
         two => digits::<2>(two)?,
@@ -189,7 +233,7 @@ fn parse_asctime(s: &[u8]) -> Option<Civil> {
     let (hour, minute, second) = time_of_day(&s[11..19])?;
     Some(Civil {
         year: digits::<4>(&s[20..24])?,
-        month: lookup(&MONTH_NAMES, &s[4..7])? as u64 + 1,
+        month: lookup3(&PACKED_MONTHS, &s[4..7])? as u64 + 1,
         day,
         hour,
         minute,
@@ -360,6 +404,49 @@ mod tests {
     }
 
     // Case-insensitive names (tolerance; RFC 9110 §5.6.7 says case-sensitive, we accept both).
+    #[test]
+    fn day_counts_across_months_and_leap_years_rfc9110_5_6_7() {
+        let day = |text: &str| {
+            parse_http_date(text.as_bytes())
+                .map(|time| time.duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400)
+        };
+        // Day numbers since 1970-01-01, counted independently (31 + 28 = 59 in a common year).
+        assert_eq!(day("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(day("Sun, 01 Mar 1970 00:00:00 GMT"), Some(59));
+        assert_eq!(day("Tue, 31 Dec 1970 00:00:00 GMT"), Some(364));
+        assert_eq!(day("Thu, 29 Feb 2024 00:00:00 GMT"), Some(19_782));
+        assert_eq!(day("Fri, 01 Mar 2024 00:00:00 GMT"), Some(19_783));
+        assert_eq!(day("Wed, 01 Mar 2023 00:00:00 GMT"), Some(19_417));
+        assert_eq!(day("Wed, 29 Feb 2023 00:00:00 GMT"), None, "2023 is not a leap year");
+        assert_eq!(day("Tue, 29 Feb 2000 00:00:00 GMT"), Some(11_016), "2000 is a leap year");
+        assert_eq!(day("Thu, 29 Feb 2100 00:00:00 GMT"), None, "2100 is not");
+        // Every day of a leap year and of a common year formats and parses back.
+        for start in [19_358u64, 19_723] {
+            for offset in 0..366 {
+                let time = UNIX_EPOCH + Duration::from_secs((start + offset) * 86_400);
+                assert_eq!(parse_http_date(format_http_date(time).as_bytes()), Some(time));
+            }
+        }
+    }
+
+    #[test]
+    fn names_must_be_letters_rfc9110_5_6_7() {
+        // Names are folded to lower case by setting bit 0x20: only the letter itself, in
+        // either case, folds to a given lower-case letter; every other byte is refused.
+        assert!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT").is_some());
+        assert!(parse_http_date(b"sUN, 06 NOV 1994 08:49:37 GMT").is_some());
+        for byte in (0u8..=255).filter(|b| !b"Oo".contains(b)) {
+            let mut text = *b"Sun, 06 Nov 1994 08:49:37 GMT";
+            text[9] = byte;
+            assert!(parse_http_date(&text).is_none(), "month N{}v", byte.escape_ascii());
+            let mut text = *b"Sun, 06 Nov 1994 08:49:37 GMT";
+            text[1] = byte;
+            if !b"Uu".contains(&byte) {
+                assert!(parse_http_date(&text).is_none(), "day S{}n", byte.escape_ascii());
+            }
+        }
+    }
+
     #[test]
     fn names_case_insensitive_rfc9110_5_6_7() {
         assert_eq!(parse_http_date(b"SUN, 06 NOV 1994 08:49:37 gmt"), Some(example()));
