@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version, request, response};
 use httpcache_core::CacheStatus;
 use httpcache_core::driver::{FinalUrl, Forward, PendingRevalidation};
-use httpcache_core::status::CACHE_STATUS;
 use reqwest::{ResponseBuilderExt, Url};
 
 /// One of reqwest's request types, as the cache loop uses it.
@@ -32,7 +31,6 @@ pub(crate) trait Incoming {
     fn url(&self) -> &Url;
     fn status(&self) -> StatusCode;
     fn version(&self) -> Version;
-    fn headers(&self) -> &HeaderMap;
     fn headers_mut(&mut self) -> &mut HeaderMap;
     fn extensions_mut(&mut self) -> &mut Extensions;
 }
@@ -80,9 +78,6 @@ macro_rules! reqwest_family {
             fn version(&self) -> Version {
                 <$response>::version(self)
             }
-            fn headers(&self) -> &HeaderMap {
-                <$response>::headers(self)
-            }
             fn headers_mut(&mut self) -> &mut HeaderMap {
                 <$response>::headers_mut(self)
             }
@@ -124,7 +119,7 @@ pub(crate) fn served<R: Outgoing>(
     if let Some(PendingRevalidation(forward)) = response.extensions_mut().remove::<PendingRevalidation>()
         && let Some(mut revalidation) = request.try_clone()
     {
-        *revalidation.headers_mut() = forward.request().headers().clone();
+        *revalidation.headers_mut() = forward.request_headers();
         background(Box::new(forward), revalidation);
     }
     R::Response::from(with_url(response, request.url()))
@@ -143,28 +138,29 @@ pub(crate) fn outgoing<R: Outgoing>(
         Some(request) => request,
         None => R::from_http(forward.request())?,
     };
-    *request.headers_mut() = forward.request().headers().clone();
+    *request.headers_mut() = forward.request_headers();
     Ok(request)
 }
 
 /// The origin's response as the driver sees it: where its redirects ended, when not at
-/// `asked`, and its head (status, version, headers).
-pub(crate) fn origin_head<P: Incoming>(asked: &Url, response: &P) -> (Option<Uri>, response::Parts) {
+/// `asked`, and its head (status, version, headers). The headers move to the head, not
+/// copied: give them back with [`mark_streamed`], or build the buffered response from
+/// the head.
+pub(crate) fn origin_head<P: Incoming>(asked: &Url, response: &mut P) -> (Option<Uri>, response::Parts) {
     let url = response.url();
     let final_url = (asked != url).then(|| url.as_str().parse().ok()).flatten();
     let mut head = http::Response::new(());
     *head.status_mut() = response.status();
     *head.version_mut() = response.version();
-    *head.headers_mut() = response.headers().clone();
+    *head.headers_mut() = std::mem::take(response.headers_mut());
     (final_url, head.into_parts().0)
 }
 
-/// Gives a response passed through as it streams the driver's verdict, which it put on
-/// `head`: the `Cache-Status` header and the [`CacheStatus`] extension.
+/// Gives a response passed through as it streams its headers back from `head`, where
+/// [`origin_head`] moved them and the driver added its verdict: the `Cache-Status`
+/// header, and the [`CacheStatus`] extension.
 pub(crate) fn mark_streamed<P: Incoming>(head: &mut response::Parts, response: &mut P) {
-    for value in head.headers.get_all(CACHE_STATUS) {
-        response.headers_mut().append(CACHE_STATUS, value.clone());
-    }
+    *response.headers_mut() = std::mem::take(&mut head.headers);
     if let Some(status) = head.extensions.remove::<CacheStatus>() {
         response.extensions_mut().insert(status);
     }

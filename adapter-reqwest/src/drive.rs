@@ -60,7 +60,8 @@ where
     match plan {
         Plan::Respond(response) => Ok(served(*response, &request, background)),
         Plan::Forward(forward) => {
-            let template = request.try_clone();
+            // A copy for a retry, which only a revalidation can need.
+            let template = if forward.may_retry() { request.try_clone() } else { None };
             // Boxed: the exchange with the origin (reqwest's future, the body, the store
             // write) makes a future of several KiB. Inline, every hit would carry and
             // move that space too; boxed, only a request that goes to the network pays
@@ -92,7 +93,7 @@ where
             Ok(response) => response,
             Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
         };
-        let (final_url, mut head) = origin_head(&asked, &response);
+        let (final_url, mut head) = origin_head(&asked, &mut response);
         if !forward.wants_body(&head) {
             cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
             mark_streamed(&mut head, &mut response);
@@ -123,7 +124,8 @@ where
             return Ok(reqwest::Response::from(with_url(http::Response::from_parts(parts, body), &url)));
         }
         let url = response.url().clone();
-        let (parts, _) = http::Response::from(response).into_parts();
+        let (mut parts, _) = http::Response::from(response).into_parts();
+        parts.headers = head.headers;
         let buffered = http::Response::from_parts(parts, buffer.freeze());
         match cache.complete_async(*forward, buffered, final_url.as_ref()).await {
             Completion::Respond(response) => return Ok(reqwest::Response::from(with_url(*response, &url))),
@@ -163,7 +165,8 @@ pub(crate) mod blocking {
                 spawn_revalidation(cache.clone(), client.clone(), forward, request)
             })),
             Plan::Forward(forward) => {
-                let template = request.try_clone();
+                // A copy for a retry, which only a revalidation can need.
+                let template = if forward.may_retry() { request.try_clone() } else { None };
                 forward_loop(cache, client, forward, request, template)
             }
         }
@@ -213,7 +216,7 @@ pub(crate) mod blocking {
                 Ok(response) => response,
                 Err(error) => return stale_or(cache.fail(*forward), &asked, error),
             };
-            let (final_url, mut head) = origin_head(&asked, &response);
+            let (final_url, mut head) = origin_head(&asked, &mut response);
             if !forward.wants_body(&head) {
                 cache.complete_streamed(*forward, &mut head, final_url.as_ref());
                 mark_streamed(&mut head, &mut response);
@@ -243,7 +246,8 @@ pub(crate) mod blocking {
             // Past the limit (or a failed read): the prefix, then the rest as it comes, unstored.
             match read {
                 Buffered::Complete => {
-                    let buffered = http_response(&mut response, buffer.freeze());
+                    let mut buffered = http_response(&mut response, buffer.freeze());
+                    *buffered.headers_mut() = std::mem::take(&mut head.headers);
                     match cache.complete(*forward, buffered, final_url.as_ref()) {
                         Completion::Respond(response) => {
                             return Ok(Response::from(with_url(*response, &url)));
@@ -269,8 +273,8 @@ pub(crate) mod blocking {
         }
     }
 
-    /// An `http` response with `response`'s head (taking its headers and extensions)
-    /// and `body`.
+    /// An `http` response with `response`'s head (taking its headers, if still there,
+    /// and extensions) and `body`.
     fn http_response<B>(response: &mut Response, body: B) -> http::Response<B> {
         let mut converted = http::Response::new(body);
         *converted.status_mut() = response.status();

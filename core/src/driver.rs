@@ -120,6 +120,30 @@ impl Forward {
         request
     }
 
+    /// The headers of [`Forward::request`] alone: the user's, plus conditional headers
+    /// when revalidating. For adapters that send the user's own request object and only
+    /// need to set its headers (cheaper than building the whole request).
+    pub fn request_headers(&self) -> http::HeaderMap {
+        let mut headers = self.parts.headers.clone();
+        for (name, value) in &self.conditional {
+            headers.insert(name, value.clone());
+        }
+        headers
+    }
+
+    /// Whether completing this request may answer [`Completion::Retry`]: only when it
+    /// revalidates a stored response (a 304 that does not select it, RFC 9111 §4.3.4,
+    /// is retried unconditionally). An adapter needs a copy of its request object for a
+    /// retry only then.
+    pub fn may_retry(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// The request's URI (as the caller gave it).
+    pub fn uri(&self) -> &Uri {
+        &self.parts.uri
+    }
+
     /// Why the request goes to the origin.
     pub fn reason(&self) -> Reason {
         self.reason

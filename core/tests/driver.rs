@@ -536,3 +536,35 @@ fn responses_that_will_not_be_stored_are_not_buffered() {
     assert!(streamed.headers.contains_key(CACHE_STATUS));
     assert_eq!(cache.store().len(), 0);
 }
+
+#[test]
+fn forward_accessors_match_the_request_it_would_send_rfc9111_4_3_1() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let mut request = get(URL);
+    request.headers_mut().insert("x-user", http::HeaderValue::from_static("1"));
+    let plan = |request: &Request<Bytes>| {
+        let (parts, body) = request.clone().into_parts();
+        match cache.plan(parts, body, RequestOptions::default()) {
+            Plan::Forward(forward) => forward,
+            Plan::Respond(_) => panic!("expected a request to the origin"),
+        }
+    };
+    // A miss: nothing stored, so nothing to retry; the headers are the caller's.
+    let miss = plan(&request);
+    assert!(!miss.may_retry());
+    assert_eq!(miss.uri(), request.uri());
+    assert_eq!(miss.request_headers(), *miss.request().headers());
+    assert_eq!(miss.request_headers()["x-user"], "1");
+    let response =
+        origin.respond(&miss.request(), 200, &[("cache-control", "max-age=10"), ("etag", "\"v1\"")], "a");
+    let _ = cache.complete(*miss, response, None);
+    // Stale: a revalidation, which may be retried (§4.3.4), carries `If-None-Match`.
+    clock.set(100);
+    let revalidation = plan(&request);
+    assert!(revalidation.may_retry());
+    let headers = revalidation.request_headers();
+    assert_eq!(headers, *revalidation.request().headers());
+    assert_eq!(headers[http::header::IF_NONE_MATCH], "\"v1\"");
+    assert_eq!(headers["x-user"], "1");
+}

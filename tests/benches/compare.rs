@@ -7,6 +7,8 @@
 //! cargo bench -p httpcache-tests --bench compare -- --only hit   # rows whose label contains "hit"
 //! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
+//! cargo bench -p httpcache-tests --bench compare -- --profile-pass 10000    # no-store, ours
+//! cargo bench -p httpcache-tests --bench compare -- --profile-plain-pass 10000  # the same, plain
 //! ```
 //!
 //! Rows, per size (the origin is [`Origin`], on its own thread; the clients run on a
@@ -913,12 +915,41 @@ fn profile_hit(iterations: usize) {
     assert_eq!(origin.hits("/blob/1024"), 1, "every profiled request was a hit");
 }
 
+/// `--profile-pass N` / `--profile-plain-pass N`: only the pass-through of a `no-store`
+/// 1 KiB response, through our memory-store client or the plain client, N times: the
+/// two profiles side by side show what the cache adds to a request it does not store.
+fn profile_pass(iterations: usize, ours: bool) {
+    let origin = Origin::start();
+    let url = parsed(&origin, "/no-store-bytes/1024");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = CachedClient::memory(Settings::default(), 64 << 20);
+    let plain = reqwest::Client::new();
+    runtime.block_on(async {
+        let start = now();
+        for _ in 0..iterations {
+            if ours {
+                black_box(fetch_cached(client.get(url.clone())).await);
+            } else {
+                black_box(fetch(plain.get(url.clone())).await);
+            }
+        }
+        let elapsed = start.elapsed();
+        println!("{iterations} requests in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
         memory_child(&args[i + 1], &args[i + 2]);
         return;
+    }
+    for (flag, ours) in [("--profile-pass", true), ("--profile-plain-pass", false)] {
+        if args.iter().any(|a| a == flag) {
+            profile_pass(value(flag).and_then(|v| v.parse().ok()).unwrap_or(10_000), ours);
+            return;
+        }
     }
     if args.iter().any(|a| a == "--profile-hit") {
         profile_hit(value("--profile-hit").and_then(|v| v.parse().ok()).unwrap_or(100_000));
