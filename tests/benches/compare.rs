@@ -8,6 +8,7 @@
 //! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
+//! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 20000 --route /bytes-etag/1024
 //! ```
 //!
 //! A filtered run (`--only`) keeps the `floor`, `reqwest plain` and `store/...` rows:
@@ -1315,11 +1316,13 @@ fn targets(
 // main
 // ---------------------------------------------------------------------------------
 
-/// `--profile-hit[-CLIENT] N`: only the memory-store hit at 1 KiB through one client
-/// (`reqwest`, the default, `ureq`, `isahc`, `isahc-async`), N times, for a profiler.
-fn profile_hit(client: &str, iterations: usize) {
+/// `--profile-hit[-CLIENT] N [--route R]`: only the memory-store hit at 1 KiB through one
+/// client (`reqwest`, the default, `ureq`, `isahc`, `isahc-async`), N times, for a
+/// profiler. `--route /bytes-etag/1024` profiles revalidations instead (any route of
+/// [`Origin`]; only a `/blob/...` one is checked to be all hits).
+fn profile_hit(client: &str, iterations: usize, route: &str) {
     let origin = Origin::start();
-    let url = origin.url("/blob/1024");
+    let url = origin.url(route);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let settings = Settings::default();
     let elapsed = match client {
@@ -1361,8 +1364,11 @@ fn profile_hit(client: &str, iterations: usize) {
             })
         }
     };
-    println!("{iterations} {client} hits in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
-    assert_eq!(origin.hits("/blob/1024"), 1, "every profiled request was a hit");
+    let each = human(elapsed / iterations.max(1) as u32);
+    println!("{iterations} {client} requests for {route} in {elapsed:?}: {each} each");
+    if route.starts_with("/blob/") {
+        assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
+    }
 }
 
 fn main() {
@@ -1379,7 +1385,8 @@ fn main() {
         ("--profile-hit-isahc-async", "isahc-async"),
     ] {
         if args.iter().any(|a| a == flag) {
-            profile_hit(client, value(flag).and_then(|v| v.parse().ok()).unwrap_or(100_000));
+            let iterations = value(flag).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            profile_hit(client, iterations, value("--route").as_deref().unwrap_or("/blob/1024"));
             return;
         }
     }
