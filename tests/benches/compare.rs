@@ -50,8 +50,9 @@
 //!     `pass-through (no-store)` (alternately with `{client} plain no-store`) and
 //!     `miss+store (force_refresh)`, as for reqwest.
 //!
-//!   There are three times as many of these rows as reqwest rows, so each measures for
-//!   half of `--secs` (warm-up at most 0.2 s).
+//!   Our isahc clients wrap the plain `isahc::HttpClient` itself (one agent thread, one
+//!   connection pool). There are three times as many of these rows as reqwest rows, so
+//!   each measures for half of `--secs` (warm-up at most 0.2 s).
 //!
 //! Columns: samples, median, p99, requests/s (1 / mean), the median over the plain
 //! reqwest median and over the floor median, and how many origin requests each
@@ -605,6 +606,7 @@ impl Clients {
     fn new() -> Clients {
         let dir = tempfile::tempdir().expect("temporary directory");
         let settings = Settings::default();
+        let isahc_plain = isahc::HttpClient::new().expect("isahc client");
         Clients {
             plain: reqwest::Client::new(),
             mem: CachedClient::memory(settings.clone(), 256 << 20),
@@ -622,13 +624,24 @@ impl Clients {
                 LmdbStore::open(dir.path().join("ureq-lmdb")).expect("lmdb store"),
                 &settings,
             ),
-            isahc_plain: isahc::HttpClient::new().expect("isahc client"),
-            isahc_mem: httpcache_isahc::CachedClient::memory(settings.clone(), 256 << 20)
-                .expect("isahc client"),
-            isahc_fs: httpcache_isahc::CachedClient::fs(dir.path().join("isahc-fs"), settings.clone())
-                .expect("isahc client"),
-            isahc_lmdb: httpcache_isahc::CachedClient::lmdb(dir.path().join("isahc-lmdb"), settings)
-                .expect("isahc client"),
+            // Our isahc clients wrap the plain one: one agent thread and one connection
+            // pool, so a paired row compares the same client with and without the cache.
+            isahc_mem: httpcache_isahc::CachedClient::wrap(
+                isahc_plain.clone(),
+                MemoryStore::new(256 << 20).into(),
+                settings.clone(),
+            ),
+            isahc_fs: httpcache_isahc::CachedClient::wrap(
+                isahc_plain.clone(),
+                FsStore::open(dir.path().join("isahc-fs")).expect("fs store").into(),
+                settings.clone(),
+            ),
+            isahc_lmdb: httpcache_isahc::CachedClient::wrap(
+                isahc_plain.clone(),
+                LmdbStore::open(dir.path().join("isahc-lmdb")).expect("lmdb store").into(),
+                settings,
+            ),
+            isahc_plain,
             _dir: dir,
         }
     }
