@@ -320,7 +320,7 @@ impl Table<'_> {
         if !self.wanted(label) {
             return;
         }
-        eprint!("  {label:<44}\r");
+        eprint!("  {label:<52}\r");
         let _ = std::io::stderr().flush();
         let before = self.origin.total_hits();
         let stats = run(self.budget);
@@ -339,7 +339,7 @@ impl Table<'_> {
         if !self.wanted(label) {
             return;
         }
-        eprint!("  {label:<44}\r");
+        eprint!("  {label:<52}\r");
         let before = self.origin.total_hits();
         let (base_stats, stats) = run(self.budget);
         let origin = (self.origin.total_hits() - before) as f64 / stats.iterations.max(1) as f64 - 1.0;
@@ -369,9 +369,9 @@ impl Table<'_> {
         let plain = self.median("reqwest plain");
         let floor = self.median("floor");
         println!();
-        println!("== {title} {}", "=".repeat(100 - title.len()));
+        println!("== {title} {}", "=".repeat(108 - title.len()));
         println!(
-            "{:<40} {:>8} {:>10} {:>10} {:>11} {:>9} {:>9} {:>7}  paired with (its median, x)",
+            "{:<48} {:>8} {:>10} {:>10} {:>11} {:>9} {:>9} {:>7}  paired with (its median, x)",
             "row", "samples", "median", "p99", "req/s", "x plain", "x floor", "origin",
         );
         for row in &self.rows {
@@ -386,7 +386,7 @@ impl Table<'_> {
                 format!("{base} ({}, x{})", human(*median), ratio(Some(*median)))
             });
             println!(
-                "{:<40} {:>8} {:>10} {:>10} {:>11.0} {:>9} {:>9} {:>7}  {}",
+                "{:<48} {:>8} {:>10} {:>10} {:>11.0} {:>9} {:>9} {:>7}  {}",
                 row.label,
                 row.stats.samples,
                 human(row.stats.median),
@@ -1235,7 +1235,7 @@ fn targets(
     memory: &[(String, u64, f64, u64)],
 ) {
     println!();
-    println!("== targets (issue) {}", "=".repeat(84));
+    println!("== targets (issue) {}", "=".repeat(92));
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     for (n, table) in tables {
         let size = SIZES.iter().find(|(s, _)| s == n).map_or("?", |(_, label)| label);
@@ -1436,9 +1436,9 @@ fn main() {
     let scaled = if section("scaling") {
         let results = scaling(&origin, &runtime, &clients, Duration::from_secs_f64(secs.max(1.0)));
         println!();
-        println!("== hit throughput, threads sharing one client {}", "=".repeat(56));
+        println!("== hit throughput, threads sharing one client {}", "=".repeat(64));
         for (label, one, two) in &results {
-            println!("{label:<40} 1 thread {one:>10.0}/s   2 threads {two:>10.0}/s   x{:.2}", two / one);
+            println!("{label:<48} 1 thread {one:>10.0}/s   2 threads {two:>10.0}/s   x{:.2}", two / one);
         }
         results
     } else {
@@ -1455,11 +1455,11 @@ fn main() {
             "== peak RSS of a child process streaming {} MiB, max_entry_bytes {} MiB {}",
             MEMORY_BYTES >> 20,
             MEMORY_MAX_ENTRY >> 20,
-            "=".repeat(28)
+            "=".repeat(36)
         );
         for (label, bytes, secs, kib) in &results {
             println!(
-                "{label:<40} {:>6} MiB in {secs:>6.2} s ({:>7.0} MiB/s)   VmHWM {:>7.1} MiB",
+                "{label:<48} {:>6} MiB in {secs:>6.2} s ({:>7.0} MiB/s)   VmHWM {:>7.1} MiB",
                 bytes >> 20,
                 (*bytes >> 20) as f64 / secs,
                 *kib as f64 / 1024.0
