@@ -268,7 +268,7 @@ impl<S: Store + 'static> CachedClient<S> {
         origin: Option<Extensions>,
         url: &Uri,
     ) -> Response<Body> {
-        let (response, pending) = convert(response, origin, url, Body::from, Body::empty());
+        let (response, pending) = convert(response, origin, url, sync_body, Body::empty());
         if let Some(PendingRevalidation(forward)) = pending {
             let (client, cache) = (self.clone(), cache.clone());
             spawn_revalidation(move || {
@@ -424,7 +424,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         origin: Option<Extensions>,
         url: &Uri,
     ) -> Response<AsyncBody> {
-        let (response, pending) = convert(response, origin, url, AsyncBody::from, AsyncBody::empty());
+        let (response, pending) = convert(response, origin, url, async_body, AsyncBody::empty());
         if let Some(PendingRevalidation(forward)) = pending {
             let (client, cache) = (self.clone(), cache.clone());
             spawn_revalidation(move || {
@@ -470,7 +470,7 @@ fn outgoing<T>(
 fn split<T>(response: Response<T>, asked: &Uri) -> (Uri, http::response::Parts, T) {
     let final_uri = response.effective_uri().cloned().unwrap_or_else(|| asked.clone());
     let (mut head, body) = response.into_parts();
-    head.extensions.insert(FinalUrl(final_uri.to_string()));
+    head.extensions.insert(FinalUrl(url_string(&final_uri)));
     (final_uri, head, body)
 }
 
@@ -481,7 +481,7 @@ fn convert<T>(
     response: Response<Bytes>,
     origin: Option<Extensions>,
     url: &Uri,
-    from_vec: fn(Vec<u8>) -> T,
+    from_bytes: fn(Bytes) -> T,
     empty: T,
 ) -> (Response<T>, Option<PendingRevalidation>) {
     let (mut parts, bytes) = response.into_parts();
@@ -491,15 +491,52 @@ fn convert<T>(
         parts.extensions = extensions;
     }
     if parts.extensions.get::<FinalUrl>().is_none() {
-        parts.extensions.insert(FinalUrl(url.to_string()));
+        parts.extensions.insert(FinalUrl(url_string(url)));
     }
-    let body = if bytes.is_empty() { empty } else { from_vec(Vec::from(bytes)) };
+    let body = if bytes.is_empty() { empty } else { from_bytes(bytes) };
     (Response::from_parts(parts, body), pending)
+}
+
+/// A stored body as isahc's, read in place (no copy, whatever its size), with its
+/// length known, as isahc's own response bodies are.
+fn sync_body(bytes: Bytes) -> Body {
+    let length = bytes.len() as u64;
+    Body::from_reader_sized(io::Cursor::new(bytes), length)
+}
+
+/// [`sync_body`] for async responses.
+fn async_body(bytes: Bytes) -> AsyncBody {
+    let length = bytes.len() as u64;
+    AsyncBody::from_reader_sized(futures_lite::io::Cursor::new(bytes), length)
+}
+
+/// `uri` as text, exactly as its `Display` writes it, in one allocation of the right
+/// size (`to_string` grows its buffer through several reallocations).
+fn url_string(uri: &Uri) -> String {
+    let scheme = uri.scheme_str();
+    let authority = uri.authority().map(|authority| authority.as_str());
+    let (path, query) = (uri.path(), uri.query());
+    let length = scheme.map_or(0, |scheme| scheme.len() + 3)
+        + authority.map_or(0, str::len)
+        + path.len()
+        + query.map_or(0, |query| query.len() + 1);
+    let mut url = String::with_capacity(length);
+    if let Some(scheme) = scheme {
+        url.push_str(scheme);
+        url.push_str("://");
+    }
+    url.push_str(authority.unwrap_or_default());
+    url.push_str(path);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
 }
 
 /// Marks a response of an uncached client as a bypass, as every response is marked.
 fn uncached_response<T>(mut response: Response<T>) -> Response<T> {
-    let url = response.effective_uri().map(ToString::to_string);
+    let url = response.effective_uri().map(url_string);
     let status = CacheStatus::bypass(Reason::Disabled);
     // A bypass has no expiry, so the time (used only for `ttl`) does not matter.
     let value = status.header_value(std::time::SystemTime::UNIX_EPOCH);
@@ -516,5 +553,44 @@ fn spawn_revalidation(work: impl FnOnce() + Send + 'static) {
     let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(work);
     if let Err(error) = spawned {
         tracing::warn!(target: "httpcache", %error, "could not start a background revalidation");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_string_is_the_uri_as_displayed() {
+        for text in [
+            "http://example.com",
+            "http://example.com/",
+            "https://user@example.com:8443/a/b?c=d&e",
+            "http://127.0.0.1:1/blob/1024?",
+            "/relative/path?q",
+            "/",
+            "example.com:443",
+            "*",
+        ] {
+            let uri: Uri = text.parse().expect("a valid URI");
+            let url = url_string(&uri);
+            assert_eq!(url, uri.to_string(), "{text}");
+            assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
+        }
+    }
+
+    #[test]
+    fn stored_bodies_keep_their_length() {
+        let bytes = Bytes::from_static(b"stored body");
+        let mut body = sync_body(bytes.clone());
+        assert_eq!(body.len(), Some(11));
+        let mut read = Vec::new();
+        body.read_to_end(&mut read).expect("read");
+        assert_eq!(read, bytes);
+        let mut body = async_body(bytes.clone());
+        assert_eq!(body.len(), Some(11));
+        let mut read = Vec::new();
+        future::block_on(body.read_to_end(&mut read)).expect("read");
+        assert_eq!(read, bytes);
     }
 }

@@ -99,6 +99,9 @@
 //!
 //! ## Bodies
 //!
+//! * A response served from a stored body (a hit, a revalidation, a response just
+//!   stored) reads that body in place, without copying it: like isahc's own response
+//!   bodies it knows its length (`Body::len()`) and cannot be `reset()`.
 //! * Responses the cache does not want ([`Forward::wants_body`] is `false`: not
 //!   storable, or a `Content-Length` above `max_entry_bytes`) are returned streamed and
 //!   not stored. A body without `Content-Length` is buffered up to `max_entry_bytes`;

@@ -63,6 +63,11 @@
 //!
 //! ## Bodies
 //!
+//! * A response served from a stored body (a hit, a revalidation, a response just
+//!   stored) reads that body in place, without copying it, through a reader: ureq then
+//!   does not know its length (`Body::content_length()` is `None`; the `Content-Length`
+//!   header is there). To send such a body on as another request's body, set that
+//!   request's `Content-Length` yourself, or read the body first.
 //! * Responses the cache does not want ([`Forward::wants_body`] is `false`), and
 //!   responses whose body turns out larger than `max_entry_bytes`, are handed over
 //!   streamed and not stored (a body without `Content-Length` is buffered up to the
@@ -94,7 +99,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Extensions, HeaderMap, HeaderValue, Request, Response, Uri};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use httpcache_core::driver::{Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan};
 use httpcache_core::inventory::Inventory;
 use httpcache_core::key::body_is_keyed;
@@ -268,7 +273,7 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         let final_uri = response.get_uri().clone();
         let final_url = (final_uri != *asked).then_some(&final_uri);
         let (mut head, body) = response.into_parts();
-        head.extensions.insert(FinalUrl(final_uri.to_string()));
+        head.extensions.insert(FinalUrl(url_string(&final_uri)));
         if !forward.wants_body(&head) {
             self.cache.complete_streamed(*forward, &mut head, final_url);
             return Settled::Done(self.check_status(Response::from_parts(head, body)));
@@ -285,7 +290,8 @@ impl<S: Store + 'static> CacheMiddleware<S> {
             let body = body_builder(&head.headers).reader(io::Cursor::new(buffered).chain(reader));
             return Settled::Done(self.check_status(Response::from_parts(head, body)));
         }
-        let origin = head.extensions.clone();
+        // ureq's own extensions (its URI, redirect history): put back under the driver's.
+        let origin = std::mem::take(&mut head.extensions);
         match self.cache.complete(*forward, Response::from_parts(head, Bytes::from(buffered)), final_url) {
             Completion::Respond(response) => Settled::Done(self.deliver(*response, Some(origin), &final_uri)),
             Completion::Retry(retry) => Settled::Retry(retry),
@@ -330,12 +336,13 @@ impl<S: Store + 'static> CacheMiddleware<S> {
             parts.extensions = extensions;
         }
         if parts.extensions.get::<FinalUrl>().is_none() {
-            parts.extensions.insert(FinalUrl(url.to_string()));
+            parts.extensions.insert(FinalUrl(url_string(url)));
         }
+        // The stored body is read in place: no copy, whatever its size.
         let body = if bytes.is_empty() {
             body_builder(&parts.headers).reader(io::empty())
         } else {
-            body_builder(&parts.headers).data(Vec::from(bytes))
+            body_builder(&parts.headers).reader(io::Cursor::new(bytes))
         };
         self.check_status(Response::from_parts(parts, body))
     }
@@ -382,11 +389,13 @@ impl<S: Store + 'static> Middleware for CacheMiddleware<S> {
         let (parts, body) = request.into_parts();
         let options = RequestOptions::from_extensions(&parts.extensions);
         let asked = parts.uri.clone();
-        let settings = self.cache.settings();
-        if !body_is_keyed(&parts.method, &settings) {
+        // GET and HEAD bodies are never keyed: no settings snapshot needed to know it.
+        let bodiless = parts.method == Method::GET || parts.method == Method::HEAD;
+        let settings = (!bodiless).then(|| self.cache.settings());
+        let Some(settings) = settings.filter(|settings| body_is_keyed(&parts.method, settings)) else {
             let plan = self.cache.plan(parts, Bytes::new(), options);
             return self.run(plan, &asked, |request| next.handle(request.map(|_| body)));
-        }
+        };
         // The body is part of the key: read it, unless it is too large to keep.
         let limit = settings.max_entry_bytes;
         let mut reader = body.into_reader();
@@ -413,6 +422,30 @@ fn send_buffered<R>(request: Request<Bytes>, send: impl FnOnce(Request<SendBody<
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     let mut slice = &bytes[..];
     send(Request::from_parts(parts, SendBody::from_reader(&mut slice)))
+}
+
+/// `uri` as text, exactly as its `Display` writes it, in one allocation of the right
+/// size (`to_string` grows its buffer through several reallocations).
+fn url_string(uri: &Uri) -> String {
+    let scheme = uri.scheme_str();
+    let authority = uri.authority().map(|authority| authority.as_str());
+    let (path, query) = (uri.path(), uri.query());
+    let length = scheme.map_or(0, |scheme| scheme.len() + 3)
+        + authority.map_or(0, str::len)
+        + path.len()
+        + query.map_or(0, |query| query.len() + 1);
+    let mut url = String::with_capacity(length);
+    if let Some(scheme) = scheme {
+        url.push_str(scheme);
+        url.push_str("://");
+    }
+    url.push_str(authority.unwrap_or_default());
+    url.push_str(path);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
 }
 
 /// A body builder carrying the mime type and charset ureq derives from `Content-Type`.
@@ -568,5 +601,29 @@ impl<B> CacheRequestExt<Ureq> for ureq::RequestBuilder<B> {
         let mut options = self.extensions_ref().map(RequestOptions::from_extensions).unwrap_or_default();
         change(&mut options);
         self.extension(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_string_is_the_uri_as_displayed() {
+        for text in [
+            "http://example.com",
+            "http://example.com/",
+            "https://user@example.com:8443/a/b?c=d&e",
+            "http://127.0.0.1:1/blob/1024?",
+            "/relative/path?q",
+            "/",
+            "example.com:443",
+            "*",
+        ] {
+            let uri: Uri = text.parse().expect("a valid URI");
+            let url = url_string(&uri);
+            assert_eq!(url, uri.to_string(), "{text}");
+            assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
+        }
     }
 }
