@@ -58,6 +58,11 @@ pub fn pragma_no_cache(headers: &HeaderMap) -> bool {
 /// `Proxy-Authenticate`, `Proxy-Authorization`, `Trailer`) before a response is stored
 /// (RFC 9111 §3.1).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most responses carry none of these: one pass over the names finds out, instead
+    // of hashing and looking up ten names every time a response is stored.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -67,22 +72,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    let fixed = [
-        CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        TE,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        HeaderName::from_static("proxy-authentication-info"),
-        TRAILER,
-    ];
-    for name in fixed {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
+
+/// The hop-by-hop fields removed whatever `Connection` says.
+const HOP_BY_HOP: [HeaderName; 10] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-authentication-info"),
+    TRAILER,
+];
 
 /// Whether `byte` is optional whitespace (RFC 9110 §5.6.3: SP or HTAB).
 pub(crate) fn is_ows(byte: u8) -> bool {
@@ -222,6 +229,24 @@ mod tests {
         left.sort_unstable();
         assert_eq!(left, ["content-type", "set-cookie"]);
         assert_eq!(headers.get_all("set-cookie").iter().count(), 2);
+    }
+
+    // RFC 9111 §3.1: each hop-by-hop field is removed even when it is the only one
+    // (the quick check for "none present" must see every one of them), and a map
+    // without any is left exactly as it was.
+    #[test]
+    fn each_hop_by_hop_field_alone_is_stripped_rfc9111_3_1() {
+        for name in HOP_BY_HOP {
+            let mut headers = map(&[(name.as_str(), b"x"), ("content-type", b"text/plain")]);
+            strip_hop_by_hop(&mut headers);
+            assert!(!headers.contains_key(&name), "{name}");
+            assert_eq!(headers.len(), 1, "{name}");
+        }
+        let untouched =
+            map(&[("content-type", b"text/plain"), ("set-cookie", b"a=1"), ("set-cookie", b"b=2")]);
+        let mut headers = untouched.clone();
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers, untouched);
     }
 
     // RFC 9110 §7.6.1: invalid tokens in Connection are ignored, not fatal.
