@@ -511,7 +511,7 @@ pub fn scan_lists_metadata<S: Store + ?Sized>(store: &S) {
 
 /// The body sizes the `refresh_*` checks use: inline and kept-apart bodies alike in
 /// every store that splits them (their thresholds lie between these).
-const REFRESH_SIZES: [usize; 4] = [0, 1 << 10, 64 << 10, 1 << 20];
+const REFRESH_SIZES: [usize; 4] = [0, 1 << 10, 64 << 10, 256 << 10];
 
 /// RFC 9111 §4.3.4: `refresh` of a freshened copy of a stored variant updates its
 /// header fields, times and expiry and keeps its body, whatever the body's size; the
