@@ -85,14 +85,15 @@
 //! ## Refreshing after a 304
 //!
 //! [`Store::refresh`] (what the drivers call when a 304 freshens a stored response)
-//! rewrites only the key's small file, its new head naming the same body file, when the
-//! entry's body is kept apart and that body file holds exactly the entry's body (read
-//! and compared under the key's write lock); otherwise it writes the whole entry as
-//! `put` does. A refresh therefore never pairs the new header fields with another
-//! body: if another writer stored a new response meanwhile, its body has another
-//! generation, and if it replaces the variant after the comparison, it deletes the
-//! body file the refreshed head names, which then reads as a miss. JSON files keep
-//! bodies inline: there a refresh is a put.
+//! rewrites only the key's small file when the entry's body is kept apart and the body
+//! file its stored head names holds exactly the entry's body: under the key's write
+//! lock, that file is hard-linked under a new generation, the new name is read and
+//! compared with the entry's body, and the key's file is replaced with a head naming
+//! it (the old name is deleted after). Otherwise, or where hard links are not
+//! supported, it writes the whole entry as `put` does. A refresh therefore never pairs
+//! the new header fields with another body: a body another writer stored meanwhile has
+//! another generation, and the name the refreshed head uses is its own, so no other
+//! writer deletes it. JSON files keep bodies inline: there a refresh is a put.
 //!
 //! ## Size bound and eviction
 //!
@@ -725,9 +726,37 @@ impl FsStore {
         Ok(Some(Bytes::from(data)))
     }
 
+    /// Links the body file of `key` and `stored` under a new generation, which it
+    /// returns; `None` when that file is gone or cannot be linked (no hard links on this
+    /// file system, say), and the caller writes the body anew. The new name is counted
+    /// in the byte total, as a walk of the directory would count it.
+    fn link_body(&self, key: &CacheKey, stored: u64) -> Option<u64> {
+        let from = self.body_path(key, stored);
+        for _ in 0..4 {
+            let generation = new_generation();
+            let to = self.body_path(key, generation);
+            match fs::hard_link(&from, &to) {
+                Ok(()) => {
+                    self.add_used(fs::metadata(&to).map_or(0, |metadata| metadata.len()), 0);
+                    return Some(generation);
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    if error.kind() != io::ErrorKind::NotFound {
+                        tracing::debug!(path = %from.display(), %error, "cannot link a body file; writing it anew");
+                    }
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     /// Whether the body file of `key` and `generation` holds exactly `body`: the guard
     /// of a refresh (see [`Store::refresh`] on [`FsStore`]). Reads the file in chunks
-    /// and stops at the first difference.
+    /// and stops at the first difference. Sets the file's modification time to now, so
+    /// that a sweep (which deletes body files no head names once a minute old) leaves a
+    /// name just linked alone until the head naming it is written.
     fn body_file_is(&self, key: &CacheKey, generation: u64, body: &[u8]) -> Result<bool, StoreError> {
         let path = self.body_path(key, generation);
         let io_error = |error| StoreError::io(format!("reading {}", path.display()), error);
@@ -736,6 +765,8 @@ impl FsStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(error) => return Err(io_error(error)),
         };
+        // Best effort, as for a hit's touch: a failure leaves only the sweep's margin.
+        let _ = file.set_modified(wall_clock());
         if file.metadata().map_err(io_error)?.len() != body.len() as u64 {
             return Ok(false);
         }
@@ -868,6 +899,53 @@ impl FsStore {
 }
 
 impl FsStore {
+    /// When the entry's body is kept apart (binary format, over 16 KiB) and the body
+    /// file its stored head names holds exactly that body, rewrites only the key's
+    /// small file, whose new head names a new hard link to that body file; else a whole
+    /// [`put`](Self::put).
+    ///
+    /// Under the key's write lock: the stored head's body file is linked under a new
+    /// generation (`hard_link` refuses a name that exists), the new name is read and
+    /// compared with the entry's body, stopping at the first difference, and only then
+    /// is the key's file replaced and the old name deleted. Comparing bytes is the
+    /// proof chosen over a fingerprint (which needs hashing the body anyway and could
+    /// collide) or the stored generation (the entry a driver hands over carries none):
+    /// reading 1 MiB from the page cache costs a fraction of writing and, with
+    /// `fsync`, flushing a new file of it. Body files never change once written, and the
+    /// new name belongs to this refresh alone, so the head it writes names exactly the
+    /// bytes it compared, even if another process replaces the variant meanwhile (and
+    /// deletes the old name). Where hard links are not supported, a refresh is a put.
+    ///
+    /// Returns whether the stored body was kept (`false`: the whole entry was written).
+    fn refresh_entry(&self, entry: &Entry) -> Result<bool, StoreError> {
+        if !self.keeps_apart(entry) {
+            return self.put_whole(entry).map(|()| false);
+        }
+        let path = self.path_of(&entry.key);
+        {
+            let _write = self.lock_for(&entry.key);
+            let loaded = self.load(&entry.key, &path, false)?;
+            let stored = loaded.as_ref().and_then(|loaded| {
+                loaded.records().find_map(|record| {
+                    let meta = container::record_meta(Format::Binary, record, &entry.key)?;
+                    let generation = Record::of(record).generation()?;
+                    (meta.variant == entry.variant && meta.body_size == entry.response.body.len() as u64)
+                        .then_some(generation)
+                })
+            });
+            if let Some(stored) = stored
+                && let Some(linked) = self.link_body(&entry.key, stored)
+            {
+                if self.body_file_is(&entry.key, linked, &entry.response.body)? {
+                    let record = container::encode_head_record(entry, linked);
+                    return self.replace_variant(entry, &path, loaded, &record, Some(linked)).map(|()| true);
+                }
+                self.remove_bodies(&entry.key, [linked])?;
+            }
+        }
+        self.put_whole(entry).map(|()| false)
+    }
+
     /// Rewrites `key`'s file without the records in `broken` (compared byte for byte,
     /// under the write lock, so a record a concurrent write in this process replaced
     /// meanwhile is not undone), and deletes the body files they named.
@@ -949,42 +1027,9 @@ impl Store for FsStore {
 
     /// When the entry's body is kept apart (binary format, over 16 KiB) and the body
     /// file its stored head names holds exactly that body, rewrites only the key's
-    /// file, the new head naming the same body file; else a whole [`put`](Self::put).
-    ///
-    /// The proof compares bytes: the body file is read (from the page cache, usually)
-    /// and compared with the entry's body, under the key's write lock, stopping at the
-    /// first difference. A fingerprint would need hashing the body anyway and could
-    /// collide, and the entry a driver hands over carries no generation of its own.
-    /// Reading 1 MiB costs a fraction of writing a new file of it (and, with `fsync`,
-    /// of flushing it). Body files are created under a fresh name and never changed,
-    /// so what the comparison saw is what the generation names for good: if another
-    /// process replaces the variant between the comparison and the rename, it deletes
-    /// that body file, and the head written here names a file that is gone, which
-    /// reads as a miss, never as another body.
+    /// small file; else a whole [`put`](Self::put). See `FsStore::refresh_entry`.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
-        if !self.keeps_apart(entry) {
-            return self.put_whole(entry);
-        }
-        let path = self.path_of(&entry.key);
-        {
-            let _write = self.lock_for(&entry.key);
-            let loaded = self.load(&entry.key, &path, false)?;
-            let stored = loaded.as_ref().and_then(|loaded| {
-                loaded.records().find_map(|record| {
-                    let meta = container::record_meta(Format::Binary, record, &entry.key)?;
-                    let generation = Record::of(record).generation()?;
-                    (meta.variant == entry.variant && meta.body_size == entry.response.body.len() as u64)
-                        .then_some(generation)
-                })
-            });
-            if let Some(generation) = stored
-                && self.body_file_is(&entry.key, generation, &entry.response.body)?
-            {
-                let record = container::encode_head_record(entry, generation);
-                return self.replace_variant(entry, &path, loaded, &record, Some(generation));
-            }
-        }
-        self.put_whole(entry)
+        self.refresh_entry(entry).map(drop)
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
