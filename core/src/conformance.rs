@@ -510,7 +510,7 @@ pub fn scan_lists_metadata<S: Store + ?Sized>(store: &S) {
 }
 
 /// The body sizes the `refresh_*` checks use: inline and kept-apart bodies alike in
-/// every store that splits them (their thresholds lie between these).
+/// every store that splits them (the LMDB and fs stores split at 16 and 128 KiB).
 const REFRESH_SIZES: [usize; 4] = [0, 1 << 10, 64 << 10, 256 << 10];
 
 /// RFC 9111 §4.3.4: `refresh` of a freshened copy of a stored variant updates its
@@ -743,8 +743,9 @@ pub fn async_inventory<S: AsyncStore + ?Sized, D: AsyncStore + ?Sized>(store: &S
 }
 
 /// Eight threads put, refresh (freshened copies of what they read, §4.3.4), get and
-/// remove overlapping keys and variants, a third of the bodies large and all of those
-/// the same length, so refreshes race with puts of other bodies; every entry read,
+/// remove overlapping keys and variants, a sixth of the bodies large (136 KiB, over
+/// the thresholds above which the LMDB and fs stores keep bodies apart) and all of
+/// those the same length, so refreshes race with puts of other bodies; every entry read,
 /// during and after, is one a writer wrote, whole (never a refresh's header fields
 /// with another put's body); `scan` agrees with `get` afterwards.
 pub fn concurrent_writers<S: Store + ?Sized>(store: &S) {
@@ -767,7 +768,8 @@ pub fn concurrent_writers<S: Store + ?Sized>(store: &S) {
                         match (state >> 16) % 20 {
                             0..=8 => {
                                 let seed = thread * 1_000_000 + op;
-                                let size = if seed % 3 == 0 { 32 << 10 } else { 16 + (seed % 3000) as usize };
+                                let size =
+                                    if seed % 6 == 0 { 136 << 10 } else { 16 + (seed % 3000) as usize };
                                 let e = entry(k, variant, body(seed, size));
                                 ok(store.put(&e), "concurrent put");
                                 written.push(e);

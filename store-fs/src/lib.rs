@@ -35,7 +35,7 @@
 //!
 //! * Binary ([`Format::Binary`], the default): a small container, a header and then
 //!   each variant's record with its length in front, so [`Store::scan`] reads only each
-//!   variant's metadata prefix and seeks past its body. A body of at most 16 KiB is in
+//!   variant's metadata prefix and seeks past its body. A body of at most 128 KiB is in
 //!   its record ([`Entry::encode`]). A longer one is in a file of its own next to the
 //!   key's, `<dir>/ab/abcdef…-<generation>.body` (16 hex digits), and the record is a
 //!   *head* ([`Entry::encode_head`], the encoding without the body) naming that
@@ -899,7 +899,7 @@ impl FsStore {
 }
 
 impl FsStore {
-    /// When the entry's body is kept apart (binary format, over 16 KiB) and the body
+    /// When the entry's body is kept apart (binary format, over 128 KiB) and the body
     /// file its stored head names holds exactly that body, rewrites only the key's
     /// small file, whose new head names a new hard link to that body file; else a whole
     /// [`put`](Self::put).
@@ -1025,7 +1025,7 @@ impl Store for FsStore {
         self.put_whole(entry)
     }
 
-    /// When the entry's body is kept apart (binary format, over 16 KiB) and the body
+    /// When the entry's body is kept apart (binary format, over 128 KiB) and the body
     /// file its stored head names holds exactly that body, rewrites only the key's
     /// small file; else a whole [`put`](Self::put). See `FsStore::refresh_entry`.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {

@@ -596,14 +596,14 @@ fn body_files_are_never_orphaned() {
     let fixture = open_in(Format::Binary, 1 << 30);
     let store = &fixture.store;
     let long = |n: u64, variant: u64| {
-        conformance::entry(conformance::key(n), variant, conformance::body(n * 10 + variant, 40 << 10))
+        conformance::entry(conformance::key(n), variant, conformance::body(n * 10 + variant, 140 << 10))
     };
     let short = |n: u64, variant: u64| entry(n, variant, 500);
     for e in [long(1, 0), long(1, 1), short(2, 0)] {
         store.put(&e).unwrap();
     }
     assert_no_orphans(store, "after puts");
-    store.put(&conformance::entry(conformance::key(1), 0, conformance::body(99, 50 << 10))).unwrap();
+    store.put(&conformance::entry(conformance::key(1), 0, conformance::body(99, 150 << 10))).unwrap();
     assert_no_orphans(store, "long over long");
     store.put(&short(1, 1)).unwrap();
     assert_no_orphans(store, "short over long");
@@ -621,20 +621,20 @@ fn body_files_are_never_orphaned() {
     assert_no_orphans(store, "clear");
 
     // Eviction takes a key's body files with its file.
-    let bounded = open_in(Format::Binary, 500 << 10);
+    let bounded = open_in(Format::Binary, 1 << 20);
     for n in 0..30 {
-        bounded.store.put(&entry(n, 0, 100 << 10)).unwrap();
+        bounded.store.put(&entry(n, 0, 200 << 10)).unwrap();
     }
     assert_no_orphans(&bounded.store, "eviction");
-    assert!(bounded.store.used_bytes() <= 500 << 10);
+    assert!(bounded.store.used_bytes() <= 1 << 20);
 }
 
 #[test]
 fn a_corrupt_body_file_is_a_clean_miss() {
     let fixture = open_in(Format::Binary, 1 << 30);
     let store = &fixture.store;
-    let victim = entry(1, 1, 100 << 10);
-    let sibling = entry(1, 2, 100 << 10);
+    let victim = entry(1, 1, 200 << 10);
+    let sibling = entry(1, 2, 200 << 10);
     let good = victim.response.body.to_vec();
     let cases: [(&str, Option<Vec<u8>>); 5] = [
         ("missing", None),
@@ -670,7 +670,7 @@ fn a_corrupt_body_file_is_a_clean_miss() {
 fn orphan_body_files_are_swept_by_scan_and_compact() {
     let fixture = open_in(Format::Binary, 1 << 30);
     let store = &fixture.store;
-    let kept = entry(1, 0, 100 << 10);
+    let kept = entry(1, 0, 200 << 10);
     store.put(&kept).unwrap();
     // A crash between writing a body and naming it, long ago and just now.
     let old = store.body_path(&kept.key, 1);

@@ -28,7 +28,8 @@
 //! * `store/{mem,fs,lmdb} get`, `refresh` and `put`: the store alone (sync `Store`):
 //!   reading the entry; `Store::refresh` of it as a 304 freshens it (new header fields
 //!   and times, the stored body), the one write a revalidation makes, which the fs and
-//!   LMDB stores turn into a metadata write when the body is kept apart (over 16 KiB);
+//!   LMDB stores turn into a metadata write when the body is kept apart (over 128 KiB
+//!   and 16 KiB);
 //!   and, for comparison, a whole `put` of it. `get` and `refresh` with `plain 304`
 //!   make the revalidation budget of the issue.
 //! * `peer {moka,cacache} ...`: `http-cache-reqwest` (the issue's Rust peer) as
