@@ -31,6 +31,12 @@ impl AsyncStore for DefaultStore {
             DefaultStore::Off => Ok(()),
         }
     }
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        match self {
+            DefaultStore::Lmdb(store) => store.refresh(entry).await,
+            DefaultStore::Off => Ok(()),
+        }
+    }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         match self {
             DefaultStore::Lmdb(store) => store.remove(key).await,

@@ -79,7 +79,9 @@
 //! it with a blocking executor through [`BlockOn`].
 //!
 //! The checks compare whole [`Entry`] values, so a store must give back exactly what it
-//! was given: every header line in order, binary bodies, times to the nanosecond.
+//! was given: every header line in order, binary bodies, times to the nanosecond. The
+//! `refresh_*` checks hold [`Store::refresh`] to its contract (RFC 9111 §4.3.4): it
+//! leaves what `put` would, keeping the stored body only when it is the entry's own.
 //! [`key`], [`body`] and [`entry`] build the test data, for a store's own tests too.
 
 use std::any::Any;
@@ -142,6 +144,9 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<'_, S> {
     }
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         futures_executor::block_on(self.0.put(entry))
+    }
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        futures_executor::block_on(self.0.refresh(entry))
     }
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         futures_executor::block_on(self.0.remove(key))
@@ -270,6 +275,24 @@ pub fn entry(key: CacheKey, variant: u64, body: Bytes) -> Entry {
         created: at(11) + Duration::from_nanos(987_654_321),
         expires: Some(at(71) + Duration::from_nanos(1)),
     }
+}
+
+/// `stored` as a validation freshens it (RFC 9111 §4.3.4): the 304's header fields
+/// replace the stored ones (another `Cache-Control`, a later `Date`, a field the 304
+/// adds), the request and response times and the expiry move on; key, variant,
+/// `created` and the body stay. Each `round` gives different fields and times.
+pub fn revalidated(stored: &Entry, round: u64) -> Entry {
+    let mut entry = stored.clone();
+    let value = |text: String| HeaderValue::try_from(text).expect("valid test header value");
+    let headers = &mut entry.response.headers;
+    headers.insert(http::header::CACHE_CONTROL, value(format!("max-age={}", 60 + round)));
+    headers.insert(http::header::DATE, value(format!("round {round}")));
+    headers.insert(HeaderName::from_static("x-revalidated"), value(format!("{round}")));
+    let later = Duration::from_secs(100 * (round + 1)) + Duration::from_nanos(round % 1_000_000_000);
+    entry.request_time = stored.request_time + later;
+    entry.response_time = stored.response_time + later;
+    entry.expires = Some(entry.response_time + Duration::from_secs(60 + round));
+    entry
 }
 
 /// A small entry with the listing fields the inventory checks sort and filter on.
@@ -486,6 +509,113 @@ pub fn scan_lists_metadata<S: Store + ?Sized>(store: &S) {
     assert_eq!(sorted_metas(ok(store.scan(), "scan")), want, "scan after remove_variant");
 }
 
+/// The body sizes the `refresh_*` checks use: inline and kept-apart bodies alike in
+/// every store that splits them (the LMDB and fs stores split at 16 and 128 KiB).
+const REFRESH_SIZES: [usize; 4] = [0, 1 << 10, 64 << 10, 256 << 10];
+
+/// RFC 9111 §4.3.4: `refresh` of a freshened copy of a stored variant updates its
+/// header fields, times and expiry and keeps its body, whatever the body's size; the
+/// key's other variants are untouched, `scan` lists the new metadata, and a later
+/// `refresh` or `put` works as usual.
+pub fn refresh_updates_metadata_and_keeps_body<S: Store + ?Sized>(store: &S) {
+    for (n, size) in REFRESH_SIZES.into_iter().enumerate() {
+        let n = n as u64;
+        let stored = entry(key(n), 1, body(n, size));
+        let sibling = entry(key(n), 2, body(n + 100, 100));
+        ok(store.put(&stored), "put");
+        ok(store.put(&sibling), "put");
+        let first = revalidated(&stored, 1);
+        ok(store.refresh(&first), "refresh");
+        let what = format!("after refreshing a {size}-byte body");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&first, &sibling], &what);
+        let second = revalidated(&first, 2);
+        ok(store.refresh(&second), "refresh again");
+        let what = format!("after refreshing a {size}-byte body twice");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&second, &sibling], &what);
+        let listed: Vec<EntryMeta> =
+            ok(store.scan(), "scan").into_iter().filter(|meta| meta.key == key(n)).collect();
+        assert_eq!(sorted_metas(listed), sorted_metas(vec![second.meta(), sibling.meta()]), "{what}: scan");
+        // A put after a refresh replaces the variant as usual.
+        let replaced = entry(key(n), 1, body(n + 200, size / 2));
+        ok(store.put(&replaced), "put after refresh");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&replaced, &sibling], "put after refresh");
+    }
+}
+
+/// `refresh` when nothing is stored for the variant any more (removed, its key
+/// removed, the store cleared, or never stored at all) stores the whole entry, body
+/// included: a miss is never left behind, and no stale body is revived.
+pub fn refresh_of_a_removed_entry_stores_it_whole<S: Store + ?Sized>(store: &S) {
+    for (n, size) in REFRESH_SIZES.into_iter().enumerate() {
+        let n = n as u64;
+        let stored = entry(key(n), 0, body(n, size));
+        let removals = ["remove_variant", "remove", "clear", "nothing ever stored"];
+        for (round, removal) in removals.into_iter().enumerate() {
+            match removal {
+                "remove_variant" => {
+                    ok(store.put(&stored), "put");
+                    assert!(ok(store.remove_variant(&key(n), VariantId(0)), "remove_variant"));
+                }
+                "remove" => {
+                    ok(store.put(&stored), "put");
+                    assert_eq!(ok(store.remove(&key(n)), "remove"), 1);
+                }
+                "clear" => {
+                    ok(store.put(&stored), "put");
+                    ok(store.clear(), "clear");
+                }
+                _ => {}
+            }
+            let refreshed = revalidated(&stored, round as u64);
+            ok(store.refresh(&refreshed), "refresh");
+            let what = format!("refresh of a {size}-byte entry after {removal}");
+            assert_entries(&ok(store.get(&key(n)), "get"), &[&refreshed], &what);
+            assert_eq!(ok(store.scan(), "scan").iter().filter(|m| m.key == key(n)).count(), 1, "{what}");
+            ok(store.remove(&key(n)), "remove");
+        }
+    }
+}
+
+/// The race `refresh` must survive: a process reads a variant (body B1) and
+/// revalidates it; meanwhile another stores a new response for the same variant
+/// (body B2); then the refresh arrives. The store must end up holding the refreshed
+/// entry *with B1*, never its header fields with B2 (which its `ETag` and
+/// `Content-Length` do not describe): B2 differs from B1 in the last byte only, in
+/// the first only, is shorter, longer, or empty.
+pub fn refresh_never_pairs_headers_with_another_body<S: Store + ?Sized>(store: &S) {
+    for (n, size) in REFRESH_SIZES.into_iter().enumerate().skip(1) {
+        let n = n as u64;
+        let read = entry(key(n), 3, body(n, size));
+        let b1 = &read.response.body;
+        let flip = |at: usize| {
+            let mut bytes = b1.to_vec();
+            bytes[at] ^= 0x01;
+            Bytes::from(bytes)
+        };
+        let others: [(&str, Bytes); 5] = [
+            ("last byte differs", flip(size - 1)),
+            ("first byte differs", flip(0)),
+            ("shorter", b1.slice(..size / 2)),
+            ("longer", Bytes::from([&b1[..], &body(n + 7, 4096)[..]].concat())),
+            ("empty", Bytes::new()),
+        ];
+        for (round, (how, b2)) in others.into_iter().enumerate() {
+            ok(store.put(&read), "put");
+            let mut meanwhile = entry(key(n), 3, b2);
+            meanwhile.response.headers.insert(http::header::ETAG, HeaderValue::from_static("\"v2\""));
+            ok(store.put(&meanwhile), "the other writer's put");
+            let refreshed = revalidated(&read, round as u64);
+            ok(store.refresh(&refreshed), "refresh");
+            let what = format!("{size}-byte body refreshed after another writer stored one ({how})");
+            assert_entries(&ok(store.get(&key(n)), "get"), &[&refreshed], &what);
+            let listed: Vec<EntryMeta> =
+                ok(store.scan(), "scan").into_iter().filter(|meta| meta.key == key(n)).collect();
+            assert_eq!(listed, [refreshed.meta()], "{what}: scan");
+        }
+        ok(store.remove(&key(n)), "remove");
+    }
+}
+
 fn inventory_fixture() -> Vec<Entry> {
     vec![
         listed(1, 0, "https://example.com/a", 10, 0, Some(100)),
@@ -612,8 +742,12 @@ pub fn async_inventory<S: AsyncStore + ?Sized, D: AsyncStore + ?Sized>(store: &S
     });
 }
 
-/// Eight threads put, get and remove overlapping keys and variants; every entry read,
-/// during and after, is one a writer wrote, whole; `scan` agrees with `get` afterwards.
+/// Eight threads put, refresh (freshened copies of what they read, §4.3.4), get and
+/// remove overlapping keys and variants, a sixth of the bodies large (136 KiB, over
+/// the thresholds above which the LMDB and fs stores keep bodies apart) and all of
+/// those the same length, so refreshes race with puts of other bodies; every entry read,
+/// during and after, is one a writer wrote, whole (never a refresh's header fields
+/// with another put's body); `scan` agrees with `get` afterwards.
 pub fn concurrent_writers<S: Store + ?Sized>(store: &S) {
     const KEYS: u64 = 5;
     const VARIANTS: u64 = 3;
@@ -623,6 +757,7 @@ pub fn concurrent_writers<S: Store + ?Sized>(store: &S) {
             .map(|thread| {
                 scope.spawn(move || {
                     let (mut written, mut read) = (Vec::new(), Vec::new());
+                    let mut last_read: HashMap<(CacheKey, VariantId), Entry> = HashMap::new();
                     let mut state = thread.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                     for op in 0..CONCURRENT_OPS_PER_THREAD {
                         state ^= state << 13;
@@ -631,13 +766,28 @@ pub fn concurrent_writers<S: Store + ?Sized>(store: &S) {
                         let k = key(state % KEYS);
                         let variant = (state >> 8) % VARIANTS;
                         match (state >> 16) % 20 {
-                            0..=10 => {
+                            0..=8 => {
                                 let seed = thread * 1_000_000 + op;
-                                let e = entry(k, variant, body(seed, 16 + (seed % 3000) as usize));
+                                let size =
+                                    if seed % 6 == 0 { 136 << 10 } else { 16 + (seed % 3000) as usize };
+                                let e = entry(k, variant, body(seed, size));
                                 ok(store.put(&e), "concurrent put");
                                 written.push(e);
                             }
-                            11..=16 => read.extend(ok(store.get(&k), "concurrent get")),
+                            9..=10 => {
+                                if let Some(seen) = last_read.get(&(k, VariantId(variant))) {
+                                    let refreshed = revalidated(seen, thread * 1_000_000 + op);
+                                    ok(store.refresh(&refreshed), "concurrent refresh");
+                                    written.push(refreshed);
+                                }
+                            }
+                            11..=16 => {
+                                let got = ok(store.get(&k), "concurrent get");
+                                for e in &got {
+                                    last_read.insert((e.key, e.variant), e.clone());
+                                }
+                                read.extend(got);
+                            }
                             17..=18 => {
                                 ok(store.remove_variant(&k, VariantId(variant)), "concurrent remove_variant");
                             }
@@ -926,7 +1076,9 @@ macro_rules! __conformance_tests {
         $crate::__conformance_tests!(@one $store, $wrap,
             round_trip missing_key_is_empty variants_coexist overwrite_replaces_variant
             remove_counts_variants remove_variant_keeps_others clear_removes_everything
-            scan_lists_metadata inventory_lists inventory_deletes concurrent_writers);
+            scan_lists_metadata inventory_lists inventory_deletes concurrent_writers
+            refresh_updates_metadata_and_keeps_body refresh_of_a_removed_entry_stores_it_whole
+            refresh_never_pairs_headers_with_another_body);
 
         $(
             #[test]

@@ -522,7 +522,13 @@ impl<S> Cache<S> {
                     writes.push(Write::RemoveVariant(key, old));
                 }
                 if persist {
-                    writes.push(Write::Put(entry.clone()));
+                    // The stored body is the entry's: let the store rewrite only what
+                    // changed (§4.3.4). Re-filed under a new variant id, nothing is
+                    // stored under it yet, so the whole entry goes in.
+                    writes.push(match replaces {
+                        None => Write::Refresh(entry.clone()),
+                        Some(_) => Write::Put(entry.clone()),
+                    });
                 }
                 let response = if reason == Reason::HeadFreshened {
                     with_status(Response::from_parts(head, body), status, now)
@@ -667,6 +673,9 @@ enum Write {
     RemoveVariant(CacheKey, VariantId),
     /// Store an entry.
     Put(Box<Entry>),
+    /// Store an entry freshened by a validation, whose body is already stored
+    /// ([`Store::refresh`](crate::Store::refresh)).
+    Refresh(Box<Entry>),
     /// Remove the variants under a key whose `Vary` differs from this one, except `VariantId`.
     Prune(CacheKey, Vary, VariantId),
     /// Remove the GET/HEAD entries stored for a URI, found by scanning metadata (the
@@ -675,9 +684,10 @@ enum Write {
 }
 
 impl Write {
-    /// Traces a failed write; returns whether it was a `Put` (the response is then not stored).
+    /// Traces a failed write; returns whether it stored an entry (a `Put` or a
+    /// `Refresh`: the response is then not stored).
     fn failed(&self, error: &crate::store::StoreError) -> bool {
-        let put = matches!(self, Write::Put(_));
+        let put = matches!(self, Write::Put(_) | Write::Refresh(_));
         log_store_error(if put { "write" } else { "remove" }, self.key(), error);
         put
     }
@@ -688,7 +698,7 @@ impl Write {
             | Write::RemoveVariant(key, _)
             | Write::Prune(key, _, _)
             | Write::RemoveUrl(key, _, _) => key,
-            Write::Put(entry) => &entry.key,
+            Write::Put(entry) | Write::Refresh(entry) => &entry.key,
         }
     }
 
@@ -743,7 +753,7 @@ impl Finish {
         Finish { response, writes: Vec::new(), retry: None }
     }
 
-    /// Marks the response as not stored when a `Put` failed.
+    /// Marks the response as not stored when a `Put` or `Refresh` failed.
     fn stored(mut self, all_puts_succeeded: bool) -> Self {
         if !all_puts_succeeded {
             mark_not_stored(&mut self.response);
@@ -839,8 +849,8 @@ impl<S: Store> Cache<S> {
         })
     }
 
-    /// Performs `writes` in order; returns whether every `Put` succeeded. Failures are
-    /// traced, never returned: a store error never fails a request.
+    /// Performs `writes` in order; returns whether every `Put` and `Refresh` succeeded.
+    /// Failures are traced, never returned: a store error never fails a request.
     fn perform(&self, writes: Vec<Write>) -> bool {
         let mut all_puts_succeeded = true;
         for write in writes {
@@ -848,6 +858,7 @@ impl<S: Store> Cache<S> {
                 Write::Remove(key) => self.store.remove(key).map(drop),
                 Write::RemoveVariant(key, variant) => self.store.remove_variant(key, *variant).map(drop),
                 Write::Put(entry) => self.store.put(entry),
+                Write::Refresh(entry) => self.store.refresh(entry),
                 Write::Prune(key, vary, keep) => self.store.get(key).and_then(|stored| {
                     Write::obsolete(vary, *keep, stored)
                         .try_for_each(|variant| self.store.remove_variant(key, variant).map(drop))
@@ -986,6 +997,7 @@ impl<S: AsyncStore> Cache<S> {
                     self.store.remove_variant(key, *variant).await.map(drop)
                 }
                 Write::Put(entry) => self.store.put(entry).await,
+                Write::Refresh(entry) => self.store.refresh(entry).await,
                 Write::Prune(key, vary, keep) => match self.store.get(key).await {
                     Ok(stored) => {
                         let mut result = Ok(());

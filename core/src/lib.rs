@@ -74,7 +74,10 @@
 //!             invalidate.iter().for_each(|key| drop(storage.remove(key)));
 //!             storage.entry(entry.key).or_default().push(*entry);
 //!         }
-//!         Outcome::Refresh { .. } | Outcome::ServeStale { .. } => { /* serve the stored entry */ }
+//!         // Serve the freshened entry; when `persist`, write it back with
+//!         // `Store::refresh` (its body is already stored).
+//!         Outcome::Refresh { .. } => {}
+//!         Outcome::ServeStale { .. } => { /* serve the stored entry */ }
 //!         Outcome::Invalidate { keys, .. } => keys.iter().for_each(|key| drop(storage.remove(key))),
 //!         Outcome::Retry(_) => { /* send again without conditional headers */ }
 //!         Outcome::Skip(_) => { /* return the origin's response as it is */ }

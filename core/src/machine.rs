@@ -264,7 +264,9 @@ pub enum Outcome {
         reason: Reason,
     },
     /// A 304 (or a HEAD) refreshed the stored response: serve `entry`, and write it
-    /// when `persist` (false in read-only mode).
+    /// when `persist` (false in read-only mode): with
+    /// [`Store::refresh`](crate::Store::refresh), its body being the one stored, or
+    /// whole when `replaces` re-files it under another variant.
     Refresh {
         /// The updated entry.
         entry: Box<Entry>,

@@ -4,6 +4,10 @@
 //! Records are addressed by primary key and [`VariantId`]: `put` replaces the variant
 //! with the same id under the entry's key and keeps the others. A record that fails
 //! to decode is a miss: `get` deletes it and leaves it out, never returns an error for it.
+//!
+//! `refresh` is `put` for an entry freshened by a validation (a 304): the same result,
+//! but a store that keeps bodies apart may skip rewriting the body when it can prove
+//! the stored one is the entry's (see [`Store::refresh`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +57,25 @@ pub trait Store: Send + Sync {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError>;
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> Result<(), StoreError>;
+    /// Stores `entry`, a stored variant freshened by a validation (RFC 9111 §4.3.4: a
+    /// 304, or a HEAD response, updated its header fields, times and expiry) whose body
+    /// is the one already stored for `(entry.key, entry.variant)`. The drivers call it
+    /// instead of [`put`](Store::put) when they write back a revalidated entry.
+    ///
+    /// It must leave exactly what `put(entry)` would; only the cost may differ. A store
+    /// that keeps bodies apart from the rest of an entry may rewrite just the small
+    /// part, *but only after proving, within the same write, that the body stored now
+    /// is `entry`'s*: since the entry was read, another writer (another process) may
+    /// have stored a new response for that variant, or it may have been removed or
+    /// evicted, and pairing `entry`'s header fields (its `ETag`, `Content-Length`...)
+    /// with another body would serve a wrong response. When it cannot prove it, or
+    /// nothing is stored, it writes the whole entry, as `put` does; `entry` always
+    /// carries its full body (a shared `Bytes`) for that.
+    ///
+    /// The default is `put`, right for every store that rewrites entries whole.
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.put(entry)
+    }
     /// Removes every variant under `key`; returns how many were removed.
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError>;
     /// Removes one variant; returns whether it was there.
@@ -73,6 +96,11 @@ pub trait AsyncStore: Send + Sync {
     fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores `entry`, a stored variant freshened by a validation, whose body is the
+    /// one already stored: [`Store::refresh`] (same contract). The default is `put`.
+    fn refresh(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.put(entry)
+    }
     /// Removes every variant under `key`; returns how many were removed.
     fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// Removes one variant; returns whether it was there.
@@ -104,6 +132,9 @@ impl<S: Store> AsyncStore for Inline<S> {
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.0.put(entry)
     }
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.0.refresh(entry)
+    }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.0.remove(key)
     }
@@ -130,6 +161,9 @@ macro_rules! forward_store {
             }
             fn put(&self, entry: &Entry) -> Result<(), StoreError> {
                 (**self).put(entry)
+            }
+            fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+                (**self).refresh(entry)
             }
             fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
                 (**self).remove(key)
@@ -213,6 +247,9 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.blocking.put(entry)
     }
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.blocking.refresh(entry)
+    }
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.blocking.remove(key)
     }
@@ -236,6 +273,9 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.asynchronous.put(entry).await
+    }
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.asynchronous.refresh(entry).await
     }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.asynchronous.remove(key).await

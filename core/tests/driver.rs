@@ -18,12 +18,13 @@ use httpcache_core::{
 };
 use support::{T0_SECS, at, date};
 
-/// A HashMap store that can be told to fail.
+/// A HashMap store that can be told to fail, counting the writes of entries.
 #[derive(Default)]
 struct TestStore {
     entries: Mutex<HashMap<(CacheKey, VariantId), Entry>>,
     fail: AtomicBool,
     puts: AtomicUsize,
+    refreshes: AtomicUsize,
 }
 
 impl TestStore {
@@ -54,6 +55,12 @@ impl Store for TestStore {
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.check()?;
         self.puts.fetch_add(1, Ordering::SeqCst);
+        self.entries.lock().unwrap().insert((entry.key, entry.variant), entry.clone());
+        Ok(())
+    }
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.check()?;
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
         self.entries.lock().unwrap().insert((entry.key, entry.variant), entry.clone());
         Ok(())
     }
@@ -181,6 +188,101 @@ fn stale_entry_is_revalidated_with_304() {
     let hit = cache.send(get(URL), RequestOptions::default(), send).unwrap();
     assert_eq!(origin.count(), 2, "the 304 made the entry fresh again");
     assert!(status(&hit).from_cache);
+}
+
+/// (puts, refreshes) the store has seen.
+fn writes(store: &TestStore) -> (usize, usize) {
+    (store.puts.load(Ordering::SeqCst), store.refreshes.load(Ordering::SeqCst))
+}
+
+/// The origin of the refresh tests: 200 with an `ETag`, or 304 to a conditional request.
+fn revalidating_origin(
+    origin: &Origin,
+    r: &Request<Bytes>,
+    extra: &[(&'static str, &'static str)],
+) -> Response<Bytes> {
+    let mut headers = vec![("cache-control", "max-age=60"), ("etag", "\"v1\"")];
+    if r.headers().contains_key(http::header::IF_NONE_MATCH) {
+        headers.extend_from_slice(extra);
+        origin.respond(r, 304, &headers, "")
+    } else {
+        origin.respond(r, 200, &headers, "payload")
+    }
+}
+
+#[test]
+fn a_304_refreshes_the_stored_entry_instead_of_putting_it() {
+    // RFC 9111 §4.3.4: a 304 freshens the stored response; its body is already stored,
+    // so the driver asks the store to refresh it (a metadata write), never to put it.
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[("x-fresh", "yes")]));
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(writes(cache.store()), (1, 0), "the first response is put");
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&revalidated).revalidated);
+    assert_eq!(revalidated.body(), "payload");
+    assert_eq!(writes(cache.store()), (1, 1), "the 304 is one refresh and no put");
+    let stored = cache.store().get(&status(&revalidated).cache_key.unwrap()).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].response.body, "payload", "the refreshed entry carries its whole body");
+    assert_eq!(stored[0].response.headers["x-fresh"], "yes", "and the 304's header fields");
+    assert_eq!(stored[0].expires, Some(at(160)));
+    // A refresh the store fails is reported like a failed put: not stored.
+    clock.set(200);
+    cache.store().fail.store(true, Ordering::SeqCst);
+    let failed = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(failed.body(), "payload");
+    assert!(!status(&failed).stored);
+}
+
+#[test]
+fn a_304_through_the_async_driver_refreshes_too() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| {
+        let response = revalidating_origin(&origin, &r, &[]);
+        async move { Ok::<_, ()>(response) }
+    };
+    futures_executor::block_on(async {
+        cache.send_async(get(URL), RequestOptions::default(), send).await.unwrap();
+        clock.set(100);
+        let revalidated = cache.send_async(get(URL), RequestOptions::default(), send).await.unwrap();
+        assert!(status(&revalidated).revalidated);
+        assert_eq!(revalidated.body(), "payload");
+    });
+    assert_eq!(writes(&cache.store().0), (1, 1), "(puts, refreshes)");
+}
+
+#[test]
+fn a_304_that_changes_vary_puts_the_refiled_entry() {
+    // §4.1: a new `Vary` re-files the entry under another variant id, where no body is
+    // stored yet: the whole entry is put (and the old variant removed).
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send =
+        |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[("vary", "accept-language")]));
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(revalidated.body(), "payload");
+    assert_eq!(writes(cache.store()), (2, 0), "(puts, refreshes)");
+    assert_eq!(cache.store().len(), 1);
+}
+
+#[test]
+fn a_304_in_read_only_mode_writes_nothing() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[]));
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    cache.update_settings(|settings| settings.read_only = true);
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&revalidated).revalidated);
+    assert_eq!(writes(cache.store()), (1, 0), "(puts, refreshes)");
 }
 
 #[test]

@@ -67,6 +67,11 @@ impl AsyncStore for AsyncFsStore {
         self.run(move |store| store.put(&entry))
     }
 
+    fn refresh(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let entry = entry.clone();
+        self.run(move |store| store.refresh(&entry))
+    }
+
     fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let key = *key;
         self.run(move |store| store.remove(&key))

@@ -29,13 +29,19 @@
 //! ## Layout
 //!
 //! DESIGN.md says "one file per entry". Here the variants of one key share a file (one
-//! file per *key*), so a hit is one `open` + one `read` whatever the number of variants;
-//! most keys have exactly one. The file of key `abcdef…` (64 hex digits) is
+//! file per *key*), so a hit is one `open` + one `read` whatever the number of variants
+//! (plus one for each body kept apart, below); most keys have exactly one. The file of key `abcdef…` (64 hex digits) is
 //! `<dir>/ab/abcdef…` in the binary format, `<dir>/ab/abcdef….json` in JSON.
 //!
 //! * Binary ([`Format::Binary`], the default): a small container, a header and then
-//!   each variant's [`Entry::encode`] with its length in front, so [`Store::scan`] reads
-//!   only each variant's metadata prefix and seeks past its body.
+//!   each variant's record with its length in front, so [`Store::scan`] reads only each
+//!   variant's metadata prefix and seeks past its body. A body of at most 128 KiB is in
+//!   its record ([`Entry::encode`]). A longer one is in a file of its own next to the
+//!   key's, `<dir>/ab/abcdef…-<generation>.body` (16 hex digits), and the record is a
+//!   *head* ([`Entry::encode_head`], the encoding without the body) naming that
+//!   generation; a hit on such an entry is two `open` + `read`s. Files written before
+//!   bodies were kept apart (every record inline) read as they are, and an entry moves
+//!   to the new layout when it is next written.
 //! * JSON ([`Format::Json`]): the file is a JSON array of [`Entry::to_json`] objects.
 //!   Listing reads whole files. A store reads only files of its own format: the other
 //!   format's files are left alone (convert with
@@ -50,6 +56,16 @@
 //! it may leave a temporary file, which [`FsStore::open`] deletes once it is more than a
 //! minute old.
 //!
+//! A body kept apart is written first, to a file created under a new name
+//! (`create_new`, with a random generation), and flushed with `fsync` when that is on;
+//! then the key's file is replaced with one whose head names it; the body file of the
+//! record replaced is deleted last. A body file is never written again once named, so a
+//! generation names one body for good: a crash between the steps leaves at worst a
+//! body file no head names, never a head naming a body it does not describe, and a
+//! head whose body file is missing or not the recorded length reads as a miss.
+//! [`Store::scan`] and [`Store::compact`] delete body files no head names once they are
+//! more than a minute old (younger ones may belong to a put in progress).
+//!
 //! Adding a variant rewrites its key's file. Two processes writing *different variants
 //! of the same key* at the same instant may therefore lose one of them: a later miss,
 //! never a corrupt read. Within one process such writes are serialised.
@@ -57,23 +73,39 @@
 //! A file that is corrupt, truncated, foreign to this format or written by another
 //! version is a miss and is deleted when read; a variant that alone fails to decode is
 //! dropped and its siblings kept. Files whose *name* is not one of ours (anything but
-//! `<2 hex>/<64 hex>[.json]`) are never read, listed or deleted.
+//! `<2 hex>/<64 hex>[.json]` and, for a binary store, `<2 hex>/<64 hex>-<16 hex>.body`)
+//! are never read, listed or deleted.
 //!
-//! [`Store::compact`] deletes crash leftovers and empty shard directories.
+//! [`Store::compact`] deletes crash leftovers (temporary files and body files no head
+//! names, more than a minute old) and empty shard directories.
 //!
 //! Files are created `0600` and directories `0700` (on Unix). Failures (disk full,
 //! permission denied, a missing directory) are [`StoreError::Io`] naming the path.
 //!
+//! ## Refreshing after a 304
+//!
+//! [`Store::refresh`] (what the drivers call when a 304 freshens a stored response)
+//! rewrites only the key's small file when the entry's body is kept apart and the body
+//! file its stored head names holds exactly the entry's body: under the key's write
+//! lock, that file is hard-linked under a new generation, the new name is read and
+//! compared with the entry's body, and the key's file is replaced with a head naming
+//! it (the old name is deleted after). Otherwise, or where hard links are not
+//! supported, it writes the whole entry as `put` does. A refresh therefore never pairs
+//! the new header fields with another body: a body another writer stored meanwhile has
+//! another generation, and the name the refreshed head uses is its own, so no other
+//! writer deletes it. JSON files keep bodies inline: there a refresh is a put.
+//!
 //! ## Size bound and eviction
 //!
-//! The store keeps the total size of its files under `max_bytes` by deleting the least
-//! recently used files first. Recency is the file's modification time: a write sets it,
-//! and a hit refreshes it when it is more than a minute old (one extra `futimens` on the
-//! already open file, at most once a minute per file), so the hit path stays one
-//! `open` + `read`. Each process tracks the total it has seen and, when it passes the
-//! bound, lists the directory, deletes the oldest files down to 90 % of the bound, and
-//! takes the listed total as the new count. With several processes writing, the bound
-//! is approximate between those walks.
+//! The store keeps the total size of its files (key files and body files) under
+//! `max_bytes` by deleting the least recently used keys first, each key's file with its
+//! body files. Recency is the key file's modification time: a write sets it, and a hit
+//! refreshes it when it is more than a minute old (one extra `futimens` on the already
+//! open file, at most once a minute per file), so the hit path stays one `open` +
+//! `read` of the key's file (and of its body files). Each process tracks the total it
+//! has seen and, when it passes the bound, lists the directory, deletes the oldest keys
+//! down to 90 % of the bound, and takes the listed total as the new count. With several
+//! processes writing, the bound is approximate between those walks.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -81,6 +113,7 @@
 mod async_store;
 mod container;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -91,6 +124,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
 
+use crate::container::Record;
 pub use async_store::AsyncFsStore;
 
 /// The default size bound: 1 GiB.
@@ -186,7 +220,7 @@ impl FsStoreBuilder {
                     let _ = fs::remove_file(&file.path);
                 }
                 Kind::Temp => {}
-                Kind::Entry(_) => total += file.metadata.len(),
+                Kind::Entry(_) | Kind::Body(..) => total += file.metadata.len(),
             }
         }
         store.inner.used.store(total, Ordering::Relaxed);
@@ -209,7 +243,7 @@ struct Inner {
     format: Format,
     fsync: bool,
     max_bytes: u64,
-    /// The total size of entry files, as this process knows it.
+    /// The total size of entry and body files, as this process knows it.
     used: AtomicU64,
     /// Held by the thread running an eviction walk.
     evicting: Mutex<()>,
@@ -219,7 +253,10 @@ struct Inner {
 
 /// The kind of a file found in the cache directory.
 enum Kind {
+    /// A key's file.
     Entry(CacheKey),
+    /// A body kept apart: its key and generation (binary stores only).
+    Body(CacheKey, u64),
     Temp,
 }
 
@@ -269,6 +306,20 @@ fn create_new(path: &Path) -> io::Result<File> {
 /// A process-wide counter making temporary file names unique.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A fresh body generation: 64 bits hashed, with this process's random hash keys, from
+/// the process id, a counter and the clock. Unpredictable and almost surely unused;
+/// the body file is created with `create_new`, so a name already taken is never
+/// reused (another generation is drawn).
+fn new_generation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher
+        .write_u128(wall_clock().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_nanos()));
+    hasher.finish()
+}
+
 fn is_hex_lower(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
@@ -310,6 +361,13 @@ impl FsStore {
         AsyncFsStore::new(self)
     }
 
+    /// The file that holds (or would hold) the body of `key` kept apart under
+    /// `generation` (binary format).
+    fn body_path(&self, key: &CacheKey, generation: u64) -> PathBuf {
+        let hex = key.to_string();
+        self.inner.root.join(&hex[..2]).join(container::body_file_name(key, generation))
+    }
+
     /// The file that holds (or would hold) `key`'s variants.
     pub fn path_of(&self, key: &CacheKey) -> PathBuf {
         let hex = key.to_string();
@@ -344,7 +402,18 @@ impl FsStore {
         hex.parse().ok()
     }
 
-    /// Every file of ours in the cache directory: entry files and temporary files.
+    /// The key and generation of a body file named `name` in shard directory `shard`,
+    /// if it is one of ours. A JSON store has none: body files there belong to a
+    /// binary store sharing the directory, and are left alone like its entry files.
+    fn parse_body_name(&self, shard: &str, name: &str) -> Option<(CacheKey, u64)> {
+        if self.inner.format != Format::Binary || !name.starts_with(shard) {
+            return None;
+        }
+        container::parse_body_file_name(name)
+    }
+
+    /// Every file of ours in the cache directory: entry files, body files (binary
+    /// format) and temporary files.
     fn walk(&self) -> Result<Vec<Found>, StoreError> {
         let root = &self.inner.root;
         let io_error = |path: &Path, error| StoreError::io(format!("listing {}", path.display()), error);
@@ -373,6 +442,8 @@ impl FsStore {
                     Kind::Temp
                 } else if let Some(key) = self.parse_name(shard_name, name) {
                     Kind::Entry(key)
+                } else if let Some((key, generation)) = self.parse_body_name(shard_name, name) {
+                    Kind::Body(key, generation)
                 } else {
                     continue;
                 };
@@ -481,32 +552,65 @@ impl FsStore {
         let _ = self.inner.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
     }
 
-    /// Deletes the least recently used files until the total is under 90 % of the bound,
-    /// never `keep` (the file just written). One eviction at a time per process.
+    /// Deletes the least recently used keys (a key's file with its body files) until the
+    /// total is under 90 % of the bound, never `keep` (the key file just written) and
+    /// its bodies. A key's recency is its file's; body files without one count by their
+    /// own. One eviction at a time per process.
     fn evict(&self, keep: Option<&Path>) -> Result<(), StoreError> {
         let Ok(_evicting) = self.inner.evicting.try_lock() else {
             return Ok(()); // another thread is on it
         };
-        let mut files: Vec<(SystemTime, u64, PathBuf)> = self
-            .walk()?
-            .into_iter()
-            .filter(|file| matches!(file.kind, Kind::Entry(_)))
-            .map(|file| {
-                (file.metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), file.metadata.len(), file.path)
-            })
-            .collect();
-        let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
+        #[derive(Default)]
+        struct Unit {
+            recency: Option<SystemTime>,
+            size: u64,
+            file: Option<PathBuf>,
+            bodies: Vec<(PathBuf, u64)>,
+        }
+        let mut units: HashMap<CacheKey, Unit> = HashMap::new();
+        for file in self.walk()? {
+            let modified = file.metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let size = file.metadata.len();
+            match file.kind {
+                Kind::Entry(key) => {
+                    let unit = units.entry(key).or_default();
+                    unit.recency = Some(modified);
+                    unit.size += size;
+                    unit.file = Some(file.path);
+                }
+                Kind::Body(key, _) => {
+                    let unit = units.entry(key).or_default();
+                    if unit.file.is_none() {
+                        unit.recency = unit.recency.max(Some(modified));
+                    }
+                    unit.size += size;
+                    unit.bodies.push((file.path, size));
+                }
+                Kind::Temp => {}
+            }
+        }
+        let mut units: Vec<Unit> = units.into_values().collect();
+        let mut total: u64 = units.iter().map(|unit| unit.size).sum();
         let target = self.inner.max_bytes / 10 * 9;
-        files.sort();
-        for (_, size, path) in files {
+        units.sort_by_key(|unit| unit.recency);
+        for unit in units {
             if total <= target {
                 break;
             }
-            if Some(path.as_path()) == keep {
+            if unit.file.is_some() && unit.file.as_deref() == keep {
                 continue;
             }
-            if self.remove_file(&path)? {
-                total = total.saturating_sub(size);
+            // The key's file first: no head is left naming a deleted body.
+            if let Some(file) = &unit.file
+                && self.remove_file(file)?
+            {
+                total =
+                    total.saturating_sub(unit.size - unit.bodies.iter().map(|(_, size)| size).sum::<u64>());
+            }
+            for (body, size) in &unit.bodies {
+                if self.remove_file(body)? {
+                    total = total.saturating_sub(*size);
+                }
             }
         }
         self.inner.used.store(total, Ordering::Relaxed);
@@ -514,7 +618,8 @@ impl FsStore {
     }
 
     /// The records of `key`'s file: the file's data, its size, and the byte ranges of its
-    /// records. A broken file is deleted and reads as absent.
+    /// records. A broken file is deleted and reads as absent (the body files its heads
+    /// named, which cannot be read from it, are left to the next `scan` or `compact`).
     fn load(&self, key: &CacheKey, path: &Path, touch: bool) -> Result<Option<Loaded>, StoreError> {
         let Some(data) = self.read_file(path, touch)? else {
             return Ok(None);
@@ -555,29 +660,310 @@ impl FsStore {
         }
         Ok(())
     }
+
+    // ---- bodies kept apart (binary format) ----
+
+    /// Whether `entry`'s body goes to a file of its own.
+    fn keeps_apart(&self, entry: &Entry) -> bool {
+        self.inner.format == Format::Binary && entry.response.body.len() > container::BODY_APART_ABOVE
+    }
+
+    /// Writes `body` to a new body file of `key` and returns its generation. The file
+    /// is created under a name no file has (`create_new`; a taken name draws another
+    /// generation) and written whole, and flushed with `fsync`, before any head names
+    /// it; it is never written again.
+    fn write_body(&self, key: &CacheKey, body: &[u8]) -> Result<u64, StoreError> {
+        let mut attempts = 0;
+        loop {
+            let generation = new_generation();
+            let path = self.body_path(key, generation);
+            let error = match create_new(&path) {
+                Ok(mut file) => {
+                    let written = file
+                        .write_all(body)
+                        .and_then(|()| if self.inner.fsync { file.sync_all() } else { Ok(()) });
+                    drop(file);
+                    if let Err(error) = written {
+                        let _ = fs::remove_file(&path);
+                        return Err(StoreError::io(format!("writing {}", path.display()), error));
+                    }
+                    self.add_used(body.len() as u64, 0);
+                    return Ok(generation);
+                }
+                Err(error) => error,
+            };
+            attempts += 1;
+            match error.kind() {
+                io::ErrorKind::AlreadyExists if attempts < 4 => {}
+                io::ErrorKind::NotFound if attempts < 4 => {
+                    // The shard directory does not exist yet; the cache directory must.
+                    let dir = path.parent().unwrap_or(&self.inner.root);
+                    dir_builder(false)
+                        .create(dir)
+                        .or_else(|error| if dir.is_dir() { Ok(()) } else { Err(error) })
+                        .map_err(|error| StoreError::io(format!("creating {}", dir.display()), error))?;
+                }
+                _ => return Err(StoreError::io(format!("creating {}", path.display()), error)),
+            }
+        }
+    }
+
+    /// The body file of `key` and `generation`, read whole; `None` when there is none.
+    /// One `read` of the length the file has (body files never change once named).
+    fn read_body(&self, key: &CacheKey, generation: u64) -> Result<Option<Bytes>, StoreError> {
+        let path = self.body_path(key, generation);
+        let io_error = |error| StoreError::io(format!("reading {}", path.display()), error);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error(error)),
+        };
+        let len = file.metadata().map_err(io_error)?.len();
+        let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(len).read_to_end(&mut data).map_err(io_error)?;
+        // A short read means the file is not what its head describes: decoding the
+        // record will refuse the length.
+        Ok(Some(Bytes::from(data)))
+    }
+
+    /// Links the body file of `key` and `stored` under a new generation, which it
+    /// returns; `None` when that file is gone or cannot be linked (no hard links on this
+    /// file system, say), and the caller writes the body anew. The new name is counted
+    /// in the byte total, as a walk of the directory would count it.
+    fn link_body(&self, key: &CacheKey, stored: u64) -> Option<u64> {
+        let from = self.body_path(key, stored);
+        for _ in 0..4 {
+            let generation = new_generation();
+            let to = self.body_path(key, generation);
+            match fs::hard_link(&from, &to) {
+                Ok(()) => {
+                    self.add_used(fs::metadata(&to).map_or(0, |metadata| metadata.len()), 0);
+                    return Some(generation);
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    if error.kind() != io::ErrorKind::NotFound {
+                        tracing::debug!(path = %from.display(), %error, "cannot link a body file; writing it anew");
+                    }
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the body file of `key` and `generation` holds exactly `body`: the guard
+    /// of a refresh (see [`Store::refresh`] on [`FsStore`]). Reads the file in chunks
+    /// and stops at the first difference. Sets the file's modification time to now, so
+    /// that a sweep (which deletes body files no head names once a minute old) leaves a
+    /// name just linked alone until the head naming it is written.
+    fn body_file_is(&self, key: &CacheKey, generation: u64, body: &[u8]) -> Result<bool, StoreError> {
+        let path = self.body_path(key, generation);
+        let io_error = |error| StoreError::io(format!("reading {}", path.display()), error);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io_error(error)),
+        };
+        // Best effort, as for a hit's touch: a failure leaves only the sweep's margin.
+        let _ = file.set_modified(wall_clock());
+        if file.metadata().map_err(io_error)?.len() != body.len() as u64 {
+            return Ok(false);
+        }
+        let mut chunk = vec![0u8; (64 << 10).min(body.len())];
+        let mut at = 0;
+        while at < body.len() {
+            let want = chunk.len().min(body.len() - at);
+            let got = read_full(&mut file, &mut chunk[..want]).map_err(io_error)?;
+            if got < want || chunk[..want] != body[at..at + want] {
+                return Ok(false);
+            }
+            at += want;
+        }
+        Ok(true)
+    }
+
+    /// Deletes the body files of `key` with these generations.
+    fn remove_bodies(
+        &self,
+        key: &CacheKey,
+        generations: impl IntoIterator<Item = u64>,
+    ) -> Result<(), StoreError> {
+        for generation in generations {
+            let path = self.body_path(key, generation);
+            let size = fs::metadata(&path).map_or(0, |metadata| metadata.len());
+            if self.remove_file(&path)? {
+                self.add_used(0, size);
+            }
+        }
+        Ok(())
+    }
+
+    /// The generations the head records among `records` name.
+    fn generations<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u64> {
+        match self.inner.format {
+            Format::Binary => {
+                records.into_iter().filter_map(|record| Record::of(record).generation()).collect()
+            }
+            Format::Json => Vec::new(),
+        }
+    }
+
+    /// Under `key`'s write lock, with `loaded` its file as read under that lock:
+    /// replaces `entry`'s variant with `record` (dropping records whose metadata does
+    /// not read), then deletes the body files of the records it replaced or dropped,
+    /// except `keep` (the body `record` itself names, when a refresh kept it).
+    fn replace_variant(
+        &self,
+        entry: &Entry,
+        path: &Path,
+        loaded: Option<Loaded>,
+        record: &[u8],
+        keep: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let format = self.inner.format;
+        let mut records: Vec<&[u8]> = Vec::new();
+        let mut gone: Vec<&[u8]> = Vec::new();
+        if let Some(loaded) = &loaded {
+            for stored in loaded.records() {
+                // Keep the other variants whose metadata reads; drop this one and broken ones.
+                if container::record_meta(format, stored, &entry.key)
+                    .is_some_and(|meta| meta.variant != entry.variant)
+                {
+                    records.push(stored);
+                } else {
+                    gone.push(stored);
+                }
+            }
+        }
+        records.push(record);
+        let old_size = loaded.as_ref().map_or(0, |loaded| loaded.data.len() as u64);
+        self.store_records(path, old_size, &records)?;
+        let orphaned = self.generations(gone).into_iter().filter(|generation| Some(*generation) != keep);
+        self.remove_bodies(&entry.key, orphaned)
+    }
+
+    /// Writes `entry` whole: its body first, to a new body file when kept apart, then
+    /// the key's file naming it; the body file of the record it replaces goes last.
+    fn put_whole(&self, entry: &Entry) -> Result<(), StoreError> {
+        let path = self.path_of(&entry.key);
+        let (record, generation) = if self.keeps_apart(entry) {
+            let size = entry.response.body.len() as u64;
+            if size > self.inner.max_bytes {
+                return Err(StoreError::Full(format!(
+                    "a body of {size} bytes for {}; this store holds at most {}",
+                    path.display(),
+                    self.inner.max_bytes
+                )));
+            }
+            let generation = self.write_body(&entry.key, &entry.response.body)?;
+            (container::encode_head_record(entry, generation), Some(generation))
+        } else {
+            (container::encode_record(self.inner.format, entry), None)
+        };
+        let written = {
+            let _write = self.lock_for(&entry.key);
+            self.load(&entry.key, &path, false)
+                .and_then(|loaded| self.replace_variant(entry, &path, loaded, &record, None))
+        };
+        if written.is_err()
+            && let Some(generation) = generation
+        {
+            // Named by no head: delete it now rather than leave it to a later sweep.
+            let _ = self.remove_bodies(&entry.key, [generation]);
+        }
+        written
+    }
+
+    /// Deletes body files no head names, when older than a minute (younger ones may
+    /// belong to a put that has not yet written its head). `referenced` holds, per
+    /// key, the generations its file names; `bodies` are the body files found.
+    fn delete_orphan_bodies(
+        &self,
+        bodies: Vec<Found>,
+        referenced: &HashMap<CacheKey, HashSet<u64>>,
+        now: SystemTime,
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for file in bodies {
+            let Kind::Body(key, generation) = file.kind else { continue };
+            let named = referenced.get(&key).is_some_and(|generations| generations.contains(&generation));
+            if !named && is_older(&file.metadata, now, STALE_TEMP_AGE) && self.remove_file(&file.path)? {
+                tracing::debug!(path = %file.path.display(), "deleted a body file no head names");
+                self.add_used(0, file.metadata.len());
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 impl FsStore {
-    /// Rewrites `key`'s file without the records that do not decode (read again under
-    /// the write lock, so a concurrent write in this process is not undone).
-    fn drop_undecodable(&self, key: &CacheKey, path: &Path) -> Result<(), StoreError> {
+    /// When the entry's body is kept apart (binary format, over 128 KiB) and the body
+    /// file its stored head names holds exactly that body, rewrites only the key's
+    /// small file, whose new head names a new hard link to that body file; else a whole
+    /// [`put`](Self::put).
+    ///
+    /// Under the key's write lock: the stored head's body file is linked under a new
+    /// generation (`hard_link` refuses a name that exists), the new name is read and
+    /// compared with the entry's body, stopping at the first difference, and only then
+    /// is the key's file replaced and the old name deleted. Comparing bytes is the
+    /// proof chosen over a fingerprint (which needs hashing the body anyway and could
+    /// collide) or the stored generation (the entry a driver hands over carries none):
+    /// reading 1 MiB from the page cache costs a fraction of writing and, with
+    /// `fsync`, flushing a new file of it. Body files never change once written, and the
+    /// new name belongs to this refresh alone, so the head it writes names exactly the
+    /// bytes it compared, even if another process replaces the variant meanwhile (and
+    /// deletes the old name). Where hard links are not supported, a refresh is a put.
+    ///
+    /// Returns whether the stored body was kept (`false`: the whole entry was written).
+    fn refresh_entry(&self, entry: &Entry) -> Result<bool, StoreError> {
+        if !self.keeps_apart(entry) {
+            return self.put_whole(entry).map(|()| false);
+        }
+        let path = self.path_of(&entry.key);
+        {
+            let _write = self.lock_for(&entry.key);
+            let loaded = self.load(&entry.key, &path, false)?;
+            let stored = loaded.as_ref().and_then(|loaded| {
+                loaded.records().find_map(|record| {
+                    let meta = container::record_meta(Format::Binary, record, &entry.key)?;
+                    let generation = Record::of(record).generation()?;
+                    (meta.variant == entry.variant && meta.body_size == entry.response.body.len() as u64)
+                        .then_some(generation)
+                })
+            });
+            if let Some(stored) = stored
+                && let Some(linked) = self.link_body(&entry.key, stored)
+            {
+                if self.body_file_is(&entry.key, linked, &entry.response.body)? {
+                    let record = container::encode_head_record(entry, linked);
+                    return self.replace_variant(entry, &path, loaded, &record, Some(linked)).map(|()| true);
+                }
+                self.remove_bodies(&entry.key, [linked])?;
+            }
+        }
+        self.put_whole(entry).map(|()| false)
+    }
+
+    /// Rewrites `key`'s file without the records in `broken` (compared byte for byte,
+    /// under the write lock, so a record a concurrent write in this process replaced
+    /// meanwhile is not undone), and deletes the body files they named.
+    fn drop_records(&self, key: &CacheKey, path: &Path, broken: &[&[u8]]) -> Result<(), StoreError> {
         tracing::debug!(key = %key, path = %path.display(), "dropping undecodable cache variants");
         let _write = self.lock_for(key);
         let Some(loaded) = self.load(key, path, false)? else {
             return Ok(());
         };
-        let intact: Vec<&[u8]> = loaded
-            .ranges
-            .iter()
-            .filter(|range| {
-                container::decode_record(self.inner.format, &loaded.data, (*range).clone(), key).is_some()
-            })
-            .map(|range| &loaded.data[range.clone()])
-            .collect();
-        if intact.len() != loaded.ranges.len() {
-            self.store_records(path, loaded.data.len() as u64, &intact)?;
+        let (gone, intact): (Vec<&[u8]>, Vec<&[u8]>) =
+            loaded.records().partition(|record| broken.contains(record));
+        if gone.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.store_records(path, loaded.data.len() as u64, &intact)?;
+        let named: HashSet<u64> = self.generations(intact.iter().copied()).into_iter().collect();
+        let orphaned = self.generations(gone).into_iter().filter(|generation| !named.contains(generation));
+        self.remove_bodies(key, orphaned)
     }
 }
 
@@ -592,6 +978,20 @@ impl Loaded {
     }
 }
 
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
 impl Store for FsStore {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         let path = self.path_of(key);
@@ -600,41 +1000,36 @@ impl Store for FsStore {
         };
         let format = self.inner.format;
         let mut entries: Vec<Entry> = Vec::with_capacity(loaded.ranges.len());
-        let mut intact: Vec<&[u8]> = Vec::with_capacity(loaded.ranges.len());
+        let mut broken: Vec<&[u8]> = Vec::new();
         for range in &loaded.ranges {
-            if let Some(entry) = container::decode_record(format, &loaded.data, range.clone(), key) {
-                entries.retain(|e| e.variant != entry.variant);
-                entries.push(entry);
-                intact.push(&loaded.data[range.clone()]);
+            let record = &loaded.data[range.clone()];
+            let body = match self.generations([record]).first() {
+                Some(&generation) => self.read_body(key, generation)?,
+                None => None,
+            };
+            match container::decode_record(format, &loaded.data, range.clone(), body, key) {
+                Some(entry) => {
+                    entries.retain(|e| e.variant != entry.variant);
+                    entries.push(entry);
+                }
+                None => broken.push(record),
             }
         }
-        if intact.len() != loaded.ranges.len() {
-            drop(intact);
-            self.drop_undecodable(key, &path)?;
+        if !broken.is_empty() {
+            self.drop_records(key, &path, &broken)?;
         }
         Ok(entries)
     }
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        let format = self.inner.format;
-        let path = self.path_of(&entry.key);
-        let new_record = container::encode_record(format, entry);
-        let _write = self.lock_for(&entry.key);
-        let loaded = self.load(&entry.key, &path, false)?;
-        let mut records: Vec<&[u8]> = Vec::new();
-        if let Some(loaded) = &loaded {
-            for record in loaded.records() {
-                // Keep the other variants whose metadata reads; drop this one and broken ones.
-                if container::record_meta(format, record, &entry.key)
-                    .is_some_and(|meta| meta.variant != entry.variant)
-                {
-                    records.push(record);
-                }
-            }
-        }
-        records.push(&new_record);
-        let old_size = loaded.as_ref().map_or(0, |loaded| loaded.data.len() as u64);
-        self.store_records(&path, old_size, &records)
+        self.put_whole(entry)
+    }
+
+    /// When the entry's body is kept apart (binary format, over 128 KiB) and the body
+    /// file its stored head names holds exactly that body, rewrites only the key's
+    /// small file; else a whole [`put`](Self::put). See `FsStore::refresh_entry`.
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.refresh_entry(entry).map(drop)
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
@@ -650,6 +1045,7 @@ impl Store for FsStore {
         if self.remove_file(&path)? {
             self.add_used(0, loaded.data.len() as u64);
         }
+        self.remove_bodies(key, self.generations(loaded.records()))?;
         Ok(count)
     }
 
@@ -662,22 +1058,30 @@ impl Store for FsStore {
         };
         let mut found = false;
         let mut kept: Vec<&[u8]> = Vec::new();
+        let mut gone: Vec<&[u8]> = Vec::new();
         for record in loaded.records() {
             match container::record_meta(format, record, key) {
-                Some(meta) if meta.variant == variant => found = true,
+                Some(meta) if meta.variant == variant => {
+                    found = true;
+                    gone.push(record);
+                }
                 Some(_) => kept.push(record),
-                None => {}
+                None => gone.push(record),
             }
         }
         if found {
             self.store_records(&path, loaded.data.len() as u64, &kept)?;
+            self.remove_bodies(key, self.generations(gone))?;
         }
         Ok(found)
     }
 
     fn clear(&self) -> Result<(), StoreError> {
-        for file in self.walk()? {
-            if matches!(file.kind, Kind::Entry(_)) {
+        // Key files first: no head is left naming a deleted body.
+        let (bodies, others): (Vec<Found>, Vec<Found>) =
+            self.walk()?.into_iter().partition(|file| matches!(file.kind, Kind::Body(..)));
+        for file in others.iter().chain(&bodies) {
+            if matches!(file.kind, Kind::Entry(_) | Kind::Body(..)) {
                 self.remove_file(&file.path)?;
             }
         }
@@ -685,11 +1089,14 @@ impl Store for FsStore {
         Ok(())
     }
 
-    /// Deletes temporary files left by crashes (older than a minute) and empty shard
-    /// directories, and evicts down to the bound if this process's count is over it.
+    /// Deletes temporary files left by crashes (older than a minute), body files no
+    /// head names (older than a minute) and empty shard directories, and evicts down
+    /// to the bound if this process's count is over it.
     fn compact(&self) -> Result<(), StoreError> {
         let now = wall_clock();
         let mut total = 0;
+        let mut bodies = Vec::new();
+        let mut keys = HashSet::new();
         for file in self.walk()? {
             match file.kind {
                 Kind::Temp if is_older(&file.metadata, now, STALE_TEMP_AGE) => {
@@ -697,8 +1104,26 @@ impl Store for FsStore {
                 }
                 Kind::Temp => {}
                 Kind::Entry(_) => total += file.metadata.len(),
+                Kind::Body(key, _) => {
+                    total += file.metadata.len();
+                    keys.insert(key);
+                    bodies.push(file);
+                }
             }
         }
+        // Which generations the files of the keys with bodies name.
+        let mut referenced: HashMap<CacheKey, HashSet<u64>> = HashMap::new();
+        for key in keys {
+            let path = self.path_of(&key);
+            if let Some(data) = self.read_file(&path, false)?
+                && let Ok(ranges) = container::records(self.inner.format, &data)
+            {
+                let records = ranges.into_iter().map(|range| &data[range]);
+                referenced.insert(key, self.generations(records).into_iter().collect());
+            }
+        }
+        self.inner.used.store(total, Ordering::Relaxed);
+        self.delete_orphan_bodies(bodies, &referenced, now)?;
         let root = &self.inner.root;
         let entries = fs::read_dir(root)
             .map_err(|error| StoreError::io(format!("listing {}", root.display()), error))?;
@@ -710,18 +1135,28 @@ impl Store for FsStore {
                 let _ = fs::remove_dir(shard.path());
             }
         }
-        self.inner.used.store(total, Ordering::Relaxed);
-        if total > self.inner.max_bytes {
+        if self.used_bytes() > self.inner.max_bytes {
             self.evict(None)?;
         }
         Ok(())
     }
 
+    /// Lists every key's file; in passing deletes broken ones and body files no head
+    /// names (older than a minute).
     fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
         let format = self.inner.format;
         let mut metas = Vec::new();
+        let mut bodies = Vec::new();
+        let mut referenced: HashMap<CacheKey, HashSet<u64>> = HashMap::new();
         for file in self.walk()? {
-            let Kind::Entry(key) = file.kind else { continue };
+            let key = match file.kind {
+                Kind::Entry(key) => key,
+                Kind::Body(..) => {
+                    bodies.push(file);
+                    continue;
+                }
+                Kind::Temp => continue,
+            };
             let broken = match format {
                 Format::Binary => {
                     let io_error = |error| StoreError::io(format!("reading {}", file.path.display()), error);
@@ -734,7 +1169,11 @@ impl Store for FsStore {
                     let mut reader = BufReader::with_capacity(8 << 10, handle);
                     match container::scan_binary(&mut reader, len, &key).map_err(io_error)? {
                         Ok(scanned) => {
-                            metas.extend(scanned);
+                            let generations = referenced.entry(key).or_default();
+                            for record in scanned {
+                                generations.extend(record.generation);
+                                metas.extend(record.meta);
+                            }
                             false
                         }
                         Err(container::Invalid) => true,
@@ -762,6 +1201,7 @@ impl Store for FsStore {
                 }
             }
         }
+        self.delete_orphan_bodies(bodies, &referenced, wall_clock())?;
         Ok(metas)
     }
 }

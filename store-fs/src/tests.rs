@@ -452,3 +452,278 @@ fn compact_removes_leftovers_and_empty_shards() {
     store.put(&gone).unwrap();
     assert_eq!(store.get(&gone.key).unwrap(), vec![gone], "a removed shard directory is recreated");
 }
+
+/// The body files in the store's directory, sorted.
+fn body_files(store: &FsStore) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = store
+        .walk()
+        .unwrap()
+        .into_iter()
+        .filter(|f| matches!(f.kind, Kind::Body(..)))
+        .map(|f| f.path)
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Refreshes `entry` (the store's only long entry); returns whether the stored body
+/// was kept. A kept body is still one file, under a new name; on Unix, checks that it
+/// is the same file (inode) as before, so its bytes were not written again.
+fn refresh_keeps_body(store: &FsStore, entry: &Entry) -> bool {
+    #[cfg(unix)]
+    let inode = |path: &PathBuf| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    let before = body_files(store);
+    #[cfg(unix)]
+    let inodes_before: Vec<u64> = before.iter().map(inode).collect();
+    let kept = store.refresh_entry(entry).expect("refresh");
+    let after = body_files(store);
+    if kept {
+        assert_eq!((before.len(), after.len()), (1, 1), "one body file, linked under a new name");
+        assert_ne!(before, after, "a new name");
+        #[cfg(unix)]
+        assert_eq!(inode(&after[0]), inodes_before[0], "the same file");
+    }
+    kept
+}
+
+/// The body files are exactly those the heads of the key files name, one per long
+/// entry, and the byte count is the size of every file.
+#[track_caller]
+fn assert_no_orphans(store: &FsStore, what: &str) {
+    let mut named = Vec::new();
+    let mut long = 0;
+    for path in store.paths().unwrap() {
+        let data = fs::read(&path).unwrap();
+        let key: CacheKey = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        for range in container::records(Format::Binary, &data).unwrap() {
+            let record = &data[range];
+            if let Some(generation) = Record::of(record).generation() {
+                named.push(store.body_path(&key, generation));
+            }
+            let meta = container::record_meta(Format::Binary, record, &key).unwrap();
+            long += usize::from(meta.body_size > container::BODY_APART_ABOVE as u64);
+        }
+    }
+    named.sort();
+    assert_eq!(body_files(store), named, "{what}: the body files are those the heads name");
+    assert_eq!(named.len(), long, "{what}: one body file per long entry");
+    let total: u64 =
+        store.paths().unwrap().iter().chain(&named).map(|path| fs::metadata(path).unwrap().len()).sum();
+    assert_eq!(store.used_bytes(), total, "{what}: byte count");
+}
+
+fn last_byte_flipped(bytes: &bytes::Bytes) -> bytes::Bytes {
+    let mut bytes = bytes.to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    bytes::Bytes::from(bytes)
+}
+
+#[test]
+fn a_refresh_rewrites_only_the_key_file_when_the_body_file_holds_its_body() {
+    // RFC 9111 §4.3.4: a 304 freshens the stored response; its body does not change.
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let stored = entry(1, 0, 1 << 20);
+    store.put(&stored).unwrap();
+    assert_eq!(body_files(store).len(), 1, "a 1 MiB body has a file of its own");
+    let key_file_before = fs::metadata(store.path_of(&stored.key)).unwrap().len();
+    assert!(key_file_before < 2048, "the key's file holds only the head: {key_file_before} bytes");
+    let first = conformance::revalidated(&stored, 1);
+    assert!(refresh_keeps_body(store, &first), "the body file holds the entry's body: kept");
+    assert_eq!(store.get(&stored.key).unwrap(), vec![first.clone()]);
+    assert!(refresh_keeps_body(store, &conformance::revalidated(&first, 2)), "and again");
+    assert_no_orphans(store, "after refreshes");
+
+    // Another writer stored another body of the same length: the late refresh of the
+    // old copy writes its own body to a new file.
+    store.put(&conformance::entry(stored.key, 0, last_byte_flipped(&stored.response.body))).unwrap();
+    let late = conformance::revalidated(&stored, 3);
+    assert!(!refresh_keeps_body(store, &late));
+    assert_eq!(store.get(&stored.key).unwrap(), vec![late.clone()]);
+    assert_no_orphans(store, "after a refresh written whole");
+
+    // Removed meanwhile: written whole.
+    assert_eq!(store.remove(&stored.key).unwrap(), 1);
+    assert!(body_files(store).is_empty(), "remove deletes the body file");
+    let revived = conformance::revalidated(&late, 4);
+    store.refresh(&revived).unwrap();
+    assert_eq!(store.get(&stored.key).unwrap(), vec![revived]);
+    assert_no_orphans(store, "after a refresh of a removed entry");
+
+    // JSON files keep bodies inline: a refresh is a put, and no body file appears.
+    let json = open_in(Format::Json, 1 << 30);
+    json.store.put(&stored).unwrap();
+    json.store.refresh(&first).unwrap();
+    assert_eq!(json.store.get(&stored.key).unwrap(), vec![first]);
+    assert!(body_files(&json.store).is_empty());
+}
+
+#[test]
+fn files_of_the_previous_layout_still_read() {
+    // The previous version wrote every record inline, whatever the body's size, in the
+    // same container.
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let long = entry(1, 0, 1 << 20);
+    let short = entry(1, 1, 1000);
+    let path = store.path_of(&long.key);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, container::encode(Format::Binary, &[&long.encode(), &short.encode()])).unwrap();
+    let reopened = FsStore::open(store.path()).unwrap();
+    let mut got = reopened.get(&long.key).unwrap();
+    got.sort_by_key(|e| e.variant);
+    assert_eq!(got, vec![long.clone(), short.clone()]);
+    let mut metas = reopened.scan().unwrap();
+    metas.sort_by_key(|meta| meta.variant);
+    assert_eq!(metas, vec![long.meta(), short.meta()]);
+    assert_eq!(reopened.used_bytes(), fs::metadata(&path).unwrap().len());
+
+    // Refreshing the inline record writes it in the new layout; the next refresh keeps
+    // its body.
+    let refreshed = conformance::revalidated(&long, 1);
+    reopened.refresh(&refreshed).unwrap();
+    assert_eq!(body_files(&reopened).len(), 1);
+    assert!(refresh_keeps_body(&reopened, &conformance::revalidated(&refreshed, 2)));
+    assert_no_orphans(&reopened, "after converting");
+    assert_eq!(reopened.remove(&long.key).unwrap(), 2);
+    assert!(body_files(&reopened).is_empty());
+}
+
+#[test]
+fn body_files_are_never_orphaned() {
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let long = |n: u64, variant: u64| {
+        conformance::entry(conformance::key(n), variant, conformance::body(n * 10 + variant, 140 << 10))
+    };
+    let short = |n: u64, variant: u64| entry(n, variant, 500);
+    for e in [long(1, 0), long(1, 1), short(2, 0)] {
+        store.put(&e).unwrap();
+    }
+    assert_no_orphans(store, "after puts");
+    store.put(&conformance::entry(conformance::key(1), 0, conformance::body(99, 150 << 10))).unwrap();
+    assert_no_orphans(store, "long over long");
+    store.put(&short(1, 1)).unwrap();
+    assert_no_orphans(store, "short over long");
+    store.put(&long(2, 0)).unwrap();
+    assert_no_orphans(store, "long over short");
+    assert!(store.remove_variant(&conformance::key(1), VariantId(0)).unwrap());
+    assert_no_orphans(store, "remove_variant");
+    assert_eq!(store.remove(&conformance::key(2)).unwrap(), 1);
+    assert_no_orphans(store, "remove");
+    for n in 3..8 {
+        store.put(&long(n, 0)).unwrap();
+    }
+    store.clear().unwrap();
+    assert!(body_files(store).is_empty(), "clear");
+    assert_no_orphans(store, "clear");
+
+    // Eviction takes a key's body files with its file.
+    let bounded = open_in(Format::Binary, 1 << 20);
+    for n in 0..30 {
+        bounded.store.put(&entry(n, 0, 200 << 10)).unwrap();
+    }
+    assert_no_orphans(&bounded.store, "eviction");
+    assert!(bounded.store.used_bytes() <= 1 << 20);
+}
+
+#[test]
+fn a_corrupt_body_file_is_a_clean_miss() {
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let victim = entry(1, 1, 200 << 10);
+    let sibling = entry(1, 2, 200 << 10);
+    let good = victim.response.body.to_vec();
+    let cases: [(&str, Option<Vec<u8>>); 5] = [
+        ("missing", None),
+        ("empty", Some(Vec::new())),
+        ("cut short", Some(good[..good.len() - 1].to_vec())),
+        ("too long", Some([&good[..], b"!"].concat())),
+        ("another", Some(conformance::body(9, 10).to_vec())),
+    ];
+    for (what, bytes) in cases {
+        store.clear().unwrap();
+        store.put(&sibling).unwrap();
+        let before = body_files(store);
+        store.put(&victim).unwrap();
+        let body = body_files(store).into_iter().find(|path| !before.contains(path)).unwrap();
+        match &bytes {
+            Some(bytes) => fs::write(&body, bytes).unwrap(),
+            None => fs::remove_file(&body).unwrap(),
+        }
+        assert_eq!(store.get(&victim.key).unwrap(), vec![sibling.clone()], "{what}: a miss for that variant");
+        assert!(!body.exists(), "{what}: the bad body file is deleted");
+        let compacted = FsStore::open(store.path()).unwrap();
+        assert_no_orphans(&compacted, what);
+        // The variant can be stored again, by a refresh too.
+        let refreshed = conformance::revalidated(&victim, 1);
+        store.refresh(&refreshed).unwrap();
+        let mut got = store.get(&victim.key).unwrap();
+        got.sort_by_key(|e| e.variant);
+        assert_eq!(got, vec![refreshed, sibling.clone()], "{what}: stored again");
+    }
+}
+
+#[test]
+fn orphan_body_files_are_swept_by_scan_and_compact() {
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let kept = entry(1, 0, 200 << 10);
+    store.put(&kept).unwrap();
+    // A crash between writing a body and naming it, long ago and just now.
+    let old = store.body_path(&kept.key, 1);
+    let young = store.body_path(&kept.key, 2);
+    let keyless = store.body_path(&conformance::key(2), 3);
+    for path in [&old, &young, &keyless] {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"a body no head names").unwrap();
+    }
+    set_age(&old, Duration::from_secs(600));
+    set_age(&keyless, Duration::from_secs(600));
+    // Not ours: never touched.
+    let foreign = old.with_file_name(format!("{}-zz.body", kept.key));
+    fs::write(&foreign, b"not yours").unwrap();
+    // A JSON store on the same directory leaves body files alone.
+    let json = FsStore::builder(store.path()).format(Format::Json).open().unwrap();
+    json.scan().unwrap();
+    json.compact().unwrap();
+    json.clear().unwrap();
+    assert!(old.exists() && keyless.exists());
+
+    assert_eq!(store.scan().unwrap(), vec![kept.meta()]);
+    assert!(!old.exists() && !keyless.exists(), "scan deletes old orphans");
+    assert!(young.exists(), "a young one may belong to a put in progress");
+    set_age(&young, Duration::from_secs(600));
+    store.compact().unwrap();
+    assert!(!young.exists(), "compact deletes old orphans too");
+    assert!(foreign.exists());
+    assert_eq!(store.get(&kept.key).unwrap(), vec![kept.clone()]);
+    fs::remove_file(&foreign).unwrap();
+    assert_no_orphans(store, "after sweeping");
+}
+
+#[test]
+fn async_refresh_keeps_the_body_too() {
+    let fixture = open_async(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let stored = entry(1, 0, 256 << 10);
+    #[cfg(unix)]
+    let inode = |store: &AsyncFsStore| {
+        let files = body_files(store.blocking());
+        assert_eq!(files.len(), 1);
+        std::os::unix::fs::MetadataExt::ino(&fs::metadata(&files[0]).unwrap())
+    };
+    futures_executor::block_on(async {
+        store.put(&stored).await.unwrap();
+        #[cfg(unix)]
+        let before = inode(store);
+        let refreshed = conformance::revalidated(&stored, 1);
+        store.refresh(&refreshed).await.unwrap();
+        assert_eq!(store.get(&stored.key).await.unwrap(), vec![refreshed]);
+        #[cfg(unix)]
+        assert_eq!(inode(store), before, "the body file was kept");
+    });
+    assert_no_orphans(store.blocking(), "async");
+}

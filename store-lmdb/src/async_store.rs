@@ -68,6 +68,12 @@ impl AsyncStore for AsyncLmdbStore {
         Ok(blocking::unblock(move || store.put_prepared(&prepared)).await?)
     }
 
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        let prepared = PreparedEntry::new(entry);
+        let store = self.store.clone();
+        Ok(blocking::unblock(move || store.refresh_prepared(&prepared)).await.map(drop)?)
+    }
+
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         let (store, key) = (self.store.clone(), *key);
         Ok(blocking::unblock(move || store.remove_key(&key)).await?)
@@ -95,6 +101,6 @@ impl AsyncStore for AsyncLmdbStore {
 
     async fn compact(&self) -> Result<(), StoreError> {
         let store = self.store.clone();
-        Ok(blocking::unblock(move || store.clear_stale_readers()).await?)
+        Ok(blocking::unblock(move || store.compact_now()).await?)
     }
 }

@@ -56,12 +56,18 @@
 //!
 //! ## Layout
 //!
-//! Five named databases in one environment, kept consistent by doing every change in
+//! Six named databases in one environment, kept consistent by doing every change in
 //! one write transaction:
 //!
-//! * `entries`: record id (32-byte key ++ big-endian variant) → the binary entry
-//!   ([`Entry::encode`](httpcache_core::Entry::encode)). `get` is one range over the
-//!   key's 32 bytes.
+//! * `entries`: record id (32-byte key ++ big-endian variant) → the entry. An entry
+//!   whose body is at most 16 KiB is stored whole, inline
+//!   ([`Entry::encode`](httpcache_core::Entry::encode)); a longer one as a *head*
+//!   (a 4-byte tag and [`Entry::encode_head`](httpcache_core::Entry::encode_head),
+//!   the encoding without the body). `get` is one range over the key's 32 bytes, plus
+//!   one lookup in `bodies` per head; each record and body is copied out of the map
+//!   once.
+//! * `bodies`: record id → the body of an entry stored as a head, exactly as long as
+//!   the head says.
 //! * `metas`: record id → a small record (creation and expiry times, entry size, and
 //!   the metadata block of the encoding), so `scan` never reads bodies.
 //! * `by-expiry` and `by-created`: time ++ record id → (), so purging expired entries
@@ -69,7 +75,26 @@
 //! * `info`: a format marker (an environment without it that holds data is refused as
 //!   [`LmdbError::NotACache`]) and the total size of the stored entries.
 //!
-//! A record that fails to decode is a miss: it is deleted and left out.
+//! A record that fails to decode is a miss: it is deleted and left out, with its body.
+//! A head whose body is missing or not the recorded length is such a record.
+//!
+//! Environments written before bodies were kept apart hold only inline records and no
+//! `bodies` database: they open and read as they are (the database is created), and
+//! each entry moves to the new layout when it is next written. An older build reading
+//! this layout takes a head for an undecodable record and deletes it, leaving its
+//! body; [`Store::compact`](httpcache_core::Store::compact) deletes such orphans.
+//!
+//! ## Refreshing after a 304
+//!
+//! [`Store::refresh`](httpcache_core::Store::refresh) (what the drivers call when a
+//! 304 freshens a stored response) is one write transaction that, when the entry's
+//! body is kept apart *and the body stored under its id is byte for byte the entry's*,
+//! rewrites only the head, the meta record and the index keys: a few hundred bytes,
+//! whatever the body's size. The comparison runs inside the write transaction against
+//! the mapped pages, so no other writer can slip another response in between; if
+//! another process stored a new response for the variant since it was read, or it was
+//! evicted, the refresh writes the whole entry as `put` does. It never pairs the
+//! refreshed header fields with a body they do not describe.
 //!
 //! ## Size
 //!
@@ -77,8 +102,8 @@
 //! the data). A write that fills it doubles the map, up to [`DEFAULT_MAX_MAP_SIZE`]
 //! or [`LmdbBuilder::max_map_size`]; past that, expired entries and then the oldest
 //! are evicted until the write fits. [`LmdbBuilder::max_bytes`] bounds the total
-//! size of the entries the same way. A put fails for lack of room only when the
-//! entry alone is too big.
+//! size of the entries (records and bodies) the same way. A put fails for lack of
+//! room only when the entry alone is too big.
 //!
 //! Each put is one transaction. By default ([`SyncMode::Relaxed`]) a commit is flushed
 //! with one `fsync` and the metadata page's flush is deferred: the environment stays

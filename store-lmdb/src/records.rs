@@ -8,10 +8,55 @@
 //!   records oldest (or soonest-expiring) first.
 //! * Meta record (value of `metas`): a fixed header ([`MetaHeader`]) followed by the
 //!   leading bytes of the encoded entry that [`EntryMeta::decode_prefix`] reads.
+//! * Entry record (value of `entries`), one of two forms told apart by their first
+//!   four bytes:
+//!   - inline: the whole [`Entry::encode`], starting with the entry magic `HCE\x01`.
+//!     Every record of the previous layout is one, and so is every entry whose body
+//!     is at most [`BODY_APART_ABOVE`] bytes;
+//!   - head: [`HEAD_TAG`] followed by [`Entry::encode_head`] (the encoding without
+//!     its body), for longer bodies. The body is the value of `bodies` under the same
+//!     record id, exactly as long as the head says.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use httpcache_core::{CacheKey, Entry, EntryMeta, VariantId};
+
+/// Bodies longer than this (16 KiB) are kept apart from the rest of their entry, in
+/// `bodies`, so that refreshing the entry after a 304 rewrites a record of a few
+/// hundred bytes instead of the whole body.
+///
+/// Why 16 KiB: LMDB keeps values up to about half a page (2 KiB of a 4 KiB page)
+/// inside a leaf and gives longer ones their own overflow pages, so an inline entry of
+/// 16 KiB costs at most five pages to rewrite, against one or two for a head alone, a
+/// difference lost in the commit's flush; from there on the pages a rewrite dirties
+/// grow with the body (256 for 1 MiB). Below it, keeping the body inline spares each
+/// hit a second B-tree lookup and each put a second record, which for small entries
+/// are a visible part of their cost.
+pub(crate) const BODY_APART_ABOVE: usize = 16 << 10;
+
+/// The first four bytes of an entry record whose body is kept apart (`HCE\x01` starts
+/// an inline one).
+pub(crate) const HEAD_TAG: [u8; 4] = *b"HCH\x01";
+
+/// An entry record, by form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryRecord<'a> {
+    /// The whole encoding.
+    Inline(&'a [u8]),
+    /// The encoding without its body (the tag removed); the body is in `bodies`.
+    Head(&'a [u8]),
+}
+
+impl<'a> EntryRecord<'a> {
+    /// The form of an `entries` value.
+    pub(crate) fn of(value: &'a [u8]) -> EntryRecord<'a> {
+        match value.strip_prefix(&HEAD_TAG[..]) {
+            Some(head) => EntryRecord::Head(head),
+            None => EntryRecord::Inline(value),
+        }
+    }
+}
 
 /// Length of a record id: cache key + variant.
 pub(crate) const ID_LEN: usize = 40;
@@ -76,7 +121,9 @@ pub(crate) struct MetaHeader {
     pub(crate) created: u64,
     /// `expires`, nanoseconds since the epoch; `None` = never.
     pub(crate) expires: Option<u64>,
-    /// Length of the encoded entry in the `entries` database.
+    /// The bytes the entry takes: its `entries` record plus its body in `bodies`
+    /// when kept apart (the length of the `entries` record alone in the previous
+    /// layout, where it held everything).
     pub(crate) entry_len: u64,
 }
 
@@ -129,8 +176,10 @@ pub(crate) fn decode_meta_record(id: &[u8], record: &[u8]) -> Option<EntryMeta> 
 pub(crate) struct PreparedEntry {
     /// Record id.
     pub(crate) id: RecordId,
-    /// The binary encoding of the entry.
-    pub(crate) encoded: Vec<u8>,
+    /// The `entries` record: the whole encoding, or [`HEAD_TAG`] and the head.
+    pub(crate) record: Vec<u8>,
+    /// The body, when kept apart (a shared view of the entry's, not a copy).
+    pub(crate) body: Option<Bytes>,
     /// The meta record.
     pub(crate) meta: Vec<u8>,
     /// The meta record's header.
@@ -138,24 +187,45 @@ pub(crate) struct PreparedEntry {
 }
 
 impl PreparedEntry {
-    /// Encodes `entry` and builds its meta record.
+    /// Encodes `entry` (its body apart when longer than [`BODY_APART_ABOVE`]) and
+    /// builds its meta record.
     pub(crate) fn new(entry: &Entry) -> PreparedEntry {
-        let encoded = entry.encode();
+        let (record, body, encoding_at) = if entry.response.body.len() > BODY_APART_ABOVE {
+            let head = entry.encode_head();
+            let mut record = Vec::with_capacity(HEAD_TAG.len() + head.len());
+            record.extend_from_slice(&HEAD_TAG);
+            record.extend_from_slice(&head);
+            (record, Some(entry.response.body.clone()), HEAD_TAG.len())
+        } else {
+            (entry.encode(), None, 0)
+        };
+        let body_len = body.as_ref().map_or(0, Bytes::len);
         let header = MetaHeader {
             created: nanos(entry.created),
             expires: entry.expires.map(nanos),
-            entry_len: encoded.len() as u64,
+            entry_len: (record.len() + body_len) as u64,
         };
-        // The metadata block leads the encoding; keep only it when the encoding says
-        // how long it is, else the whole encoding (decode_prefix reads either).
-        let prefix_len = EntryMeta::prefix_len(&encoded[..encoded.len().min(10)])
-            .filter(|&len| len <= encoded.len())
-            .unwrap_or(encoded.len());
-        let mut meta = Vec::with_capacity(META_HEADER_LEN + prefix_len);
-        header.write(&mut meta);
-        meta.extend_from_slice(&encoded[..prefix_len]);
-        PreparedEntry { id: record_id(&entry.key, entry.variant), encoded, meta, header }
+        let meta = meta_record(&header, &record[encoding_at..]);
+        PreparedEntry { id: record_id(&entry.key, entry.variant), record, body, meta, header }
     }
+
+    /// The bytes the entry takes once written (see [`MetaHeader::entry_len`]).
+    pub(crate) fn stored_len(&self) -> u64 {
+        self.header.entry_len
+    }
+}
+
+/// The meta record of an entry whose encoding (or head) is `encoding`: the header,
+/// then the metadata block that leads the encoding when the encoding says how long it
+/// is, else the whole encoding (decode_prefix reads either).
+pub(crate) fn meta_record(header: &MetaHeader, encoding: &[u8]) -> Vec<u8> {
+    let prefix_len = EntryMeta::prefix_len(&encoding[..encoding.len().min(10)])
+        .filter(|&len| len <= encoding.len())
+        .unwrap_or(encoding.len());
+    let mut meta = Vec::with_capacity(META_HEADER_LEN + prefix_len);
+    header.write(&mut meta);
+    meta.extend_from_slice(&encoding[..prefix_len]);
+    meta
 }
 
 #[cfg(test)]
@@ -197,6 +267,27 @@ mod tests {
         }
         assert_eq!(MetaHeader::read(&[1, 2, 3]), None);
         assert_eq!(MetaHeader::read(&[9; META_HEADER_LEN]), None);
+    }
+
+    #[test]
+    fn long_bodies_are_prepared_apart_and_short_ones_inline() {
+        use httpcache_core::conformance::{body, entry};
+        let key = CacheKey([3; 32]);
+        let short = entry(key, 0, body(1, BODY_APART_ABOVE));
+        let prepared = PreparedEntry::new(&short);
+        assert_eq!(prepared.record, short.encode());
+        assert_eq!(EntryRecord::of(&prepared.record), EntryRecord::Inline(&prepared.record[..]));
+        assert!(prepared.body.is_none());
+        assert_eq!(prepared.stored_len(), short.encode().len() as u64);
+
+        let long = entry(key, 0, body(1, BODY_APART_ABOVE + 1));
+        let prepared = PreparedEntry::new(&long);
+        let head = long.encode_head();
+        assert_eq!(EntryRecord::of(&prepared.record), EntryRecord::Head(&head[..]));
+        let body = prepared.body.as_ref().expect("a long body is kept apart");
+        assert_eq!(body.as_ptr(), long.response.body.as_ptr(), "shared, not copied");
+        assert_eq!(prepared.stored_len(), (HEAD_TAG.len() + long.encode().len()) as u64);
+        assert_eq!(decode_meta_record(&prepared.id, &prepared.meta), Some(long.meta()));
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
-use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId};
 
 use crate::error::LmdbError;
 use crate::records::{
-    ID_LEN, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
-    record_id,
+    EntryRecord, ID_LEN, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos,
+    parse_index_key, record_id,
 };
 
 /// The map size a new environment starts with: 1 GiB of address space (the file
@@ -36,8 +36,12 @@ const MAX_ATTEMPTS: usize = 64;
 /// Extra room asked for, beyond the entry, when evicting because the map is full.
 const EVICTION_SLACK: u64 = 256 << 10;
 
+/// Length of the tag in front of a head record.
+const HEAD_TAG_LEN: usize = crate::records::HEAD_TAG.len();
+
 /// Named databases.
 const ENTRIES: &str = "entries";
+const BODIES: &str = "bodies";
 const METAS: &str = "metas";
 const BY_EXPIRY: &str = "by-expiry";
 const BY_CREATED: &str = "by-created";
@@ -114,7 +118,8 @@ impl LmdbBuilder {
         self
     }
 
-    /// Bounds the total size of the encoded entries: a put that goes over evicts
+    /// Bounds the total size of the stored entries (records and bodies kept apart,
+    /// about their encoded size): a put that goes over evicts
     /// expired entries first, then the oldest by creation time. Default: unbounded
     /// (only the map size limits the store).
     pub fn max_bytes(mut self, bytes: u64) -> Self {
@@ -149,7 +154,8 @@ impl LmdbBuilder {
 pub struct LmdbStats {
     /// How many entry records are stored.
     pub entries: u64,
-    /// The total size of their encodings, in bytes (what `max_bytes` bounds).
+    /// The total size of their records, bodies kept apart included, in bytes (what
+    /// `max_bytes` bounds).
     pub bytes: u64,
     /// The current size of this process's memory map, in bytes.
     pub map_size: usize,
@@ -158,8 +164,10 @@ pub struct LmdbStats {
 /// The databases of one environment.
 #[derive(Clone, Copy)]
 struct Databases {
-    /// Record id → encoded entry.
+    /// Record id → entry record: the whole encoding, or a head whose body is in `bodies`.
     entries: Database<'static, Raw, Raw>,
+    /// Record id → the body of an entry whose record is a head.
+    bodies: Database<'static, Raw, Raw>,
     /// Record id → meta record.
     metas: Database<'static, Raw, Raw>,
     /// Expires ++ record id → ().
@@ -168,6 +176,15 @@ struct Databases {
     by_created: Database<'static, Raw, Unit>,
     /// Format marker and byte counter.
     info: Database<'static, Str, Raw>,
+}
+
+/// How [`LmdbStore::put_all`] writes its entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Whole.
+    Put,
+    /// Reusing the stored body when it is provably the entry's.
+    Refresh,
 }
 
 /// Which index an eviction candidate came from.
@@ -293,15 +310,17 @@ impl Shared {
                     info.put(wtxn, FORMAT_KEY, FORMAT)?;
                 }
                 let entries = opener.create_database::<Raw, Raw>(wtxn, Some(ENTRIES))?;
+                // Absent from environments written by the previous layout: created here.
+                let bodies = opener.create_database::<Raw, Raw>(wtxn, Some(BODIES))?;
                 let metas = opener.create_database::<Raw, Raw>(wtxn, Some(METAS))?;
                 let by_expiry = opener.create_database::<Raw, Unit>(wtxn, Some(BY_EXPIRY))?;
                 let by_created = opener.create_database::<Raw, Unit>(wtxn, Some(BY_CREATED))?;
-                Ok(CommitOrAbort::Commit((entries, metas, by_expiry, by_created, info)))
+                Ok(CommitOrAbort::Commit((entries, bodies, metas, by_expiry, by_created, info)))
             })
             .map_err(not_ours)?;
         match opened {
-            CommitOrAbort::Commit((entries, metas, by_expiry, by_created, info)) => {
-                Ok(Databases { entries, metas, by_expiry, by_created, info })
+            CommitOrAbort::Commit((entries, bodies, metas, by_expiry, by_created, info)) => {
+                Ok(Databases { entries, bodies, metas, by_expiry, by_created, info })
             }
             CommitOrAbort::Abort(reason) => {
                 Err(LmdbError::NotACache(format!("{}: {reason}", path.display())))
@@ -419,11 +438,12 @@ impl Shared {
         self.dbs.info.put(txn, BYTES_KEY, &total.to_be_bytes())
     }
 
-    /// Deletes the record `id`, its meta record and its index keys. Returns the size of
-    /// the deleted entry, or `None` when there was no entry record.
-    fn unlink(&self, txn: &mut RwTxn<'_>, id: &[u8]) -> heed::Result<Option<u64>> {
+    /// Deletes the record `id`: its entry record, its body (unless `keep_body`), its
+    /// meta record and its index keys. A body with no head in front of it (left by an
+    /// older build, which deleted heads it could not read) goes too.
+    fn unlink(&self, txn: &mut RwTxn<'_>, id: &[u8], keep_body: bool) -> heed::Result<Unlinked> {
         let header = self.dbs.metas.get(txn, id)?.and_then(MetaHeader::read);
-        let entry_len = self.dbs.entries.get(txn, id)?.map(|entry| entry.len() as u64);
+        let record_len = self.dbs.entries.get(txn, id)?.map(|record| record.len() as u64);
         if let (Some(header), Ok(id)) = (header, RecordId::try_from(id)) {
             if let Some(expires) = header.expires {
                 self.dbs.by_expiry.delete(txn, &index_key(expires, &id))?;
@@ -432,21 +452,39 @@ impl Shared {
         }
         self.dbs.metas.delete(txn, id)?;
         self.dbs.entries.delete(txn, id)?;
-        Ok(entry_len)
+        let mut freed = record_len.unwrap_or(0);
+        if !keep_body && let Some(body) = self.dbs.bodies.get(txn, id)? {
+            freed = freed.saturating_add(body.len() as u64);
+            self.dbs.bodies.delete(txn, id)?;
+        }
+        Ok(Unlinked { existed: record_len.is_some(), freed })
     }
 
     /// Writes a prepared entry, replacing the record with the same id, then evicts
-    /// down to `max_bytes` (sparing the new record).
-    fn put_in(&self, txn: &mut RwTxn<'_>, entry: &PreparedEntry, now: u64) -> heed::Result<()> {
+    /// down to `max_bytes` (sparing the new record). With `reuse_body`, the body
+    /// stored under the id stays and is not written again: only for a refresh that
+    /// proved it is this entry's ([`Shared::stored_body_is`]).
+    fn put_in(
+        &self,
+        txn: &mut RwTxn<'_>,
+        entry: &PreparedEntry,
+        now: u64,
+        reuse_body: bool,
+    ) -> heed::Result<()> {
         let mut total = self.total_bytes(txn)?;
-        total = total.saturating_sub(self.unlink(txn, &entry.id)?.unwrap_or(0));
-        self.dbs.entries.put(txn, &entry.id, &entry.encoded)?;
+        total = total.saturating_sub(self.unlink(txn, &entry.id, reuse_body)?.freed);
+        self.dbs.entries.put(txn, &entry.id, &entry.record)?;
+        let mut added = entry.record.len() as u64;
+        if !reuse_body && let Some(body) = &entry.body {
+            self.dbs.bodies.put(txn, &entry.id, body)?;
+            added = added.saturating_add(body.len() as u64);
+        }
         self.dbs.metas.put(txn, &entry.id, &entry.meta)?;
         if let Some(expires) = entry.header.expires {
             self.dbs.by_expiry.put(txn, &index_key(expires, &entry.id), &())?;
         }
         self.dbs.by_created.put(txn, &index_key(entry.header.created, &entry.id), &())?;
-        total = total.saturating_add(entry.encoded.len() as u64);
+        total = total.saturating_add(added);
         if let Some(max_bytes) = self.max_bytes {
             while total > max_bytes {
                 match self.evict_one(txn, now, Some(&entry.id))? {
@@ -456,6 +494,24 @@ impl Shared {
             }
         }
         self.set_total_bytes(txn, total)
+    }
+
+    /// Whether the body stored under `entry`'s id is, byte for byte, the body `entry`
+    /// keeps apart: the guard of a refresh, run inside its write transaction so that
+    /// no other writer can change the answer before the head is written.
+    ///
+    /// Comparing the bytes is the proof chosen over a fingerprint or a generation
+    /// recorded at put time: it cannot be fooled by a collision, needs nothing new in
+    /// the format (old records and the `Entry` a driver holds carry no generation),
+    /// and reads pages that are mapped and usually cached, which costs far less than
+    /// writing them (1 MiB compared is 256 pages read, against 256 pages dirtied,
+    /// copied and flushed). The stored record must also be a head: a body under an
+    /// inline record is a leftover, not this variant's body.
+    fn stored_body_is(&self, txn: &RoTxn<'_>, entry: &PreparedEntry) -> heed::Result<bool> {
+        let Some(body) = &entry.body else { return Ok(false) };
+        let is_head =
+            matches!(self.dbs.entries.get(txn, &entry.id)?.map(EntryRecord::of), Some(EntryRecord::Head(_)));
+        Ok(is_head && self.dbs.bodies.get(txn, &entry.id)? == Some(&body[..]))
     }
 
     /// Evicts one record: the soonest-expired one if any has expired by `now`, else the
@@ -496,7 +552,7 @@ impl Shared {
         };
         let Some((index, key, id)) = candidate else { return Ok(None) };
         let freed = match id {
-            Some(id) => self.unlink(txn, &id)?.unwrap_or(0),
+            Some(id) => self.unlink(txn, &id, false)?.freed,
             None => 0,
         };
         match index {
@@ -553,7 +609,7 @@ impl Shared {
             for (id, seen, is_meta) in records {
                 let db = if *is_meta { self.dbs.metas } else { self.dbs.entries };
                 if db.get(txn, id)? == Some(&seen[..]) {
-                    total = total.saturating_sub(self.unlink(txn, id)?.unwrap_or(0));
+                    total = total.saturating_sub(self.unlink(txn, id, false)?.freed);
                 }
             }
             self.set_total_bytes(txn, total)
@@ -562,6 +618,15 @@ impl Shared {
             tracing::warn!(path = %self.path.display(), %error, "could not delete undecodable records");
         }
     }
+}
+
+/// What [`Shared::unlink`] deleted.
+#[derive(Debug, Clone, Copy)]
+struct Unlinked {
+    /// Whether there was an entry record.
+    existed: bool,
+    /// The bytes freed (entry record and body).
+    freed: u64,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -658,9 +723,10 @@ impl LmdbStore {
                         Some(None) => true, // an unreadable meta record: drop the entry
                         None => false,
                     };
-                    if current && let Some(freed) = shared.unlink(txn, &id)? {
-                        total = total.saturating_sub(freed);
-                        removed += 1;
+                    if current {
+                        let unlinked = shared.unlink(txn, &id, false)?;
+                        total = total.saturating_sub(unlinked.freed);
+                        removed += usize::from(unlinked.existed);
                     }
                 }
                 shared.dbs.by_expiry.delete(txn, key)?;
@@ -678,21 +744,32 @@ impl LmdbStore {
         Ok(LmdbStats { entries, bytes, map_size: shared.env.info().map_size })
     }
 
-    /// Reads every variant of `key` in one read transaction: each value is copied out
-    /// of the map once and decoded in place ([`Entry::decode_shared`]).
+    /// Reads every variant of `key` in one read transaction: each record, and each
+    /// body kept apart, is copied out of the map once and decoded in place
+    /// ([`Entry::decode_shared`], [`Entry::decode_split`]).
     pub(crate) fn lookup(&self, key: &CacheKey) -> Result<Lookup, LmdbError> {
         let shared = &self.shared;
         let raw = shared.read("get", |txn| {
             let mut raw = Vec::new();
             for item in shared.dbs.entries.prefix_iter(txn, key.as_bytes())? {
                 let (id, value) = item?;
-                raw.push((id.to_vec(), Bytes::copy_from_slice(value)));
+                let body = match EntryRecord::of(value) {
+                    EntryRecord::Head(_) => Some(shared.dbs.bodies.get(txn, id)?.map(Bytes::copy_from_slice)),
+                    EntryRecord::Inline(_) => None,
+                };
+                raw.push((id.to_vec(), Bytes::copy_from_slice(value), body));
             }
             Ok(raw)
         })?;
         let mut lookup = Lookup { entries: Vec::with_capacity(raw.len()), corrupt: Vec::new() };
-        for (id, value) in raw {
-            match Entry::decode_shared(value.clone()) {
+        for (id, value, body) in raw {
+            let decoded = match body {
+                None => Entry::decode_shared(value.clone()),
+                Some(Some(body)) => Entry::decode_split(value.slice(HEAD_TAG_LEN..), body),
+                // A head without its body.
+                Some(None) => Err(DecodeError::Truncated),
+            };
+            match decoded {
                 Ok(entry) if id.len() == ID_LEN && record_id(&entry.key, entry.variant)[..] == id[..] => {
                     lookup.entries.push(entry);
                 }
@@ -729,17 +806,27 @@ impl LmdbStore {
     /// oldest entries until the write fits; fails only when the store is empty and the
     /// entry still does not fit (or it alone exceeds `max_bytes`).
     pub(crate) fn put_prepared(&self, entry: &PreparedEntry) -> Result<(), LmdbError> {
-        self.put_all(std::slice::from_ref(entry))
+        self.put_all(std::slice::from_ref(entry), Write::Put).map(drop)
+    }
+
+    /// Writes an encoded entry freshened by a validation, in one write transaction:
+    /// only its head, meta record and index keys when the body stored under its id is
+    /// provably its own ([`Shared::stored_body_is`]), else the whole entry as
+    /// [`put_prepared`](Self::put_prepared) does. Returns whether the stored body was
+    /// kept (`false`: the whole entry was written).
+    pub(crate) fn refresh_prepared(&self, entry: &PreparedEntry) -> Result<bool, LmdbError> {
+        self.put_all(std::slice::from_ref(entry), Write::Refresh).map(|kept| kept > 0)
     }
 
     /// Writes encoded entries in one transaction. When the map cannot grow any more,
     /// evicts expired then oldest entries until the write fits; fails only when the
     /// store is empty and the entries still do not fit (or one alone exceeds `max_bytes`).
-    fn put_all(&self, entries: &[PreparedEntry]) -> Result<(), LmdbError> {
+    /// Returns how many stored bodies a refresh kept.
+    fn put_all(&self, entries: &[PreparedEntry], how: Write) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let mut size = 0u64;
         for entry in entries {
-            let entry_size = entry.encoded.len() as u64;
+            let entry_size = entry.stored_len();
             if let Some(max_bytes) = shared.max_bytes
                 && entry_size > max_bytes
             {
@@ -758,12 +845,19 @@ impl LmdbStore {
             )));
         }
         let now = nanos(wall_clock());
+        let what = match how {
+            Write::Put => "put",
+            Write::Refresh => "refresh",
+        };
         loop {
-            let outcome = shared.write("put", |txn| {
+            let outcome = shared.write(what, |txn| {
+                let mut kept = 0;
                 for entry in entries {
-                    shared.put_in(txn, entry, now)?;
+                    let reuse_body = how == Write::Refresh && shared.stored_body_is(txn, entry)?;
+                    shared.put_in(txn, entry, now, reuse_body)?;
+                    kept += usize::from(reuse_body);
                 }
-                Ok(())
+                Ok(kept)
             });
             match outcome {
                 Err(LmdbError::Full(message)) => {
@@ -784,14 +878,14 @@ impl LmdbStore {
     /// tens of thousands of entries (LMDB bounds how much one transaction may change).
     pub fn put_batch<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<(), LmdbError> {
         let prepared: Vec<PreparedEntry> = entries.into_iter().map(PreparedEntry::new).collect();
-        self.put_all(&prepared)
+        self.put_all(&prepared, Write::Put).map(drop)
     }
 
     pub(crate) fn remove_key(&self, key: &CacheKey) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         shared.write("remove", |txn| {
             let mut ids = Vec::new();
-            for db in [shared.dbs.entries, shared.dbs.metas] {
+            for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
                 for item in db.prefix_iter(txn, key.as_bytes())? {
                     let id = item?.0;
                     if !ids.iter().any(|seen: &Vec<u8>| seen[..] == id[..]) {
@@ -802,10 +896,9 @@ impl LmdbStore {
             let mut total = shared.total_bytes(txn)?;
             let mut removed = 0;
             for id in &ids {
-                if let Some(freed) = shared.unlink(txn, id)? {
-                    total = total.saturating_sub(freed);
-                    removed += 1;
-                }
+                let unlinked = shared.unlink(txn, id, false)?;
+                total = total.saturating_sub(unlinked.freed);
+                removed += usize::from(unlinked.existed);
             }
             shared.set_total_bytes(txn, total)?;
             Ok(removed)
@@ -816,12 +909,12 @@ impl LmdbStore {
         let shared = &self.shared;
         let id = record_id(key, variant);
         shared.write("remove variant", |txn| {
-            let freed = shared.unlink(txn, &id)?;
-            if let Some(freed) = freed {
+            let unlinked = shared.unlink(txn, &id, false)?;
+            if unlinked.freed > 0 {
                 let total = shared.total_bytes(txn)?;
-                shared.set_total_bytes(txn, total.saturating_sub(freed))?;
+                shared.set_total_bytes(txn, total.saturating_sub(unlinked.freed))?;
             }
-            Ok(freed.is_some())
+            Ok(unlinked.existed)
         })
     }
 
@@ -829,6 +922,7 @@ impl LmdbStore {
         let shared = &self.shared;
         shared.write("clear", |txn| {
             shared.dbs.entries.clear(txn)?;
+            shared.dbs.bodies.clear(txn)?;
             shared.dbs.metas.clear(txn)?;
             shared.dbs.by_expiry.clear(txn)?;
             shared.dbs.by_created.clear(txn)?;
@@ -841,6 +935,57 @@ impl LmdbStore {
         let shared = &self.shared;
         shared.env.clear_stale_readers().map(drop).map_err(|error| shared.error("clear stale readers", error))
     }
+
+    /// Deletes bodies that no head refers to; returns how many. This store never
+    /// leaves one (every change is one transaction), but an older build that finds a
+    /// head it cannot read deletes the record and not the body it does not know of.
+    /// Looked for in a read transaction; the write happens only when there are some.
+    pub(crate) fn delete_orphan_bodies(&self) -> Result<usize, LmdbError> {
+        let shared = &self.shared;
+        let has_head = |txn: &RoTxn<'_>, id: &[u8]| -> heed::Result<bool> {
+            Ok(matches!(shared.dbs.entries.get(txn, id)?.map(EntryRecord::of), Some(EntryRecord::Head(_))))
+        };
+        let orphans = shared.read("look for orphan bodies", |txn| {
+            let mut orphans = Vec::new();
+            for item in shared.dbs.bodies.iter(txn)? {
+                let (id, _) = item?;
+                if !has_head(txn, id)? {
+                    orphans.push(id.to_vec());
+                }
+            }
+            Ok(orphans)
+        })?;
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        shared.write("delete orphan bodies", |txn| {
+            let mut total = shared.total_bytes(txn)?;
+            let mut deleted = 0;
+            for id in &orphans {
+                // Still an orphan: a put may have given it a head since.
+                if has_head(txn, id)? {
+                    continue;
+                }
+                if let Some(body) = shared.dbs.bodies.get(txn, id)? {
+                    total = total.saturating_sub(body.len() as u64);
+                    shared.dbs.bodies.delete(txn, id)?;
+                    deleted += 1;
+                }
+            }
+            shared.set_total_bytes(txn, total)?;
+            Ok(deleted)
+        })
+    }
+
+    /// What `compact` does: clear stale reader slots, delete orphan bodies.
+    pub(crate) fn compact_now(&self) -> Result<(), LmdbError> {
+        self.clear_stale_readers()?;
+        let deleted = self.delete_orphan_bodies()?;
+        if deleted > 0 {
+            tracing::debug!(path = %self.shared.path.display(), deleted, "deleted orphan LMDB bodies");
+        }
+        Ok(())
+    }
 }
 
 impl Store for LmdbStore {
@@ -852,6 +997,13 @@ impl Store for LmdbStore {
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         Ok(self.put_prepared(&PreparedEntry::new(entry))?)
+    }
+
+    /// One write transaction that rewrites only the entry's head, meta record and index
+    /// keys when its body is kept apart and the stored body is byte for byte the
+    /// entry's (else a whole put). See the [crate docs](crate#refreshing-after-a-304).
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        Ok(self.refresh_prepared(&PreparedEntry::new(entry)).map(drop)?)
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
@@ -873,9 +1025,10 @@ impl Store for LmdbStore {
     }
 
     /// LMDB reuses freed pages itself and cannot shrink its file in place; compacting
-    /// clears reader slots left by dead processes.
+    /// clears reader slots left by dead processes and deletes bodies no head refers to
+    /// (which only an older build leaves behind).
     fn compact(&self) -> Result<(), StoreError> {
-        Ok(self.clear_stale_readers()?)
+        Ok(self.compact_now()?)
     }
 }
 
@@ -887,23 +1040,57 @@ impl LmdbStore {
     pub(crate) fn write_raw(&self, key: &CacheKey, variant: VariantId, bytes: &[u8]) {
         let shared = &self.shared;
         let id = record_id(key, variant);
-        let prefix_len = EntryMeta::prefix_len(&bytes[..bytes.len().min(10)])
-            .filter(|&len| len <= bytes.len())
-            .unwrap_or(bytes.len());
         let header = MetaHeader { created: 0, expires: None, entry_len: bytes.len() as u64 };
-        let mut meta = Vec::new();
-        header.write(&mut meta);
-        meta.extend_from_slice(&bytes[..prefix_len]);
+        let meta = crate::records::meta_record(&header, bytes);
         shared
             .write("write raw", |txn| {
                 let total = shared.total_bytes(txn)?;
-                let total = total.saturating_sub(shared.unlink(txn, &id)?.unwrap_or(0));
+                let total = total.saturating_sub(shared.unlink(txn, &id, false)?.freed);
                 shared.dbs.entries.put(txn, &id, bytes)?;
                 shared.dbs.metas.put(txn, &id, &meta)?;
                 shared.dbs.by_created.put(txn, &index_key(0, &id), &())?;
                 shared.set_total_bytes(txn, total + bytes.len() as u64)
             })
             .expect("write a raw record");
+    }
+
+    /// Replaces the body kept apart for (`key`, `variant`) with `bytes` (`None`:
+    /// deletes it), leaving its head alone: a body record gone bad, or an orphan.
+    pub(crate) fn write_raw_body(&self, key: &CacheKey, variant: VariantId, bytes: Option<&[u8]>) {
+        let shared = &self.shared;
+        let id = record_id(key, variant);
+        shared
+            .write("write a raw body", |txn| {
+                let before = shared.dbs.bodies.get(txn, &id)?.map_or(0, |body| body.len() as u64);
+                let after = bytes.map_or(0, |bytes| bytes.len() as u64);
+                match bytes {
+                    Some(bytes) => shared.dbs.bodies.put(txn, &id, bytes)?,
+                    None => drop(shared.dbs.bodies.delete(txn, &id)?),
+                }
+                let total = shared.total_bytes(txn)?;
+                shared.set_total_bytes(txn, total.saturating_sub(before).saturating_add(after))
+            })
+            .expect("write a raw body");
+    }
+
+    /// Deletes the record of (`key`, `variant`) but not its body, as an older build
+    /// does with a head it cannot read (leaving the body an orphan).
+    pub(crate) fn delete_all_but_the_body(&self, key: &CacheKey, variant: VariantId) {
+        let shared = &self.shared;
+        let id = record_id(key, variant);
+        shared
+            .write("delete all but the body", |txn| {
+                let freed = shared.unlink(txn, &id, true)?.freed;
+                let total = shared.total_bytes(txn)?;
+                shared.set_total_bytes(txn, total.saturating_sub(freed))
+            })
+            .expect("delete a record but its body");
+    }
+
+    /// How many bodies are kept apart.
+    pub(crate) fn body_count(&self) -> u64 {
+        let shared = &self.shared;
+        shared.read("count bodies", |txn| shared.dbs.bodies.len(txn)).expect("count bodies")
     }
 
     /// How many keys each index holds: (by expiry, by creation).

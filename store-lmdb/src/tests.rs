@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use httpcache_core::conformance::{at, body, entry, key};
-use httpcache_core::{AsyncStore, Store, StoreError, VariantId};
+use bytes::Bytes;
+use httpcache_core::conformance::{at, body, entry, key, revalidated};
+use httpcache_core::{AsyncStore, Entry, Store, StoreError, VariantId};
 
+use crate::records::{BODY_APART_ABOVE, HEAD_TAG, MetaHeader, PreparedEntry};
 use crate::{AsyncLmdbStore, LmdbError, LmdbStore};
 
 fn temp_store() -> (tempfile::TempDir, LmdbStore) {
@@ -97,6 +99,7 @@ fn a_full_map_at_its_maximum_evicts_oldest() {
     let huge = entry(key(1000), 0, body(1000, 4 << 20));
     assert!(matches!(store.put(&huge), Err(StoreError::Full(_))));
     assert_eq!(store.stats().unwrap().entries, stats.entries, "and evicts nothing for it");
+    assert_no_orphans(&store, "evicted for a full map");
 }
 
 #[test]
@@ -249,7 +252,7 @@ fn refuses_what_is_not_a_cache() {
         let env = unsafe { heed::EnvOpenOptions::new().map_size(1 << 20).max_dbs(2).open(&foreign) }.unwrap();
         let wtxn = env.write_txn().unwrap();
         let db = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| {
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
                 opener
                     .create_database::<heed::types::Str, heed::types::Str>(wtxn, Some("theirs"))
                     .map(heed::CommitOrAbort::<_, ()>::Commit)
@@ -339,4 +342,271 @@ fn every_sync_mode_stores_and_reads() {
         let store = LmdbStore::open(dir.path()).unwrap();
         assert_eq!(store.get(&e.key).unwrap(), std::slice::from_ref(&e), "{mode:?}");
     }
+}
+
+/// The bytes `entry` takes in the store (record, and body when kept apart).
+fn stored_len(entry: &Entry) -> u64 {
+    PreparedEntry::new(entry).stored_len()
+}
+
+/// Refreshes `entry`; returns whether the stored body was kept.
+fn refresh_keeps_body(store: &LmdbStore, entry: &Entry) -> bool {
+    store.refresh_prepared(&PreparedEntry::new(entry)).expect("refresh")
+}
+
+/// `bytes` with its last byte changed.
+fn last_byte_flipped(bytes: &Bytes) -> Bytes {
+    let mut bytes = bytes.to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    Bytes::from(bytes)
+}
+
+/// Every long body has its one record in `bodies`, no other is there, and the byte
+/// count is the sum of what the listed entries take.
+#[track_caller]
+fn assert_no_orphans(store: &LmdbStore, what: &str) {
+    let metas = store.scan().unwrap();
+    let apart = metas.iter().filter(|meta| meta.body_size > BODY_APART_ABOVE as u64).count() as u64;
+    assert_eq!(store.body_count(), apart, "{what}: one body per long entry, and no other");
+    let mut bytes = 0;
+    for k in metas.iter().map(|meta| meta.key).collect::<std::collections::BTreeSet<_>>() {
+        bytes += store.get(&k).unwrap().iter().map(stored_len).sum::<u64>();
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes), (metas.len() as u64, bytes), "{what}: counts");
+}
+
+#[test]
+fn a_refresh_rewrites_only_the_head_when_the_stored_body_is_its_own() {
+    // RFC 9111 §4.3.4: a 304 freshens the stored response; its body does not change.
+    let (_dir, store) = temp_store();
+    let stored = entry(key(1), 0, body(1, 1 << 20));
+    store.put(&stored).unwrap();
+    assert_eq!(store.body_count(), 1, "a 1 MiB body is kept apart");
+    let first = revalidated(&stored, 1);
+    assert!(refresh_keeps_body(&store, &first), "the stored body is the entry's: kept");
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&first));
+    assert!(refresh_keeps_body(&store, &revalidated(&first, 2)), "and again");
+    assert_no_orphans(&store, "after refreshes");
+
+    // Another writer stored another body of the same length: the late refresh of the
+    // old copy is written whole, its own body with it.
+    store.put(&entry(key(1), 0, last_byte_flipped(&stored.response.body))).unwrap();
+    let late = revalidated(&stored, 3);
+    assert!(!refresh_keeps_body(&store, &late), "another body is stored: written whole");
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&late));
+
+    // Removed meanwhile: written whole.
+    assert_eq!(store.remove(&key(1)).unwrap(), 1);
+    let revived = revalidated(&late, 4);
+    assert!(!refresh_keeps_body(&store, &revived));
+    assert_eq!(store.get(&key(1)).unwrap(), [revived]);
+
+    // A short body lives inline: a refresh rewrites the record, body and all.
+    let short = entry(key(2), 0, body(2, BODY_APART_ABOVE));
+    store.put(&short).unwrap();
+    assert!(!refresh_keeps_body(&store, &revalidated(&short, 1)));
+    assert_eq!(store.body_count(), 1);
+    assert_no_orphans(&store, "at the end");
+}
+
+#[test]
+fn a_cache_directory_of_the_previous_layout_still_reads() {
+    use heed::types::{Bytes as Raw, Str, Unit};
+
+    use crate::records::{index_key, meta_record, nanos, record_id};
+
+    // The environment the previous version wrote: five databases (no `bodies`), every
+    // entry record inline, the long ones too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache");
+    std::fs::create_dir(&path).unwrap();
+    let old = [
+        entry(key(1), 0, body(1, 1 << 20)),
+        entry(key(2), 0, body(2, 1000)),
+        entry(key(2), 5, body(3, 64 << 10)),
+    ];
+    let mut total = 0u64;
+    {
+        // SAFETY: a fresh directory, opened once, closed before the store opens it.
+        let env = unsafe { heed::EnvOpenOptions::new().map_size(64 << 20).max_dbs(8).open(&path) }.unwrap();
+        let wtxn = env.write_txn().unwrap();
+        let (info, entries, metas, by_expiry, by_created) = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                Ok(heed::CommitOrAbort::<_, ()>::Commit((
+                    opener.create_database::<Str, Raw>(wtxn, Some("info"))?,
+                    opener.create_database::<Raw, Raw>(wtxn, Some("entries"))?,
+                    opener.create_database::<Raw, Raw>(wtxn, Some("metas"))?,
+                    opener.create_database::<Raw, Unit>(wtxn, Some("by-expiry"))?,
+                    opener.create_database::<Raw, Unit>(wtxn, Some("by-created"))?,
+                )))
+            })
+            .unwrap()
+            .unwrap_commit();
+        let mut txn = env.write_txn().unwrap();
+        info.put(&mut txn, "format", b"httpcache-lmdb/1").unwrap();
+        for e in &old {
+            let id = record_id(&e.key, e.variant);
+            let encoded = e.encode();
+            let header = MetaHeader {
+                created: nanos(e.created),
+                expires: e.expires.map(nanos),
+                entry_len: encoded.len() as u64,
+            };
+            entries.put(&mut txn, &id, &encoded).unwrap();
+            metas.put(&mut txn, &id, &meta_record(&header, &encoded)).unwrap();
+            by_expiry.put(&mut txn, &index_key(header.expires.unwrap(), &id), &()).unwrap();
+            by_created.put(&mut txn, &index_key(header.created, &id), &()).unwrap();
+            total += encoded.len() as u64;
+        }
+        info.put(&mut txn, "bytes", &total.to_be_bytes()).unwrap();
+        txn.commit().unwrap();
+        env.prepare_for_closing().wait();
+    }
+
+    let store = LmdbStore::open(&path).unwrap();
+    assert_eq!(store.get(&key(1)).unwrap(), [old[0].clone()], "a 1 MiB inline record reads");
+    let mut both = store.get(&key(2)).unwrap();
+    both.sort_by_key(|e| e.variant);
+    assert_eq!(both, [old[1].clone(), old[2].clone()]);
+    let mut metas = store.scan().unwrap();
+    metas.sort_by_key(|meta| (meta.key, meta.variant));
+    let mut want: Vec<_> = old.iter().map(Entry::meta).collect();
+    want.sort_by_key(|meta| (meta.key, meta.variant));
+    assert_eq!(metas, want);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes), (3, total));
+    assert_eq!(store.body_count(), 0);
+
+    // Refreshing an inline record writes it whole, in the new layout; the next
+    // refresh keeps its body.
+    let refreshed = revalidated(&old[0], 1);
+    assert!(!refresh_keeps_body(&store, &refreshed), "an inline record holds no body apart");
+    assert_eq!(store.body_count(), 1);
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&refreshed));
+    assert!(refresh_keeps_body(&store, &revalidated(&refreshed, 2)));
+    let converted = stored_len(&refreshed);
+    let unconverted: u64 = old[1..].iter().map(|e| e.encode().len() as u64).sum();
+    assert_eq!(store.stats().unwrap().bytes, converted + unconverted);
+
+    // Old records are removed, purged and counted like new ones.
+    assert_eq!(store.remove(&key(2)).unwrap(), 2);
+    assert_no_orphans(&store, "after removing the old records");
+    assert_eq!(store.purge_expired(at(1_000_000)).unwrap(), 1);
+    assert_eq!(store.stats().unwrap().bytes, 0);
+}
+
+#[test]
+fn bodies_kept_apart_are_never_orphaned() {
+    let (_dir, store) = temp_store();
+    let long = |n: u64, variant: u64| entry(key(n), variant, body(n * 10 + variant, 40 << 10));
+    let short = |n: u64, variant: u64| entry(key(n), variant, body(n * 10 + variant, 500));
+    for e in [long(1, 0), long(1, 1), short(2, 0)] {
+        store.put(&e).unwrap();
+    }
+    assert_no_orphans(&store, "after puts");
+    store.put(&entry(key(1), 0, body(99, 50 << 10))).unwrap();
+    assert_no_orphans(&store, "long over long");
+    store.put(&short(1, 1)).unwrap();
+    assert_no_orphans(&store, "short over long");
+    store.put(&long(2, 0)).unwrap();
+    assert_no_orphans(&store, "long over short");
+    assert!(store.remove_variant(&key(1), VariantId(0)).unwrap());
+    assert_no_orphans(&store, "remove_variant");
+    assert_eq!(store.remove(&key(2)).unwrap(), 1);
+    assert_no_orphans(&store, "remove");
+    for n in 3..8 {
+        let mut e = long(n, 0);
+        e.expires = Some(at(n));
+        store.put(&e).unwrap();
+    }
+    assert_eq!(store.purge_expired(at(5)).unwrap(), 3);
+    assert_no_orphans(&store, "purge_expired");
+    store.put_batch(&[long(8, 0), long(8, 0), short(8, 1)]).unwrap();
+    assert_no_orphans(&store, "put_batch");
+    store.clear().unwrap();
+    assert_eq!(store.body_count(), 0, "clear");
+    assert_no_orphans(&store, "clear");
+
+    // Eviction under max_bytes takes the bodies with their heads.
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = LmdbStore::builder(dir.path()).max_bytes(500 << 10).open().unwrap();
+    for n in 0..30 {
+        bounded.put(&entry(key(n), 0, body(n, 100 << 10))).unwrap();
+    }
+    assert!(bounded.stats().unwrap().bytes <= 500 << 10);
+    assert_no_orphans(&bounded, "eviction");
+}
+
+#[test]
+fn a_corrupt_body_is_a_clean_miss() {
+    let (_dir, store) = temp_store();
+    let victim = entry(key(1), 1, body(1, 100 << 10));
+    let sibling = entry(key(1), 2, body(2, 100 << 10));
+    let good = victim.response.body.to_vec();
+    let cases: [(&str, Option<Vec<u8>>); 5] = [
+        ("missing", None),
+        ("empty", Some(Vec::new())),
+        ("cut short", Some(good[..good.len() - 1].to_vec())),
+        ("too long", Some([&good[..], b"!"].concat())),
+        ("another", Some(body(9, 10).to_vec())),
+    ];
+    for (what, bytes) in cases {
+        store.clear().unwrap();
+        store.put(&victim).unwrap();
+        store.put(&sibling).unwrap();
+        store.write_raw_body(&key(1), VariantId(1), bytes.as_deref());
+        assert_eq!(
+            store.get(&key(1)).unwrap(),
+            std::slice::from_ref(&sibling),
+            "{what}: a miss for that variant"
+        );
+        assert_eq!(store.index_lengths(), (1, 1), "{what}: its index keys went");
+        assert_no_orphans(&store, what);
+        // The variant can be stored again, by a refresh too.
+        let refreshed = revalidated(&victim, 1);
+        assert!(!refresh_keeps_body(&store, &refreshed), "{what}");
+        let mut got = store.get(&key(1)).unwrap();
+        got.sort_by_key(|e| e.variant);
+        assert_eq!(got, [refreshed, sibling.clone()], "{what}: stored again");
+    }
+
+    // A head cut short is a miss too, its body deleted with it.
+    store.clear().unwrap();
+    store.put(&victim).unwrap();
+    store.put(&sibling).unwrap();
+    let head = [&HEAD_TAG[..], &victim.encode_head()].concat();
+    store.write_raw(&key(1), VariantId(1), &head[..head.len() / 2]);
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&sibling));
+    assert_no_orphans(&store, "a head cut short");
+
+    // A body left without its head (by an older build) is deleted by compact, or
+    // with its key.
+    store.put(&victim).unwrap();
+    store.delete_all_but_the_body(&key(1), VariantId(1));
+    assert_eq!(store.body_count(), 2);
+    assert_eq!(store.get(&key(1)).unwrap(), std::slice::from_ref(&sibling));
+    store.compact().unwrap();
+    assert_no_orphans(&store, "compact");
+    store.put(&victim).unwrap();
+    store.delete_all_but_the_body(&key(1), VariantId(1));
+    assert_eq!(store.remove(&key(1)).unwrap(), 1, "only the sibling was an entry");
+    assert_eq!(store.body_count(), 0);
+    assert_no_orphans(&store, "remove");
+}
+
+#[test]
+fn async_refresh_keeps_the_body_too() {
+    let (_dir, store) = temp_store();
+    let stored = entry(key(1), 0, body(1, 256 << 10));
+    let store = store.into_async();
+    futures_executor::block_on(async {
+        store.put(&stored).await.unwrap();
+        let refreshed = revalidated(&stored, 1);
+        store.refresh(&refreshed).await.unwrap();
+        assert_eq!(store.get(&key(1)).await.unwrap(), [refreshed]);
+    });
+    assert_no_orphans(store.blocking(), "async");
 }

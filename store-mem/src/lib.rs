@@ -26,6 +26,11 @@
 //! small striped lock (readers never take it), so concurrent puts of two variants of a
 //! key both land.
 //!
+//! [`Store::refresh`] (a 304 freshening a stored entry) is the default, a put: it
+//! stores the refreshed entry, whose body is the `Bytes` the hit returned, so it costs
+//! the same small insert whatever the body's size, and it can never pair the new header
+//! fields with another body.
+//!
 //! ## Bounds and eviction
 //!
 //! Each item weighs about the size of its variants' binary encoding. When the total

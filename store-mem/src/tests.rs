@@ -134,3 +134,19 @@ fn inline_is_an_async_store_and_shared_across_threads() {
     assert_eq!(got, vec![e]);
     assert!(format!("{store:?}").contains("max_bytes"));
 }
+
+#[test]
+fn a_refresh_shares_the_body_it_is_given() {
+    // RFC 9111 §4.3.4: after a 304 the driver refreshes the entry it read, whose body
+    // is a view of the stored one. The default refresh (a put) stores a clone of the
+    // entry: the body is shared, never copied, so a refresh costs what a put of the
+    // header fields costs, whatever the body's size.
+    let store = MemoryStore::new(64 << 20);
+    store.put(&entry(1, 0, 1 << 20)).unwrap();
+    let read = store.get(&conformance::key(1)).unwrap().remove(0);
+    let refreshed = conformance::revalidated(&read, 1);
+    store.refresh(&refreshed).unwrap();
+    let got = store.get(&conformance::key(1)).unwrap();
+    assert_eq!(got, vec![refreshed.clone()]);
+    assert_eq!(got[0].response.body.as_ptr(), read.response.body.as_ptr(), "one body in memory");
+}

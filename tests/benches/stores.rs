@@ -1,6 +1,6 @@
-//! Store benchmarks: `get` and `put` of 1 KiB, 64 KiB and 1 MiB entries in the
-//! memory, filesystem and LMDB stores (LMDB puts in each [`SyncMode`]); `scan` of
-//! 100 000 metadata records; and, as the
+//! Store benchmarks: `get`, `put` and `refresh` of 1 KiB, 64 KiB and 1 MiB entries in
+//! the memory, filesystem and LMDB stores (LMDB writes in each [`SyncMode`]); `scan`
+//! of 100 000 metadata records; and, as the
 //! floor every store is measured against, a `HashMap<CacheKey, Entry>` lookup plus a
 //! `Bytes` clone of the body.
 //!
@@ -116,6 +116,45 @@ fn put(c: &mut Criterion) {
     group.finish();
 }
 
+/// `entry` as a 304 freshens it: a new `Date`, later times.
+fn revalidated(entry: &Entry, round: u64) -> Entry {
+    let mut refreshed = entry.clone();
+    let date = format!("Tue, 14 Nov 2023 22:{:02}:20 GMT", round % 60);
+    refreshed.response.headers.insert(http::header::DATE, HeaderValue::try_from(date).expect("date"));
+    refreshed.request_time = entry.request_time + Duration::from_secs(round);
+    refreshed.response_time = entry.response_time + Duration::from_secs(round);
+    refreshed
+}
+
+/// The write a revalidation makes, beside `put`: [`Store::refresh`] of a stored entry,
+/// alternating two freshened copies so each call changes what is stored.
+fn refresh(c: &mut Criterion) {
+    let mut group = c.benchmark_group("refresh");
+    let mut stores = stores();
+    for (name, mode) in [("lmdb-relaxed", SyncMode::Relaxed), ("lmdb-nosync", SyncMode::None)] {
+        let lmdb =
+            LmdbStore::builder(stores._dir.path().join(name)).sync(mode).open().expect("open lmdb store");
+        stores.stores.push((name, Box::new(lmdb)));
+    }
+    for (label, size) in SIZES {
+        let entry = bench_entry(3, size);
+        group.throughput(Throughput::Bytes(size as u64));
+        for (name, store) in &stores.stores {
+            store.put(&entry).expect("put before refresh");
+            let read = store.get(&entry.key).expect("get").pop().expect("the entry just put");
+            let copies = [revalidated(&read, 1), revalidated(&read, 2)];
+            let mut round = 0;
+            group.bench_function(BenchmarkId::new(*name, label), |b| {
+                b.iter(|| {
+                    round ^= 1;
+                    store.refresh(black_box(&copies[round])).expect("refresh")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan");
     group.sample_size(10);
@@ -146,5 +185,5 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, get, put, scan);
+criterion_group!(benches, get, put, refresh, scan);
 criterion_main!(benches);

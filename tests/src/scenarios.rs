@@ -78,6 +78,9 @@ impl Store for AnyStore {
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_store!(self, store => store.put(entry))
     }
+    fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        each_store!(self, store => store.refresh(entry))
+    }
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         each_store!(self, store => store.remove(key))
     }
@@ -122,6 +125,9 @@ impl AsyncStore for AnyAsyncStore {
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_async_store!(self, store => store.put(entry).await)
+    }
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        each_async_store!(self, store => store.refresh(entry).await)
     }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         each_async_store!(self, store => store.remove(key).await)

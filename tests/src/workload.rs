@@ -7,6 +7,7 @@
 //! wrote and compare the two field for field ([`verify`]), without knowing anything
 //! about the run that produced it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -189,7 +190,8 @@ pub fn verify(entry: &Entry) -> Result<Stamp, String> {
 /// What a worker does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Puts, gets (verifying every entry read), removes of variants and keys.
+    /// Puts, refreshes of entries read, gets (verifying every entry read), removes of
+    /// variants and keys.
     Mixed,
     /// Puts only, as fast as possible (for crash tests).
     WriteOnly,
@@ -228,6 +230,8 @@ pub struct Workload {
 pub struct Report {
     /// Successful puts.
     pub puts: u64,
+    /// Successful refreshes.
+    pub refreshes: u64,
     /// Successful gets.
     pub gets: u64,
     /// Entries read and verified.
@@ -250,6 +254,7 @@ impl Report {
 
     fn merge(&mut self, other: Report) {
         self.puts += other.puts;
+        self.refreshes += other.refreshes;
         self.gets += other.gets;
         self.entries_read += other.entries_read;
         self.removes += other.removes;
@@ -266,8 +271,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "puts={} gets={} entries_read={} removes={} errors={}",
-            self.puts, self.gets, self.entries_read, self.removes, self.errors
+            "puts={} refreshes={} gets={} entries_read={} removes={} errors={}",
+            self.puts, self.refreshes, self.gets, self.entries_read, self.removes, self.errors
         )?;
         for message in &self.messages {
             write!(f, "\n  error: {message}")?;
@@ -311,13 +316,15 @@ fn run_thread(store: &dyn Store, workload: &Workload, thread: u32, deadline: Ins
     let mut report = Report::default();
     let mut state = mix(u64::from(workload.writer) << 32 | u64::from(thread));
     let mut sequence = 0u64;
+    // The last entry read of each (key, variant), for refreshes.
+    let mut last_read: HashMap<(u64, u64), Entry> = HashMap::new();
     while monotonic_now() < deadline {
         state = mix(state);
         let key = state % workload.keys.max(1);
         let variant = (state >> 20) % workload.variants.max(1);
         let action = if workload.mode == Mode::WriteOnly { 0 } else { (state >> 40) % 100 };
         match action {
-            0..55 => {
+            0..45 => {
                 sequence += 1;
                 let stamp = Stamp { writer: workload.writer, thread, sequence, key, variant };
                 match store.put(&stamp.entry()) {
@@ -325,13 +332,29 @@ fn run_thread(store: &dyn Store, workload: &Workload, thread: u32, deadline: Ins
                     Err(error) => report.error(format!("put {stamp:?}: {error}")),
                 }
             }
+            // A refresh of an entry read earlier (as a 304 would write it back; here
+            // unchanged, so it still verifies), racing other processes' puts of other
+            // bodies for the same variant: it must never leave its header fields (the
+            // digest) with their body.
+            45..55 => {
+                let any = (state >> 48) as usize % last_read.len().max(1);
+                if let Some(entry) = last_read.get(&(key, variant)).or_else(|| last_read.values().nth(any)) {
+                    match store.refresh(entry) {
+                        Ok(()) => report.refreshes += 1,
+                        Err(error) => report.error(format!("refresh key {key}/{variant}: {error}")),
+                    }
+                }
+            }
             55..90 => match store.get(&worker_key(key)) {
                 Ok(entries) => {
                     report.gets += 1;
                     for entry in &entries {
                         report.entries_read += 1;
-                        if let Err(message) = verify(entry) {
-                            report.error(format!("read: {message}"));
+                        match verify(entry) {
+                            Ok(stamp) => {
+                                last_read.insert((stamp.key, stamp.variant), entry.clone());
+                            }
+                            Err(message) => report.error(format!("read: {message}")),
                         }
                     }
                 }

@@ -1,7 +1,8 @@
-//! Four processes, four threads each, put, get, and remove overlapping keys of one
-//! store for about three seconds. Every call must succeed, every entry read during the
-//! run must be exactly what its writer wrote, and afterwards every stored entry must
-//! decode and verify (read from this process and from a fresh one).
+//! Four processes, four threads each, put, refresh (entries they read), get, and remove
+//! overlapping keys of one store for about three seconds. Every call must succeed,
+//! every entry read during the run must be exactly what its writer wrote, and
+//! afterwards every stored entry must decode and verify (read from this process and
+//! from a fresh one).
 
 use std::process::{Command, Stdio};
 
@@ -43,7 +44,7 @@ fn hammer(spec: &StoreSpec) {
         eprintln!("{spec} worker {writer}: {}", stdout.lines().last().unwrap_or_default());
         if !output.status.success() {
             failures.push(format!("worker {writer} exited with {}:\n{stdout}\n{stderr}", output.status));
-        } else if count(&stdout, "puts") == 0 || count(&stdout, "entries_read") == 0 {
+        } else if ["puts", "refreshes", "entries_read"].iter().any(|name| count(&stdout, name) == 0) {
             failures.push(format!("worker {writer} did no work: {stdout}"));
         }
     }

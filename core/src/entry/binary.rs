@@ -29,6 +29,13 @@
 //! [`DecodeError::Corrupt`]. Storage that can flip bits inside a body needs its own
 //! protection (LMDB pages and Redis values already have it or do not need it).
 //!
+//! Stores that keep large bodies apart from the rest of an entry (so that freshening
+//! it after a 304 rewrites a small record, see [`Store::refresh`](crate::Store::refresh))
+//! write [`Entry::encode_head`], which is this encoding without its trailing body
+//! bytes, and read it back with [`Entry::decode_split`], which checks the body it is
+//! given against the `body length` the head records exactly as the inline form checks
+//! the bytes that follow: `encode()` is `encode_head()` followed by the body.
+//!
 //! Decoding never panics and never allocates according to a length it has not first
 //! checked against the bytes actually present.
 
@@ -89,64 +96,123 @@ impl Entry {
     /// # Ok::<(), httpcache_core::DecodeError>(())
     /// ```
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len_estimate());
-        out.extend_from_slice(&MAGIC);
-        put_u16(&mut out, FORMAT_VERSION);
-        put_u32(&mut out, 0); // meta length, filled in below
-
-        out.extend_from_slice(self.key.as_bytes());
-        put_u64(&mut out, self.variant.0);
-        put_str(&mut out, self.request.method.as_str().as_bytes());
-        put_str(&mut out, self.request.url.as_bytes());
-        put_u16(&mut out, self.response.status.as_u16());
-        put_u64(&mut out, self.response.body.len() as u64);
-        put_time(&mut out, self.created);
-        match self.expires {
-            None => out.push(0),
-            Some(expires) => {
-                out.push(1);
-                put_time(&mut out, expires);
-            }
-        }
-        put_time(&mut out, self.response_time);
-        put_time(&mut out, self.request_time);
-
-        let meta_len = len_u32(out.len() - HEADER_LEN);
-        out[6..HEADER_LEN].copy_from_slice(&meta_len.to_le_bytes());
-        let crc = Crc32::new().update(&out);
-        put_u32(&mut out, crc.finish());
-        let checked_from = out.len() - CHECKSUM_LEN;
-
-        put_headers(&mut out, &self.request.headers);
-        out.push(version_code(self.response.version));
-        put_headers(&mut out, &self.response.headers);
-        match &self.response.final_url {
-            None => out.push(0),
-            Some(url) => {
-                out.push(1);
-                put_str(&mut out, url.as_bytes());
-            }
-        }
-        put_u64(&mut out, self.response.body.len() as u64);
-        let crc = crc.update(&out[checked_from..]).finish();
-        put_u32(&mut out, crc);
+        let mut out = Vec::with_capacity(self.head_len_estimate() + self.response.body.len());
+        self.encode_head_into(&mut out);
         out.extend_from_slice(&self.response.body);
         out
     }
 
+    /// The binary encoding without the body: every byte of [`Entry::encode`] except
+    /// the trailing `body length` bytes of the body, so `encode()` is exactly
+    /// `encode_head()` followed by `response.body`. For stores that keep bodies apart;
+    /// [`Entry::decode_split`] reads it back with the body, and
+    /// [`EntryMeta::decode_prefix`] reads its metadata as it does the whole encoding's.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use httpcache_core::{CacheKey, Entry, VariantId};
+    /// # use httpcache_core::entry::{StoredRequest, StoredResponse};
+    /// # use std::time::UNIX_EPOCH;
+    /// # let entry = Entry {
+    /// #     key: CacheKey::hash("GET http://example.com/"),
+    /// #     variant: VariantId(0),
+    /// #     request: StoredRequest {
+    /// #         method: http::Method::GET,
+    /// #         url: "http://example.com/".into(),
+    /// #         headers: http::HeaderMap::new(),
+    /// #     },
+    /// #     response: StoredResponse {
+    /// #         status: http::StatusCode::OK,
+    /// #         version: http::Version::HTTP_11,
+    /// #         headers: http::HeaderMap::new(),
+    /// #         body: Bytes::from_static(b"hello"),
+    /// #         final_url: None,
+    /// #     },
+    /// #     request_time: UNIX_EPOCH,
+    /// #     response_time: UNIX_EPOCH,
+    /// #     created: UNIX_EPOCH,
+    /// #     expires: None,
+    /// # };
+    /// let head = entry.encode_head();
+    /// assert_eq!([&head[..], b"hello"].concat(), entry.encode());
+    /// let body = entry.response.body.clone();
+    /// assert_eq!(Entry::decode_split(Bytes::from(head), body)?, entry);
+    /// # Ok::<(), httpcache_core::DecodeError>(())
+    /// ```
+    pub fn encode_head(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head_len_estimate());
+        self.encode_head_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding up to (not including) the body to `out`.
+    fn encode_head_into(&self, out: &mut Vec<u8>) {
+        let base = out.len();
+        out.extend_from_slice(&MAGIC);
+        put_u16(out, FORMAT_VERSION);
+        put_u32(out, 0); // meta length, filled in below
+
+        out.extend_from_slice(self.key.as_bytes());
+        put_u64(out, self.variant.0);
+        put_str(out, self.request.method.as_str().as_bytes());
+        put_str(out, self.request.url.as_bytes());
+        put_u16(out, self.response.status.as_u16());
+        put_u64(out, self.response.body.len() as u64);
+        put_time(out, self.created);
+        match self.expires {
+            None => out.push(0),
+            Some(expires) => {
+                out.push(1);
+                put_time(out, expires);
+            }
+        }
+        put_time(out, self.response_time);
+        put_time(out, self.request_time);
+
+        let meta_len = len_u32(out.len() - base - HEADER_LEN);
+        out[base + 6..base + HEADER_LEN].copy_from_slice(&meta_len.to_le_bytes());
+        let crc = Crc32::new().update(&out[base..]);
+        put_u32(out, crc.finish());
+        let checked_from = out.len() - CHECKSUM_LEN;
+
+        put_headers(out, &self.request.headers);
+        out.push(version_code(self.response.version));
+        put_headers(out, &self.response.headers);
+        match &self.response.final_url {
+            None => out.push(0),
+            Some(url) => {
+                out.push(1);
+                put_str(out, url.as_bytes());
+            }
+        }
+        put_u64(out, self.response.body.len() as u64);
+        let crc = crc.update(&out[checked_from..]).finish();
+        put_u32(out, crc);
+    }
+
     /// Decodes a binary entry, copying what it needs out of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
-        decode_entry(bytes, None)
+        decode_entry(bytes, None, None)
     }
 
     /// Decodes a binary entry held in shared memory: the body and header values
     /// point into `bytes` without copying.
     pub fn decode_shared(bytes: Bytes) -> Result<Entry, DecodeError> {
-        decode_entry(&bytes, Some(&bytes))
+        decode_entry(&bytes, Some(&bytes), None)
     }
 
-    /// A cheap upper-ish estimate of the encoded size, to size the output once.
-    fn encoded_len_estimate(&self) -> usize {
+    /// Decodes an entry kept in two parts: `head`, as [`Entry::encode_head`] wrote it
+    /// (nothing may follow it), and `body`. Header values point into `head` and the
+    /// body is `body`, without copying. The body must be exactly as long as the head
+    /// says: a shorter one is [`DecodeError::Truncated`], a longer one
+    /// [`DecodeError::Corrupt`] (the body itself is not checksummed, as in the inline
+    /// form; see the module docs).
+    pub fn decode_split(head: Bytes, body: Bytes) -> Result<Entry, DecodeError> {
+        decode_entry(&head, Some(&head), Some(body))
+    }
+
+    /// A cheap upper-ish estimate of the encoded size without the body.
+    fn head_len_estimate(&self) -> usize {
         let headers = |map: &HeaderMap| -> usize {
             map.iter().map(|(name, value)| 8 + name.as_str().len() + value.len()).sum::<usize>()
         };
@@ -155,7 +221,6 @@ impl Entry {
             + headers(&self.request.headers)
             + headers(&self.response.headers)
             + self.response.final_url.as_ref().map_or(0, String::len)
-            + self.response.body.len()
     }
 }
 
@@ -254,7 +319,9 @@ fn decode_meta(block: &[u8]) -> Result<(EntryMeta, SystemTime), DecodeError> {
     Ok((meta, request_time))
 }
 
-fn decode_entry(bytes: &[u8], shared: Option<&Bytes>) -> Result<Entry, DecodeError> {
+/// Decodes `bytes`: the whole encoding when `apart` is `None`, else the head alone
+/// with `apart` as its body.
+fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> Result<Entry, DecodeError> {
     let meta_end = check_header(bytes)?;
     let crc = check_meta_checksum(bytes, meta_end)?;
     let (meta, request_time) = decode_meta(&bytes[HEADER_LEN..meta_end])?;
@@ -275,17 +342,28 @@ fn decode_entry(bytes: &[u8], shared: Option<&Bytes>) -> Result<Entry, DecodeErr
     if crc.update(&bytes[rest_start..checksum_at]).finish() != stored {
         return Err(DecodeError::Corrupt("checksum mismatch"));
     }
-    let remaining = (bytes.len() - r.pos) as u64;
-    if remaining < body_len {
+    let (body_present, trailing) = match &apart {
+        None => ((bytes.len() - r.pos) as u64, "trailing bytes after the body"),
+        Some(body) => {
+            if r.pos != bytes.len() {
+                return Err(DecodeError::Corrupt("trailing bytes after the head"));
+            }
+            (body.len() as u64, "body longer than the head says")
+        }
+    };
+    if body_present < body_len {
         return Err(DecodeError::Truncated);
     }
-    if remaining > body_len {
-        return Err(DecodeError::Corrupt("trailing bytes after the body"));
+    if body_present > body_len {
+        return Err(DecodeError::Corrupt(trailing));
     }
     if body_len != meta.body_size {
         return Err(DecodeError::Corrupt("body length differs from the meta block"));
     }
-    let body = slice_bytes(bytes, shared, r.pos..bytes.len());
+    let body = match apart {
+        None => slice_bytes(bytes, shared, r.pos..bytes.len()),
+        Some(body) => body,
+    };
 
     Ok(Entry {
         key: meta.key,
@@ -562,6 +640,51 @@ mod tests {
     }
 
     #[test]
+    fn the_head_is_the_encoding_without_the_body() {
+        for body in [Bytes::new(), Bytes::from_static(b"hello world"), Bytes::from(vec![0x5Au8; 100_000])] {
+            let mut entry = entry_with_headers();
+            entry.response.body = body.clone();
+            let head = entry.encode_head();
+            assert_eq!([&head[..], &body[..]].concat(), entry.encode());
+            let len = EntryMeta::prefix_len(&head).unwrap();
+            assert_eq!(EntryMeta::decode_prefix(&head[..len]).unwrap(), entry.meta());
+            assert_eq!(EntryMeta::decode_prefix(&head).unwrap(), entry.meta());
+        }
+    }
+
+    #[test]
+    fn split_round_trips_without_copying() {
+        let entry = entry_with_headers();
+        let head = Bytes::from(entry.encode_head());
+        let body = Bytes::copy_from_slice(&entry.response.body);
+        let decoded = Entry::decode_split(head.clone(), body.clone()).unwrap();
+        assert_eq!(decoded, entry);
+        assert_eq!(decoded.response.body.as_ptr(), body.as_ptr(), "the body is the one given");
+        let value = decoded.response.headers.get("x-bin").unwrap();
+        assert!(head.as_ptr_range().contains(&value.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn split_bodies_must_have_the_recorded_length() {
+        let entry = entry_with_headers();
+        let head = Bytes::from(entry.encode_head());
+        let body = &entry.response.body;
+        let short = body.slice(..body.len() - 1);
+        assert_eq!(Entry::decode_split(head.clone(), short), Err(DecodeError::Truncated));
+        assert_eq!(Entry::decode_split(head.clone(), Bytes::new()), Err(DecodeError::Truncated));
+        let long = Bytes::from([&body[..], b"!"].concat());
+        assert!(matches!(Entry::decode_split(head.clone(), long), Err(DecodeError::Corrupt(_))));
+        // A whole inline encoding is not a head: the body bytes after it are refused.
+        let whole = Bytes::from(entry.encode());
+        assert!(matches!(Entry::decode_split(whole, body.clone()), Err(DecodeError::Corrupt(_))));
+        // And a head is not a whole encoding: its body is missing.
+        assert_eq!(Entry::decode(&head), Err(DecodeError::Truncated));
+        for len in 0..head.len() {
+            assert_eq!(Entry::decode_split(head.slice(..len), body.clone()), Err(DecodeError::Truncated));
+        }
+    }
+
+    #[test]
     fn times_before_the_epoch_are_clamped() {
         let mut entry = sample_entry(CacheKey::hash("k"), VariantId(0), Bytes::new());
         entry.created = UNIX_EPOCH - Duration::from_secs(10);
@@ -669,9 +792,17 @@ mod tests {
         }
 
         #[test]
+        fn split_decode_is_identity(entry in arbitrary_entry()) {
+            let head = Bytes::from(entry.encode_head());
+            prop_assert_eq!(Entry::decode_split(head, entry.response.body.clone()).unwrap(), entry);
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Entry::decode(&bytes);
             let _ = Entry::decode_shared(Bytes::from(bytes.clone()));
+            let half = bytes.len() / 2;
+            let _ = Entry::decode_split(Bytes::copy_from_slice(&bytes[..half]), Bytes::copy_from_slice(&bytes[half..]));
             let _ = EntryMeta::decode_prefix(&bytes);
             let _ = EntryMeta::prefix_len(&bytes);
         }
