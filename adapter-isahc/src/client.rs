@@ -470,7 +470,7 @@ fn outgoing<T>(
 fn split<T>(response: Response<T>, asked: &Uri) -> (Uri, http::response::Parts, T) {
     let final_uri = response.effective_uri().cloned().unwrap_or_else(|| asked.clone());
     let (mut head, body) = response.into_parts();
-    head.extensions.insert(FinalUrl(url_string(&final_uri)));
+    head.extensions.insert(FinalUrl::from_uri(&final_uri));
     (final_uri, head, body)
 }
 
@@ -491,7 +491,7 @@ fn convert<T>(
         parts.extensions = extensions;
     }
     if parts.extensions.get::<FinalUrl>().is_none() {
-        parts.extensions.insert(FinalUrl(url_string(url)));
+        parts.extensions.insert(FinalUrl::from_uri(url));
     }
     let body = if bytes.is_empty() { empty } else { from_bytes(bytes) };
     (Response::from_parts(parts, body), pending)
@@ -510,33 +510,9 @@ fn async_body(bytes: Bytes) -> AsyncBody {
     AsyncBody::from_reader_sized(futures_lite::io::Cursor::new(bytes), length)
 }
 
-/// `uri` as text, exactly as its `Display` writes it, in one allocation of the right
-/// size (`to_string` grows its buffer through several reallocations).
-fn url_string(uri: &Uri) -> String {
-    let scheme = uri.scheme_str();
-    let authority = uri.authority().map(|authority| authority.as_str());
-    let (path, query) = (uri.path(), uri.query());
-    let length = scheme.map_or(0, |scheme| scheme.len() + 3)
-        + authority.map_or(0, str::len)
-        + path.len()
-        + query.map_or(0, |query| query.len() + 1);
-    let mut url = String::with_capacity(length);
-    if let Some(scheme) = scheme {
-        url.push_str(scheme);
-        url.push_str("://");
-    }
-    url.push_str(authority.unwrap_or_default());
-    url.push_str(path);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
-}
-
 /// Marks a response of an uncached client as a bypass, as every response is marked.
 fn uncached_response<T>(mut response: Response<T>) -> Response<T> {
-    let url = response.effective_uri().map(url_string);
+    let url = response.effective_uri().map(|uri| FinalUrl::from_uri(uri).0);
     let status = CacheStatus::bypass(Reason::Disabled);
     // A bypass has no expiry, so the time (used only for `ttl`) does not matter.
     let value = status.header_value(std::time::SystemTime::UNIX_EPOCH);
@@ -559,25 +535,6 @@ fn spawn_revalidation(work: impl FnOnce() + Send + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_string_is_the_uri_as_displayed() {
-        for text in [
-            "http://example.com",
-            "http://example.com/",
-            "https://user@example.com:8443/a/b?c=d&e",
-            "http://127.0.0.1:1/blob/1024?",
-            "/relative/path?q",
-            "/",
-            "example.com:443",
-            "*",
-        ] {
-            let uri: Uri = text.parse().expect("a valid URI");
-            let url = url_string(&uri);
-            assert_eq!(url, uri.to_string(), "{text}");
-            assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
-        }
-    }
 
     #[test]
     fn stored_bodies_keep_their_length() {

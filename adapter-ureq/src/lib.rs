@@ -273,7 +273,7 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         let final_uri = response.get_uri().clone();
         let final_url = (final_uri != *asked).then_some(&final_uri);
         let (mut head, body) = response.into_parts();
-        head.extensions.insert(FinalUrl(url_string(&final_uri)));
+        head.extensions.insert(FinalUrl::from_uri(&final_uri));
         if !forward.wants_body(&head) {
             self.cache.complete_streamed(*forward, &mut head, final_url);
             return Settled::Done(self.check_status(Response::from_parts(head, body)));
@@ -336,7 +336,7 @@ impl<S: Store + 'static> CacheMiddleware<S> {
             parts.extensions = extensions;
         }
         if parts.extensions.get::<FinalUrl>().is_none() {
-            parts.extensions.insert(FinalUrl(url_string(url)));
+            parts.extensions.insert(FinalUrl::from_uri(url));
         }
         // The stored body is read in place: no copy, whatever its size.
         let body = if bytes.is_empty() {
@@ -422,30 +422,6 @@ fn send_buffered<R>(request: Request<Bytes>, send: impl FnOnce(Request<SendBody<
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     let mut slice = &bytes[..];
     send(Request::from_parts(parts, SendBody::from_reader(&mut slice)))
-}
-
-/// `uri` as text, exactly as its `Display` writes it, in one allocation of the right
-/// size (`to_string` grows its buffer through several reallocations).
-fn url_string(uri: &Uri) -> String {
-    let scheme = uri.scheme_str();
-    let authority = uri.authority().map(|authority| authority.as_str());
-    let (path, query) = (uri.path(), uri.query());
-    let length = scheme.map_or(0, |scheme| scheme.len() + 3)
-        + authority.map_or(0, str::len)
-        + path.len()
-        + query.map_or(0, |query| query.len() + 1);
-    let mut url = String::with_capacity(length);
-    if let Some(scheme) = scheme {
-        url.push_str(scheme);
-        url.push_str("://");
-    }
-    url.push_str(authority.unwrap_or_default());
-    url.push_str(path);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
 }
 
 /// A body builder carrying the mime type and charset ureq derives from `Content-Type`.
@@ -601,29 +577,5 @@ impl<B> CacheRequestExt<Ureq> for ureq::RequestBuilder<B> {
         let mut options = self.extensions_ref().map(RequestOptions::from_extensions).unwrap_or_default();
         change(&mut options);
         self.extension(options)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_string_is_the_uri_as_displayed() {
-        for text in [
-            "http://example.com",
-            "http://example.com/",
-            "https://user@example.com:8443/a/b?c=d&e",
-            "http://127.0.0.1:1/blob/1024?",
-            "/relative/path?q",
-            "/",
-            "example.com:443",
-            "*",
-        ] {
-            let uri: Uri = text.parse().expect("a valid URI");
-            let url = url_string(&uri);
-            assert_eq!(url, uri.to_string(), "{text}");
-            assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
-        }
     }
 }

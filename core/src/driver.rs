@@ -59,6 +59,33 @@ pub fn system_clock() -> Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalUrl(pub String);
 
+impl FinalUrl {
+    /// `uri` as text, exactly as `Uri`'s `Display` writes it, in one allocation of the
+    /// exact size (`to_string` grows its buffer as it goes): adapters set it on every
+    /// response served from the cache.
+    pub fn from_uri(uri: &Uri) -> FinalUrl {
+        let scheme = uri.scheme_str();
+        let authority = uri.authority().map(|authority| authority.as_str());
+        let (path, query) = (uri.path(), uri.query());
+        let length = scheme.map_or(0, |scheme| scheme.len() + 3)
+            + authority.map_or(0, str::len)
+            + path.len()
+            + query.map_or(0, |query| query.len() + 1);
+        let mut url = String::with_capacity(length);
+        if let Some(scheme) = scheme {
+            url.push_str(scheme);
+            url.push_str("://");
+        }
+        url.push_str(authority.unwrap_or_default());
+        url.push_str(path);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        FinalUrl(url)
+    }
+}
+
 /// A background revalidation for a stale response served under
 /// stale-while-revalidate: send [`Forward::request`] and hand the answer to
 /// [`Cache::complete`]. Found in the served response's extensions.

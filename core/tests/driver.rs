@@ -670,3 +670,22 @@ fn forward_accessors_match_the_request_it_would_send_rfc9111_4_3_1() {
     assert_eq!(headers[http::header::IF_NONE_MATCH], "\"v1\"");
     assert_eq!(headers["x-user"], "1");
 }
+
+#[test]
+fn final_url_from_uri_is_the_uri_as_displayed() {
+    for text in [
+        "http://example.com",
+        "http://example.com/",
+        "https://user@example.com:8443/a/b?c=d&e",
+        "http://127.0.0.1:1/blob/1024?",
+        "/relative/path?q",
+        "/",
+        "example.com:443",
+        "*",
+    ] {
+        let uri: http::Uri = text.parse().expect("a valid URI");
+        let FinalUrl(url) = FinalUrl::from_uri(&uri);
+        assert_eq!(url, uri.to_string(), "{text}");
+        assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
+    }
+}
