@@ -69,6 +69,18 @@ fn stores() -> Stores {
     Stores { _dir: dir, stores: vec![("mem", Box::new(mem)), ("fs", Box::new(fs)), ("lmdb", Box::new(lmdb))] }
 }
 
+/// [`stores`] plus LMDB in its lighter sync modes: LMDB's writes are bound by their
+/// flushes, so the write benchmarks measure those too.
+fn write_stores() -> Stores {
+    let mut stores = stores();
+    for (name, mode) in [("lmdb-relaxed", SyncMode::Relaxed), ("lmdb-nosync", SyncMode::None)] {
+        let lmdb =
+            LmdbStore::builder(stores._dir.path().join(name)).sync(mode).open().expect("open lmdb store");
+        stores.stores.push((name, Box::new(lmdb)));
+    }
+    stores
+}
+
 fn get(c: &mut Criterion) {
     let mut group = c.benchmark_group("get");
     let stores = stores();
@@ -97,13 +109,7 @@ fn get(c: &mut Criterion) {
 
 fn put(c: &mut Criterion) {
     let mut group = c.benchmark_group("put");
-    let mut stores = stores();
-    // LMDB's put is bound by its flushes: measure the lighter sync modes too.
-    for (name, mode) in [("lmdb-relaxed", SyncMode::Relaxed), ("lmdb-nosync", SyncMode::None)] {
-        let lmdb =
-            LmdbStore::builder(stores._dir.path().join(name)).sync(mode).open().expect("open lmdb store");
-        stores.stores.push((name, Box::new(lmdb)));
-    }
+    let stores = write_stores();
     for (label, size) in SIZES {
         let entry = bench_entry(2, size);
         group.throughput(Throughput::Bytes(size as u64));
@@ -130,12 +136,7 @@ fn revalidated(entry: &Entry, round: u64) -> Entry {
 /// alternating two freshened copies so each call changes what is stored.
 fn refresh(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh");
-    let mut stores = stores();
-    for (name, mode) in [("lmdb-relaxed", SyncMode::Relaxed), ("lmdb-nosync", SyncMode::None)] {
-        let lmdb =
-            LmdbStore::builder(stores._dir.path().join(name)).sync(mode).open().expect("open lmdb store");
-        stores.stores.push((name, Box::new(lmdb)));
-    }
+    let stores = write_stores();
     for (label, size) in SIZES {
         let entry = bench_entry(3, size);
         group.throughput(Throughput::Bytes(size as u64));
