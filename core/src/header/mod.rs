@@ -116,12 +116,14 @@ pub(crate) fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http::HeaderValue;
     use proptest::prelude::*;
 
-    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+    /// A header map from `(name, value)` pairs, repeated names appended in order (also
+    /// used by the sibling modules' tests).
+    pub(crate) fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(

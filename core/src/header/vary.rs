@@ -125,16 +125,7 @@ mod tests {
     use http::HeaderValue;
     use proptest::prelude::*;
 
-    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("test name"),
-                HeaderValue::from_bytes(value).expect("test value"),
-            );
-        }
-        headers
-    }
+    use crate::header::tests::map;
 
     fn vary(lines: &[&[u8]]) -> Vary {
         let pairs: Vec<(&str, &[u8])> = lines.iter().map(|line| ("vary", *line)).collect();
