@@ -18,6 +18,7 @@
 //! The adapter takes it out and runs it (on a task or a thread) with
 //! [`Cache::complete`]; if nobody does, the entry is simply revalidated later.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,11 +30,11 @@ use event_listener::{Event, EventListener, Listener};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, request};
 
-use crate::entry::{Entry, EntryMeta};
+use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, cache_key};
-use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store};
+use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store_entry};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
 use crate::store::{AsyncStore, Store};
@@ -388,7 +389,7 @@ impl<S> Cache<S> {
                     age: Some(serve.age),
                     reason: serve.reason,
                 };
-                let mut response = respond_from_entry(entry, head, serve.age, status, now);
+                let mut response = respond_from_entry(entry.response, head, serve.age, status, now);
                 if let Some(background) = background {
                     response.extensions_mut().insert(background);
                 }
@@ -482,7 +483,7 @@ impl<S> Cache<S> {
     }
 
     /// The pure part of completing: what to write, and what to answer.
-    fn finish(&self, forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Finish {
+    fn finish(&self, mut forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Finish {
         let now = self.now();
         let Some(key) = forward.key else {
             return Finish::respond(with_status(response, CacheStatus::bypass(forward.reason), now));
@@ -497,7 +498,14 @@ impl<S> Cache<S> {
             response_time: now,
             final_url,
         };
-        let outcome = store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options);
+        // A 304 refreshes the stored entry and nothing reads it afterwards: hand it over
+        // instead of having the refresh copy it.
+        let stored = if head.status == StatusCode::NOT_MODIFIED {
+            forward.stored.take().map(Cow::Owned)
+        } else {
+            forward.stored.as_ref().map(Cow::Borrowed)
+        };
+        let outcome = store_entry(now, &exchange, stored, &forward.settings, &forward.options);
         tracing::debug!(target: "httpcache", key = %key, status = %head.status, outcome = %outcome.reason(), "store");
         let mut status = CacheStatus::bypass(forward.reason);
         status.cache_key = Some(key);
@@ -548,20 +556,25 @@ impl<S> Cache<S> {
                 if let Some(old) = replaces {
                     writes.push(Write::RemoveVariant(key, old));
                 }
-                if persist {
-                    // The stored body is the entry's: let the store rewrite only what
-                    // changed (§4.3.4). Re-filed under a new variant id, nothing is
-                    // stored under it yet, so the whole entry goes in.
-                    writes.push(match replaces {
-                        None => Write::Refresh(entry.clone()),
-                        Some(_) => Write::Put(entry.clone()),
-                    });
-                }
+                let age = status.age.unwrap_or_default();
+                let is_head = forward.parts.method == Method::HEAD;
+                // The stored body is the entry's: let the store rewrite only what changed
+                // (§4.3.4). Re-filed under a new variant id, nothing is stored under it
+                // yet, so the whole entry goes in.
+                let write = |entry| match replaces {
+                    None => Write::Refresh(entry),
+                    Some(_) => Write::Put(entry),
+                };
                 let response = if reason == Reason::HeadFreshened {
+                    writes.extend(persist.then(|| write(entry)));
                     with_status(Response::from_parts(head, body), status, now)
+                } else if persist {
+                    // The entry goes to the store; the response copies its response part.
+                    let response = respond_from_entry(entry.response.clone(), is_head, age, status, now);
+                    writes.push(write(entry));
+                    response
                 } else {
-                    let age = status.age.unwrap_or_default();
-                    respond_from_entry(*entry, forward.parts.method == Method::HEAD, age, status, now)
+                    respond_from_entry(entry.response, is_head, age, status, now)
                 };
                 Finish { response, writes, retry: None }
             }
@@ -615,7 +628,7 @@ impl<S> Cache<S> {
             age: Some(age),
             reason,
         };
-        respond_from_entry(entry, forward.parts.method == Method::HEAD, age, status, now)
+        respond_from_entry(entry.response, forward.parts.method == Method::HEAD, age, status, now)
     }
 
     /// The pure part of completing a response whose body is streamed, not buffered:
@@ -643,8 +656,13 @@ impl<S> Cache<S> {
             response_time: now,
             final_url,
         };
-        let writes = match store(now, &exchange, forward.stored.as_ref(), &forward.settings, &forward.options)
-        {
+        let writes = match crate::machine::store(
+            now,
+            &exchange,
+            forward.stored.as_ref(),
+            &forward.settings,
+            &forward.options,
+        ) {
             // Too large to store (the only storable response `wants_body` turns down).
             Outcome::Store { invalidate, .. } => invalidate.into_iter().map(Write::Remove).collect(),
             Outcome::Invalidate { keys, uris, reason } => {
@@ -799,13 +817,12 @@ impl Finish {
 /// Builds the response for a stored entry: its head and body (no copy), `Age`
 /// (RFC 9111 §5.1), `Cache-Status` (RFC 9211) and the [`CacheStatus`] extension.
 fn respond_from_entry(
-    entry: Entry,
+    stored: StoredResponse,
     head: bool,
     age: Duration,
     status: CacheStatus,
     now: SystemTime,
 ) -> Response<Bytes> {
-    let stored = entry.response;
     let mut response = Response::new(if head { Bytes::new() } else { stored.body });
     *response.status_mut() = stored.status;
     *response.version_mut() = stored.version;

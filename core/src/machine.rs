@@ -6,6 +6,7 @@
 //! `#[must_use]` enum whose variants are verbs the driver performs, each carrying
 //! the [`Reason`] for it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -20,7 +21,7 @@ use crate::freshness::{
 };
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
-use crate::header::etag::etag;
+use crate::header::etag::etag_ref;
 use crate::header::{VariantId, Vary, strip_hop_by_hop};
 use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
 use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
@@ -358,10 +359,17 @@ pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usiz
 /// The conditional headers that revalidate `entry` (RFC 9111 §4.3.1).
 pub fn conditional_headers(entry: &Entry) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if let Some(tag) = etag(&entry.response.headers)
-        && let Ok(value) = HeaderValue::from_str(&tag.to_header_string())
-    {
-        headers.insert(header::IF_NONE_MATCH, value);
+    if let Some((tag, line)) = etag_ref(&entry.response.headers) {
+        // The stored line as it is, when it is the tag alone (it nearly always is).
+        let value = if line.as_bytes().len() == tag.tag.len() + if tag.weak { 4 } else { 2 } {
+            Some(line.clone())
+        } else {
+            let prefix = if tag.weak { "W/" } else { "" };
+            HeaderValue::from_str(&format!("{prefix}\"{}\"", tag.tag)).ok()
+        };
+        if let Some(value) = value {
+            headers.insert(header::IF_NONE_MATCH, value);
+        }
     }
     if let Some(last_modified) = entry.response.headers.get(header::LAST_MODIFIED)
         && date_header(&entry.response.headers, &header::LAST_MODIFIED).is_some()
@@ -621,14 +629,19 @@ fn storable_response_headers(
     shared: bool,
 ) -> HeaderMap {
     let mut headers = headers.clone();
-    strip_hop_by_hop(&mut headers);
+    make_storable(&mut headers, directives, shared);
+    headers
+}
+
+/// [`storable_response_headers`] in place.
+fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, shared: bool) {
+    strip_hop_by_hop(headers);
     if let Some(FieldScope::Fields(names)) = &directives.no_cache {
         names.iter().for_each(|name| drop(headers.remove(name)));
     }
     if shared && let Some(FieldScope::Fields(names)) = &directives.private {
         names.iter().for_each(|name| drop(headers.remove(name)));
     }
-    headers
 }
 
 /// What an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
@@ -719,6 +732,18 @@ pub fn store(
     settings: &Settings,
     options: &RequestOptions,
 ) -> Outcome {
+    store_entry(now, exchange, stored.map(Cow::Borrowed), settings, options)
+}
+
+/// [`store`], given the stored variant either borrowed or owned: a driver that owns it
+/// (and needs it no more) saves a copy of the whole entry when a 304 refreshes it.
+pub(crate) fn store_entry(
+    now: SystemTime,
+    exchange: &Exchange<'_>,
+    stored: Option<Cow<'_, Entry>>,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Outcome {
     if settings.disabled {
         return Outcome::Skip(Reason::Disabled);
     }
@@ -741,13 +766,14 @@ pub fn store(
         let Some(entry) = stored else {
             return Outcome::Skip(Reason::Unsolicited304);
         };
+        let entry_headers = &entry.response.headers;
         // §4.3.4: the 304 must select the stored response by its validator.
-        let selects = match (etag(&response.headers), etag(&entry.response.headers)) {
-            (Some(new), Some(old)) => new.weak_eq(&old),
+        let selects = match (etag_ref(&response.headers), etag_ref(entry_headers)) {
+            (Some((new, _)), Some((old, _))) => new.weak_eq(&old),
             (Some(_), None) => false,
             (None, _) => {
                 let modified = |headers| date_header(headers, &header::LAST_MODIFIED);
-                match (modified(&response.headers), modified(&entry.response.headers)) {
+                match (modified(&response.headers), modified(entry_headers)) {
                     (Some(new), Some(old)) => new == old,
                     _ => true,
                 }
@@ -760,6 +786,7 @@ pub fn store(
     }
 
     // RFC 5861 §4: serve stale on a server error.
+    let stored = stored.as_deref();
     if matches!(status.as_u16(), 500 | 502 | 503 | 504)
         && let Some(entry) = stored
         && let Some(staleness) = stale_if_error_allows(now, request, entry, settings)
@@ -776,8 +803,8 @@ pub fn store(
         if settings.read_only {
             return Outcome::Skip(Reason::ReadOnly);
         }
-        let validators_agree = match (etag(&response.headers), etag(&entry.response.headers)) {
-            (Some(new), Some(old)) => new.strong_eq(&old),
+        let validators_agree = match (etag_ref(&response.headers), etag_ref(&entry.response.headers)) {
+            (Some((new, _)), Some((old, _))) => new.strong_eq(&old),
             (None, None) => {
                 date_header(&response.headers, &header::LAST_MODIFIED)
                     == date_header(&entry.response.headers, &header::LAST_MODIFIED)
@@ -789,7 +816,7 @@ pub fn store(
                 == Some(entry.response.body.len() as u64)
         });
         if validators_agree && length_agrees {
-            return refreshed(exchange, entry, settings, options, Reason::HeadFreshened);
+            return refreshed(exchange, Cow::Borrowed(entry), settings, options, Reason::HeadFreshened);
         }
     }
 
@@ -860,8 +887,8 @@ pub fn store(
     }
     let inputs = AgeInputs::new(exchange.request_time, exchange.response_time, &response.headers);
     let expires = expires_at(lifetime, &inputs);
-    let has_validator =
-        etag(&response.headers).is_some() || date_header(&response.headers, &header::LAST_MODIFIED).is_some();
+    let has_validator = etag_ref(&response.headers).is_some()
+        || date_header(&response.headers, &header::LAST_MODIFIED).is_some();
     let never_fresh = expires.is_some_and(|expires| expires <= exchange.response_time);
     if never_fresh
         && !has_validator
@@ -908,12 +935,12 @@ pub fn store(
 /// it (§4.1).
 fn refresh(
     exchange: &Exchange<'_>,
-    entry: &Entry,
+    entry: Cow<'_, Entry>,
     settings: &Settings,
     options: &RequestOptions,
-) -> (Entry, bool) {
-    let mut updated = entry.clone();
+) -> Refreshed {
     let old_vary = Vary::parse(&entry.response.headers);
+    let mut updated = entry.into_owned();
     let mut incoming = exchange.response.headers.clone();
     strip_hop_by_hop(&mut incoming);
     incoming.remove(header::CONTENT_LENGTH);
@@ -940,15 +967,14 @@ fn refresh(
         updated.response.headers.append(name, value);
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
-    updated.response.headers =
-        storable_response_headers(&updated.response.headers, &directives, settings.shared);
+    make_storable(&mut updated.response.headers, &directives, settings.shared);
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
-    let new_vary = Vary::parse(&updated.response.headers);
-    let vary_changed = new_vary != old_vary;
+    let vary = Vary::parse(&updated.response.headers);
+    let vary_changed = vary != old_vary;
     if vary_changed {
-        updated.request.headers = stored_request_headers(exchange.request, &new_vary, settings);
-        updated.variant = VariantId::compute(&new_vary, &exchange.request.headers);
+        updated.request.headers = stored_request_headers(exchange.request, &vary, settings);
+        updated.variant = VariantId::compute(&vary, &exchange.request.headers);
     }
     let freshness = FreshnessInputs {
         headers: &updated.response.headers,
@@ -962,24 +988,39 @@ fn refresh(
         Lifetime::DoNotCache => Some(exchange.response_time),
         lifetime => expires_at(lifetime, &inputs),
     };
-    (updated, vary_changed)
+    Refreshed { entry: updated, vary_changed, directives, vary }
+}
+
+/// A stored response merged with a 304 or HEAD response, with what was parsed from
+/// its merged headers on the way (so that deciding whether to write it back does not
+/// parse them again).
+struct Refreshed {
+    entry: Entry,
+    vary_changed: bool,
+    directives: ResponseDirectives,
+    vary: Vary,
 }
 
 /// The outcome of refreshing `entry` from a 304 (`Revalidated`) or a HEAD
 /// (`HeadFreshened`): written back when allowed, re-filed when `Vary` changed.
 fn refreshed(
     exchange: &Exchange<'_>,
-    entry: &Entry,
+    entry: Cow<'_, Entry>,
     settings: &Settings,
     options: &RequestOptions,
     reason: Reason,
 ) -> Outcome {
-    let (refreshed, vary_changed) = refresh(exchange, entry, settings, options);
+    let old_variant = entry.variant;
+    let refreshed = refresh(exchange, entry, settings, options);
     Outcome::Refresh {
         persist: may_persist(exchange, &refreshed, settings),
-        replaces: vary_changed.then_some(entry.variant),
-        entry: Box::new(refreshed),
-        reason: if vary_changed && reason == Reason::Revalidated { Reason::VaryChanged } else { reason },
+        replaces: refreshed.vary_changed.then_some(old_variant),
+        reason: if refreshed.vary_changed && reason == Reason::Revalidated {
+            Reason::VaryChanged
+        } else {
+            reason
+        },
+        entry: Box::new(refreshed.entry),
     }
 }
 
@@ -987,12 +1028,12 @@ fn refreshed(
 /// the request or the merged response says `no-store` (§5.2.1.5, §5.2.2.5: the 304
 /// validates the response for this use only), never under `Vary: *`, and in a shared
 /// cache never when the merge made it `private` (§5.2.2.7).
-fn may_persist(exchange: &Exchange<'_>, refreshed: &Entry, settings: &Settings) -> bool {
-    let directives = ResponseDirectives::parse(&refreshed.response.headers);
+fn may_persist(exchange: &Exchange<'_>, refreshed: &Refreshed, settings: &Settings) -> bool {
+    let directives = &refreshed.directives;
     let forbidden = settings.read_only
         || directives.no_store
         || RequestDirectives::parse(&exchange.request.headers).no_store
-        || Vary::parse(&refreshed.response.headers) == Vary::Any
+        || refreshed.vary == Vary::Any
         || (settings.shared && matches!(directives.private, Some(FieldScope::All)));
     !forbidden
 }

@@ -246,6 +246,34 @@ fn rfc9111_4_2_fresh_is_served_and_stale_is_revalidated() {
     }
 }
 
+// §4.3.1 with RFC 9110 §8.8.3: the stored entity tag is sent as it is, weak or strong;
+// surrounding whitespace is not part of it; a malformed or contradictory ETag is not sent.
+#[test]
+fn rfc9111_4_3_1_if_none_match_carries_the_stored_entity_tag() {
+    let (settings, options) = defaults();
+    let cases: [(&[&str], Option<&str>); 6] = [
+        (&["W/\"v1\""], Some("W/\"v1\"")),
+        (&["\"W/x\""], Some("\"W/x\"")),
+        (&["  \"v2\"\t"], Some("\"v2\"")),
+        (&["\"v3\"", "\"v3\""], Some("\"v3\"")),
+        (&["\"v4\"", "\"other\""], None),
+        (&["v5"], None),
+    ];
+    for (lines, expected) in cases {
+        let mut headers = vec![("cache-control", "max-age=1")];
+        headers.extend(lines.iter().map(|line| ("etag", *line)));
+        let stored = [stored_with(&headers)];
+        match decide(at(5), &get(URL, &[]), &stored, &settings, &options) {
+            Action::Revalidate(revalidate) => assert_eq!(
+                revalidate.conditional.get(IF_NONE_MATCH).map(|value| value.to_str().expect("ASCII")),
+                expected,
+                "ETag lines {lines:?}"
+            ),
+            other => panic!("expected a revalidation for {lines:?}, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn rfc9111_4_3_1_last_modified_becomes_if_modified_since() {
     let (settings, options) = defaults();

@@ -1,7 +1,7 @@
 //! Entity tags (RFC 9110 §8.8.3) and their comparison (§8.8.3.2).
 
-use http::HeaderMap;
 use http::header::{ETAG, IF_NONE_MATCH};
+use http::{HeaderMap, HeaderValue};
 
 use super::{is_ows, trim_ows};
 
@@ -14,6 +14,12 @@ fn is_etagc(byte: u8) -> bool {
 /// The opaque tag must be UTF-8 (it is kept as a `String`); obs-text that is not
 /// UTF-8 makes the tag malformed.
 fn parse_prefix(value: &[u8]) -> Option<(EntityTag, &[u8])> {
+    let (tag, rest) = parse_ref_prefix(value)?;
+    Some((tag.to_owned(), rest))
+}
+
+/// [`parse_prefix`] without copying the opaque tag.
+fn parse_ref_prefix(value: &[u8]) -> Option<(TagRef<'_>, &[u8])> {
     let (weak, rest) = match value.strip_prefix(b"W/") {
         Some(rest) => (true, rest),
         None => (false, value),
@@ -24,8 +30,42 @@ fn parse_prefix(value: &[u8]) -> Option<(EntityTag, &[u8])> {
     if !opaque.iter().all(|&b| is_etagc(b)) {
         return None;
     }
-    let tag = std::str::from_utf8(opaque).ok()?.to_owned();
-    Some((EntityTag { weak, tag }, &rest[end + 1..]))
+    let tag = std::str::from_utf8(opaque).ok()?;
+    Some((TagRef { weak, tag }, &rest[end + 1..]))
+}
+
+/// An entity tag borrowed from a header value: what comparing two tags needs, without
+/// copying either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TagRef<'a> {
+    /// `W/` prefix present.
+    pub(crate) weak: bool,
+    /// The opaque tag without the quotes.
+    pub(crate) tag: &'a str,
+}
+
+impl TagRef<'_> {
+    /// Parses one entity tag, as [`EntityTag::parse`] does.
+    pub(crate) fn parse(value: &[u8]) -> Option<TagRef<'_>> {
+        match parse_ref_prefix(trim_ows(value))? {
+            (tag, []) => Some(tag),
+            _ => None,
+        }
+    }
+
+    fn to_owned(self) -> EntityTag {
+        EntityTag { weak: self.weak, tag: self.tag.to_owned() }
+    }
+
+    /// Strong comparison (RFC 9110 §8.8.3.2).
+    pub(crate) fn strong_eq(&self, other: &TagRef<'_>) -> bool {
+        !self.weak && !other.weak && self.tag == other.tag
+    }
+
+    /// Weak comparison (RFC 9110 §8.8.3.2).
+    pub(crate) fn weak_eq(&self, other: &TagRef<'_>) -> bool {
+        self.tag == other.tag
+    }
 }
 
 /// An entity tag: `"xyz"` (strong) or `W/"xyz"` (weak).
@@ -43,10 +83,7 @@ impl EntityTag {
     /// Surrounding OWS is trimmed; the tag must be quoted (`W/` is case-sensitive,
     /// RFC 9110 §8.8.3) and nothing may follow the closing quote.
     pub fn parse(value: &[u8]) -> Option<Self> {
-        match parse_prefix(trim_ows(value))? {
-            (tag, []) => Some(tag),
-            _ => None,
-        }
+        TagRef::parse(value).map(TagRef::to_owned)
     }
 
     /// Strong comparison: both strong and the same opaque tag.
@@ -67,13 +104,19 @@ impl EntityTag {
 
 /// The `ETag` of a response: `None` when absent, malformed, or repeated with different values.
 pub fn etag(headers: &HeaderMap) -> Option<EntityTag> {
-    let mut found: Option<EntityTag> = None;
+    etag_ref(headers).map(|(tag, _)| tag.to_owned())
+}
+
+/// [`etag`] without copying: the tag, borrowed, and the first `ETag` line it was read
+/// from.
+pub(crate) fn etag_ref(headers: &HeaderMap) -> Option<(TagRef<'_>, &HeaderValue)> {
+    let mut found: Option<(TagRef<'_>, &HeaderValue)> = None;
     for line in headers.get_all(ETAG) {
-        let tag = EntityTag::parse(line.as_bytes())?;
+        let tag = TagRef::parse(line.as_bytes())?;
         match &found {
-            Some(earlier) if *earlier != tag => return None,
+            Some((earlier, _)) if *earlier != tag => return None,
             Some(_) => {}
-            None => found = Some(tag),
+            None => found = Some((tag, line)),
         }
     }
     found
@@ -151,7 +194,6 @@ pub fn if_none_match(headers: &HeaderMap) -> Option<IfNoneMatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
     use proptest::prelude::*;
 
     fn strong(tag: &str) -> EntityTag {
