@@ -244,7 +244,9 @@ pub enum Completion {
 
 #[derive(Debug, Default)]
 struct Inflight {
-    map: Mutex<HashMap<CacheKey, Arc<Event>>>,
+    /// An `Event` allocates nothing until someone listens: a request that nobody
+    /// waits behind pays for no more than the map entry.
+    map: Mutex<HashMap<CacheKey, Event>>,
 }
 
 /// Releases waiters when the leading request of a coalesced group finishes.
@@ -461,7 +463,7 @@ impl<S> Cache<S> {
         match map.get(&key) {
             Some(event) => Err(event.listen()),
             None => {
-                map.insert(key, Arc::new(Event::new()));
+                map.insert(key, Event::new());
                 Ok(InflightGuard { inflight: self.inflight.clone(), key })
             }
         }
@@ -646,6 +648,11 @@ impl<S> Cache<S> {
             return (status, Vec::new(), now);
         };
         status.cache_key = Some(key);
+        // A streamed response is not stored, so the only writes it can cause are the
+        // invalidations of an unsafe method (§4.4): a safe one has nothing to decide.
+        if forward.parts.method.is_safe() {
+            return (status, Vec::new(), now);
+        }
         let empty = Bytes::new();
         let exchange = Exchange {
             request: &forward.parts,

@@ -136,7 +136,7 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 /// assert_eq!(a, b);
 /// ```
 pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> CacheKey {
-    let mut hasher = KeyHasher::new();
+    let mut hasher = Sha256::new();
     hasher.update(b"httpcache-key/1\0");
     // Shared and private caches never read each other's entries: what a private cache
     // may keep (`private`, responses to requests with `Authorization`) a shared one must
@@ -191,7 +191,7 @@ pub fn default_cache_key(request: &request::Parts, body: &[u8], settings: &Setti
             }
         }
     }
-    CacheKey(hasher.finalize())
+    CacheKey(hasher.finalize().into())
 }
 
 /// Whether the request body is part of the key: for methods other than GET and HEAD
@@ -201,61 +201,21 @@ pub fn body_is_keyed(method: &Method, settings: &Settings) -> bool {
 }
 
 /// Feeds a length-prefixed field.
-fn update_field(hasher: &mut KeyHasher, field: &[u8]) {
+fn update_field(hasher: &mut Sha256, field: &[u8]) {
     hasher.update((field.len() as u64).to_le_bytes());
     hasher.update(field);
 }
 
 /// Feeds a value count, then each value length-prefixed.
-fn update_values(hasher: &mut KeyHasher, values: http::header::GetAll<'_, HeaderValue>) {
+fn update_values(hasher: &mut Sha256, values: http::header::GetAll<'_, HeaderValue>) {
     hasher.update((values.iter().count() as u64).to_le_bytes());
     for value in values {
         update_field(hasher, value.as_bytes());
     }
 }
 
-/// SHA-256 fed through a small buffer. A key is a dozen short fields, and hashing
-/// them in one call per buffer costs less than one call per field; the digest is the
-/// same as feeding each field straight to the hasher.
-struct KeyHasher {
-    sha: Sha256,
-    buffer: [u8; KEY_BUFFER],
-    len: usize,
-}
-
-const KEY_BUFFER: usize = 256;
-
-impl KeyHasher {
-    fn new() -> Self {
-        KeyHasher { sha: Sha256::new(), buffer: [0; KEY_BUFFER], len: 0 }
-    }
-
-    fn update(&mut self, data: impl AsRef<[u8]>) {
-        let data = data.as_ref();
-        if data.len() > KEY_BUFFER - self.len {
-            self.flush();
-            if data.len() >= KEY_BUFFER {
-                self.sha.update(data);
-                return;
-            }
-        }
-        self.buffer[self.len..self.len + data.len()].copy_from_slice(data);
-        self.len += data.len();
-    }
-
-    fn flush(&mut self) {
-        self.sha.update(&self.buffer[..self.len]);
-        self.len = 0;
-    }
-
-    fn finalize(mut self) -> [u8; 32] {
-        self.flush();
-        self.sha.finalize().into()
-    }
-}
-
 /// Lets `write!` feed a hasher.
-struct HashSink<'a>(&'a mut KeyHasher);
+struct HashSink<'a>(&'a mut Sha256);
 
 impl fmt::Write for HashSink<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -278,7 +238,7 @@ impl std::io::Write for HashSink<'_> {
 
 /// The digest of a keyed body, with ignored JSON or form fields removed.
 fn body_digest(content_type: Option<&HeaderValue>, body: &[u8], settings: &Settings) -> [u8; 32] {
-    let mut hasher = KeyHasher::new();
+    let mut hasher = Sha256::new();
     match BodyKind::of(content_type) {
         BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(mut value) => {
@@ -309,7 +269,7 @@ fn body_digest(content_type: Option<&HeaderValue>, body: &[u8], settings: &Setti
             hasher.update(body);
         }
     }
-    hasher.finalize()
+    hasher.finalize().into()
 }
 
 /// The request body formats whose fields can be ignored.
@@ -747,7 +707,7 @@ mod tests {
 
     /// Keys name what is already stored (LMDB and fs files, Redis keys): the same
     /// request must get the same key from every build, whatever the hashing code looks
-    /// like inside. These digests were taken before the hashing was buffered; a change
+    /// like inside. These digests are what the first release's keys hash to; a change
     /// here orphans every stored entry and needs a new key version, not new digests.
     #[test]
     fn keys_are_stable_across_builds() {
