@@ -311,7 +311,11 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         let (plan, mut stream) = if body.reset() {
             let mut bytes = Vec::new();
             body.read_to_end(&mut bytes).await?;
-            (cache.plan_async(parts, Bytes::from(bytes), options).await, None)
+            let plan = match cache.plan_now(parts, Bytes::from(bytes), options) {
+                Ok(plan) => plan,
+                Err(pending) => cache.plan_pending(pending).await,
+            };
+            (plan, None)
         } else {
             (cache.plan_bypass(parts, options, Reason::BodyNotReplayable), Some(body))
         };

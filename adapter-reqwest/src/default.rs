@@ -25,6 +25,12 @@ impl AsyncStore for DefaultStore {
             DefaultStore::Off => Ok(Vec::new()),
         }
     }
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        match self {
+            DefaultStore::Lmdb(store) => store.get_now(key),
+            DefaultStore::Off => Some(Ok(Vec::new())),
+        }
+    }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         match self {
             DefaultStore::Lmdb(store) => store.put(entry).await,

@@ -54,7 +54,12 @@ where
     let plan = match plan_input(&mut request) {
         // Boxed, as the exchange below is: it never happens for reqwest's URLs.
         None => return Box::pin(send(request)).await,
-        Some((parts, Some(body))) => cache.plan_async(parts, body, options).await,
+        // Planned without a future when the store reads at once (a hit from memory or
+        // LMDB): only a request that has to wait pays for one, boxed.
+        Some((parts, Some(body))) => match cache.plan_now(parts, body, options) {
+            Ok(plan) => plan,
+            Err(pending) => Box::pin(cache.plan_pending(pending)).await,
+        },
         Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
     };
     match plan {

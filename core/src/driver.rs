@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -262,6 +263,25 @@ impl Drop for InflightGuard {
         if let Some(event) = event {
             event.notify(usize::MAX);
         }
+    }
+}
+
+/// A plan [`Cache::plan_now`] could not finish without waiting; finish it with
+/// [`Cache::plan_pending`].
+pub struct PendingPlan {
+    planned: Box<Planned>,
+    coalesce: bool,
+    /// The identical request in flight, to wait for before reading the store again.
+    wait: Option<EventListener>,
+}
+
+impl fmt::Debug for PendingPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingPlan")
+            .field("key", &self.planned.key)
+            .field("uri", &self.planned.parts.uri)
+            .field("waiting", &self.wait.is_some())
+            .finish()
     }
 }
 
@@ -1015,23 +1035,64 @@ fn mark_not_stored(response: &mut Response<Bytes>) {
 impl<S: AsyncStore> Cache<S> {
     /// [`Cache::plan`] over an [`AsyncStore`].
     pub async fn plan_async(&self, parts: request::Parts, body: Bytes, options: RequestOptions) -> Plan {
+        match self.plan_now(parts, body, options) {
+            Ok(plan) => plan,
+            Err(pending) => self.plan_pending(pending).await,
+        }
+    }
+
+    /// [`Cache::plan_async`] as far as it gets without waiting: the plan, when the store
+    /// reads at once ([`AsyncStore::get_now`]) and no identical request is in flight;
+    /// else a [`PendingPlan`] to finish with [`Cache::plan_pending`].
+    ///
+    /// For adapters on a hot path: a hit from the memory or LMDB store is planned
+    /// without building, moving or polling a future.
+    pub fn plan_now(
+        &self,
+        parts: request::Parts,
+        body: Bytes,
+        options: RequestOptions,
+    ) -> Result<Plan, PendingPlan> {
         let settings = self.settings();
         if settings.disabled {
-            return self.bypass(parts, body, options, Reason::Disabled);
+            return Ok(self.bypass(parts, body, options, Reason::Disabled));
         }
         let key = cache_key(&parts, &body, &settings);
-        let mut planned = Planned { parts, body, options, key, settings };
-        let mut coalesce = !options.force_refresh;
+        let planned = Planned { parts, body, options, key, settings };
+        let coalesce = !options.force_refresh;
+        let Some(read) = self.store.get_now(&key) else {
+            return Err(PendingPlan { planned: Box::new(planned), coalesce, wait: None });
+        };
+        let variants = read.unwrap_or_else(|error| {
+            log_store_error("read", &key, &error);
+            Vec::new()
+        });
+        match self.step(planned, variants, coalesce) {
+            Step::Plan(plan) => Ok(plan),
+            Step::Wait(listener, planned) => {
+                Err(PendingPlan { planned, coalesce: false, wait: Some(listener) })
+            }
+        }
+    }
+
+    /// Finishes planning what [`Cache::plan_now`] could not: waits for the identical
+    /// request in flight, or reads the store, then plans.
+    pub async fn plan_pending(&self, pending: PendingPlan) -> Plan {
+        let PendingPlan { mut planned, mut coalesce, wait } = pending;
+        if let Some(listener) = wait {
+            listener.await;
+        }
         loop {
+            let key = planned.key;
             let variants = self.store.get(&key).await.unwrap_or_else(|error| {
                 log_store_error("read", &key, &error);
                 Vec::new()
             });
-            match self.step(planned, variants, coalesce) {
+            match self.step(*planned, variants, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
                     listener.await;
-                    planned = *returned;
+                    planned = returned;
                     coalesce = false;
                 }
             }

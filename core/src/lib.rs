@@ -102,7 +102,7 @@ pub mod settings;
 pub mod status;
 pub mod store;
 
-pub use driver::{Cache, Completion, Forward, Plan};
+pub use driver::{Cache, Completion, Forward, PendingPlan, Plan};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;
 pub use key::{CacheKey, cache_key};

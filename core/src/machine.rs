@@ -427,7 +427,9 @@ pub fn decide(
     let fetch = |reason| {
         if only_if_cached { Action::GatewayTimeout(Reason::OnlyIfCachedMiss) } else { Action::Fetch(reason) }
     };
-    if !request.headers.is_empty() && CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name)) {
+    if !request.headers.is_empty()
+        && CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name))
+    {
         return fetch(Reason::ClientConditional);
     }
     if options.force_refresh {

@@ -94,6 +94,19 @@ pub trait Store: Send + Sync {
 pub trait AsyncStore: Send + Sync {
     /// Every decodable variant stored under `key` (undecodable ones are deleted).
     fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
+    /// [`get`](AsyncStore::get) without suspending, for a store that can read without
+    /// waiting: `Some` with what `get` would return, or `None` to have the caller await
+    /// `get`. The drivers try it first, so that a request the store can answer at once
+    /// is planned without building and polling a future (see
+    /// [`Cache::plan_now`](crate::Cache::plan_now)).
+    ///
+    /// Return `Some` only when the read cannot block for long (a memory lookup, an
+    /// LMDB read transaction); a store that reads files or the network keeps the
+    /// default, `None`.
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        let _ = key;
+        None
+    }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Stores `entry`, a stored variant freshened by a validation, whose body is the
@@ -128,6 +141,10 @@ pub struct Inline<S>(pub S);
 impl<S: Store> AsyncStore for Inline<S> {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.0.get(key)
+    }
+    /// Always `Some`: an inline store's reads are the blocking store's, run here.
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        Some(self.0.get(key))
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.0.put(entry)
@@ -270,6 +287,9 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
 impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.asynchronous.get(key).await
+    }
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        self.asynchronous.get_now(key)
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.asynchronous.put(entry).await

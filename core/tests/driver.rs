@@ -689,3 +689,98 @@ fn final_url_from_uri_is_the_uri_as_displayed() {
         assert_eq!(url.capacity(), url.len(), "{text}: one exact allocation");
     }
 }
+
+/// An async store that can never read without waiting: `get_now` keeps its default.
+struct Waiting(Inline<TestStore>);
+
+impl httpcache_core::AsyncStore for Waiting {
+    async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        httpcache_core::AsyncStore::get(&self.0, key).await
+    }
+    async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        httpcache_core::AsyncStore::put(&self.0, entry).await
+    }
+    async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        httpcache_core::AsyncStore::remove(&self.0, key).await
+    }
+    async fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        httpcache_core::AsyncStore::remove_variant(&self.0, key, variant).await
+    }
+    async fn clear(&self) -> Result<(), StoreError> {
+        httpcache_core::AsyncStore::clear(&self.0).await
+    }
+    async fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        httpcache_core::AsyncStore::scan(&self.0).await
+    }
+}
+
+fn parts(url: &str) -> (http::request::Parts, Bytes) {
+    let (parts, body) = get(url).into_parts();
+    (parts, body)
+}
+
+fn fresh_response() -> Response<Bytes> {
+    Response::builder()
+        .header("cache-control", "max-age=60")
+        .header("date", date(0))
+        .body(Bytes::from_static(b"stored"))
+        .unwrap()
+}
+
+// `plan_now` plans at once when the store reads at once, and hands back what must wait:
+// a store that cannot read now, or an identical request in flight (which it then
+// waits for, as `plan_async` does, and answers from what that request stored).
+#[test]
+fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    futures_executor::block_on(async {
+        // A miss: planned at once, as the leader of its key.
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("a miss over an inline store is planned at once");
+        };
+        // The same request meanwhile must wait for the leader.
+        let (head, body) = parts(URL);
+        let pending = match cache.plan_now(head, body, RequestOptions::default()) {
+            Err(pending) => pending,
+            Ok(plan) => panic!("an identical request in flight must wait, got {plan:?}"),
+        };
+        // It listens already, so the leader finishing before `plan_pending` runs is not missed.
+        assert_eq!(cache.coalesced_waiters(), 1);
+        let waiter = cache.plan_pending(pending);
+        let completed = cache.complete_async(*leader, fresh_response(), None).await;
+        assert!(matches!(completed, Completion::Respond(_)));
+        match waiter.await {
+            Plan::Respond(response) => {
+                assert!(status(&response).from_cache);
+                assert_eq!(response.body(), "stored");
+            }
+            other => panic!("the waiter is answered from what the leader stored, got {other:?}"),
+        }
+        // A hit: planned at once.
+        let (head, body) = parts(URL);
+        assert!(matches!(cache.plan_now(head, body, RequestOptions::default()), Ok(Plan::Respond(_))));
+    });
+
+    let waiting =
+        Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock());
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
+        let Plan::Forward(forward) = waiting.plan_pending(pending).await else {
+            panic!("a miss goes to the origin");
+        };
+        waiting.complete_async(*forward, fresh_response(), None).await;
+        let (head, body) = parts(URL);
+        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
+        assert!(matches!(waiting.plan_pending(pending).await, Plan::Respond(_)), "a hit after the wait");
+    });
+}
+
+fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_core::PendingPlan {
+    match plan {
+        Err(pending) => pending,
+        Ok(plan) => panic!("a store without get_now never plans at once, got {plan:?}"),
+    }
+}

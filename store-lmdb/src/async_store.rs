@@ -62,6 +62,16 @@ impl AsyncStore for AsyncLmdbStore {
         Ok(lookup.entries)
     }
 
+    /// The read transaction runs here, as in [`get`](AsyncStore::get); `None` only when
+    /// it found undecodable records, which `get` then deletes off the executor.
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        match self.store.lookup(key) {
+            Ok(lookup) if lookup.corrupt.is_empty() => Some(Ok(lookup.entries)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error.into())),
+        }
+    }
+
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         let prepared = PreparedEntry::new(entry);
         let store = self.store.clone();

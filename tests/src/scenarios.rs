@@ -123,6 +123,9 @@ impl AsyncStore for AnyAsyncStore {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         each_async_store!(self, store => store.get(key).await)
     }
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+        each_async_store!(self, store => store.get_now(key))
+    }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_async_store!(self, store => store.put(entry).await)
     }
