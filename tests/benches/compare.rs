@@ -11,6 +11,7 @@
 //! cargo bench -p httpcache-tests --bench compare -- --profile-plain-pass 10000  # the same, plain
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 20000 --route /bytes-etag/1024
+//! cargo bench -p httpcache-tests --bench compare -- --profile-plain-ureq 20000 --route /no-store-bytes/1024
 //! ```
 //!
 //! A filtered run (`--only`) keeps the `floor`, `reqwest plain` and `store/...` rows:
@@ -1101,14 +1102,14 @@ fn size_table<'a>(
 /// with one request before the clock starts, for `duration`.
 fn hits_per_second<S: AsyncStore + 'static>(
     client: &impl Fn() -> CachedClient<S>,
-    url: &reqwest::Url,
+    urls: &[reqwest::Url],
     threads: usize,
     duration: Duration,
 ) -> f64 {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (client, url, barrier) = (client(), url.clone(), barrier.clone());
+        .map(|thread| {
+            let (client, url, barrier) = (client(), urls[thread % urls.len()].clone(), barrier.clone());
             std::thread::spawn(move || {
                 let runtime =
                     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -1142,16 +1143,19 @@ const SCALING_ROUNDS: usize = 5;
 
 /// (1 thread, 2 threads): the median hits/s of [`SCALING_ROUNDS`] alternating runs of
 /// `duration / SCALING_ROUNDS` each.
+///
+/// Thread `i` asks for `urls[i % urls.len()]`: one URL is every thread hitting the same
+/// stored entry, two are each thread hitting its own.
 fn one_and_two_threads<S: AsyncStore + 'static>(
     client: impl Fn() -> CachedClient<S>,
-    url: &reqwest::Url,
+    urls: &[reqwest::Url],
     duration: Duration,
 ) -> (f64, f64) {
     let round = duration / SCALING_ROUNDS as u32;
     let (mut one, mut two) = (Vec::new(), Vec::new());
     for _ in 0..SCALING_ROUNDS {
-        one.push(hits_per_second(&client, url, 1, round));
-        two.push(hits_per_second(&client, url, 2, round));
+        one.push(hits_per_second(&client, urls, 1, round));
+        two.push(hits_per_second(&client, urls, 2, round));
     }
     let median = |mut rates: Vec<f64>| {
         rates.sort_by(f64::total_cmp);
@@ -1162,7 +1166,9 @@ fn one_and_two_threads<S: AsyncStore + 'static>(
 
 /// (label, 1 thread, 2 threads) hits/s at 1 KiB.
 fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<(String, f64, f64)> {
-    let url = parsed(origin, "/blob/1024");
+    let url = [parsed(origin, "/blob/1024")];
+    // Two entries of the same size, one per thread.
+    let own_urls = [parsed(origin, "/blob/1024"), parsed(origin, "/blob/1024?thread=2")];
     // The same hits with nothing shared between the threads (a memory client each), and
     // with clients of their own sharing one store: how far sharing one client and one
     // stored entry is from independent work.
@@ -1170,6 +1176,14 @@ fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<(Strin
     let runs = [
         ("ours/mem hit 1 KiB", one_and_two_threads(|| clients.mem.clone(), &url, duration)),
         ("ours/lmdb hit 1 KiB", one_and_two_threads(|| clients.lmdb.clone(), &url, duration)),
+        (
+            "ours/mem hit 1 KiB, a URL per thread",
+            one_and_two_threads(|| clients.mem.clone(), &own_urls, duration),
+        ),
+        (
+            "ours/lmdb hit 1 KiB, a URL per thread",
+            one_and_two_threads(|| clients.lmdb.clone(), &own_urls, duration),
+        ),
         (
             "ours/mem hit 1 KiB, a client per thread",
             one_and_two_threads(|| CachedClient::memory(Settings::default(), 64 << 20), &url, duration),
@@ -1430,7 +1444,9 @@ fn targets(
 /// `--profile-hit[-CLIENT] N [--route R]`: only the memory-store hit at 1 KiB through one
 /// client (`reqwest`, the default, `ureq`, `isahc`, `isahc-async`), N times, for a
 /// profiler. `--route /bytes-etag/1024` profiles revalidations instead (any route of
-/// [`Origin`]; only a `/blob/...` one is checked to be all hits).
+/// [`Origin`]; only a `/blob/...` one is checked to be all hits), and
+/// `--route /no-store-bytes/1024` pass-throughs. `--profile-plain-ureq N --route R` is
+/// the same loop through a plain ureq agent, the baseline for the ureq profiles.
 fn profile_hit(client: &str, iterations: usize, route: &str) {
     let origin = Origin::start();
     let url = origin.url(route);
@@ -1440,6 +1456,14 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
         "ureq" => {
             let agent = cached_agent(MemoryStore::new(64 << 20), &settings);
             agent.fetch(&url, Ask::Get);
+            let start = now();
+            for _ in 0..iterations {
+                black_box(agent.fetch(&url, Ask::Get));
+            }
+            start.elapsed()
+        }
+        "ureq-plain" => {
+            let agent = ureq::Agent::new_with_defaults();
             let start = now();
             for _ in 0..iterations {
                 black_box(agent.fetch(&url, Ask::Get));
@@ -1522,6 +1546,7 @@ fn main() {
     for (flag, client) in [
         ("--profile-hit", "reqwest"),
         ("--profile-hit-ureq", "ureq"),
+        ("--profile-plain-ureq", "ureq-plain"),
         ("--profile-hit-isahc", "isahc"),
         ("--profile-hit-isahc-async", "isahc-async"),
     ] {
