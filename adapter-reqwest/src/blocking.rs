@@ -112,7 +112,7 @@ impl<S: Store + 'static> CachedClient<S> {
 /// the per-request cache controls of [`CacheRequestExt`](crate::CacheRequestExt).
 #[derive(Debug)]
 pub struct RequestBuilder<S = httpcache_lmdb::LmdbStore> {
-    client: CachedClient<S>,
+    cache: Arc<Cache<S>>,
     inner: reqwest::blocking::RequestBuilder,
     options: RequestOptions,
 }
@@ -125,7 +125,7 @@ impl<S: Store + 'static> RequestBuilder<S> {
     /// # Errors
     /// reqwest's builder and transport errors.
     pub fn send(self) -> reqwest::Result<Response> {
-        let request = self.inner.build()?;
-        self.client.execute_with(request, self.options)
+        let (client, request) = self.inner.build_split();
+        run(&self.cache, &client, request?, self.options)
     }
 }

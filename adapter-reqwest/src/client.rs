@@ -140,13 +140,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         request: reqwest::Request,
         options: RequestOptions,
     ) -> reqwest::Result<reqwest::Response> {
-        // Borrows only: the clones (atomic reference counts shared by every thread) are
-        // taken when a background revalidation actually starts, not on every request.
-        let background = |forward, request| {
-            let client = self.client.clone();
-            spawn_revalidation(self.cache.clone(), forward, request, move |r| client.execute(r))
-        };
-        run(&self.cache, request, options, |r| self.client.execute(r), background).await
+        execute(&self.cache, &self.client, request, options).await
     }
 
     /// The reqwest client requests are sent with.
@@ -161,7 +155,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
 /// per-request cache controls of [`CacheRequestExt`](crate::CacheRequestExt).
 #[derive(Debug)]
 pub struct RequestBuilder<S = DefaultStore> {
-    client: CachedClient<S>,
+    cache: Arc<Cache<S>>,
     inner: reqwest::RequestBuilder,
     options: RequestOptions,
 }
@@ -174,7 +168,23 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     /// # Errors
     /// reqwest's builder and transport errors.
     pub async fn send(self) -> reqwest::Result<reqwest::Response> {
-        let request = self.inner.build()?;
-        self.client.execute_with(request, self.options).await
+        let (client, request) = self.inner.build_split();
+        execute(&self.cache, &client, request?, self.options).await
     }
+}
+
+/// Sends `request` through `cache` with `client`.
+async fn execute<S: AsyncStore + 'static>(
+    cache: &Arc<Cache<S>>,
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    options: RequestOptions,
+) -> reqwest::Result<reqwest::Response> {
+    // Borrows only: the clones (atomic reference counts shared by every thread) are
+    // taken when a background revalidation actually starts, not on every request.
+    let background = |forward, request| {
+        let client = client.clone();
+        spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r))
+    };
+    run(cache, request, options, |r| client.execute(r), background).await
 }

@@ -67,8 +67,10 @@ macro_rules! request_constructors {
 
         /// A request with any method.
         pub fn request(&self, method: ::http::Method, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
+            // reqwest's builder carries the reqwest client (handed back by `build_split`):
+            // only the cache is shared again here, one reference count per request.
             RequestBuilder {
-                client: self.clone(),
+                cache: self.cache.clone(),
                 inner: self.client.request(method, url),
                 options: ::httpcache_core::RequestOptions::default(),
             }

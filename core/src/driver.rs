@@ -379,7 +379,7 @@ impl<S> Cache<S> {
             reason,
             request_time: now,
             options: planned.options,
-            settings: planned.settings,
+            settings: arc_swap::Guard::into_inner(planned.settings),
             _guard: guard,
         };
         match action {
@@ -734,7 +734,20 @@ struct Planned {
     body: Bytes,
     options: RequestOptions,
     key: CacheKey,
-    settings: Arc<Settings>,
+    /// The settings when the request was planned. Loaded without touching the shared
+    /// reference count (which threads planning at once would fight over): a hit never
+    /// takes a reference; a request that goes on (a [`Forward`], or a plan that waits)
+    /// takes one with [`Planned::detached`] or when its `Forward` is built.
+    settings: arc_swap::Guard<Arc<Settings>>,
+}
+
+impl Planned {
+    /// The same, holding its own reference to the settings: for a plan that may wait
+    /// long (a guard is meant to be short-lived).
+    fn detached(self) -> Planned {
+        let settings = arc_swap::Guard::from_inner(arc_swap::Guard::into_inner(self.settings));
+        Planned { settings, ..self }
+    }
 }
 
 /// One storage effect of completing a request, performed in order.
@@ -890,7 +903,7 @@ impl<S: Store> Cache<S> {
     /// Plans a request: reads the store and decides. Identical concurrent misses wait
     /// here for the first one to finish, then read again.
     pub fn plan(&self, parts: request::Parts, body: Bytes, options: RequestOptions) -> Plan {
-        let settings = self.settings();
+        let settings = self.settings.load();
         if settings.disabled {
             return self.bypass(parts, body, options, Reason::Disabled);
         }
@@ -902,11 +915,12 @@ impl<S: Store> Cache<S> {
             match self.step(planned, variants, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
+                    let returned = returned.detached();
                     // Bounded: a leader that never finishes (a hung origin, or a caller
                     // that plans the same key twice before completing the first) only
                     // delays the followers, who then go to the origin themselves.
                     let _ = listener.wait_timeout(COALESCE_WAIT);
-                    planned = *returned;
+                    planned = returned;
                     coalesce = false;
                 }
             }
@@ -1053,7 +1067,7 @@ impl<S: AsyncStore> Cache<S> {
         body: Bytes,
         options: RequestOptions,
     ) -> Result<Plan, PendingPlan> {
-        let settings = self.settings();
+        let settings = self.settings.load();
         if settings.disabled {
             return Ok(self.bypass(parts, body, options, Reason::Disabled));
         }
@@ -1061,7 +1075,7 @@ impl<S: AsyncStore> Cache<S> {
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
         let Some(read) = self.store.get_now(&key) else {
-            return Err(PendingPlan { planned: Box::new(planned), coalesce, wait: None });
+            return Err(PendingPlan { planned: Box::new(planned.detached()), coalesce, wait: None });
         };
         let variants = read.unwrap_or_else(|error| {
             log_store_error("read", &key, &error);
@@ -1069,9 +1083,11 @@ impl<S: AsyncStore> Cache<S> {
         });
         match self.step(planned, variants, coalesce) {
             Step::Plan(plan) => Ok(plan),
-            Step::Wait(listener, planned) => {
-                Err(PendingPlan { planned, coalesce: false, wait: Some(listener) })
-            }
+            Step::Wait(listener, planned) => Err(PendingPlan {
+                planned: Box::new(planned.detached()),
+                coalesce: false,
+                wait: Some(listener),
+            }),
         }
     }
 
