@@ -1445,8 +1445,9 @@ fn targets(
 /// client (`reqwest`, the default, `ureq`, `isahc`, `isahc-async`), N times, for a
 /// profiler. `--route /bytes-etag/1024` profiles revalidations instead (any route of
 /// [`Origin`]; only a `/blob/...` one is checked to be all hits), and
-/// `--route /no-store-bytes/1024` pass-throughs. `--profile-plain-ureq N --route R` is
-/// the same loop through a plain ureq agent, the baseline for the ureq profiles.
+/// `--route /no-store-bytes/1024` pass-throughs. `--profile-plain-ureq N --route R` and
+/// `--profile-plain-reqwest N --route R` are the same loop through the plain client (on
+/// `/bytes-etag/{n}`, with the `If-None-Match` a revalidation sends): the baselines.
 fn profile_hit(client: &str, iterations: usize, route: &str) {
     let origin = Origin::start();
     let url = origin.url(route);
@@ -1486,6 +1487,26 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
                 });
             }
             start.elapsed()
+        }
+        "reqwest-plain" => {
+            // The bare request a revalidation makes: conditional on `/bytes-etag/{n}`.
+            let plain = reqwest::Client::new();
+            let url = reqwest::Url::parse(&url).expect("origin URL");
+            let tag = route.strip_prefix("/bytes-etag/").map(|size| format!("\"bytes-{size}\""));
+            let ask = || {
+                let request = plain.get(url.clone());
+                match &tag {
+                    Some(tag) => request.header(http::header::IF_NONE_MATCH, tag.as_str()),
+                    None => request,
+                }
+            };
+            runtime.block_on(async {
+                let start = now();
+                for _ in 0..iterations {
+                    black_box(fetch(ask()).await);
+                }
+                start.elapsed()
+            })
         }
         _ => {
             let client = CachedClient::memory(settings, 64 << 20);
@@ -1547,6 +1568,7 @@ fn main() {
         ("--profile-hit", "reqwest"),
         ("--profile-hit-ureq", "ureq"),
         ("--profile-plain-ureq", "ureq-plain"),
+        ("--profile-plain-reqwest", "reqwest-plain"),
         ("--profile-hit-isahc", "isahc"),
         ("--profile-hit-isahc-async", "isahc-async"),
     ] {
