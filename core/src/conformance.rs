@@ -894,6 +894,38 @@ pub fn corrupt_payloads(victim: &Entry) -> Vec<(&'static str, Vec<u8>)> {
     payloads
 }
 
+/// [`AsyncStore::get_now`], where a store answers it, answers what `get` does: for a
+/// key never stored, one variant, several, after a refresh, and after removals.
+pub fn get_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
+    let by_variant = |read: Result<Vec<Entry>, StoreError>| {
+        let mut entries = read.expect("read");
+        entries.sort_by_key(|entry| entry.variant.0);
+        entries
+    };
+    let check = |key: &CacheKey, what: &str| {
+        let Some(now) = store.get_now(key) else { return };
+        let awaited = futures_executor::block_on(store.get(key));
+        assert_eq!(by_variant(now), by_variant(awaited), "get_now and get disagree: {what}");
+    };
+    let (one, two) = (key(9_001), key(9_002));
+    check(&one, "never stored");
+    let first = entry(one, 1, body(1, 100));
+    futures_executor::block_on(store.put(&first)).expect("put");
+    check(&one, "one variant");
+    for variant in 2..=3 {
+        futures_executor::block_on(store.put(&entry(one, variant, body(variant, 200_000)))).expect("put");
+    }
+    futures_executor::block_on(store.put(&entry(two, 1, body(7, 10)))).expect("put");
+    check(&one, "three variants, one of them large");
+    futures_executor::block_on(store.refresh(&revalidated(&first, 1))).expect("refresh");
+    check(&one, "after a refresh");
+    futures_executor::block_on(store.remove_variant(&one, VariantId(2))).expect("remove_variant");
+    check(&one, "after removing a variant");
+    futures_executor::block_on(store.remove(&one)).expect("remove");
+    check(&one, "after removing the key");
+    check(&two, "another key, untouched");
+}
+
 /// After `corrupt` overwrites one variant's record with each of [`corrupt_payloads`],
 /// `get` returns only the intact variants (or a miss), never a corrupt entry and never
 /// an error; once read, the corrupt record is gone from `scan`; other keys are untouched;
@@ -1031,6 +1063,12 @@ macro_rules! async_store_conformance {
                 &$crate::conformance::BlockOn(&source.store),
                 &$crate::conformance::BlockOn(&destination.store),
             );
+        }
+
+        #[test]
+        fn get_now_agrees() {
+            let fixture = ($store)();
+            $crate::conformance::get_now_agrees(&fixture.store);
         }
 
         #[test]
