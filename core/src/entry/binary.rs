@@ -61,6 +61,17 @@ const HEADER_LEN: usize = 10;
 /// Length of a checksum field.
 const CHECKSUM_LEN: usize = 4;
 
+/// The fewest bytes a header field takes: the lengths of its name and value.
+const MIN_FIELD_LEN: usize = 8;
+
+/// Room left in a decoded response's header map for the fields the driver adds when it
+/// serves it (`Age`, `Cache-Status`).
+const SERVED_FIELDS: usize = 2;
+
+/// The most header fields a map is sized for before its fields are read; a block with
+/// more grows the map as they are.
+const MAX_RESERVED_FIELDS: usize = 64;
+
 impl Entry {
     /// Encodes the entry in the binary format (see the module docs for the layout).
     ///
@@ -328,9 +339,9 @@ fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> R
 
     let rest_start = meta_end + CHECKSUM_LEN;
     let mut r = Reader { buf: bytes, pos: rest_start };
-    let request_headers = r.headers(shared)?;
+    let request_headers = r.headers(shared, 0)?;
     let version = version_from_code(r.u8()?)?;
-    let response_headers = r.headers(shared)?;
+    let response_headers = r.headers(shared, SERVED_FIELDS)?;
     let final_url = match r.u8()? {
         0 => None,
         1 => Some(utf8(r.str()?, "final URL is not UTF-8")?),
@@ -435,11 +446,22 @@ impl<'a> Reader<'a> {
         UNIX_EPOCH.checked_add(Duration::new(secs, nanos)).ok_or(DecodeError::Corrupt("time out of range"))
     }
 
-    /// A header block. Nothing is reserved up front: each field is read (and its
-    /// length checked) before it is stored.
-    fn headers(&mut self, shared: Option<&Bytes>) -> Result<HeaderMap, DecodeError> {
+    /// A header block, in a map with room for `extra` more fields (those the driver
+    /// adds when it serves a response), so that they do not make it grow. The map is
+    /// sized up front for at most as many fields as the bytes left could hold (each
+    /// takes at least [`MIN_FIELD_LEN`] bytes) and at most [`MAX_RESERVED_FIELDS`];
+    /// each field is read (and its length checked) before it is stored, so a lying
+    /// count costs a short error, not a large allocation.
+    fn headers(&mut self, shared: Option<&Bytes>, extra: usize) -> Result<HeaderMap, DecodeError> {
         let count = self.u32()?;
-        let mut map = HeaderMap::new();
+        if count == 0 && extra == 0 {
+            return Ok(HeaderMap::new());
+        }
+        let possible = self.buf.len().saturating_sub(self.pos) / MIN_FIELD_LEN;
+        let reserved = usize::try_from(count).unwrap_or(usize::MAX).min(possible).min(MAX_RESERVED_FIELDS);
+        // `with_capacity` panics only above the map's maximum size (32 768), far above
+        // `MAX_RESERVED_FIELDS` plus the few `extra` fields.
+        let mut map = HeaderMap::with_capacity(reserved + extra);
         for _ in 0..count {
             let name = HeaderName::from_bytes(self.str()?)
                 .map_err(|_| DecodeError::Corrupt("invalid header name"))?;
