@@ -860,6 +860,45 @@ mod tests {
         assert_eq!(EntryMeta::decode_prefix(&bytes), Err(DecodeError::Truncated));
     }
 
+    #[test]
+    fn more_headers_than_are_reserved_round_trip() {
+        let mut entry = entry_with_headers();
+        for i in 0..MAX_RESERVED_FIELDS * 2 {
+            entry.response.headers.append("x-many", HeaderValue::from(i));
+            entry
+                .request
+                .headers
+                .append(format!("x-request-{i}").parse::<HeaderName>().unwrap(), "v".parse().unwrap());
+        }
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+        assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+    }
+
+    #[test]
+    fn a_lying_header_count_is_an_error_not_an_allocation() {
+        let entry = entry_with_headers();
+        let bytes = entry.encode();
+        // The request header count follows the meta checksum.
+        let request_count_at = EntryMeta::prefix_len(&bytes).unwrap();
+        let request_fields = u32::try_from(entry.request.headers.len()).unwrap();
+        assert_eq!(read_u32(&bytes[request_count_at..]), request_fields);
+        for count in [request_fields + 1, 1 << 16, u32::MAX] {
+            let mut lying = bytes.clone();
+            lying[request_count_at..request_count_at + 4].copy_from_slice(&count.to_le_bytes());
+            assert!(Entry::decode(&lying).is_err(), "count {count}");
+            assert!(Entry::decode_shared(Bytes::from(lying)).is_err(), "count {count}");
+        }
+        // A head with a lying count, its fields cut off.
+        let head = entry.encode_head();
+        let mut cut = head[..request_count_at + 4].to_vec();
+        cut[request_count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            Entry::decode_split(Bytes::from(cut), entry.response.body.clone()),
+            Err(DecodeError::Truncated)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
