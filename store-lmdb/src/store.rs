@@ -14,8 +14,8 @@ use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError,
 
 use crate::error::LmdbError;
 use crate::records::{
-    EntryRecord, ID_LEN, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos,
-    parse_index_key, record_id,
+    EntryRecord, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
+    record_id,
 };
 
 /// The map size a new environment starts with: 1 GiB of address space (the file
@@ -35,9 +35,6 @@ const MAX_ATTEMPTS: usize = 64;
 
 /// Extra room asked for, beyond the entry, when evicting because the map is full.
 const EVICTION_SLACK: u64 = 256 << 10;
-
-/// Length of the tag in front of a head record.
-const HEAD_TAG_LEN: usize = crate::records::HEAD_TAG.len();
 
 /// Named databases.
 const ENTRIES: &str = "entries";
@@ -746,37 +743,35 @@ impl LmdbStore {
 
     /// Reads every variant of `key` in one read transaction: each record, and each
     /// body kept apart, is copied out of the map once and decoded in place
-    /// ([`Entry::decode_shared`], [`Entry::decode_split`]).
+    /// ([`Entry::decode_shared`], [`Entry::decode_split`]) while the transaction is
+    /// open, so nothing else is allocated per variant (an undecodable record is copied
+    /// a second time, to be deleted).
     pub(crate) fn lookup(&self, key: &CacheKey) -> Result<Lookup, LmdbError> {
         let shared = &self.shared;
-        let raw = shared.read("get", |txn| {
-            let mut raw = Vec::new();
+        shared.read("get", |txn| {
+            // Most keys have one variant.
+            let mut lookup = Lookup { entries: Vec::with_capacity(1), corrupt: Vec::new() };
             for item in shared.dbs.entries.prefix_iter(txn, key.as_bytes())? {
                 let (id, value) = item?;
-                let body = match EntryRecord::of(value) {
-                    EntryRecord::Head(_) => Some(shared.dbs.bodies.get(txn, id)?.map(Bytes::copy_from_slice)),
-                    EntryRecord::Inline(_) => None,
+                let decoded = match EntryRecord::of(value) {
+                    EntryRecord::Inline(_) => Entry::decode_shared(Bytes::copy_from_slice(value)),
+                    EntryRecord::Head(head) => match shared.dbs.bodies.get(txn, id)? {
+                        Some(body) => {
+                            Entry::decode_split(Bytes::copy_from_slice(head), Bytes::copy_from_slice(body))
+                        }
+                        // A head without its body.
+                        None => Err(DecodeError::Truncated),
+                    },
                 };
-                raw.push((id.to_vec(), Bytes::copy_from_slice(value), body));
-            }
-            Ok(raw)
-        })?;
-        let mut lookup = Lookup { entries: Vec::with_capacity(raw.len()), corrupt: Vec::new() };
-        for (id, value, body) in raw {
-            let decoded = match body {
-                None => Entry::decode_shared(value.clone()),
-                Some(Some(body)) => Entry::decode_split(value.slice(HEAD_TAG_LEN..), body),
-                // A head without its body.
-                Some(None) => Err(DecodeError::Truncated),
-            };
-            match decoded {
-                Ok(entry) if id.len() == ID_LEN && record_id(&entry.key, entry.variant)[..] == id[..] => {
-                    lookup.entries.push(entry);
+                match decoded {
+                    Ok(entry) if record_id(&entry.key, entry.variant)[..] == id[..] => {
+                        lookup.entries.push(entry);
+                    }
+                    _ => lookup.corrupt.push((id.to_vec(), Bytes::copy_from_slice(value), false)),
                 }
-                _ => lookup.corrupt.push((id, value, false)),
             }
-        }
-        Ok(lookup)
+            Ok(lookup)
+        })
     }
 
     /// Reads every meta record in one read transaction.

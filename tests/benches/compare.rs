@@ -7,6 +7,7 @@
 //! cargo bench -p httpcache-tests --bench compare -- --only hit   # rows whose label contains "hit"
 //! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
+//! cargo bench -p httpcache-tests --bench compare -- --profile-hit-lmdb 20000  # LMDB store
 //! cargo bench -p httpcache-tests --bench compare -- --profile-pass 10000    # no-store, ours
 //! cargo bench -p httpcache-tests --bench compare -- --profile-plain-pass 10000  # the same, plain
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
@@ -1528,6 +1529,26 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
     }
 }
 
+/// `--profile-hit-lmdb N`: only the LMDB-store hit at 1 KiB through our reqwest
+/// client, N times, for a profiler (as `--profile-hit` does for the memory store).
+fn profile_hit_lmdb(iterations: usize) {
+    let origin = Origin::start();
+    let url = parsed(&origin, "/blob/1024");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = CachedClient::lmdb(dir.path().join("lmdb"), Settings::default()).expect("lmdb client");
+    runtime.block_on(async {
+        fetch_cached(client.get(url.clone())).await;
+        let start = now();
+        for _ in 0..iterations {
+            black_box(fetch_cached(client.get(url.clone())).await);
+        }
+        let elapsed = start.elapsed();
+        println!("{iterations} lmdb hits in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
+    });
+    assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
+}
+
 /// `--profile-pass N` / `--profile-plain-pass N`: only the pass-through of a `no-store`
 /// 1 KiB response, through our memory-store client or the plain client, N times: the
 /// two profiles side by side show what the cache adds to a request it does not store.
@@ -1563,6 +1584,10 @@ fn main() {
             profile_pass(value(flag).and_then(|v| v.parse().ok()).unwrap_or(10_000), ours);
             return;
         }
+    }
+    if args.iter().any(|a| a == "--profile-hit-lmdb") {
+        profile_hit_lmdb(value("--profile-hit-lmdb").and_then(|v| v.parse().ok()).unwrap_or(100_000));
+        return;
     }
     for (flag, client) in [
         ("--profile-hit", "reqwest"),

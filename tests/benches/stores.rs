@@ -1,6 +1,6 @@
 //! Store benchmarks: `get`, `put` and `refresh` of 1 KiB, 64 KiB and 1 MiB entries in
 //! the memory, filesystem and LMDB stores (LMDB writes in each [`SyncMode`]); `scan`
-//! of 100 000 metadata records; and, as the
+//! of 100 000 metadata records; `decode` of a 1 KiB entry's binary encoding; and, as the
 //! floor every store is measured against, a `HashMap<CacheKey, Entry>` lookup plus a
 //! `Bytes` clone of the body.
 //!
@@ -107,6 +107,34 @@ fn get(c: &mut Criterion) {
     group.finish();
 }
 
+/// Decoding an inline 1 KiB entry from shared bytes, as the LMDB store does on every
+/// hit: with the handful of headers of [`bench_entry`], and with a dozen, as real
+/// responses often carry.
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    let few = bench_entry(1, 1 << 10);
+    let mut many = few.clone();
+    for (name, value) in [
+        ("server", "nginx"),
+        ("vary", "accept-encoding"),
+        ("last-modified", "Tue, 14 Nov 2023 22:00:00 GMT"),
+        ("x-request-id", "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162"),
+        ("x-cache", "MISS"),
+        ("access-control-allow-origin", "*"),
+        ("set-cookie", "session=abc123; Path=/; HttpOnly"),
+        ("set-cookie", "theme=dark; Path=/"),
+    ] {
+        many.response.headers.append(name, HeaderValue::from_static(value));
+    }
+    for (label, entry) in [("1KiB-4-headers", few), ("1KiB-12-headers", many)] {
+        let bytes = Bytes::from(entry.encode());
+        group.bench_function(label, |b| {
+            b.iter(|| black_box(Entry::decode_shared(black_box(bytes.clone())).expect("decode")))
+        });
+    }
+    group.finish();
+}
+
 fn put(c: &mut Criterion) {
     let mut group = c.benchmark_group("put");
     let stores = write_stores();
@@ -186,5 +214,5 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, get, put, refresh, scan);
+criterion_group!(benches, get, decode, put, refresh, scan);
 criterion_main!(benches);

@@ -61,6 +61,17 @@ const HEADER_LEN: usize = 10;
 /// Length of a checksum field.
 const CHECKSUM_LEN: usize = 4;
 
+/// The fewest bytes a header field takes: the lengths of its name and value.
+const MIN_FIELD_LEN: usize = 8;
+
+/// Room left in a decoded response's header map for the fields the driver adds when it
+/// serves it (`Age`, `Cache-Status`).
+const SERVED_FIELDS: usize = 2;
+
+/// The most header fields a map is sized for before its fields are read; a block with
+/// more grows the map as they are.
+const MAX_RESERVED_FIELDS: usize = 64;
+
 impl Entry {
     /// Encodes the entry in the binary format (see the module docs for the layout).
     ///
@@ -328,9 +339,9 @@ fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> R
 
     let rest_start = meta_end + CHECKSUM_LEN;
     let mut r = Reader { buf: bytes, pos: rest_start };
-    let request_headers = r.headers(shared)?;
+    let request_headers = r.headers(shared, 0)?;
     let version = version_from_code(r.u8()?)?;
-    let response_headers = r.headers(shared)?;
+    let response_headers = r.headers(shared, SERVED_FIELDS)?;
     let final_url = match r.u8()? {
         0 => None,
         1 => Some(utf8(r.str()?, "final URL is not UTF-8")?),
@@ -435,11 +446,22 @@ impl<'a> Reader<'a> {
         UNIX_EPOCH.checked_add(Duration::new(secs, nanos)).ok_or(DecodeError::Corrupt("time out of range"))
     }
 
-    /// A header block. Nothing is reserved up front: each field is read (and its
-    /// length checked) before it is stored.
-    fn headers(&mut self, shared: Option<&Bytes>) -> Result<HeaderMap, DecodeError> {
+    /// A header block, in a map with room for `extra` more fields (those the driver
+    /// adds when it serves a response), so that they do not make it grow. The map is
+    /// sized up front for at most as many fields as the bytes left could hold (each
+    /// takes at least [`MIN_FIELD_LEN`] bytes) and at most [`MAX_RESERVED_FIELDS`];
+    /// each field is read (and its length checked) before it is stored, so a lying
+    /// count costs a short error, not a large allocation.
+    fn headers(&mut self, shared: Option<&Bytes>, extra: usize) -> Result<HeaderMap, DecodeError> {
         let count = self.u32()?;
-        let mut map = HeaderMap::new();
+        if count == 0 && extra == 0 {
+            return Ok(HeaderMap::new());
+        }
+        let possible = self.buf.len().saturating_sub(self.pos) / MIN_FIELD_LEN;
+        let reserved = usize::try_from(count).unwrap_or(usize::MAX).min(possible).min(MAX_RESERVED_FIELDS);
+        // `with_capacity` panics only above the map's maximum size (32 768), far above
+        // `MAX_RESERVED_FIELDS` plus the few `extra` fields.
+        let mut map = HeaderMap::with_capacity(reserved + extra);
         for _ in 0..count {
             let name = HeaderName::from_bytes(self.str()?)
                 .map_err(|_| DecodeError::Corrupt("invalid header name"))?;
@@ -539,10 +561,16 @@ fn put_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 }
 
 // ---------------------------------------------------------------------------
-// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), table built at compile time.
+// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), computed eight bytes at a
+// time ("slicing by 8") from tables built at compile time.
+//
+// `CRC_TABLES[0]` is the classic byte-at-a-time table: the CRC state after feeding one
+// byte `i` into a zero state. `CRC_TABLES[k][i]` is the same byte followed by `k` zero
+// bytes, so the contributions of eight input bytes can be looked up independently and
+// XORed together: one step per eight bytes instead of eight dependent steps.
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -551,10 +579,20 @@ const CRC_TABLE: [u32; 256] = {
             c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
-        table[i] = c;
+        tables[0][i] = c;
         i += 1;
     }
-    table
+    let mut slice = 1;
+    while slice < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let previous = tables[slice - 1][i];
+            tables[slice][i] = (previous >> 8) ^ tables[0][(previous & 0xFF) as usize];
+            i += 1;
+        }
+        slice += 1;
+    }
+    tables
 };
 
 /// A running CRC-32.
@@ -567,9 +605,23 @@ impl Crc32 {
     }
 
     fn update(self, data: &[u8]) -> Self {
+        let table = |slice: usize, index: u32| CRC_TABLES[slice][(index & 0xFF) as usize];
         let mut c = self.0;
-        for &byte in data {
-            c = CRC_TABLE[((c ^ u32::from(byte)) & 0xFF) as usize] ^ (c >> 8);
+        let mut chunks = data.chunks_exact(8);
+        for chunk in &mut chunks {
+            let low = c ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let high = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+            c = table(7, low)
+                ^ table(6, low >> 8)
+                ^ table(5, low >> 16)
+                ^ table(4, low >> 24)
+                ^ table(3, high)
+                ^ table(2, high >> 8)
+                ^ table(1, high >> 16)
+                ^ table(0, high >> 24);
+        }
+        for &byte in chunks.remainder() {
+            c = table(0, c ^ u32::from(byte)) ^ (c >> 8);
         }
         Crc32(c)
     }
@@ -600,6 +652,35 @@ mod tests {
     fn crc32_check_value() {
         // The standard check value of CRC-32/ISO-HDLC.
         assert_eq!(Crc32::new().update(b"123456789").finish(), 0xCBF4_3926);
+    }
+
+    /// The CRC one bit at a time, straight from the definition: the reference the
+    /// table-driven one is checked against.
+    fn crc32_bitwise(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &byte in data {
+            c ^= u32::from(byte);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn crc32_matches_the_bitwise_definition_at_every_length_and_split() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in 0..data.len() {
+            let whole = &data[..len];
+            let expected = crc32_bitwise(whole);
+            assert_eq!(Crc32::new().update(whole).finish(), expected, "length {len}");
+            // Updating in two parts, split anywhere (so at any alignment), is the same.
+            for split in [0, 1, 3, 7, 8, 9, len / 2, len] {
+                let split = split.min(len);
+                let (a, b) = whole.split_at(split);
+                assert_eq!(Crc32::new().update(a).update(b).finish(), expected, "length {len} split {split}");
+            }
+        }
     }
 
     #[test]
@@ -779,6 +860,45 @@ mod tests {
         assert_eq!(EntryMeta::decode_prefix(&bytes), Err(DecodeError::Truncated));
     }
 
+    #[test]
+    fn more_headers_than_are_reserved_round_trip() {
+        let mut entry = entry_with_headers();
+        for i in 0..MAX_RESERVED_FIELDS * 2 {
+            entry.response.headers.append("x-many", HeaderValue::from(i));
+            entry
+                .request
+                .headers
+                .append(format!("x-request-{i}").parse::<HeaderName>().unwrap(), "v".parse().unwrap());
+        }
+        let bytes = entry.encode();
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+        assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+    }
+
+    #[test]
+    fn a_lying_header_count_is_an_error_not_an_allocation() {
+        let entry = entry_with_headers();
+        let bytes = entry.encode();
+        // The request header count follows the meta checksum.
+        let request_count_at = EntryMeta::prefix_len(&bytes).unwrap();
+        let request_fields = u32::try_from(entry.request.headers.len()).unwrap();
+        assert_eq!(read_u32(&bytes[request_count_at..]), request_fields);
+        for count in [request_fields + 1, 1 << 16, u32::MAX] {
+            let mut lying = bytes.clone();
+            lying[request_count_at..request_count_at + 4].copy_from_slice(&count.to_le_bytes());
+            assert!(Entry::decode(&lying).is_err(), "count {count}");
+            assert!(Entry::decode_shared(Bytes::from(lying)).is_err(), "count {count}");
+        }
+        // A head with a lying count, its fields cut off.
+        let head = entry.encode_head();
+        let mut cut = head[..request_count_at + 4].to_vec();
+        cut[request_count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            Entry::decode_split(Bytes::from(cut), entry.response.body.clone()),
+            Err(DecodeError::Truncated)
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -789,6 +909,14 @@ mod tests {
             let len = EntryMeta::prefix_len(&bytes).unwrap();
             prop_assert_eq!(EntryMeta::decode_prefix(&bytes[..len]).unwrap(), entry.meta());
             prop_assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+        }
+
+        #[test]
+        fn crc32_is_the_bitwise_definition(data in proptest::collection::vec(any::<u8>(), 0..256), split in any::<prop::sample::Index>()) {
+            let split = split.index(data.len() + 1);
+            let expected = crc32_bitwise(&data);
+            prop_assert_eq!(Crc32::new().update(&data).finish(), expected);
+            prop_assert_eq!(Crc32::new().update(&data[..split]).update(&data[split..]).finish(), expected);
         }
 
         #[test]
