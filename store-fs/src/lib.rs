@@ -473,8 +473,12 @@ impl FsStore {
             Err(error) => return Err(io_error(error)),
         };
         let metadata = file.metadata().map_err(io_error)?;
-        let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0).saturating_add(1));
-        file.read_to_end(&mut data).map_err(io_error)?;
+        // Files are replaced whole (written aside, then renamed), never grown in place,
+        // so the size read here is the file's: reading exactly that much spares the
+        // second `read` that would only find the end. (A shorter read leaves a record the
+        // container check rejects.)
+        let mut data = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+        (&mut file).take(metadata.len()).read_to_end(&mut data).map_err(io_error)?;
         if touch {
             let now = wall_clock();
             if is_older(&metadata, now, TOUCH_AFTER) {
