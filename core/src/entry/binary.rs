@@ -683,12 +683,17 @@ mod tests {
         }
     }
 
+    /// `entry` encodes and decodes back to itself, copied out and shared.
+    fn assert_round_trips(entry: &Entry) {
+        let bytes = entry.encode();
+        assert_eq!(&Entry::decode(&bytes).unwrap(), entry);
+        assert_eq!(&Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+    }
+
     #[test]
     fn round_trips() {
         let entry = entry_with_headers();
-        let bytes = entry.encode();
-        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
-        assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+        assert_round_trips(&entry);
     }
 
     #[test]
@@ -702,10 +707,7 @@ mod tests {
     #[test]
     fn empty_and_large_bodies() {
         for body in [Bytes::new(), Bytes::from(vec![0xA5u8; 1 << 20])] {
-            let entry = sample_entry(CacheKey::hash("k"), VariantId(0), body);
-            let bytes = entry.encode();
-            assert_eq!(Entry::decode(&bytes).unwrap(), entry);
-            assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+            assert_round_trips(&sample_entry(CacheKey::hash("k"), VariantId(0), body));
         }
     }
 
@@ -870,9 +872,7 @@ mod tests {
                 .headers
                 .append(format!("x-request-{i}").parse::<HeaderName>().unwrap(), "v".parse().unwrap());
         }
-        let bytes = entry.encode();
-        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
-        assert_eq!(Entry::decode_shared(Bytes::from(bytes)).unwrap(), entry);
+        assert_round_trips(&entry);
     }
 
     #[test]
