@@ -7,7 +7,10 @@
 //!   asks the origin; get the response. Enough for most adapters.
 //! * [`Cache::plan`] → [`Forward`] → [`Cache::complete`] / [`Cache::fail`] (and the
 //!   `_async` twins): the same loop in steps, for adapters that stream bodies or
-//!   spawn background revalidations themselves.
+//!   spawn background revalidations themselves. An async adapter on a hot path plans
+//!   with [`Cache::plan_now`], which answers without a future when the store can read
+//!   at once ([`AsyncStore::get_now`]: a hit from memory or LMDB), and awaits
+//!   [`Cache::plan_pending`] only when it cannot.
 //!
 //! A store failure never fails a request: the origin's response is returned and the
 //! error is traced. Concurrent identical misses are coalesced: one goes to the
