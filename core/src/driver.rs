@@ -1,4 +1,4 @@
-//! The drivers adapters call: key → store read → [`decide`] → (send) → [`store`] →
+//! The drivers adapters call: key → store read → [`decide`] → (send) → [`store`](crate::machine::store) →
 //! write. [`Cache`] holds a store, the settings and a clock; it runs the loop
 //! synchronously over a [`Store`] or asynchronously over an [`AsyncStore`].
 //!
