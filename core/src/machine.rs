@@ -954,19 +954,19 @@ fn refresh(
     }
     let mut last: Option<HeaderName> = None;
     for (name, value) in incoming.into_iter() {
-        // `HeaderMap::into_iter` yields the name only on the first of repeated values.
-        let name = match name {
+        // `HeaderMap::into_iter` yields the name only on the first of repeated values:
+        // that one replaces every stored line of the field, the ones after it join it.
+        match name {
             Some(name) => {
-                updated.response.headers.remove(&name);
-                last = Some(name.clone());
-                name
+                updated.response.headers.insert(&name, value);
+                last = Some(name);
             }
-            None => match &last {
-                Some(name) => name.clone(),
-                None => continue,
-            },
-        };
-        updated.response.headers.append(name, value);
+            None => {
+                if let Some(name) = &last {
+                    updated.response.headers.append(name, value);
+                }
+            }
+        }
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
     make_storable(&mut updated.response.headers, &directives, settings.shared);

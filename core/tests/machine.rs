@@ -582,6 +582,36 @@ fn rfc9111_4_3_4_a_304_refreshes_headers_and_expiry() {
     }
 }
 
+// §3.2: a field the 304 carries replaces every stored line of it, repeated lines
+// included, in the 304's order; fields it does not carry keep all their lines.
+#[test]
+fn rfc9111_3_2_a_304_replaces_repeated_fields_whole() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[
+        ("cache-control", "max-age=10"),
+        ("etag", "\"v1\""),
+        ("link", "<a>; rel=preload"),
+        ("link", "<b>; rel=preload"),
+        ("x-kept", "1"),
+        ("x-kept", "2"),
+    ]);
+    let not_modified = resp(
+        304,
+        &[("etag", "\"v1\""), ("link", "<c>; rel=preload"), ("link", "<d>; rel=preload"), ("link", "<e>")],
+    );
+    match outcome(5, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, .. } => {
+            let lines = |name: &str| -> Vec<String> {
+                entry.response.headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+            };
+            assert_eq!(lines("link"), ["<c>; rel=preload", "<d>; rel=preload", "<e>"]);
+            assert_eq!(lines("x-kept"), ["1", "2"]);
+            assert_eq!(lines("etag"), ["\"v1\""]);
+        }
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+}
+
 #[test]
 fn rfc9111_4_3_4_a_304_with_another_etag_is_retried() {
     let (settings, options) = defaults();
