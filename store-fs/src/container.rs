@@ -349,7 +349,7 @@ pub(crate) fn scan_binary<R: BufRead + Seek>(
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn read_exact_or_short<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_exact_or_short<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

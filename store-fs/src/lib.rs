@@ -778,7 +778,7 @@ impl FsStore {
         let mut at = 0;
         while at < body.len() {
             let want = chunk.len().min(body.len() - at);
-            let got = read_full(&mut file, &mut chunk[..want]).map_err(io_error)?;
+            let got = container::read_exact_or_short(&mut file, &mut chunk[..want]).map_err(io_error)?;
             if got < want || chunk[..want] != body[at..at + want] {
                 return Ok(false);
             }
@@ -980,20 +980,6 @@ impl Loaded {
     fn records(&self) -> impl Iterator<Item = &[u8]> {
         self.ranges.iter().map(|range| &self.data[range.clone()])
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
 }
 
 impl Store for FsStore {
