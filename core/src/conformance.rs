@@ -861,6 +861,19 @@ pub fn eviction_keeps_byte_bound<S: Store + ?Sized>(store: &S, max_bytes: u64) {
     }
 }
 
+/// What a body kept apart from its head can be found to hold instead of `good`, with a
+/// name each: nothing (`None`: the body is gone), empty, one byte short, one byte long,
+/// another body. A store that keeps bodies apart must read each as a clean miss.
+pub fn corrupt_bodies(good: &[u8]) -> [(&'static str, Option<Vec<u8>>); 5] {
+    [
+        ("missing", None),
+        ("empty", Some(Vec::new())),
+        ("cut short", Some(good[..good.len().saturating_sub(1)].to_vec())),
+        ("too long", Some([good, b"!"].concat())),
+        ("another", Some(body(9, 10).to_vec())),
+    ]
+}
+
 /// Byte strings that are not a valid encoding of `victim`, with a name each: empty,
 /// garbage, cut short in several places, wrong magic, another format version, a flipped
 /// byte in the metadata block.
