@@ -454,7 +454,12 @@ async fn fetch(request: reqwest::RequestBuilder) -> usize {
 }
 
 async fn fetch_cached<S: AsyncStore + 'static>(request: httpcache_reqwest::RequestBuilder<S>) -> usize {
-    let response = match request.send().await {
+    body_length(request.send().await).await
+}
+
+/// The length of a cached client's successful response's body (the status checked).
+async fn body_length(response: reqwest::Result<reqwest::Response>) -> usize {
+    let response = match response {
         Ok(response) => response,
         Err(error) => return transport_error(&error),
     };
@@ -1243,6 +1248,20 @@ fn hits<S: AsyncStore + 'static>(
     }
 }
 
+/// A worker making cached hits of `url` through `client`'s `execute`, with a request
+/// built without reqwest's builder (`reqwest::Request::new`): no reference count shared
+/// with the other threads is taken per request (the builder path takes two: the
+/// reqwest client's and the cache's).
+fn hits_executed<S: AsyncStore + 'static>(
+    client: CachedClient<S>,
+    url: &reqwest::Url,
+) -> impl AsyncFnMut() + Send + 'static {
+    let url = url.clone();
+    async move || {
+        body_length(client.execute(reqwest::Request::new(Method::GET, url.clone())).await).await;
+    }
+}
+
 /// The scaling rows, 1 KiB hits.
 fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<Scaling> {
     let url = parsed(origin, "/blob/1024");
@@ -1295,6 +1314,18 @@ fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<Scalin
             "ours/lmdb hit 1 KiB, a URL per thread",
             true,
             |thread| hits(clients.lmdb.clone(), &own_urls[thread]),
+            duration,
+        ),
+        one_and_two_threads(
+            "ours/mem hit 1 KiB, execute",
+            true,
+            |_| hits_executed(clients.mem.clone(), &url),
+            duration,
+        ),
+        one_and_two_threads(
+            "ours/mem hit 1 KiB, execute, a URL per thread",
+            true,
+            |thread| hits_executed(clients.mem.clone(), &own_urls[thread]),
             duration,
         ),
         one_and_two_threads(
