@@ -443,7 +443,17 @@ pub fn decide(
         return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };
     let entry = &stored[index];
-    let directives = ResponseDirectives::parse(&entry.response.headers);
+    let fresh = entry.expires.is_none_or(|expires| now < expires);
+    // A fresh response's use depends on `no-store`, `no-cache` and `immutable` alone:
+    // below, every other directive is read only on the way to serving it stale, which a
+    // fresh response never takes (a fresh one is served, or revalidated, or, with
+    // only-if-cached, served as it is). So when a quick scan finds none of the three,
+    // a hit does without parsing `Cache-Control`.
+    let directives = if fresh && !ResponseDirectives::may_restrict_fresh_use(&entry.response.headers) {
+        ResponseDirectives::default()
+    } else {
+        ResponseDirectives::parse(&entry.response.headers)
+    };
     if directives.no_store {
         // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
         return fetch(Reason::ResponseNoStore);
@@ -455,7 +465,6 @@ pub fn decide(
     let age = AgeInputs::of(entry).current_age(now);
     let remaining = entry.expires.map_or(Duration::MAX, |expires| since(expires, now));
     let staleness = entry.expires.map_or(Duration::ZERO, |expires| since(now, expires));
-    let fresh = entry.expires.is_none_or(|expires| now < expires);
 
     // Reasons to go to the origin even though the response may be fresh.
     let mut must_ask = if options.refresh {

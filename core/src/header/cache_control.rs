@@ -70,6 +70,25 @@ pub struct ResponseDirectives {
 }
 
 impl ResponseDirectives {
+    /// Whether the `Cache-Control` lines of `headers` may hold `no-store`, `no-cache` or
+    /// `immutable`, the only directives that the use of a *fresh* stored response depends
+    /// on (RFC 9111 §5.2.2.4, §5.2.2.5; RFC 8246). A scan for `no-` and `imm` in any
+    /// case, without tokenising: it may say yes when none of them is there (inside a
+    /// quoted argument, say), never no when one is. A hit skips the full parse on no.
+    pub(crate) fn may_restrict_fresh_use(headers: &HeaderMap) -> bool {
+        headers.get_all(CACHE_CONTROL).iter().any(|line| {
+            // Each byte is tested first on its own (most fail there), and only then with
+            // the two before it. Setting bit 0x20 maps a byte to a lower-case letter only
+            // when it is that letter in either case.
+            let bytes = line.as_bytes();
+            (2..bytes.len()).any(|i| {
+                let (first, second, third) = (bytes[i - 2] | 0x20, bytes[i - 1] | 0x20, bytes[i]);
+                (third == b'-' && first == b'n' && second == b'o')
+                    || (third | 0x20 == b'm' && first == b'i' && second == b'm')
+            })
+        })
+    }
+
     /// The directives of all `Cache-Control` lines in `headers`.
     pub fn parse(headers: &HeaderMap) -> Self {
         let mut parsed = Self::default();
@@ -144,6 +163,10 @@ impl RequestDirectives {
     /// The directives of all `Cache-Control` lines in `headers`, plus `Pragma` (§5.4).
     pub fn parse(headers: &HeaderMap) -> Self {
         let mut parsed = Self::default();
+        if headers.is_empty() {
+            // Most requests carry no header fields of their own: no lookups.
+            return parsed;
+        }
         for line in headers.get_all(CACHE_CONTROL) {
             for directive in directives(line.as_bytes()) {
                 let name = directive.name;
@@ -725,6 +748,29 @@ mod tests {
         assert_eq!(all[3].argument, Argument::Malformed);
     }
 
+    // The scan's answers on the lines a hit meets, and on the restricting ones.
+    #[test]
+    fn fresh_use_scan_rfc9111_5_2_2() {
+        for clean in [&b"max-age=60"[..], b"public, max-age=3600", b"private, s-maxage=0", b"must-revalidate"]
+        {
+            assert!(
+                !ResponseDirectives::may_restrict_fresh_use(&headers("cache-control", &[clean])),
+                "{clean:?}"
+            );
+        }
+        for restricting in
+            [&b"no-store"[..], b"No-Cache", b"max-age=60, IMMUTABLE", b"no-cache=\"set-cookie\""]
+        {
+            assert!(ResponseDirectives::may_restrict_fresh_use(&headers("cache-control", &[restricting])));
+        }
+        // On a second line too; other header fields are not read.
+        assert!(ResponseDirectives::may_restrict_fresh_use(&headers(
+            "cache-control",
+            &[b"max-age=1", b"no-store"]
+        )));
+        assert!(!ResponseDirectives::may_restrict_fresh_use(&headers("pragma", &[b"no-cache"])));
+    }
+
     proptest! {
         // Tolerance (DESIGN.md "The machine never fails"): arbitrary lines never panic,
         // and every duration respects the §1.2.2 cap.
@@ -752,6 +798,35 @@ mod tests {
             let parsed = ResponseDirectives::parse(&map);
             prop_assert!(parsed.max_age.is_none_or(|age| age.as_secs() <= MAX_DELTA_SECONDS));
             let _ = RequestDirectives::parse(&map);
+        }
+
+        // RFC 9111 §5.2.2.4, §5.2.2.5, RFC 8246: the quick scan a fresh hit relies on never
+        // misses a directive the full parse finds (`no-store`, `no-cache` in any scope,
+        // `immutable`), whatever the case, the quoting or the other directives around it.
+        #[test]
+        fn fresh_use_scan_never_misses_a_restriction(
+            lines in proptest::collection::vec("([nN][oO]-(store|cache|[a-z]{0,4})|[iI][mM]{2}utable|max-age=[0-9]{1,3}|private|public|must-revalidate|[a-z]{1,6}(=\"[a-z -]{0,6}\")?)([ ]*,[ ]*(No-Store|NO-CACHE|no-cache=\"a, b\"|IMMUTABLE|max-age=60|s-maxage=1|x=\"no-\"))?", 0..3),
+        ) {
+            let map = headers("cache-control", &lines.iter().map(String::as_bytes).collect::<Vec<_>>());
+            let parsed = ResponseDirectives::parse(&map);
+            if parsed.no_store || parsed.no_cache.is_some() || parsed.immutable {
+                prop_assert!(ResponseDirectives::may_restrict_fresh_use(&map), "{lines:?}");
+            }
+        }
+
+        // The same over arbitrary bytes.
+        #[test]
+        fn fresh_use_scan_never_misses_on_arbitrary_bytes(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..4)) {
+            let mut map = HeaderMap::new();
+            for line in &lines {
+                if let Ok(value) = HeaderValue::from_bytes(line) {
+                    map.append(CACHE_CONTROL, value);
+                }
+            }
+            let parsed = ResponseDirectives::parse(&map);
+            if parsed.no_store || parsed.no_cache.is_some() || parsed.immutable {
+                prop_assert!(ResponseDirectives::may_restrict_fresh_use(&map));
+            }
         }
 
         // RFC 9111 §5.2.2.1: any max-age=N (token or quoted) reads back as min(N, 2^31).
