@@ -1,5 +1,6 @@
 //! The async [`CachedClient`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use httpcache_core::{AsyncStore, Cache, RequestOptions, Settings};
@@ -173,18 +174,20 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     }
 }
 
-/// Sends `request` through `cache` with `client`.
-async fn execute<S: AsyncStore + 'static>(
-    cache: &Arc<Cache<S>>,
-    client: &reqwest::Client,
+/// Sends `request` through `cache` with `client`: the cache loop's future itself, with
+/// no async layer of its own around it (so that callers' futures hold it directly,
+/// however many there are).
+fn execute<'a, S: AsyncStore + 'static>(
+    cache: &'a Arc<Cache<S>>,
+    client: &'a reqwest::Client,
     request: reqwest::Request,
     options: RequestOptions,
-) -> reqwest::Result<reqwest::Response> {
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> + 'a {
     // Borrows only: the clones (atomic reference counts shared by every thread) are
     // taken when a background revalidation actually starts, not on every request.
-    let background = |forward, request| {
+    let background = move |forward, request| {
         let client = client.clone();
         spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r))
     };
-    run(cache, request, options, |r| client.execute(r), background).await
+    run(cache, request, options, move |r| client.execute(r), background)
 }
