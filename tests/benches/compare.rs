@@ -7,7 +7,7 @@
 //! cargo bench -p httpcache-tests --bench compare -- --only hit   # rows whose label contains "hit"
 //! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
-//! cargo bench -p httpcache-tests --bench compare -- --profile-hit-lmdb 20000  # LMDB store
+//! cargo bench -p httpcache-tests --bench compare -- --profile-hit-lmdb 20000  # LMDB store (or -fs)
 //! cargo bench -p httpcache-tests --bench compare -- --profile-pass 10000    # no-store, ours
 //! cargo bench -p httpcache-tests --bench compare -- --profile-plain-pass 10000  # the same, plain
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
@@ -1677,14 +1677,42 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
     }
 }
 
-/// `--profile-hit-lmdb N`: only the LMDB-store hit at 1 KiB through our reqwest
-/// client, N times, for a profiler (as `--profile-hit` does for the memory store).
-fn profile_hit_lmdb(iterations: usize) {
+/// `--profile-hit-lmdb N [--route R]` / `--profile-hit-fs N [--route R]`: only the LMDB
+/// (or fs) store hit at 1 KiB through the reqwest client, N times; `--route
+/// /bytes-etag/1024` profiles revalidations instead, as for `--profile-hit`.
+fn profile_hit_disk(store: &str, iterations: usize, route: &str) {
     let origin = Origin::start();
-    let url = parsed(&origin, "/blob/1024");
+    let url = parsed(&origin, route);
     let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join(store);
+    if store == "fs" {
+        profile_loop(
+            store,
+            &CachedClient::fs(&path, Settings::default()).expect("fs client"),
+            &url,
+            iterations,
+        );
+    } else {
+        profile_loop(
+            store,
+            &CachedClient::lmdb(&path, Settings::default()).expect("lmdb client"),
+            &url,
+            iterations,
+        );
+    }
+    if route.starts_with("/blob/") {
+        assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
+    }
+}
+
+/// `iterations` requests for `url` through `client` after a first one, timed.
+fn profile_loop<S: AsyncStore + 'static>(
+    store: &str,
+    client: &CachedClient<S>,
+    url: &reqwest::Url,
+    iterations: usize,
+) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let client = CachedClient::lmdb(dir.path().join("lmdb"), Settings::default()).expect("lmdb client");
     runtime.block_on(async {
         fetch_cached(client.get(url.clone())).await;
         let start = now();
@@ -1692,9 +1720,11 @@ fn profile_hit_lmdb(iterations: usize) {
             black_box(fetch_cached(client.get(url.clone())).await);
         }
         let elapsed = start.elapsed();
-        println!("{iterations} lmdb hits in {elapsed:?}: {} each", human(elapsed / iterations.max(1) as u32));
+        println!(
+            "{iterations} {store} requests in {elapsed:?}: {} each",
+            human(elapsed / iterations.max(1) as u32)
+        );
     });
-    assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
 }
 
 /// `--profile-pass N` / `--profile-plain-pass N`: only the pass-through of a `no-store`
@@ -1733,9 +1763,12 @@ fn main() {
             return;
         }
     }
-    if args.iter().any(|a| a == "--profile-hit-lmdb") {
-        profile_hit_lmdb(value("--profile-hit-lmdb").and_then(|v| v.parse().ok()).unwrap_or(100_000));
-        return;
+    for (flag, store) in [("--profile-hit-lmdb", "lmdb"), ("--profile-hit-fs", "fs")] {
+        if args.iter().any(|a| a == flag) {
+            let iterations = value(flag).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            profile_hit_disk(store, iterations, value("--route").as_deref().unwrap_or("/blob/1024"));
+            return;
+        }
     }
     for (flag, client) in [
         ("--profile-hit", "reqwest"),
