@@ -97,7 +97,7 @@ use crate::header::VariantId;
 use crate::inventory::{AsyncInventory, Filter, Inventory, Query, SortBy};
 use crate::key::CacheKey;
 use crate::settings::Settings;
-use crate::store::{AsyncStore, Store, StoreError};
+use crate::store::{AsyncStore, Store, StoreError, Variants};
 
 /// The byte bound the eviction check gives the `bounded` factory (1 MiB).
 pub const EVICTION_MAX_BYTES: u64 = 1 << 20;
@@ -907,36 +907,101 @@ pub fn corrupt_payloads(victim: &Entry) -> Vec<(&'static str, Vec<u8>)> {
     payloads
 }
 
-/// [`AsyncStore::get_now`], where a store answers it, answers what `get` does: for a
-/// key never stored, one variant, several, after a refresh, and after removals.
-pub fn get_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
-    let by_variant = |read: Result<Vec<Entry>, StoreError>| {
-        let mut entries = read.expect("read");
-        entries.sort_by_key(|entry| entry.variant.0);
-        entries
-    };
-    let check = |key: &CacheKey, what: &str| {
-        let Some(now) = store.get_now(key) else { return };
-        let awaited = futures_executor::block_on(store.get(key));
-        assert_eq!(by_variant(now), by_variant(awaited), "get_now and get disagree: {what}");
-    };
+/// Entries sorted by variant, for comparing two reads.
+fn by_variant(read: Result<Vec<Entry>, StoreError>) -> Vec<Entry> {
+    let mut entries = read.expect("read");
+    entries.sort_by_key(|entry| entry.variant.0);
+    entries
+}
+
+/// The writes the read agreement checks run between their reads (`check`): a key never
+/// stored, one variant, three (one large), after a refresh, after removing a variant and
+/// the key, and another key left alone.
+struct Writes<'a> {
+    put: &'a dyn Fn(&Entry),
+    refresh: &'a dyn Fn(&Entry),
+    remove_variant: &'a dyn Fn(&CacheKey, VariantId),
+    remove: &'a dyn Fn(&CacheKey),
+}
+
+fn read_agreement(writes: &Writes<'_>, check: &dyn Fn(&CacheKey, &str)) {
     let (one, two) = (key(9_001), key(9_002));
     check(&one, "never stored");
     let first = entry(one, 1, body(1, 100));
-    futures_executor::block_on(store.put(&first)).expect("put");
+    (writes.put)(&first);
     check(&one, "one variant");
     for variant in 2..=3 {
-        futures_executor::block_on(store.put(&entry(one, variant, body(variant, 200_000)))).expect("put");
+        (writes.put)(&entry(one, variant, body(variant, 200_000)));
     }
-    futures_executor::block_on(store.put(&entry(two, 1, body(7, 10)))).expect("put");
+    (writes.put)(&entry(two, 1, body(7, 10)));
     check(&one, "three variants, one of them large");
-    futures_executor::block_on(store.refresh(&revalidated(&first, 1))).expect("refresh");
+    (writes.refresh)(&revalidated(&first, 1));
     check(&one, "after a refresh");
-    futures_executor::block_on(store.remove_variant(&one, VariantId(2))).expect("remove_variant");
+    (writes.remove_variant)(&one, VariantId(2));
     check(&one, "after removing a variant");
-    futures_executor::block_on(store.remove(&one)).expect("remove");
+    (writes.remove)(&one);
     check(&one, "after removing the key");
     check(&two, "another key, untouched");
+}
+
+/// What a read through a callback (`read_with`, `read_now`) lent, as owned entries,
+/// checking that it called back exactly once when it says it read.
+fn lent(read: impl FnOnce(&mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool) -> Option<Vec<Entry>> {
+    let (mut calls, mut lent) = (0, None);
+    let read_now = read(&mut |read| {
+        calls += 1;
+        lent = Some(by_variant(read.map(Variants::into_vec)));
+    });
+    assert_eq!(calls, usize::from(read_now), "a read that answers calls back exactly once");
+    lent
+}
+
+/// [`Store::read_with`] lends what `get` returns: for a key never stored, one variant,
+/// several, after a refresh, and after removals.
+pub fn read_with_agrees<S: Store + ?Sized>(store: &S) {
+    let writes = Writes {
+        put: &|entry| store.put(entry).expect("put"),
+        refresh: &|entry| store.refresh(entry).expect("refresh"),
+        remove_variant: &|key, variant| {
+            store.remove_variant(key, variant).expect("remove_variant");
+        },
+        remove: &|key| {
+            store.remove(key).expect("remove");
+        },
+    };
+    read_agreement(&writes, &|key, what| {
+        let lent = lent(|read| {
+            store.read_with(key, read);
+            true
+        });
+        assert_eq!(lent, Some(by_variant(store.get(key))), "read_with and get disagree: {what}");
+    });
+}
+
+/// [`AsyncStore::get_now`] and [`AsyncStore::read_now`], where a store answers them,
+/// answer what `get` does: for a key never stored, one variant, several, after a
+/// refresh, and after removals.
+pub fn get_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
+    use futures_executor::block_on;
+    let writes = Writes {
+        put: &|entry| block_on(store.put(entry)).expect("put"),
+        refresh: &|entry| block_on(store.refresh(entry)).expect("refresh"),
+        remove_variant: &|key, variant| {
+            block_on(store.remove_variant(key, variant)).expect("remove_variant");
+        },
+        remove: &|key| {
+            block_on(store.remove(key)).expect("remove");
+        },
+    };
+    read_agreement(&writes, &|key, what| {
+        let awaited = by_variant(block_on(store.get(key)));
+        if let Some(now) = store.get_now(key) {
+            assert_eq!(by_variant(now), awaited, "get_now and get disagree: {what}");
+        }
+        if let Some(lent) = lent(|read| store.read_now(key, read)) {
+            assert_eq!(lent, awaited, "read_now and get disagree: {what}");
+        }
+    });
 }
 
 /// After `corrupt` overwrites one variant's record with each of [`corrupt_payloads`],
@@ -1034,6 +1099,12 @@ macro_rules! store_conformance {
             let source = ($store)();
             let destination = ($store)();
             $crate::conformance::inventory_copies(&source.store, &destination.store);
+        }
+
+        #[test]
+        fn read_with_agrees() {
+            let fixture = ($store)();
+            $crate::conformance::read_with_agrees(&fixture.store);
         }
 
         $(

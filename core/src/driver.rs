@@ -38,10 +38,10 @@ use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, cache_key};
-use crate::machine::{Action, Exchange, Outcome, Reason, decide, on_error, store_entry};
+use crate::machine::{Action, Exchange, Outcome, Reason, Revalidate, Serve, decide, on_error, store_entry};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
-use crate::store::{AsyncStore, Store};
+use crate::store::{AsyncStore, Store, StoreError, Variants};
 
 /// How long a blocking follower waits for an identical request in flight before going
 /// to the origin itself. (Async followers wait for the leader to finish or be dropped:
@@ -360,12 +360,42 @@ impl<S> Cache<S> {
         DisabledGuard { cache: self, was }
     }
 
-    /// The pure part of planning: what to do with `variants`.
-    fn step(&self, planned: Planned, mut variants: Vec<Entry>, coalesce: bool) -> Step {
+    /// The part of planning that reads the stored variants: the decision, and what of
+    /// the chosen entry planning goes on with, taken out of them (so that variants a
+    /// store only lends need not outlive the read). A read error is a miss.
+    #[inline(always)]
+    fn choose(&self, planned: &Planned, read: Result<Variants<'_>, StoreError>) -> Chosen {
         let now = self.now();
+        let mut variants = read.unwrap_or_else(|error| {
+            log_store_error("read", &planned.key, &error);
+            Variants::default()
+        });
+        let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
+        let taken = match &action {
+            // A hit needs only the response part and two times (a borrowed entry's request
+            // part is not copied); one that starts a revalidation needs the whole entry.
+            Action::Serve(serve) if serve.revalidate_in_background.is_none() => {
+                let times = variants.get(serve.index).map(|entry| (entry.created, entry.expires));
+                match (times, variants.take_response(serve.index)) {
+                    (Some((created, expires)), Some(response)) => {
+                        Taken::Response { response, created, expires }
+                    }
+                    _ => Taken::Nothing,
+                }
+            }
+            Action::Serve(Serve { index, .. }) | Action::Revalidate(Revalidate { index, .. }) => {
+                variants.take(*index).map_or(Taken::Nothing, Taken::Entry)
+            }
+            _ => Taken::Nothing,
+        };
+        Chosen { now, action, taken }
+    }
+
+    /// The pure part of planning: what to do, given what [`Cache::choose`] chose.
+    fn step(&self, planned: Planned, chosen: Chosen, coalesce: bool) -> Step {
+        let Chosen { now, action, taken } = chosen;
         let key = planned.key;
         let head = planned.parts.method == Method::HEAD;
-        let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
         tracing::debug!(
             target: "httpcache",
             key = %key,
@@ -385,36 +415,49 @@ impl<S> Cache<S> {
             settings: arc_swap::Guard::into_inner(planned.settings),
             _guard: guard,
         };
+        // `choose` takes out an entry for every action that needs one; were one ever
+        // missing, the request goes on as a miss.
+        let as_miss = |planned| {
+            let chosen = Chosen { now, action: Action::Fetch(Reason::Miss), taken: Taken::Nothing };
+            self.step(planned, chosen, coalesce)
+        };
         match action {
             Action::Serve(serve) => {
-                let entry = variants.swap_remove(serve.index);
-                // One background revalidation per key at a time: it leads the coalescing
-                // group until it completes, so identical stale hits do not each start one.
-                let background = serve.revalidate_in_background.and_then(|conditional| {
-                    let guard = self.lead(key).ok()?;
-                    let stored = Some(entry.clone());
-                    Some(PendingRevalidation(forward(
-                        planned,
-                        conditional,
-                        stored,
-                        Reason::StaleWhileRevalidate,
-                        Some(guard),
-                    )))
-                });
+                let (response, created, expires, background) = match taken {
+                    Taken::Response { response, created, expires } => (response, created, expires, None),
+                    Taken::Entry(entry) => {
+                        // One background revalidation per key at a time: it leads the
+                        // coalescing group until it completes, so identical stale hits
+                        // do not each start one.
+                        let background = serve.revalidate_in_background.and_then(|conditional| {
+                            let guard = self.lead(key).ok()?;
+                            let stored = Some(entry.clone());
+                            Some(PendingRevalidation(forward(
+                                planned,
+                                conditional,
+                                stored,
+                                Reason::StaleWhileRevalidate,
+                                Some(guard),
+                            )))
+                        });
+                        (entry.response, entry.created, entry.expires, background)
+                    }
+                    Taken::Nothing => return as_miss(planned),
+                };
                 let status = CacheStatus {
                     source: Source::Cache,
                     from_cache: true,
                     revalidated: false,
                     stale: serve.stale,
                     stored: false,
-                    created_at: Some(entry.created),
-                    expires: entry.expires,
-                    is_expired: entry.is_expired(now),
+                    created_at: Some(created),
+                    expires,
+                    is_expired: expires.is_some_and(|expires| expires <= now),
                     cache_key: Some(key),
                     age: Some(serve.age),
                     reason: serve.reason,
                 };
-                let mut response = respond_from_entry(entry.response, head, serve.age, status, now);
+                let mut response = respond_from_entry(response, head, serve.age, status, now);
                 if let Some(background) = background {
                     response.extensions_mut().insert(background);
                 }
@@ -456,7 +499,9 @@ impl<S> Cache<S> {
                 } else {
                     None
                 };
-                let entry = variants.swap_remove(revalidate.index);
+                let Taken::Entry(entry) = taken else {
+                    return as_miss(planned);
+                };
                 Step::Plan(Plan::Forward(Box::new(forward(
                     planned,
                     revalidate.conditional,
@@ -732,6 +777,28 @@ impl<S> Drop for DisabledGuard<'_, S> {
 }
 
 /// A request whose key is known, on its way through [`Cache::step`].
+/// What [`Cache::choose`] takes out of the stored variants.
+struct Chosen {
+    /// The time the decision was made at.
+    now: SystemTime,
+    action: Action,
+    taken: Taken,
+}
+
+/// The part of the chosen entry planning goes on with.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives for one planning step, on the stack; boxing the entry would add an allocation to every revalidation"
+)]
+enum Taken {
+    /// None (a miss, a pass-through...).
+    Nothing,
+    /// What a response served from the entry needs.
+    Response { response: StoredResponse, created: SystemTime, expires: Option<SystemTime> },
+    /// The whole entry: a revalidation, or a hit that starts one in the background.
+    Entry(Entry),
+}
+
 struct Planned {
     parts: request::Parts,
     body: Bytes,
@@ -914,8 +981,11 @@ impl<S: Store> Cache<S> {
         let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
-            let variants = self.read(&key);
-            match self.step(planned, variants, coalesce) {
+            let mut chosen = None;
+            self.store.read_with(&key, &mut |read| chosen = Some(self.choose(&planned, read)));
+            // A store that never calls back has nothing to lend: a miss.
+            let chosen = chosen.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
+            match self.step(planned, chosen, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
                     let returned = returned.detached();
@@ -928,13 +998,6 @@ impl<S: Store> Cache<S> {
                 }
             }
         }
-    }
-
-    fn read(&self, key: &CacheKey) -> Vec<Entry> {
-        self.store.get(key).unwrap_or_else(|error| {
-            log_store_error("read", key, &error);
-            Vec::new()
-        })
     }
 
     /// Performs `writes` in order; returns whether every `Put` and `Refresh` succeeded.
@@ -1077,14 +1140,13 @@ impl<S: AsyncStore> Cache<S> {
         let key = cache_key(&parts, &body, &settings);
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
-        let Some(read) = self.store.get_now(&key) else {
+        let mut chosen = None;
+        if !self.store.read_now(&key, &mut |read| chosen = Some(self.choose(&planned, read))) {
             return Err(PendingPlan { planned: Box::new(planned.detached()), coalesce, wait: None });
-        };
-        let variants = read.unwrap_or_else(|error| {
-            log_store_error("read", &key, &error);
-            Vec::new()
-        });
-        match self.step(planned, variants, coalesce) {
+        }
+        // A store that says it read but never called back had nothing to lend: a miss.
+        let chosen = chosen.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
+        match self.step(planned, chosen, coalesce) {
             Step::Plan(plan) => Ok(plan),
             Step::Wait(listener, planned) => Err(PendingPlan {
                 planned: Box::new(planned.detached()),
@@ -1102,12 +1164,9 @@ impl<S: AsyncStore> Cache<S> {
             listener.await;
         }
         loop {
-            let key = planned.key;
-            let variants = self.store.get(&key).await.unwrap_or_else(|error| {
-                log_store_error("read", &key, &error);
-                Vec::new()
-            });
-            match self.step(*planned, variants, coalesce) {
+            let read = self.store.get(&planned.key).await.map(Variants::Owned);
+            let chosen = self.choose(&planned, read);
+            match self.step(*planned, chosen, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
                     listener.await;

@@ -110,4 +110,4 @@ pub use machine::{Action, Outcome, Reason, decide, store};
 pub use options::CacheRequestExt;
 pub use settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance, UrlPattern};
 pub use status::{CacheStatus, CacheStatusExt};
-pub use store::{AsyncStore, DualStore, Inline, Store, StoreError};
+pub use store::{AsyncStore, DualStore, Inline, Store, StoreError, Variants};

@@ -5,6 +5,11 @@
 //! with the same id under the entry's key and keeps the others. A record that fails
 //! to decode is a miss: `get` deletes it and leaves it out, never returns an error for it.
 //!
+//! Reads have a borrowing form beside `get`: [`Store::read_with`] (and
+//! [`AsyncStore::read_now`]) lend the variants to a callback as [`Variants`], so that a
+//! store keeping decoded entries in memory need not clone whole entries for a hit, of
+//! which the response uses only the response part. Their defaults call `get`.
+//!
 //! `refresh` is `put` for an entry freshened by a validation (a 304): the same result,
 //! but a store that keeps bodies apart may skip rewriting the body when it can prove
 //! the stored one is the entry's (see [`Store::refresh`]).
@@ -12,7 +17,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::entry::{Entry, EntryMeta};
+use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::VariantId;
 use crate::key::CacheKey;
 
@@ -51,10 +56,77 @@ impl StoreError {
     }
 }
 
+/// The variants stored under one key as a read hands them over: the store's own
+/// copies ([`Variants::Owned`], what [`Store::get`] returns), or a view of entries the
+/// store keeps ([`Variants::Borrowed`], from [`Store::read_with`]). Either way, a reader
+/// takes out only what it needs: [`Variants::take`] moves an owned entry out and clones
+/// a borrowed one.
+#[derive(Debug)]
+pub enum Variants<'a> {
+    /// Entries the reader owns.
+    Owned(Vec<Entry>),
+    /// Entries the store lends for the duration of the read.
+    Borrowed(&'a [Entry]),
+}
+
+impl Default for Variants<'_> {
+    /// No variants (a miss).
+    fn default() -> Self {
+        Variants::Owned(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Variants<'_> {
+    type Target = [Entry];
+
+    fn deref(&self) -> &[Entry] {
+        match self {
+            Variants::Owned(entries) => entries,
+            Variants::Borrowed(entries) => entries,
+        }
+    }
+}
+
+impl Variants<'_> {
+    /// The entry at `index`: moved out when owned (the others stay, in another order),
+    /// cloned when borrowed. `None` past the end.
+    pub fn take(&mut self, index: usize) -> Option<Entry> {
+        match self {
+            Variants::Owned(entries) => (index < entries.len()).then(|| entries.swap_remove(index)),
+            Variants::Borrowed(entries) => entries.get(index).cloned(),
+        }
+    }
+
+    /// The response part of the entry at `index`, moved out or cloned as
+    /// [`take`](Variants::take) does, for a reader that needs no more (a response
+    /// served from the entry): a borrowed entry's request part is not copied.
+    pub fn take_response(&mut self, index: usize) -> Option<StoredResponse> {
+        match self {
+            Variants::Owned(_) => self.take(index).map(|entry| entry.response),
+            Variants::Borrowed(entries) => entries.get(index).map(|entry| entry.response.clone()),
+        }
+    }
+
+    /// The entries, owned (cloned when borrowed).
+    pub fn into_vec(self) -> Vec<Entry> {
+        match self {
+            Variants::Owned(entries) => entries,
+            Variants::Borrowed(entries) => entries.to_vec(),
+        }
+    }
+}
+
 /// A blocking store, safe to share between threads.
 pub trait Store: Send + Sync {
     /// Every decodable variant stored under `key` (undecodable ones are deleted).
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError>;
+    /// Calls `read` once with what [`get`](Store::get) would return: the variants
+    /// stored under `key` (or the error). A store that keeps decoded entries in memory
+    /// lends them ([`Variants::Borrowed`]) rather than cloning them, so that a hit copies
+    /// only what its response needs. The default calls `get`.
+    fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
+        read(self.get(key).map(Variants::Owned));
+    }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> Result<(), StoreError>;
     /// Stores `entry`, a stored variant freshened by a validation (RFC 9111 §4.3.4: a
@@ -107,6 +179,19 @@ pub trait AsyncStore: Send + Sync {
         let _ = key;
         None
     }
+    /// [`get_now`](AsyncStore::get_now) in the borrowing form of [`Store::read_with`]:
+    /// when the store can read at once, calls `read` once with the variants (or the
+    /// error) and returns `true`; else returns `false` without calling it. The default
+    /// goes through `get_now`.
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
+        match self.get_now(key) {
+            Some(found) => {
+                read(found.map(Variants::Owned));
+                true
+            }
+            None => false,
+        }
+    }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Stores `entry`, a stored variant freshened by a validation, whose body is the
@@ -146,6 +231,11 @@ impl<S: Store> AsyncStore for Inline<S> {
     fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
         Some(self.0.get(key))
     }
+    /// Always reads: the blocking store's [`Store::read_with`], run here.
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
+        self.0.read_with(key, read);
+        true
+    }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.0.put(entry)
     }
@@ -175,6 +265,9 @@ macro_rules! forward_store {
         impl<S: Store + ?Sized> Store for $pointer<S> {
             fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
                 (**self).get(key)
+            }
+            fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
+                (**self).read_with(key, read)
             }
             fn put(&self, entry: &Entry) -> Result<(), StoreError> {
                 (**self).put(entry)
@@ -261,6 +354,9 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.blocking.get(key)
     }
+    fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
+        self.blocking.read_with(key, read);
+    }
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.blocking.put(entry)
     }
@@ -291,6 +387,9 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
         self.asynchronous.get_now(key)
     }
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
+        self.asynchronous.read_now(key, read)
+    }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.asynchronous.put(entry).await
     }
@@ -311,5 +410,91 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     }
     async fn compact(&self) -> Result<(), StoreError> {
         self.asynchronous.compact().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::testing::sample_entry;
+
+    /// Three variants of one key, told apart by their status and request URL.
+    fn three() -> Vec<Entry> {
+        (0..3u16)
+            .map(|i| {
+                let key = CacheKey::hash("https://example.com/");
+                let mut entry =
+                    sample_entry(key, VariantId(u64::from(i)), bytes::Bytes::from_static(b"body"));
+                entry.request.url = format!("https://example.com/{i}");
+                entry.response.status = http::StatusCode::from_u16(200 + i).expect("status");
+                entry
+            })
+            .collect()
+    }
+
+    // Owned variants give up the entry taken; borrowed ones lend a copy and stay whole.
+    #[test]
+    fn take_moves_owned_and_clones_borrowed() {
+        let stored = three();
+        let mut owned = Variants::Owned(three());
+        assert_eq!(owned.take(1).as_ref(), Some(&stored[1]));
+        assert_eq!(owned.len(), 2);
+        assert!(!owned.iter().any(|entry| entry.variant == VariantId(1)));
+        assert_eq!(owned.take(5), None);
+
+        let mut borrowed = Variants::Borrowed(&stored);
+        assert_eq!(borrowed.take(1).as_ref(), Some(&stored[1]));
+        assert_eq!(borrowed.len(), 3);
+        assert_eq!(borrowed.take(3), None);
+        assert_eq!(borrowed.into_vec(), stored);
+    }
+
+    // A response served from a stored entry needs its response part only (RFC 9111 §4).
+    #[test]
+    fn take_response_is_the_entry_response() {
+        let stored = three();
+        let mut owned = Variants::Owned(three());
+        assert_eq!(owned.take_response(2), Some(stored[2].response.clone()));
+        let mut borrowed = Variants::Borrowed(&stored);
+        assert_eq!(borrowed.take_response(0), Some(stored[0].response.clone()));
+        assert_eq!(borrowed.take_response(3), None);
+        assert!(Variants::default().is_empty());
+    }
+
+    // The default reads go through `get`; `Inline` reads at once through `read_with`.
+    #[test]
+    fn default_reads_go_through_get() {
+        #[derive(Debug)]
+        struct Fixed(Vec<Entry>);
+        impl Store for Fixed {
+            fn get(&self, _: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+                Ok(self.0.clone())
+            }
+            fn put(&self, _: &Entry) -> Result<(), StoreError> {
+                Ok(())
+            }
+            fn remove(&self, _: &CacheKey) -> Result<usize, StoreError> {
+                Ok(0)
+            }
+            fn remove_variant(&self, _: &CacheKey, _: VariantId) -> Result<bool, StoreError> {
+                Ok(false)
+            }
+            fn clear(&self) -> Result<(), StoreError> {
+                Ok(())
+            }
+            fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+                Ok(Vec::new())
+            }
+        }
+        let store = Fixed(three());
+        let key = store.0[0].key;
+        let mut seen = Vec::new();
+        store.read_with(&key, &mut |read| seen.push(read.map(Variants::into_vec).expect("read")));
+        assert_eq!(seen, vec![three()]);
+        seen.clear();
+        assert!(
+            Inline(store).read_now(&key, &mut |read| seen.push(read.map(Variants::into_vec).expect("read")))
+        );
+        assert_eq!(seen, vec![three()]);
     }
 }

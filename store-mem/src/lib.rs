@@ -22,7 +22,9 @@
 //! Entries live decoded, in a concurrent sharded cache ([`quick_cache`]), one item per
 //! [`CacheKey`] holding all that key's variants. A hit is one lookup under the shard's
 //! read lock and returns clones: an [`Entry`] clone shares its body (a `bytes::Bytes`)
-//! and header values, so no body is ever copied. Writes to one key are serialised by a
+//! and header values, so no body is ever copied. [`Store::read_with`] lends the stored
+//! entries instead, so a hit through the drivers copies only the response part it
+//! serves (no request part, no list of variants). Writes to one key are serialised by a
 //! small striped lock (readers never take it), so concurrent puts of two variants of a
 //! key both land.
 //!
@@ -52,7 +54,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, Variants};
 use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 
@@ -72,24 +74,23 @@ const WRITE_STRIPES: usize = 64;
 
 /// The variants stored under one key, with their weight computed once.
 #[derive(Clone)]
-struct Variants(Arc<VariantsInner>);
+struct Item(Arc<ItemInner>);
 
-struct VariantsInner {
+struct ItemInner {
     entries: Box<[Entry]>,
     weight: u64,
 }
 
 #[derive(Clone)]
-struct VariantsWeighter;
+struct ItemWeighter;
 
-impl Weighter<CacheKey, Variants> for VariantsWeighter {
-    fn weight(&self, _key: &CacheKey, value: &Variants) -> u64 {
+impl Weighter<CacheKey, Item> for ItemWeighter {
+    fn weight(&self, _key: &CacheKey, value: &Item) -> u64 {
         value.0.weight
     }
 }
 
-type Inner =
-    Cache<CacheKey, Variants, VariantsWeighter, DefaultHashBuilder, DefaultLifecycle<CacheKey, Variants>>;
+type Inner = Cache<CacheKey, Item, ItemWeighter, DefaultHashBuilder, DefaultLifecycle<CacheKey, Item>>;
 
 /// An in-process store bounded by total bytes. See the [crate docs](crate).
 pub struct MemoryStore {
@@ -171,13 +172,13 @@ impl MemoryStore {
         let cache = match options {
             Ok(options) => Cache::with_options(
                 options,
-                VariantsWeighter,
+                ItemWeighter,
                 DefaultHashBuilder::default(),
                 DefaultLifecycle::default(),
             ),
             // Cannot happen: both required options are set above. Fall back to the plain
             // constructor rather than panicking.
-            Err(_) => Cache::with_weighter(estimated_items, max_bytes, VariantsWeighter),
+            Err(_) => Cache::with_weighter(estimated_items, max_bytes, ItemWeighter),
         };
         MemoryStore {
             cache,
@@ -216,19 +217,24 @@ impl MemoryStore {
         self.write_locks[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn variants(&self, entries: Vec<Entry>) -> Variants {
+    fn variants(&self, entries: Vec<Entry>) -> Item {
         let size: u64 = entries.iter().map(approximate_size).sum();
         let floor = self.min_entry_weight.saturating_mul(entries.len() as u64);
-        Variants(Arc::new(VariantsInner {
-            weight: size.max(floor).max(1),
-            entries: entries.into_boxed_slice(),
-        }))
+        Item(Arc::new(ItemInner { weight: size.max(floor).max(1), entries: entries.into_boxed_slice() }))
     }
 }
 
 impl Store for MemoryStore {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         Ok(self.cache.get(key).map(|variants| variants.0.entries.to_vec()).unwrap_or_default())
+    }
+
+    /// Lends the stored entries themselves: a hit copies only its response part.
+    fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
+        match self.cache.get(key) {
+            Some(variants) => read(Ok(Variants::Borrowed(&variants.0.entries))),
+            None => read(Ok(Variants::default())),
+        }
     }
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {

@@ -31,7 +31,7 @@ use httpcache_core::inventory::Inventory;
 use httpcache_core::settings::{MatchHeaders, StaleAllowance, UrlPattern};
 use httpcache_core::{
     AsyncStore, CacheKey, CacheStatus, Entry, EntryMeta, Expiry, Inline, RequestOptions, Settings, Store,
-    StoreError, VariantId,
+    StoreError, VariantId, Variants,
 };
 use httpcache_fs::{AsyncFsStore, FsStore};
 use httpcache_lmdb::{AsyncLmdbStore, LmdbStore};
@@ -74,6 +74,9 @@ macro_rules! each_store {
 impl Store for AnyStore {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         each_store!(self, store => store.get(key))
+    }
+    fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
+        each_store!(self, store => store.read_with(key, read))
     }
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_store!(self, store => store.put(entry))
@@ -125,6 +128,9 @@ impl AsyncStore for AnyAsyncStore {
     }
     fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
         each_async_store!(self, store => store.get_now(key))
+    }
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
+        each_async_store!(self, store => store.read_now(key, read))
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_async_store!(self, store => store.put(entry).await)
