@@ -9,8 +9,12 @@
 //!   `_async` twins): the same loop in steps, for adapters that stream bodies or
 //!   spawn background revalidations themselves. An async adapter on a hot path plans
 //!   with [`Cache::plan_now`], which answers without a future when the store can read
-//!   at once ([`AsyncStore::get_now`]: a hit from memory or LMDB), and awaits
+//!   at once ([`AsyncStore::read_now`]: a hit from memory or LMDB), and awaits
 //!   [`Cache::plan_pending`] only when it cannot.
+//!
+//! Planning reads the store through its borrowing form ([`Store::read_with`],
+//! [`AsyncStore::read_now`]): a store that keeps entries in memory lends them, and a
+//! hit copies out only the response part it serves.
 //!
 //! A store failure never fails a request: the origin's response is returned and the
 //! error is traced. Concurrent identical misses are coalesced: one goes to the
@@ -1122,7 +1126,7 @@ impl<S: AsyncStore> Cache<S> {
     }
 
     /// [`Cache::plan_async`] as far as it gets without waiting: the plan, when the store
-    /// reads at once ([`AsyncStore::get_now`]) and no identical request is in flight;
+    /// reads at once ([`AsyncStore::read_now`]) and no identical request is in flight;
     /// else a [`PendingPlan`] to finish with [`Cache::plan_pending`].
     ///
     /// For adapters on a hot path: a hit from the memory or LMDB store is planned
