@@ -434,6 +434,17 @@ mod tests {
         map
     }
 
+    /// `Cache-Control` with those of `lines` that are valid field values.
+    fn cache_control_lines(lines: &[Vec<u8>]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for line in lines {
+            if let Ok(value) = HeaderValue::from_bytes(line) {
+                map.append(CACHE_CONTROL, value);
+            }
+        }
+        map
+    }
+
     fn response(lines: &[&[u8]]) -> ResponseDirectives {
         ResponseDirectives::parse(&headers("cache-control", lines))
     }
@@ -777,12 +788,7 @@ mod tests {
         #[test]
         fn never_panics_on_arbitrary_bytes(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..4)) {
             let _ = directives(&lines.concat()).count();
-            let mut map = HeaderMap::new();
-            for line in &lines {
-                if let Ok(value) = HeaderValue::from_bytes(line) {
-                    map.append(CACHE_CONTROL, value);
-                }
-            }
+            let map = cache_control_lines(&lines);
             let parsed = ResponseDirectives::parse(&map);
             for value in [parsed.max_age, parsed.s_maxage, parsed.stale_if_error, parsed.stale_while_revalidate].into_iter().flatten() {
                 prop_assert!(value.as_secs() <= MAX_DELTA_SECONDS);
@@ -817,12 +823,7 @@ mod tests {
         // The same over arbitrary bytes.
         #[test]
         fn fresh_use_scan_never_misses_on_arbitrary_bytes(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..4)) {
-            let mut map = HeaderMap::new();
-            for line in &lines {
-                if let Ok(value) = HeaderValue::from_bytes(line) {
-                    map.append(CACHE_CONTROL, value);
-                }
-            }
+            let map = cache_control_lines(&lines);
             let parsed = ResponseDirectives::parse(&map);
             if parsed.no_store || parsed.no_cache.is_some() || parsed.immutable {
                 prop_assert!(ResponseDirectives::may_restrict_fresh_use(&map));
