@@ -1237,28 +1237,31 @@ fn one_and_two_threads<W: AsyncFnMut() + Send + 'static>(
     }
 }
 
-/// A worker making cached hits of `url` through `client`.
+/// How a scaling worker sends its requests.
+#[derive(Clone, Copy)]
+enum Sending {
+    /// `client.get(url).send()`: reqwest's builder, which holds a clone of the reqwest
+    /// client, and ours, which holds the cache: two reference counts every thread updates.
+    Builder,
+    /// `client.execute(reqwest::Request::new(..))`: no reference count shared with the
+    /// other threads is taken per request.
+    Execute,
+}
+
+/// A worker making cached hits of `url` through `client`, sent as `send` says.
 fn hits<S: AsyncStore + 'static>(
     client: CachedClient<S>,
     url: &reqwest::Url,
+    send: Sending,
 ) -> impl AsyncFnMut() + Send + 'static {
     let url = url.clone();
-    async move || {
-        fetch_cached(client.get(url.clone())).await;
-    }
-}
-
-/// A worker making cached hits of `url` through `client`'s `execute`, with a request
-/// built without reqwest's builder (`reqwest::Request::new`): no reference count shared
-/// with the other threads is taken per request (the builder path takes two: the
-/// reqwest client's and the cache's).
-fn hits_executed<S: AsyncStore + 'static>(
-    client: CachedClient<S>,
-    url: &reqwest::Url,
-) -> impl AsyncFnMut() + Send + 'static {
-    let url = url.clone();
-    async move || {
-        body_length(client.execute(reqwest::Request::new(Method::GET, url.clone())).await).await;
+    async move || match send {
+        Sending::Builder => {
+            fetch_cached(client.get(url.clone())).await;
+        }
+        Sending::Execute => {
+            body_length(client.execute(reqwest::Request::new(Method::GET, url.clone())).await).await;
+        }
     }
 }
 
@@ -1302,36 +1305,46 @@ fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<Scalin
             },
             duration,
         ),
-        one_and_two_threads("ours/mem hit 1 KiB", true, |_| hits(clients.mem.clone(), &url), duration),
-        one_and_two_threads("ours/lmdb hit 1 KiB", true, |_| hits(clients.lmdb.clone(), &url), duration),
+        one_and_two_threads(
+            "ours/mem hit 1 KiB",
+            true,
+            |_| hits(clients.mem.clone(), &url, Sending::Builder),
+            duration,
+        ),
+        one_and_two_threads(
+            "ours/lmdb hit 1 KiB",
+            true,
+            |_| hits(clients.lmdb.clone(), &url, Sending::Builder),
+            duration,
+        ),
         one_and_two_threads(
             "ours/mem hit 1 KiB, a URL per thread",
             true,
-            |thread| hits(clients.mem.clone(), &own_urls[thread]),
+            |thread| hits(clients.mem.clone(), &own_urls[thread], Sending::Builder),
             duration,
         ),
         one_and_two_threads(
             "ours/lmdb hit 1 KiB, a URL per thread",
             true,
-            |thread| hits(clients.lmdb.clone(), &own_urls[thread]),
+            |thread| hits(clients.lmdb.clone(), &own_urls[thread], Sending::Builder),
             duration,
         ),
         one_and_two_threads(
             "ours/mem hit 1 KiB, execute",
             true,
-            |_| hits_executed(clients.mem.clone(), &url),
+            |_| hits(clients.mem.clone(), &url, Sending::Execute),
             duration,
         ),
         one_and_two_threads(
             "ours/mem hit 1 KiB, execute, a URL per thread",
             true,
-            |thread| hits_executed(clients.mem.clone(), &own_urls[thread]),
+            |thread| hits(clients.mem.clone(), &own_urls[thread], Sending::Execute),
             duration,
         ),
         one_and_two_threads(
             "ours/mem hit 1 KiB, a client per thread",
             true,
-            |_| hits(CachedClient::memory(Settings::default(), 64 << 20), &url),
+            |_| hits(CachedClient::memory(Settings::default(), 64 << 20), &url, Sending::Builder),
             duration,
         ),
         one_and_two_threads(
@@ -1339,7 +1352,11 @@ fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<Scalin
             true,
             |_| {
                 let store = httpcache_core::Inline(store.clone());
-                hits(CachedClient::wrap(reqwest::Client::new(), store, Settings::default()), &url)
+                hits(
+                    CachedClient::wrap(reqwest::Client::new(), store, Settings::default()),
+                    &url,
+                    Sending::Builder,
+                )
             },
             duration,
         ),
