@@ -456,7 +456,7 @@ impl<S> Cache<S> {
                     stored: false,
                     created_at: Some(created),
                     expires,
-                    is_expired: expires.is_some_and(|expires| expires <= now),
+                    is_expired: crate::entry::expired(expires, now),
                     cache_key: Some(key),
                     age: Some(serve.age),
                     reason: serve.reason,

@@ -97,8 +97,13 @@ pub struct EntryMeta {
 impl EntryMeta {
     /// Whether the entry is stale at `now` by its stored expiry.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        self.expires.is_some_and(|expires| expires <= now)
+        expired(self.expires, now)
     }
+}
+
+/// Whether a stored expiry (`None` = never) has passed at `now`.
+pub(crate) fn expired(expires: Option<SystemTime>, now: SystemTime) -> bool {
+    expires.is_some_and(|expires| expires <= now)
 }
 
 impl Entry {
@@ -119,7 +124,7 @@ impl Entry {
 
     /// Whether the entry is stale at `now` by its stored expiry.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        self.expires.is_some_and(|expires| expires <= now)
+        expired(self.expires, now)
     }
 }
 
