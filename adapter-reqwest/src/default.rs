@@ -2,7 +2,7 @@
 //! user's cache directory ([`httpcache_lmdb::default_cache_dir`]), a 10 minute default
 //! TTL ([`Settings::session`]), and a `no_cache` switch.
 
-use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Settings, StoreError, VariantId};
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Settings, StoreError, VariantId, Variants};
 use httpcache_lmdb::{AsyncLmdbStore, DEFAULT_APP_NAME, LmdbStore, default_cache_dir};
 
 use crate::{CachedClient, Error};
@@ -25,10 +25,13 @@ impl AsyncStore for DefaultStore {
             DefaultStore::Off => Ok(Vec::new()),
         }
     }
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         match self {
-            DefaultStore::Lmdb(store) => store.get_now(key),
-            DefaultStore::Off => Some(Ok(Vec::new())),
+            DefaultStore::Lmdb(store) => store.read_now(key, read),
+            DefaultStore::Off => {
+                read(Ok(Variants::default()));
+                true
+            }
         }
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {

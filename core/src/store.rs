@@ -6,9 +6,11 @@
 //! to decode is a miss: `get` deletes it and leaves it out, never returns an error for it.
 //!
 //! Reads have a borrowing form beside `get`: [`Store::read_with`] (and
-//! [`AsyncStore::read_now`]) lend the variants to a callback as [`Variants`], so that a
-//! store keeping decoded entries in memory need not clone whole entries for a hit, of
-//! which the response uses only the response part. Their defaults call `get`.
+//! [`AsyncStore::read_now`], which also says whether the store could read without
+//! waiting) lend the variants to a callback as [`Variants`], so that a store keeping
+//! decoded entries in memory need not clone whole entries for a hit, of which the
+//! response uses only the response part. `read_with`'s default calls `get`;
+//! `read_now`'s reads nothing, and the caller awaits `get`.
 //!
 //! `refresh` is `put` for an entry freshened by a validation (a 304): the same result,
 //! but a store that keeps bodies apart may skip rewriting the body when it can prove
@@ -166,31 +168,18 @@ pub trait Store: Send + Sync {
 pub trait AsyncStore: Send + Sync {
     /// Every decodable variant stored under `key` (undecodable ones are deleted).
     fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
-    /// [`get`](AsyncStore::get) without suspending, for a store that can read without
-    /// waiting: `Some` with what `get` would return, or `None` to have the caller await
-    /// `get`. The drivers try it first, so that a request the store can answer at once
-    /// is planned without building and polling a future (see
-    /// [`Cache::plan_now`](crate::Cache::plan_now)).
+    /// [`get`](AsyncStore::get) without suspending, in the borrowing form of
+    /// [`Store::read_with`], for a store that can read without waiting: calls `read` once
+    /// with the variants stored under `key` (or the error) and returns `true`; or returns
+    /// `false` without calling it, to have the caller await `get`. The drivers try it
+    /// first, so that a request the store can answer at once is planned without building
+    /// and polling a future (see [`Cache::plan_now`](crate::Cache::plan_now)).
     ///
-    /// Return `Some` only when the read cannot block for long (a memory lookup, an
-    /// LMDB read transaction); a store that reads files or the network keeps the
-    /// default, `None`.
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
-        let _ = key;
-        None
-    }
-    /// [`get_now`](AsyncStore::get_now) in the borrowing form of [`Store::read_with`]:
-    /// when the store can read at once, calls `read` once with the variants (or the
-    /// error) and returns `true`; else returns `false` without calling it. The default
-    /// goes through `get_now`.
+    /// Read at once only when the read cannot block for long (a memory lookup, an LMDB
+    /// read transaction); a store that reads the network keeps the default, `false`.
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
-        match self.get_now(key) {
-            Some(found) => {
-                read(found.map(Variants::Owned));
-                true
-            }
-            None => false,
-        }
+        let _ = (key, read);
+        false
     }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -226,10 +215,6 @@ pub struct Inline<S>(pub S);
 impl<S: Store> AsyncStore for Inline<S> {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.0.get(key)
-    }
-    /// Always `Some`: an inline store's reads are the blocking store's, run here.
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
-        Some(self.0.get(key))
     }
     /// Always reads: the blocking store's [`Store::read_with`], run here.
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
@@ -383,9 +368,6 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
 impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.asynchronous.get(key).await
-    }
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
-        self.asynchronous.get_now(key)
     }
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         self.asynchronous.read_now(key, read)

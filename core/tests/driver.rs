@@ -690,7 +690,7 @@ fn final_url_from_uri_is_the_uri_as_displayed() {
     }
 }
 
-/// An async store that can never read without waiting: `get_now` keeps its default.
+/// An async store that can never read without waiting: `read_now` keeps its default.
 struct Waiting(Inline<TestStore>);
 
 impl httpcache_core::AsyncStore for Waiting {
@@ -781,6 +781,6 @@ fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
 fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_core::PendingPlan {
     match plan {
         Err(pending) => pending,
-        Ok(plan) => panic!("a store without get_now never plans at once, got {plan:?}"),
+        Ok(plan) => panic!("a store without read_now never plans at once, got {plan:?}"),
     }
 }

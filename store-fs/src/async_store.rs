@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, Variants};
 
 use crate::FsStore;
 
@@ -62,8 +62,9 @@ impl AsyncStore for AsyncFsStore {
     }
 
     /// Reads run on the calling task (see the type's docs), so they can run at once.
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
-        Some(self.store.get(key))
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
+        read(self.store.get(key).map(Variants::Owned));
+        true
     }
 
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, StoreError, VariantId};
+use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, StoreError, VariantId, Variants};
 
 use crate::error::LmdbError;
 use crate::records::PreparedEntry;
@@ -62,14 +62,15 @@ impl AsyncStore for AsyncLmdbStore {
         Ok(lookup.entries)
     }
 
-    /// The read transaction runs here, as in [`get`](AsyncStore::get); `None` only when
+    /// The read transaction runs here, as in [`get`](AsyncStore::get); `false` only when
     /// it found undecodable records, which `get` then deletes off the executor.
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
+    fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         match self.store.lookup(key) {
-            Ok(lookup) if lookup.corrupt.is_empty() => Some(Ok(lookup.entries)),
-            Ok(_) => None,
-            Err(error) => Some(Err(error.into())),
+            Ok(lookup) if lookup.corrupt.is_empty() => read(Ok(Variants::Owned(lookup.entries))),
+            Ok(_) => return false,
+            Err(error) => read(Err(error.into())),
         }
+        true
     }
 
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {

@@ -126,9 +126,6 @@ impl AsyncStore for AnyAsyncStore {
     async fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         each_async_store!(self, store => store.get(key).await)
     }
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Vec<Entry>, StoreError>> {
-        each_async_store!(self, store => store.get_now(key))
-    }
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         each_async_store!(self, store => store.read_now(key, read))
     }
