@@ -366,9 +366,11 @@ impl<S> Cache<S> {
 
     /// The part of planning that reads the stored variants: the decision, and what of
     /// the chosen entry planning goes on with, taken out of them (so that variants a
-    /// store only lends need not outlive the read). A read error is a miss.
+    /// store only lends need not outlive the read). A plain hit is answered here, from
+    /// the entry's response part alone (a lent entry's request part is not copied), so
+    /// that it moves nothing more on its way out. A read error is a miss.
     #[inline(always)]
-    fn choose(&self, planned: &Planned, read: Result<Variants<'_>, StoreError>) -> Chosen {
+    fn choose(&self, planned: &Planned, read: Result<Variants<'_>, StoreError>) -> Choice {
         let now = self.now();
         let mut variants = read.unwrap_or_else(|error| {
             log_store_error("read", &planned.key, &error);
@@ -376,37 +378,55 @@ impl<S> Cache<S> {
         });
         let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
         let taken = match &action {
-            // A hit needs only the response part and two times (a borrowed entry's request
-            // part is not copied); one that starts a revalidation needs the whole entry.
             Action::Serve(serve) if serve.revalidate_in_background.is_none() => {
                 let times = variants.get(serve.index).map(|entry| (entry.created, entry.expires));
-                match (times, variants.take_response(serve.index)) {
-                    (Some((created, expires)), Some(response)) => {
-                        Taken::Response { response, created, expires }
-                    }
-                    _ => Taken::Nothing,
+                if let (Some((created, expires)), Some(response)) =
+                    (times, variants.take_response(serve.index))
+                {
+                    trace_decision(planned, &action);
+                    let served = self.serve(planned, serve, (response, created, expires), now);
+                    return Choice::Served(Box::new(served));
                 }
+                Taken::Nothing
             }
+            // A hit that starts a revalidation needs the whole entry.
             Action::Serve(Serve { index, .. }) | Action::Revalidate(Revalidate { index, .. }) => {
                 variants.take(*index).map_or(Taken::Nothing, Taken::Entry)
             }
             _ => Taken::Nothing,
         };
-        Chosen { now, action, taken }
+        Choice::Decided(Box::new(Chosen { now, action, taken }))
+    }
+
+    /// The response for a hit: the stored response with `Age` and `Cache-Status`.
+    fn serve(
+        &self,
+        planned: &Planned,
+        serve: &Serve,
+        (response, created, expires): (StoredResponse, SystemTime, Option<SystemTime>),
+        now: SystemTime,
+    ) -> Response<Bytes> {
+        let status = CacheStatus {
+            source: Source::Cache,
+            from_cache: true,
+            revalidated: false,
+            stale: serve.stale,
+            stored: false,
+            created_at: Some(created),
+            expires,
+            is_expired: crate::entry::expired(expires, now),
+            cache_key: Some(planned.key),
+            age: Some(serve.age),
+            reason: serve.reason,
+        };
+        respond_from_entry(response, planned.parts.method == Method::HEAD, serve.age, status, now)
     }
 
     /// The pure part of planning: what to do, given what [`Cache::choose`] chose.
     fn step(&self, planned: Planned, chosen: Chosen, coalesce: bool) -> Step {
         let Chosen { now, action, taken } = chosen;
         let key = planned.key;
-        let head = planned.parts.method == Method::HEAD;
-        tracing::debug!(
-            target: "httpcache",
-            key = %key,
-            uri = %crate::key::redact_url(&planned.parts.uri, &planned.settings),
-            action = ?action.reason(),
-            "decide"
-        );
+        trace_decision(&planned, &action);
         let forward = |planned: Planned, conditional, stored, reason, guard| Forward {
             parts: planned.parts,
             body: planned.body,
@@ -426,45 +446,30 @@ impl<S> Cache<S> {
             self.step(planned, chosen, coalesce)
         };
         match action {
-            Action::Serve(serve) => {
-                let (response, created, expires, background) = match taken {
-                    Taken::Response { response, created, expires } => (response, created, expires, None),
-                    Taken::Entry(entry) => {
-                        // One background revalidation per key at a time: it leads the
-                        // coalescing group until it completes, so identical stale hits
-                        // do not each start one.
-                        let background = serve.revalidate_in_background.and_then(|conditional| {
-                            let guard = self.lead(key).ok()?;
-                            let stored = Some(entry.clone());
-                            Some(PendingRevalidation(forward(
-                                planned,
-                                conditional,
-                                stored,
-                                Reason::StaleWhileRevalidate,
-                                Some(guard),
-                            )))
-                        });
-                        (entry.response, entry.created, entry.expires, background)
+            Action::Serve(mut serve) => {
+                // A plain hit was answered by `choose`; this one starts a background
+                // revalidation, so it took the whole entry.
+                let Taken::Entry(entry) = taken else {
+                    return as_miss(planned);
+                };
+                let times = (entry.created, entry.expires);
+                // One background revalidation per key at a time: it leads the coalescing
+                // group until it completes, so identical stale hits do not each start one.
+                let background = serve.revalidate_in_background.take().and_then(|conditional| {
+                    let guard = self.lead(key).ok()?;
+                    Some((conditional, guard))
+                });
+                let response = match background {
+                    Some((conditional, guard)) => {
+                        let stored = (entry.response.clone_to_serve(), times.0, times.1);
+                        let mut response = self.serve(&planned, &serve, stored, now);
+                        let reason = Reason::StaleWhileRevalidate;
+                        let forward = forward(planned, conditional, Some(entry), reason, Some(guard));
+                        response.extensions_mut().insert(PendingRevalidation(forward));
+                        response
                     }
-                    Taken::Nothing => return as_miss(planned),
+                    None => self.serve(&planned, &serve, (entry.response, times.0, times.1), now),
                 };
-                let status = CacheStatus {
-                    source: Source::Cache,
-                    from_cache: true,
-                    revalidated: false,
-                    stale: serve.stale,
-                    stored: false,
-                    created_at: Some(created),
-                    expires,
-                    is_expired: crate::entry::expired(expires, now),
-                    cache_key: Some(key),
-                    age: Some(serve.age),
-                    reason: serve.reason,
-                };
-                let mut response = respond_from_entry(response, head, serve.age, status, now);
-                if let Some(background) = background {
-                    response.extensions_mut().insert(background);
-                }
                 Step::Plan(Plan::Respond(Box::new(response)))
             }
             Action::GatewayTimeout(reason) => {
@@ -780,8 +785,16 @@ impl<S> Drop for DisabledGuard<'_, S> {
     }
 }
 
-/// A request whose key is known, on its way through [`Cache::step`].
-/// What [`Cache::choose`] takes out of the stored variants.
+/// What [`Cache::choose`] made of the stored variants. Both kinds are boxed, so that a
+/// hit, answered at once, moves a pointer rather than room for an entry.
+enum Choice {
+    /// A plain hit, answered.
+    Served(Box<Response<Bytes>>),
+    /// Anything else, for [`Cache::step`].
+    Decided(Box<Chosen>),
+}
+
+/// A decision and what [`Cache::choose`] took out of the stored variants for it.
 struct Chosen {
     /// The time the decision was made at.
     now: SystemTime,
@@ -797,12 +810,11 @@ struct Chosen {
 enum Taken {
     /// None (a miss, a pass-through...).
     Nothing,
-    /// What a response served from the entry needs.
-    Response { response: StoredResponse, created: SystemTime, expires: Option<SystemTime> },
     /// The whole entry: a revalidation, or a hit that starts one in the background.
     Entry(Entry),
 }
 
+/// A request whose key is known, on its way through [`Cache::step`].
 struct Planned {
     parts: request::Parts,
     body: Bytes,
@@ -969,6 +981,17 @@ fn synthesized(code: StatusCode, status: CacheStatus, now: SystemTime) -> Respon
     with_status(response, status, now)
 }
 
+/// Traces the decision for a planned request.
+fn trace_decision(planned: &Planned, action: &Action) {
+    tracing::debug!(
+        target: "httpcache",
+        key = %planned.key,
+        uri = %crate::key::redact_url(&planned.parts.uri, &planned.settings),
+        action = ?action.reason(),
+        "decide"
+    );
+}
+
 fn log_store_error(operation: &str, key: &CacheKey, error: &crate::store::StoreError) {
     tracing::warn!(target: "httpcache", %key, %error, "store {operation} failed; continuing without the cache");
 }
@@ -985,10 +1008,13 @@ impl<S: Store> Cache<S> {
         let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
-            let mut chosen = None;
-            self.store.read_with(&key, &mut |read| chosen = Some(self.choose(&planned, read)));
+            let mut choice = None;
+            self.store.read_with(&key, &mut |read| choice = Some(self.choose(&planned, read)));
             // A store that never calls back has nothing to lend: a miss.
-            let chosen = chosen.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
+            let chosen = match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
+                Choice::Served(response) => return Plan::Respond(response),
+                Choice::Decided(chosen) => *chosen,
+            };
             match self.step(planned, chosen, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
@@ -1144,12 +1170,15 @@ impl<S: AsyncStore> Cache<S> {
         let key = cache_key(&parts, &body, &settings);
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
-        let mut chosen = None;
-        if !self.store.read_now(&key, &mut |read| chosen = Some(self.choose(&planned, read))) {
+        let mut choice = None;
+        if !self.store.read_now(&key, &mut |read| choice = Some(self.choose(&planned, read))) {
             return Err(PendingPlan { planned: Box::new(planned.detached()), coalesce, wait: None });
         }
         // A store that says it read but never called back had nothing to lend: a miss.
-        let chosen = chosen.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
+        let chosen = match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
+            Choice::Served(response) => return Ok(Plan::Respond(response)),
+            Choice::Decided(chosen) => *chosen,
+        };
         match self.step(planned, chosen, coalesce) {
             Step::Plan(plan) => Ok(plan),
             Step::Wait(listener, planned) => Err(PendingPlan {
@@ -1169,7 +1198,10 @@ impl<S: AsyncStore> Cache<S> {
         }
         loop {
             let read = self.store.get(&planned.key).await.map(Variants::Owned);
-            let chosen = self.choose(&planned, read);
+            let chosen = match self.choose(&planned, read) {
+                Choice::Served(response) => return Plan::Respond(response),
+                Choice::Decided(chosen) => *chosen,
+            };
             match self.step(*planned, chosen, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {

@@ -99,13 +99,15 @@ impl Variants<'_> {
         }
     }
 
-    /// The response part of the entry at `index`, moved out or cloned as
+    /// The response part of the entry at `index`, moved out or copied as
     /// [`take`](Variants::take) does, for a reader that needs no more (a response
-    /// served from the entry): a borrowed entry's request part is not copied.
+    /// served from the entry): a borrowed entry's request part is not copied, and the
+    /// copy of its header map has room for the two fields the cache adds when it serves
+    /// a response (`Age`, `Cache-Status`).
     pub fn take_response(&mut self, index: usize) -> Option<StoredResponse> {
         match self {
             Variants::Owned(_) => self.take(index).map(|entry| entry.response),
-            Variants::Borrowed(entries) => entries.get(index).map(|entry| entry.response.clone()),
+            Variants::Borrowed(entries) => entries.get(index).map(|entry| entry.response.clone_to_serve()),
         }
     }
 

@@ -45,7 +45,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-use super::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
+use super::{DecodeError, Entry, EntryMeta, SERVED_FIELDS, StoredRequest, StoredResponse};
 use crate::header::VariantId;
 use crate::key::CacheKey;
 
@@ -63,10 +63,6 @@ const CHECKSUM_LEN: usize = 4;
 
 /// The fewest bytes a header field takes: the lengths of its name and value.
 const MIN_FIELD_LEN: usize = 8;
-
-/// Room left in a decoded response's header map for the fields the driver adds when it
-/// serves it (`Age`, `Cache-Status`).
-const SERVED_FIELDS: usize = 2;
 
 /// The most header fields a map is sized for before its fields are read; a block with
 /// more grows the map as they are.

@@ -50,6 +50,29 @@ pub struct StoredResponse {
     pub final_url: Option<String>,
 }
 
+/// Room a served response's header map keeps for the fields the driver adds when it
+/// serves it (`Age`, `Cache-Status`), so that adding them does not make it grow.
+pub(crate) const SERVED_FIELDS: usize = 2;
+
+impl StoredResponse {
+    /// A copy to serve: like `clone`, but its header map has room for the
+    /// [`SERVED_FIELDS`]. A cloned map is exactly full, so the first field added to it
+    /// would reallocate it and move every field.
+    pub(crate) fn clone_to_serve(&self) -> StoredResponse {
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + SERVED_FIELDS);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        StoredResponse {
+            status: self.status,
+            version: self.version,
+            headers,
+            body: self.body.clone(),
+            final_url: self.final_url.clone(),
+        }
+    }
+}
+
 /// One stored response variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -149,4 +172,37 @@ pub enum DecodeError {
     /// Checksum mismatch or an invalid field.
     #[error("entry corrupt: {0}")]
     Corrupt(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, header};
+
+    use super::*;
+
+    // RFC 9111 §3.1 / §4: a stored response is served with its header fields as stored,
+    // repeated ones in order; the copy to serve keeps room for `Age` and `Cache-Status`.
+    #[test]
+    fn copy_to_serve_is_the_stored_response_with_room() {
+        let mut headers = HeaderMap::new();
+        for n in 0..10 {
+            headers.append(format!("x-field-{n}").parse::<http::HeaderName>().unwrap(), HeaderValue::from(n));
+        }
+        headers.append(header::VARY, HeaderValue::from_static("accept"));
+        headers.append(header::VARY, HeaderValue::from_static("accept-language"));
+        let stored = StoredResponse {
+            status: StatusCode::OK,
+            version: Version::HTTP_11,
+            headers,
+            body: Bytes::from_static(b"body"),
+            final_url: Some("https://example.com/final".into()),
+        };
+        let copy = stored.clone_to_serve();
+        assert_eq!(copy, stored);
+        let vary: Vec<_> = copy.headers.get_all(header::VARY).iter().collect();
+        assert_eq!(vary, ["accept", "accept-language"]);
+        assert!(copy.headers.capacity() >= stored.headers.len() + SERVED_FIELDS);
+        // A plain clone has no such room here (what the copy to serve is for).
+        assert!(stored.clone().headers.capacity() < stored.headers.len() + SERVED_FIELDS);
+    }
 }
