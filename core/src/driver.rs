@@ -960,8 +960,24 @@ fn respond_from_entry(
     with_status(response, status, now)
 }
 
-/// `Age` in seconds, in one allocation (`HeaderValue::from(u64)` makes two).
+/// The digits of every number under 100, each at its own place: `n` is `n` bytes from
+/// the start under 10, and `10 + 2 * (n - 10)` bytes from it above.
+const SMALL_NUMBERS: &str = concat!(
+    "0123456789",
+    "10111213141516171819202122232425262728293031323334353637383940414243444546474849",
+    "50515253545556575859606162636465666768697071727374757677787980818283848586878889",
+    "90919293949596979899",
+);
+
+/// `Age` in seconds: under 100 (a response served soon after it was stored), static
+/// text, without an allocation; above, in one (`HeaderValue::from(u64)` makes two).
 fn age_value(seconds: u64) -> HeaderValue {
+    if let Ok(small @ 0..100) = usize::try_from(seconds) {
+        let at = if small < 10 { small..small + 1 } else { 10 + 2 * (small - 10)..12 + 2 * (small - 10) };
+        if let Some(text) = SMALL_NUMBERS.get(at) {
+            return HeaderValue::from_static(text);
+        }
+    }
     let mut buffer = [0u8; 20];
     let digits = crate::status::decimal(&mut buffer, seconds);
     // Only ASCII digits were written.
@@ -1307,6 +1323,19 @@ impl<S: AsyncStore> Cache<S> {
                 },
                 Err(error) => return self.fail_async(*forward).ok_or(error),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age_value;
+
+    // RFC 9111 §5.1: `Age` is a non-negative integer in seconds, in decimal digits.
+    #[test]
+    fn age_value_is_the_decimal_number() {
+        for seconds in (0..250).chain([999, 1000, 86_400, u64::from(u32::MAX), u64::MAX]) {
+            assert_eq!(age_value(seconds).to_str().unwrap(), seconds.to_string(), "{seconds}");
         }
     }
 }
