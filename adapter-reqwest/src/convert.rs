@@ -3,6 +3,8 @@
 //! middleware share. reqwest has two families of types with the same methods (async
 //! and blocking): [`Outgoing`] and [`Incoming`] let one function serve both.
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version, request, response};
 use httpcache_core::CacheStatus;
@@ -99,13 +101,42 @@ reqwest_family!(reqwest::blocking::Request, reqwest::blocking::Response);
 /// The headers move to the driver instead of being copied: every request sent after
 /// planning gets the driver's headers back (see [`outgoing`] and [`served`]).
 pub(crate) fn plan_input<R: Outgoing>(request: &mut R) -> Option<(request::Parts, Option<Bytes>)> {
-    let uri: Uri = request.url().as_str().parse().ok()?;
+    let uri = to_uri(request.url())?;
     let mut head = http::Request::new(());
     *head.method_mut() = request.method().clone();
     *head.uri_mut() = uri;
     *head.version_mut() = request.version();
     *head.headers_mut() = std::mem::take(request.headers_mut());
     Some((head.into_parts().0, request.replayable_body()))
+}
+
+/// reqwest's URL as an `http::Uri` (`None`: not a valid one).
+///
+/// Parsing costs a copy of the text, two allocations and a validation pass. Each thread
+/// keeps the last URL it converted, so asking again for the same URL (what a cache
+/// hit is: the same resource, again) costs a comparison and a clone of the kept `Uri`,
+/// whose parts are shared: no allocation. A different URL replaces the kept one, into
+/// the same buffer.
+pub(crate) fn to_uri(url: &Url) -> Option<Uri> {
+    thread_local! {
+        static LAST: RefCell<(String, Option<Uri>)> = const { RefCell::new((String::new(), None)) };
+    }
+    let text = url.as_str();
+    LAST.with(|last| {
+        // Never borrowed elsewhere; were it ever, the URL is simply parsed.
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return text.parse().ok();
+        };
+        let (last_text, last_uri) = &mut *last;
+        if let Some(uri) = last_uri.as_ref().filter(|_| last_text == text) {
+            return Some(uri.clone());
+        }
+        let uri: Uri = text.parse().ok()?;
+        last_text.clear();
+        last_text.push_str(text);
+        *last_uri = Some(uri.clone());
+        Some(uri)
+    })
 }
 
 /// A response the cache answers with, as reqwest's. A stale-while-revalidate
@@ -198,4 +229,37 @@ pub(crate) fn with_url<B>(response: http::Response<B>, fallback: &Url) -> http::
         parts.extensions = carrier.into_parts().0.extensions;
     }
     http::Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The kept conversion never answers for another URL: a run of repeated, changed and
+    // alternating URLs converts exactly as parsing each one would (RFC 9111 §4.1: the
+    // cache key is the request's target URI).
+    #[test]
+    fn to_uri_is_the_parsed_url_every_time() {
+        let urls = [
+            "http://example.com/a",
+            "http://example.com/a",
+            "http://example.com/a?q=1",
+            "http://example.com/a",
+            "https://example.com/a",
+            "http://example.com:8080/a",
+            "http://example.com/a#fragment",
+            "http://example.com/b",
+            "http://example.com/a",
+            "http://example.com/a",
+        ];
+        for text in urls {
+            let url = Url::parse(text).unwrap();
+            let expected: Uri = url.as_str().parse().unwrap();
+            assert_eq!(to_uri(&url), Some(expected), "{text}");
+        }
+        // On another thread, nothing kept from this one.
+        let url = Url::parse("http://example.com/c").unwrap();
+        let there = std::thread::spawn(move || to_uri(&url)).join().unwrap();
+        assert_eq!(there.unwrap(), "http://example.com/c");
+    }
 }
