@@ -1,12 +1,16 @@
 //! The async [`CachedClient`].
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use httpcache_core::{AsyncStore, Cache, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, Forward, RequestOptions, Settings};
 
 use crate::DefaultStore;
-use crate::drive::{run, spawn_revalidation};
+use crate::convert::served;
+use crate::drive::{AtOnce, finish, plan_at_once, spawn_revalidation};
 
 /// A caching async HTTP client: a [`reqwest::Client`] in front of which every request
 /// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone (clones
@@ -128,20 +132,23 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
     ///
     /// # Errors
     /// reqwest's, when the origin could not be reached and no stale response may stand in.
-    pub async fn execute(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
-        self.execute_with(request, RequestOptions::default()).await
+    pub fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
+        self.execute_with(request, RequestOptions::default())
     }
 
     /// Sends a request through the cache with per-request `options`.
     ///
     /// # Errors
     /// As [`CachedClient::execute`].
-    pub async fn execute_with(
+    pub fn execute_with(
         &self,
         request: reqwest::Request,
         options: RequestOptions,
-    ) -> reqwest::Result<reqwest::Response> {
-        execute(&self.cache, &self.client, request, options).await
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
+        Sending::new(Cow::Borrowed(&self.cache), Cow::Borrowed(&self.client), Ok(request), options)
     }
 
     /// The reqwest client requests are sent with.
@@ -168,26 +175,79 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     ///
     /// # Errors
     /// reqwest's builder and transport errors.
-    pub async fn send(self) -> reqwest::Result<reqwest::Response> {
+    pub fn send(self) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<S> {
         let (client, request) = self.inner.build_split();
-        execute(&self.cache, &client, request?, self.options).await
+        Sending::new(Cow::Owned(self.cache), Cow::Owned(client), request, self.options)
     }
 }
 
-/// Sends `request` through `cache` with `client`: the cache loop's future itself, with
-/// no async layer of its own around it (so that callers' futures hold it directly,
-/// however many there are).
-fn execute<'a, S: AsyncStore + 'static>(
+/// Starts a stale-while-revalidate revalidation on a Tokio task. Borrows only: the
+/// clones (atomic reference counts shared by every thread) are taken when one actually
+/// starts, not on every request.
+fn background<'a, S: AsyncStore + 'static>(
     cache: &'a Arc<Cache<S>>,
     client: &'a reqwest::Client,
-    request: reqwest::Request,
-    options: RequestOptions,
-) -> impl Future<Output = reqwest::Result<reqwest::Response>> + 'a {
-    // Borrows only: the clones (atomic reference counts shared by every thread) are
-    // taken when a background revalidation actually starts, not on every request.
-    let background = move |forward, request| {
+) -> impl FnOnce(Box<Forward>, reqwest::Request) + 'a {
+    move |forward, request| {
         let client = client.clone();
         spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r))
-    };
-    run(cache, request, options, move |r| client.execute(r), background)
+    }
+}
+
+/// The boxed rest of a request that the cache could not answer at once.
+type Exchange<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send + 'a>>;
+
+/// A request on its way through the cache, as a future written out by hand: its first
+/// poll plans the request without waiting ([`plan_at_once`]), so a hit from memory or
+/// LMDB is answered then, having built, moved and polled no other future. Whatever
+/// else (a wait, an exchange with the origin) goes on in one boxed future. The cache
+/// and the client are borrowed ([`CachedClient::execute`]) or owned (a builder's).
+struct Sending<'a, S> {
+    start: Option<Start<'a, S>>,
+    exchange: Option<Exchange<'a>>,
+}
+
+struct Start<'a, S> {
+    cache: Cow<'a, Arc<Cache<S>>>,
+    client: Cow<'a, reqwest::Client>,
+    request: reqwest::Result<reqwest::Request>,
+    options: RequestOptions,
+}
+
+impl<'a, S: AsyncStore + 'static> Sending<'a, S> {
+    fn new(
+        cache: Cow<'a, Arc<Cache<S>>>,
+        client: Cow<'a, reqwest::Client>,
+        request: reqwest::Result<reqwest::Request>,
+        options: RequestOptions,
+    ) -> Self {
+        Sending { start: Some(Start { cache, client, request, options }), exchange: None }
+    }
+}
+
+impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
+    type Output = reqwest::Result<reqwest::Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(Start { cache, client, request, options }) = this.start.take() {
+            let mut request = request?;
+            let left = match plan_at_once(&cache, &mut request, options) {
+                AtOnce::Respond(response) => {
+                    let background = background(&cache, &client);
+                    return Poll::Ready(Ok(served(*response, &request, background)));
+                }
+                left => left,
+            };
+            this.exchange = Some(Box::pin(async move {
+                let background = background(&cache, &client);
+                finish(&cache, request, left, |r| client.execute(r), background).await
+            }));
+        }
+        match &mut this.exchange {
+            Some(exchange) => exchange.as_mut().poll(cx),
+            // As every future's: polling once more after the answer is a caller's error.
+            None => panic!("a request future was polled after it completed"),
+        }
+    }
 }

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use httpcache_core::{AsyncStore, Cache, Completion, Forward, Plan, Reason, RequestOptions};
+use bytes::{Bytes, BytesMut};
+use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
 use crate::convert::{mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url};
@@ -36,12 +36,69 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
     });
 }
 
+/// How far planning gets without waiting ([`plan_at_once`]).
+pub(crate) enum AtOnce {
+    /// The cache answers: a hit from a store that reads at once (memory, LMDB).
+    Respond(Box<http::Response<Bytes>>),
+    /// The rest needs waiting: for the store, or for an identical request in flight.
+    Pending(PendingPlan),
+    /// Send to the origin, then complete.
+    Forward(Box<Forward>),
+    /// The URL is not a valid `Uri` (never for reqwest's URLs): send the request as it is.
+    Unplannable,
+}
+
+/// Plans `request` as far as it goes without waiting: a hit is answered here, with no
+/// future built, moved or polled.
+pub(crate) fn plan_at_once<S: AsyncStore>(
+    cache: &Cache<S>,
+    request: &mut reqwest::Request,
+    options: RequestOptions,
+) -> AtOnce {
+    match plan_input(request) {
+        None => AtOnce::Unplannable,
+        Some((parts, Some(body))) => match cache.plan_now(parts, body, options) {
+            Ok(Plan::Respond(response)) => AtOnce::Respond(response),
+            Ok(Plan::Forward(forward)) => AtOnce::Forward(forward),
+            Err(pending) => AtOnce::Pending(pending),
+        },
+        Some((parts, None)) => match cache.plan_bypass(parts, options, Reason::BodyNotReplayable) {
+            Plan::Respond(response) => AtOnce::Respond(response),
+            Plan::Forward(forward) => AtOnce::Forward(forward),
+        },
+    }
+}
+
 /// The async cache loop for one request: plan, then send (through `send`) and
 /// complete. `background` receives a stale-while-revalidate revalidation to run.
 pub(crate) async fn run<S, E, F, Fut>(
     cache: &Cache<S>,
     mut request: reqwest::Request,
     options: RequestOptions,
+    send: F,
+    background: impl FnOnce(Box<Forward>, reqwest::Request),
+) -> Result<reqwest::Response, E>
+where
+    S: AsyncStore,
+    E: From<reqwest::Error>,
+    F: FnMut(reqwest::Request) -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, E>>,
+{
+    match plan_at_once(cache, &mut request, options) {
+        AtOnce::Respond(response) => Ok(served(*response, &request, background)),
+        // Boxed: the exchange with the origin (reqwest's future, the body, the store
+        // write) makes a future of several KiB. Inline, every hit would carry and move
+        // that space too; boxed, only a request that waits or goes to the network pays
+        // one allocation for it.
+        left => Box::pin(finish(cache, request, left, send, background)).await,
+    }
+}
+
+/// What is left of the cache loop after [`plan_at_once`]: wait, send, complete.
+pub(crate) async fn finish<S, E, F, Fut>(
+    cache: &Cache<S>,
+    request: reqwest::Request,
+    left: AtOnce,
     mut send: F,
     background: impl FnOnce(Box<Forward>, reqwest::Request),
 ) -> Result<reqwest::Response, E>
@@ -51,29 +108,18 @@ where
     F: FnMut(reqwest::Request) -> Fut,
     Fut: Future<Output = Result<reqwest::Response, E>>,
 {
-    let plan = match plan_input(&mut request) {
-        // Boxed, as the exchange below is: it never happens for reqwest's URLs.
-        None => return Box::pin(send(request)).await,
-        // Planned without a future when the store reads at once (a hit from memory or
-        // LMDB): only a request that has to wait pays for one, boxed.
-        Some((parts, Some(body))) => match cache.plan_now(parts, body, options) {
-            Ok(plan) => plan,
-            Err(pending) => Box::pin(cache.plan_pending(pending)).await,
+    let forward = match left {
+        AtOnce::Unplannable => return send(request).await,
+        AtOnce::Respond(response) => return Ok(served(*response, &request, background)),
+        AtOnce::Forward(forward) => forward,
+        AtOnce::Pending(pending) => match cache.plan_pending(pending).await {
+            Plan::Respond(response) => return Ok(served(*response, &request, background)),
+            Plan::Forward(forward) => forward,
         },
-        Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
     };
-    match plan {
-        Plan::Respond(response) => Ok(served(*response, &request, background)),
-        Plan::Forward(forward) => {
-            // A copy for a retry, which only a revalidation can need.
-            let template = if forward.may_retry() { request.try_clone() } else { None };
-            // Boxed: the exchange with the origin (reqwest's future, the body, the store
-            // write) makes a future of several KiB. Inline, every hit would carry and
-            // move that space too; boxed, only a request that goes to the network pays
-            // one allocation for it.
-            Box::pin(forward_loop(cache, forward, request, template, send)).await
-        }
-    }
+    // A copy for a retry, which only a revalidation can need.
+    let template = if forward.may_retry() { request.try_clone() } else { None };
+    forward_loop(cache, forward, request, template, send).await
 }
 
 /// Sends `first` (then copies of `template` on a retry) and completes `forward`.

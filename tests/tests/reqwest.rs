@@ -146,3 +146,24 @@ fn middleware_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnd
 httpcache_tests::scenario_tests!(reqwest_async, async_client);
 httpcache_tests::scenario_tests!(reqwest_blocking, blocking_client);
 httpcache_tests::scenario_tests!(reqwest_middleware_stack, middleware_client);
+
+/// The futures of `send` and `execute`: `send`'s can be spawned on a multi-threaded
+/// runtime (`Send + 'static`); both answer a miss from the origin, then a hit from the
+/// store without asking it again (RFC 9111 §4), through the same cache.
+#[test]
+fn send_spawns_and_execute_answers_alike() {
+    let origin = httpcache_tests::origin::Origin::start();
+    let runtime = runtime();
+    let client = CachedClient::memory(Settings::default(), 1 << 20);
+    let url = origin.url("/max-age/60");
+    let status = |response: &reqwest::Response| response.extensions().get::<CacheStatus>().cloned();
+
+    let miss = runtime.block_on(runtime.spawn(client.get(url.as_str()).send())).expect("task").expect("miss");
+    assert!(!status(&miss).expect("status").from_cache);
+    let request = reqwest::Request::new(reqwest::Method::GET, url.parse().expect("url"));
+    let hit = runtime.block_on(client.execute(request)).expect("hit");
+    assert!(status(&hit).expect("status").from_cache);
+    let hit = runtime.block_on(runtime.spawn(client.get(url.as_str()).send())).expect("task").expect("hit");
+    assert!(status(&hit).expect("status").from_cache);
+    assert_eq!(origin.hits("/max-age/60"), 1);
+}
