@@ -1,5 +1,7 @@
 //! The cache loop for one request, async (the client and the middleware) and blocking:
-//! plan, then send and complete, with the steps of [`crate::convert`].
+//! plan, then send and complete, with the steps of [`crate::convert`]. The async loop
+//! is two parts: [`plan_at_once`], which answers a hit without building a future, and
+//! [`finish`], the rest, which its callers box.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,32 +71,13 @@ pub(crate) fn plan_at_once<S: AsyncStore>(
     }
 }
 
-/// The async cache loop for one request: plan, then send (through `send`) and
+/// What is left of the cache loop after [`plan_at_once`]: wait, send (through `send`),
 /// complete. `background` receives a stale-while-revalidate revalidation to run.
-pub(crate) async fn run<S, E, F, Fut>(
-    cache: &Cache<S>,
-    mut request: reqwest::Request,
-    options: RequestOptions,
-    send: F,
-    background: impl FnOnce(Box<Forward>, reqwest::Request),
-) -> Result<reqwest::Response, E>
-where
-    S: AsyncStore,
-    E: From<reqwest::Error>,
-    F: FnMut(reqwest::Request) -> Fut,
-    Fut: Future<Output = Result<reqwest::Response, E>>,
-{
-    match plan_at_once(cache, &mut request, options) {
-        AtOnce::Respond(response) => Ok(served(*response, &request, background)),
-        // Boxed: the exchange with the origin (reqwest's future, the body, the store
-        // write) makes a future of several KiB. Inline, every hit would carry and move
-        // that space too; boxed, only a request that waits or goes to the network pays
-        // one allocation for it.
-        left => Box::pin(finish(cache, request, left, send, background)).await,
-    }
-}
-
-/// What is left of the cache loop after [`plan_at_once`]: wait, send, complete.
+///
+/// Callers box it: the exchange with the origin (reqwest's future, the body, the store
+/// write) makes a future of several KiB. Inline, every hit would carry and move that
+/// space too; boxed, only a request that waits or goes to the network pays one
+/// allocation for it.
 pub(crate) async fn finish<S, E, F, Fut>(
     cache: &Cache<S>,
     request: reqwest::Request,

@@ -28,7 +28,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::Reqwest;
-use crate::drive::{run, spawn_revalidation};
+use crate::convert::served;
+use crate::drive::{AtOnce, finish, plan_at_once, spawn_revalidation};
 
 /// The cache as a middleware. Cheap to clone (clones share the cache).
 #[derive(Debug)]
@@ -64,7 +65,7 @@ impl<S: AsyncStore + 'static> CacheMiddleware<S> {
 impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
     async fn handle(
         &self,
-        request: Request,
+        mut request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -88,7 +89,11 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
                 Box::pin(async move { next.run(request, &mut extensions).await })
             }
         };
-        run(&self.cache, request, options, send, background).await
+        match plan_at_once(&self.cache, &mut request, options) {
+            AtOnce::Respond(response) => Ok(served(*response, &request, background)),
+            // Boxed, as `finish` says.
+            left => Box::pin(finish(&self.cache, request, left, send, background)).await,
+        }
     }
 }
 
