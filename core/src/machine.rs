@@ -463,8 +463,12 @@ pub fn decide(
         return fetch(Reason::PartialContent);
     }
     let age = AgeInputs::of(entry).current_age(now);
-    let remaining = entry.expires.map_or(Duration::MAX, |expires| since(expires, now));
-    let staleness = entry.expires.map_or(Duration::ZERO, |expires| since(now, expires));
+    // Time left before the stored expiry, or time past it (one is zero).
+    let (remaining, staleness) = match entry.expires.map(|expires| expires.duration_since(now)) {
+        None => (Duration::MAX, Duration::ZERO),
+        Some(Ok(left)) => (left, Duration::ZERO),
+        Some(Err(past)) => (Duration::ZERO, past.duration()),
+    };
 
     // Reasons to go to the origin even though the response may be fresh.
     let mut must_ask = if options.refresh {
