@@ -26,6 +26,7 @@
 //! [`Cache::complete`]; if nobody does, the entry is simply revalidated later.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,7 +41,7 @@ use http::{Method, Request, Response, StatusCode, Uri, request};
 use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
-use crate::key::{CacheKey, KeyMap, cache_key};
+use crate::key::{CacheKey, cache_key};
 use crate::machine::{Action, Exchange, Outcome, Reason, Revalidate, Serve, decide, on_error, store_entry};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
@@ -253,7 +254,7 @@ pub enum Completion {
 struct Inflight {
     /// An `Event` allocates nothing until someone listens: a request that nobody
     /// waits behind pays for no more than the map entry.
-    map: Mutex<KeyMap<Event>>,
+    map: Mutex<HashMap<CacheKey, Event>>,
 }
 
 /// Releases waiters when the leading request of a coalesced group finishes.

@@ -7,9 +7,7 @@
 //! match over stored variants ([`crate::header::vary`]), not part of this key.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -21,29 +19,6 @@ use crate::settings::{MatchHeaders, Settings};
 /// A fixed-size cache key: SHA-256, shown as 64 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(pub [u8; 32]);
-
-/// A map keyed by [`CacheKey`], hashed by [`KeyHasher`].
-pub(crate) type KeyMap<V> = HashMap<CacheKey, V, BuildHasherDefault<KeyHasher>>;
-
-/// Hashes a [`CacheKey`] by its first eight bytes. The key is already a SHA-256
-/// digest, evenly spread, so hashing it again (SipHash, the default) buys nothing; a
-/// collision costs a comparison, never a wrong answer.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // A key arrives as its length, then its 32 bytes: both are folded in.
-        let mut word = [0u8; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(word);
-    }
-}
 
 impl CacheKey {
     /// The key of arbitrary bytes (for user `key_fn`s): SHA-256 of `data`.
@@ -716,33 +691,6 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.body(()).unwrap().into_parts().0
-    }
-
-    // The in-flight map (RFC 9111 §4: one request to the origin for identical misses)
-    // finds every key, including keys whose first eight bytes are equal; keys that
-    // differ there hash apart.
-    #[test]
-    fn key_map_finds_every_key() {
-        let mut map = KeyMap::default();
-        let keys: Vec<CacheKey> = (0u8..64)
-            .map(|n| {
-                let mut bytes = [7u8; 32];
-                bytes[31] = n;
-                bytes[if n % 2 == 0 { 0 } else { 20 }] = n;
-                CacheKey(bytes)
-            })
-            .collect();
-        for (n, key) in keys.iter().enumerate() {
-            map.insert(*key, n);
-        }
-        assert_eq!(map.len(), keys.len());
-        for (n, key) in keys.iter().enumerate() {
-            assert_eq!(map.get(key), Some(&n));
-        }
-        let hash = |key: &CacheKey| {
-            std::hash::BuildHasher::hash_one(&BuildHasherDefault::<KeyHasher>::default(), key)
-        };
-        assert_ne!(hash(&CacheKey::hash(b"a")), hash(&CacheKey::hash(b"b")));
     }
 
     fn get(uri: &str) -> request::Parts {
