@@ -56,13 +56,14 @@ pub(crate) const SERVED_FIELDS: usize = 2;
 
 impl StoredResponse {
     /// A copy to serve: like `clone`, but its header map has room for the
-    /// [`SERVED_FIELDS`]. A cloned map is exactly full, so the first field added to it
-    /// would reallocate it and move every field.
+    /// [`SERVED_FIELDS`]. A cloned map's list of fields is exactly full, so the first
+    /// field added to it would reallocate that list and move every field. The copy is
+    /// sized by distinct names (a field may repeat any number of times); a map with
+    /// more names than `http` can size up front is simply cloned.
     pub(crate) fn clone_to_serve(&self) -> StoredResponse {
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + SERVED_FIELDS);
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
+        let Some(headers) = self.headers_with_room() else {
+            return self.clone();
+        };
         StoredResponse {
             status: self.status,
             version: self.version,
@@ -70,6 +71,16 @@ impl StoredResponse {
             body: self.body.clone(),
             final_url: self.final_url.clone(),
         }
+    }
+
+    /// The header map copied into one with room for the [`SERVED_FIELDS`]; `None` when
+    /// `http` cannot size such a map.
+    fn headers_with_room(&self) -> Option<HeaderMap> {
+        let mut headers = HeaderMap::try_with_capacity(self.headers.keys_len() + SERVED_FIELDS).ok()?;
+        for (name, value) in &self.headers {
+            headers.try_append(name.clone(), value.clone()).ok()?;
+        }
+        Some(headers)
     }
 }
 
@@ -201,8 +212,24 @@ mod tests {
         assert_eq!(copy, stored);
         let vary: Vec<_> = copy.headers.get_all(header::VARY).iter().collect();
         assert_eq!(vary, ["accept", "accept-language"]);
-        assert!(copy.headers.capacity() >= stored.headers.len() + SERVED_FIELDS);
-        // A plain clone has no such room here (what the copy to serve is for).
-        assert!(stored.clone().headers.capacity() < stored.headers.len() + SERVED_FIELDS);
+        assert!(copy.headers.capacity() >= stored.headers.keys_len() + SERVED_FIELDS);
+    }
+
+    // A field repeated tens of thousands of times (more values than `http` can size a
+    // map for up front) is served as stored, without a panic.
+    #[test]
+    fn copy_to_serve_of_a_huge_header_block_is_a_clone() {
+        let mut headers = HeaderMap::new();
+        for _ in 0..30_000 {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        }
+        let stored = StoredResponse {
+            status: StatusCode::OK,
+            version: Version::HTTP_11,
+            headers,
+            body: Bytes::new(),
+            final_url: None,
+        };
+        assert_eq!(stored.clone_to_serve(), stored);
     }
 }
