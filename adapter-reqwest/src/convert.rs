@@ -110,18 +110,26 @@ pub(crate) fn plan_input<R: Outgoing>(request: &mut R) -> Option<(request::Parts
     Some((head.into_parts().0, request.replayable_body()))
 }
 
+/// The longest URL [`to_uri`] keeps for the next request.
+const KEPT_URL_MAX: usize = 2048;
+
 /// reqwest's URL as an `http::Uri` (`None`: not a valid one).
 ///
 /// Parsing costs a copy of the text, two allocations and a validation pass. Each thread
 /// keeps the last URL it converted, so asking again for the same URL (what a cache
 /// hit is: the same resource, again) costs a comparison and a clone of the kept `Uri`,
 /// whose parts are shared: no allocation. A different URL replaces the kept one, into
-/// the same buffer.
+/// the same buffer. URLs longer than [`KEPT_URL_MAX`] are parsed and not kept, which
+/// bounds what each thread holds. (What is kept is the URL as sent, query included,
+/// until the thread converts another or ends.)
 pub(crate) fn to_uri(url: &Url) -> Option<Uri> {
     thread_local! {
         static LAST: RefCell<(String, Option<Uri>)> = const { RefCell::new((String::new(), None)) };
     }
     let text = url.as_str();
+    if text.len() > KEPT_URL_MAX {
+        return text.parse().ok();
+    }
     LAST.with(|last| {
         // Never borrowed elsewhere; were it ever, the URL is simply parsed.
         let Ok(mut last) = last.try_borrow_mut() else {
@@ -252,6 +260,8 @@ mod tests {
             "http://example.com/a",
             "http://example.com/a",
         ];
+        let long = format!("http://example.com/{}", "x".repeat(KEPT_URL_MAX));
+        let urls = urls.iter().copied().chain([long.as_str(), long.as_str(), "http://example.com/a"]);
         for text in urls {
             let url = Url::parse(text).unwrap();
             let expected: Uri = url.as_str().parse().unwrap();
