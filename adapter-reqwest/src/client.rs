@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use httpcache_core::{AsyncStore, Cache, Forward, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, Forward, Plan, RequestOptions, Settings};
 
 use crate::DefaultStore;
 use crate::convert::served;
@@ -233,7 +233,7 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
         if let Some(Start { cache, client, request, options }) = this.start.take() {
             let mut request = request?;
             let left = match plan_at_once(&cache, &mut request, options) {
-                AtOnce::Respond(response) => {
+                AtOnce::Planned(Plan::Respond(response)) => {
                     let background = background(&cache, &client);
                     return Poll::Ready(Ok(served(*response, &request, background)));
                 }

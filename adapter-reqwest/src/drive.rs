@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
@@ -40,12 +40,11 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
 
 /// How far planning gets without waiting ([`plan_at_once`]).
 pub(crate) enum AtOnce {
-    /// The cache answers: a hit from a store that reads at once (memory, LMDB).
-    Respond(Box<http::Response<Bytes>>),
+    /// Planned: a response (a hit from a store that reads at once, such as memory or
+    /// LMDB), or a request to send.
+    Planned(Plan),
     /// The rest needs waiting: for the store, or for an identical request in flight.
     Pending(PendingPlan),
-    /// Send to the origin, then complete.
-    Forward(Box<Forward>),
     /// The URL is not a valid `Uri` (never for reqwest's URLs): send the request as it is.
     Unplannable,
 }
@@ -60,14 +59,10 @@ pub(crate) fn plan_at_once<S: AsyncStore>(
     match plan_input(request) {
         None => AtOnce::Unplannable,
         Some((parts, Some(body))) => match cache.plan_now(parts, body, options) {
-            Ok(Plan::Respond(response)) => AtOnce::Respond(response),
-            Ok(Plan::Forward(forward)) => AtOnce::Forward(forward),
+            Ok(plan) => AtOnce::Planned(plan),
             Err(pending) => AtOnce::Pending(pending),
         },
-        Some((parts, None)) => match cache.plan_bypass(parts, options, Reason::BodyNotReplayable) {
-            Plan::Respond(response) => AtOnce::Respond(response),
-            Plan::Forward(forward) => AtOnce::Forward(forward),
-        },
+        Some((parts, None)) => AtOnce::Planned(cache.plan_bypass(parts, options, Reason::BodyNotReplayable)),
     }
 }
 
@@ -91,14 +86,14 @@ where
     F: FnMut(reqwest::Request) -> Fut,
     Fut: Future<Output = Result<reqwest::Response, E>>,
 {
-    let forward = match left {
+    let plan = match left {
         AtOnce::Unplannable => return send(request).await,
-        AtOnce::Respond(response) => return Ok(served(*response, &request, background)),
-        AtOnce::Forward(forward) => forward,
-        AtOnce::Pending(pending) => match cache.plan_pending(pending).await {
-            Plan::Respond(response) => return Ok(served(*response, &request, background)),
-            Plan::Forward(forward) => forward,
-        },
+        AtOnce::Planned(plan) => plan,
+        AtOnce::Pending(pending) => cache.plan_pending(pending).await,
+    };
+    let forward = match plan {
+        Plan::Respond(response) => return Ok(served(*response, &request, background)),
+        Plan::Forward(forward) => forward,
     };
     // A copy for a retry, which only a revalidation can need.
     let template = if forward.may_retry() { request.try_clone() } else { None };

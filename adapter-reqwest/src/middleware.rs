@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use http::Extensions;
-use httpcache_core::{AsyncStore, Cache, CacheRequestExt, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, CacheRequestExt, Plan, RequestOptions, Settings};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
@@ -90,7 +90,7 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
             }
         };
         match plan_at_once(&self.cache, &mut request, options) {
-            AtOnce::Respond(response) => Ok(served(*response, &request, background)),
+            AtOnce::Planned(Plan::Respond(response)) => Ok(served(*response, &request, background)),
             // Boxed, as `finish` says.
             left => Box::pin(finish(&self.cache, request, left, send, background)).await,
         }
