@@ -76,6 +76,12 @@ impl AsyncStore for DefaultStore {
             DefaultStore::Off => Ok(()),
         }
     }
+    async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            DefaultStore::Lmdb(store) => store.flush().await,
+            DefaultStore::Off => Ok(()),
+        }
+    }
 }
 
 /// A caching client with the defaults: LMDB in [`default_cache_dir`]`("httpcache")`,

@@ -151,6 +151,8 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     if !args.quiet {
         eprintln!("{}", status_line(http, status.as_ref(), elapsed, clock::now()));
     }
+    // A revalidation's refresh may still be queued (LMDB writes it behind): keep it.
+    client.cache().store().flush()?;
     copied?;
     if http.is_client_error() || http.is_server_error() {
         return Err(CliError::Http(format!("the origin answered {http}")));

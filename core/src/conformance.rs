@@ -163,6 +163,9 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<'_, S> {
     fn compact(&self) -> Result<(), StoreError> {
         futures_executor::block_on(self.0.compact())
     }
+    fn flush(&self) -> Result<(), StoreError> {
+        futures_executor::block_on(self.0.flush())
+    }
 }
 
 /// What the macros' store wrappers give the checks: `&S` itself for a sync store,

@@ -148,6 +148,14 @@ pub trait Store: Send + Sync {
     /// nothing is stored, it writes the whole entry, as `put` does; `entry` always
     /// carries its full body (a shared `Bytes`) for that.
     ///
+    /// A store may write a refresh *behind*, returning before it lands, so that a
+    /// revalidated response does not wait for a disk flush, provided nothing read
+    /// through the store can tell: reads see the refresh from the moment `refresh`
+    /// returns, and the writes and scans asked for after it land after it. Such a store
+    /// reports a failed write in its logs rather than here (the stored entry then stays
+    /// as it was, to be revalidated again), and documents what a process exiting with
+    /// refreshes still queued loses. The LMDB store does this.
+    ///
     /// The default is `put`, right for every store that rewrites entries whole.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         self.put(entry)
@@ -162,6 +170,13 @@ pub trait Store: Send + Sync {
     fn scan(&self) -> Result<Vec<EntryMeta>, StoreError>;
     /// Reclaims space where the backend can (default: nothing to do).
     fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Waits until every write this store accepted before the call has landed. Only a
+    /// store that writes refreshes behind (see [`refresh`](Store::refresh)) has
+    /// anything to wait for; the default returns at once. Call it before a process
+    /// exits to keep the refreshes of its last revalidations.
+    fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -206,6 +221,11 @@ pub trait AsyncStore: Send + Sync {
     fn compact(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
+    /// Waits until every write this store accepted before the call has landed:
+    /// [`Store::flush`]. The default returns at once.
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Runs a [`Store`] inline as an [`AsyncStore`]. Right for stores whose calls never
@@ -244,6 +264,9 @@ impl<S: Store> AsyncStore for Inline<S> {
     async fn compact(&self) -> Result<(), StoreError> {
         self.0.compact()
     }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.0.flush()
+    }
 }
 
 /// `Store` for smart pointers to a store: every call goes to the pointee.
@@ -276,6 +299,9 @@ macro_rules! forward_store {
             }
             fn compact(&self) -> Result<(), StoreError> {
                 (**self).compact()
+            }
+            fn flush(&self) -> Result<(), StoreError> {
+                (**self).flush()
             }
         }
     };
@@ -365,6 +391,9 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
     fn compact(&self) -> Result<(), StoreError> {
         self.blocking.compact()
     }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.blocking.flush()
+    }
 }
 
 impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
@@ -394,6 +423,9 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     }
     async fn compact(&self) -> Result<(), StoreError> {
         self.asynchronous.compact().await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.asynchronous.flush().await
     }
 }
 

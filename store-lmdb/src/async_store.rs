@@ -1,6 +1,7 @@
 //! [`AsyncLmdbStore`]: the [`AsyncStore`] over an [`LmdbStore`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, StoreError, VariantId, Variants};
@@ -12,11 +13,12 @@ use crate::store::LmdbStore;
 /// An [`AsyncStore`] over an [`LmdbStore`], for any executor.
 ///
 /// Reads (`get`) run inline on the calling task: an LMDB read transaction never waits
-/// for writers and takes microseconds. Everything that can wait — writes, which queue
-/// on LMDB's single-writer lock (possibly held by another process) and may `fsync`,
-/// and full scans — runs on the executor-agnostic thread pool of the
-/// [`blocking`] crate, so it never stalls the executor. The entry is encoded on the
-/// calling task before its write is handed over.
+/// for writers and takes microseconds. A refresh is queued on the calling task and
+/// written behind (see [`Store::flush`](httpcache_core::Store::flush)). Everything
+/// that can wait — writes, which queue on LMDB's single-writer lock (possibly held by
+/// another process) and may `fsync`, and full scans — runs on the executor-agnostic
+/// thread pool of the [`blocking`] crate, so it never stalls the executor. The entry
+/// is encoded on the calling task before its write is handed over.
 #[derive(Debug, Clone)]
 pub struct AsyncLmdbStore {
     store: LmdbStore,
@@ -79,10 +81,15 @@ impl AsyncStore for AsyncLmdbStore {
         Ok(blocking::unblock(move || store.put_prepared(&prepared)).await?)
     }
 
+    /// Written behind, as [`LmdbStore`]'s refresh (see
+    /// [`Store::flush`](httpcache_core::Store::flush)): queued
+    /// here, or, when the queue is full, from the [`blocking`] pool once there is room.
     async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
-        let prepared = PreparedEntry::new(entry);
-        let store = self.store.clone();
-        Ok(blocking::unblock(move || store.refresh_prepared(&prepared)).await.map(drop)?)
+        if let Err(prepared) = self.store.try_refresh_behind(Arc::new(PreparedEntry::new(entry))) {
+            let store = self.store.clone();
+            blocking::unblock(move || store.refresh_behind(prepared)).await;
+        }
+        Ok(())
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
@@ -113,5 +120,15 @@ impl AsyncStore for AsyncLmdbStore {
     async fn compact(&self) -> Result<(), StoreError> {
         let store = self.store.clone();
         Ok(blocking::unblock(move || store.compact_now()).await?)
+    }
+
+    /// Waits, off the executor, for the refreshes queued so far
+    /// ([`Store::flush`](httpcache_core::Store::flush)).
+    async fn flush(&self) -> Result<(), StoreError> {
+        if self.store.queued_refreshes() > 0 {
+            let store = self.store.clone();
+            blocking::unblock(move || store.settle_refreshes()).await;
+        }
+        Ok(())
     }
 }

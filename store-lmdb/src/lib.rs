@@ -96,6 +96,24 @@
 //! evicted, the refresh writes the whole entry as `put` does. It never pairs the
 //! refreshed header fields with a body they do not describe.
 //!
+//! A refresh is *written behind*: `refresh` returns once the entry is queued, so a
+//! revalidated response does not wait for the commit's flush to disk, and a writer on
+//! the [`blocking`] thread pool writes everything queued in one transaction (a burst
+//! of revalidations costs one commit). Nothing read through the store can tell:
+//!
+//! * a read sees a queued refresh at once, in place of the variant in the map;
+//! * every other write of this process (`put`, `remove`, `clear`, purges,
+//!   compaction) and every scan first waits for the refreshes queued before it, so
+//!   they land in the order they were asked for;
+//! * at most 256 refreshes or 32 MiB of entries wait; a refresh that finds the queue
+//!   full waits for room (off the executor, for [`AsyncLmdbStore`]).
+//!
+//! What is not yet written is invisible to other processes, and lost if this process
+//! exits first: the entry then stays as it was, and its next use revalidates it again.
+//! [`Store::flush`](httpcache_core::Store::flush) waits for the queue; call it before exiting to keep every
+//! refresh. A refresh whose write fails is logged (`tracing`, level warn) and dropped,
+//! with the same effect; the others queued with it are still written.
+//!
 //! ## Size
 //!
 //! The map starts at [`DEFAULT_MAP_SIZE`] (address space; the file grows only with
@@ -128,6 +146,7 @@
 #![allow(unsafe_code)]
 
 mod async_store;
+mod behind;
 mod default;
 mod error;
 mod records;

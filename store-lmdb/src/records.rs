@@ -20,7 +20,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use httpcache_core::{CacheKey, Entry, EntryMeta, VariantId};
+use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, VariantId};
 
 /// Bodies longer than this (16 KiB) are kept apart from the rest of their entry, in
 /// `bodies`, so that refreshing the entry after a 304 rewrites a record of a few
@@ -212,6 +212,17 @@ impl PreparedEntry {
     /// The bytes the entry takes once written (see [`MetaHeader::entry_len`]).
     pub(crate) fn stored_len(&self) -> u64 {
         self.header.entry_len
+    }
+
+    /// The entry back, decoded from the records as a read of them once written would
+    /// (the body shared, not copied).
+    pub(crate) fn decode(&self) -> Result<Entry, DecodeError> {
+        match &self.body {
+            None => Entry::decode_shared(Bytes::copy_from_slice(&self.record)),
+            Some(body) => {
+                Entry::decode_split(Bytes::copy_from_slice(&self.record[HEAD_TAG.len()..]), body.clone())
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`LmdbStore`]: environment registry, transactions, map growth and eviction.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Bound;
@@ -12,6 +13,7 @@ use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId};
 
+use crate::behind::{Behind, Pushed};
 use crate::error::LmdbError;
 use crate::records::{
     EntryRecord, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
@@ -201,6 +203,8 @@ struct Shared {
     path: PathBuf,
     max_map_size: usize,
     max_bytes: Option<u64>,
+    /// Refreshes accepted and not yet written (see [`Store::flush`](httpcache_core::Store::flush)).
+    behind: Behind,
 }
 
 impl Shared {
@@ -273,7 +277,15 @@ impl Shared {
             }
         }
         let dbs = Self::open_databases(&env, &path)?;
-        Ok(Shared { env, dbs, gate: RwLock::new(()), path, max_map_size, max_bytes: builder.max_bytes })
+        Ok(Shared {
+            env,
+            dbs,
+            gate: RwLock::new(()),
+            path,
+            max_map_size,
+            max_bytes: builder.max_bytes,
+            behind: Behind::default(),
+        })
     }
 
     /// Creates (or opens) the named databases, refusing environments that are not ours.
@@ -695,6 +707,7 @@ impl LmdbStore {
     /// index (entries that never expire are not visited). Returns how many went.
     pub fn purge_expired(&self, now: SystemTime) -> Result<usize, LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         let now = nanos(now);
         shared.write("purge expired", |txn| {
             let expired: Vec<Vec<u8>> = {
@@ -736,6 +749,7 @@ impl LmdbStore {
     /// Counts and sizes.
     pub fn stats(&self) -> Result<LmdbStats, LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         let (entries, bytes) =
             shared.read("stats", |txn| Ok((shared.dbs.entries.len(txn)?, shared.total_bytes(txn)?)))?;
         Ok(LmdbStats { entries, bytes, map_size: shared.env.info().map_size })
@@ -746,7 +760,27 @@ impl LmdbStore {
     /// ([`Entry::decode_shared`], [`Entry::decode_split`]) while the transaction is
     /// open, so nothing else is allocated per variant (an undecodable record is copied
     /// a second time, to be deleted).
+    ///
+    /// A refresh queued and not yet written takes the place of the variant read from
+    /// the map (or is added, if the map has none).
     pub(crate) fn lookup(&self, key: &CacheKey) -> Result<Lookup, LmdbError> {
+        // Queued refreshes first: one written and dequeued after this look is in the
+        // map by the time the read transaction starts.
+        let queued = self.shared.behind.queued_for(key);
+        let mut lookup = self.read_map(key)?;
+        for refresh in queued {
+            // Decodes: it was encoded here from an entry.
+            let Ok(entry) = refresh.decode() else { continue };
+            match lookup.entries.iter_mut().find(|stored| stored.variant == entry.variant) {
+                Some(stored) => *stored = entry,
+                None => lookup.entries.push(entry),
+            }
+        }
+        Ok(lookup)
+    }
+
+    /// [`lookup`](Self::lookup) in the map alone, without the queued refreshes.
+    fn read_map(&self, key: &CacheKey) -> Result<Lookup, LmdbError> {
         let shared = &self.shared;
         shared.read("get", |txn| {
             // Most keys have one variant.
@@ -777,6 +811,7 @@ impl LmdbStore {
     /// Reads every meta record in one read transaction.
     pub(crate) fn listing(&self) -> Result<Listing, LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         shared.read("scan", |txn| {
             let mut listing = Listing { metas: Vec::new(), corrupt: Vec::new() };
             for item in shared.dbs.metas.iter(txn)? {
@@ -801,6 +836,7 @@ impl LmdbStore {
     /// oldest entries until the write fits; fails only when the store is empty and the
     /// entry still does not fit (or it alone exceeds `max_bytes`).
     pub(crate) fn put_prepared(&self, entry: &PreparedEntry) -> Result<(), LmdbError> {
+        self.shared.behind.settle();
         self.put_all(std::slice::from_ref(entry), Write::Put).map(drop)
     }
 
@@ -809,19 +845,92 @@ impl LmdbStore {
     /// provably its own ([`Shared::stored_body_is`]), else the whole entry as
     /// [`put_prepared`](Self::put_prepared) does. Returns whether the stored body was
     /// kept (`false`: the whole entry was written).
+    #[cfg(test)]
     pub(crate) fn refresh_prepared(&self, entry: &PreparedEntry) -> Result<bool, LmdbError> {
+        self.shared.behind.settle();
         self.put_all(std::slice::from_ref(entry), Write::Refresh).map(|kept| kept > 0)
+    }
+
+    /// Queues a refresh to be written behind (see [`flush`](Self::flush)), first
+    /// waiting for room if the queue is full.
+    pub(crate) fn refresh_behind(&self, entry: Arc<PreparedEntry>) {
+        if self.shared.behind.push(entry) == Pushed::StartWriter {
+            self.start_writer();
+        }
+    }
+
+    /// Queues a refresh to be written behind if the queue has room now; gives the
+    /// entry back otherwise.
+    pub(crate) fn try_refresh_behind(&self, entry: Arc<PreparedEntry>) -> Result<(), Arc<PreparedEntry>> {
+        if self.shared.behind.try_push(entry)? == Pushed::StartWriter {
+            self.start_writer();
+        }
+        Ok(())
+    }
+
+    /// Starts the writer of queued refreshes on the [`blocking`] pool.
+    fn start_writer(&self) {
+        let store = self.clone();
+        blocking::unblock(move || store.write_behind()).detach();
+    }
+
+    /// The writer: writes what is queued, in one transaction per batch, until the
+    /// queue is empty. A batch that fails is retried an entry at a time, so that one
+    /// entry that cannot be written (larger than `max_bytes`, say) costs no other;
+    /// an entry that still fails is dropped with a warning, and the stored entry stays
+    /// as it was (its next use revalidates it again).
+    fn write_behind(&self) {
+        /// Empties the queue if the writer unwinds, so that no one waits for it.
+        struct Abandon<'a>(&'a Behind);
+        impl Drop for Abandon<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.abandon();
+                }
+            }
+        }
+        let behind = &self.shared.behind;
+        let _abandon = Abandon(behind);
+        while let Some(batch) = behind.next_batch() {
+            if let Err(error) = self.put_all(&batch, Write::Refresh) {
+                if batch.len() == 1 {
+                    self.refresh_failed(&error);
+                } else {
+                    for entry in &batch {
+                        if let Err(error) = self.put_all(std::slice::from_ref(entry), Write::Refresh) {
+                            self.refresh_failed(&error);
+                        }
+                    }
+                }
+            }
+            behind.written(batch.len());
+        }
+    }
+
+    fn refresh_failed(&self, error: &LmdbError) {
+        tracing::warn!(path = %self.shared.path.display(), %error, "a refresh written behind failed");
+    }
+
+    /// Waits until the refreshes queued before the call are written
+    /// ([`Store::flush`](LmdbStore#method.flush)).
+    pub(crate) fn settle_refreshes(&self) {
+        self.shared.behind.settle();
+    }
+
+    /// How many refreshes are queued and not yet written.
+    pub fn queued_refreshes(&self) -> usize {
+        self.shared.behind.len()
     }
 
     /// Writes encoded entries in one transaction. When the map cannot grow any more,
     /// evicts expired then oldest entries until the write fits; fails only when the
     /// store is empty and the entries still do not fit (or one alone exceeds `max_bytes`).
     /// Returns how many stored bodies a refresh kept.
-    fn put_all(&self, entries: &[PreparedEntry], how: Write) -> Result<usize, LmdbError> {
+    fn put_all<E: Borrow<PreparedEntry>>(&self, entries: &[E], how: Write) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let mut size = 0u64;
         for entry in entries {
-            let entry_size = entry.stored_len();
+            let entry_size = entry.borrow().stored_len();
             if let Some(max_bytes) = shared.max_bytes
                 && entry_size > max_bytes
             {
@@ -848,6 +957,7 @@ impl LmdbStore {
             let outcome = shared.write(what, |txn| {
                 let mut kept = 0;
                 for entry in entries {
+                    let entry = entry.borrow();
                     let reuse_body = how == Write::Refresh && shared.stored_body_is(txn, entry)?;
                     shared.put_in(txn, entry, now, reuse_body)?;
                     kept += usize::from(reuse_body);
@@ -873,11 +983,13 @@ impl LmdbStore {
     /// tens of thousands of entries (LMDB bounds how much one transaction may change).
     pub fn put_batch<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<(), LmdbError> {
         let prepared: Vec<PreparedEntry> = entries.into_iter().map(PreparedEntry::new).collect();
+        self.shared.behind.settle();
         self.put_all(&prepared, Write::Put).map(drop)
     }
 
     pub(crate) fn remove_key(&self, key: &CacheKey) -> Result<usize, LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         shared.write("remove", |txn| {
             let mut ids = Vec::new();
             for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
@@ -902,6 +1014,7 @@ impl LmdbStore {
 
     pub(crate) fn remove_one(&self, key: &CacheKey, variant: VariantId) -> Result<bool, LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         let id = record_id(key, variant);
         shared.write("remove variant", |txn| {
             let unlinked = shared.unlink(txn, &id, false)?;
@@ -915,6 +1028,7 @@ impl LmdbStore {
 
     pub(crate) fn clear_all(&self) -> Result<(), LmdbError> {
         let shared = &self.shared;
+        shared.behind.settle();
         shared.write("clear", |txn| {
             shared.dbs.entries.clear(txn)?;
             shared.dbs.bodies.clear(txn)?;
@@ -974,6 +1088,7 @@ impl LmdbStore {
 
     /// What `compact` does: clear stale reader slots, delete orphan bodies.
     pub(crate) fn compact_now(&self) -> Result<(), LmdbError> {
+        self.shared.behind.settle();
         self.clear_stale_readers()?;
         let deleted = self.delete_orphan_bodies()?;
         if deleted > 0 {
@@ -997,8 +1112,14 @@ impl Store for LmdbStore {
     /// One write transaction that rewrites only the entry's head, meta record and index
     /// keys when its body is kept apart and the stored body is byte for byte the
     /// entry's (else a whole put). See the [crate docs](crate#refreshing-after-a-304).
+    ///
+    /// Written behind: returns once the refresh is queued (see
+    /// [`Store::flush`](httpcache_core::Store::flush)).
+    /// A failure to write it is logged, not returned: the stored entry then stays as it
+    /// was.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
-        Ok(self.refresh_prepared(&PreparedEntry::new(entry)).map(drop)?)
+        self.refresh_behind(Arc::new(PreparedEntry::new(entry)));
+        Ok(())
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
@@ -1025,10 +1146,43 @@ impl Store for LmdbStore {
     fn compact(&self) -> Result<(), StoreError> {
         Ok(self.compact_now()?)
     }
+
+    /// Waits until every refresh this process queued before the call is written;
+    /// never fails.
+    ///
+    /// A refresh ([`Store::refresh`], what the drivers call when a 304 freshens a
+    /// stored response) returns once it is queued, and is written behind, batched with
+    /// the refreshes queued meanwhile (see the [crate docs](crate#refreshing-after-a-304)).
+    /// Reads through this process's handles see it at once, and every other write and
+    /// scan waits for it, so only two things can notice that it has not landed yet:
+    /// another process reading the same directory, and a process that exits right
+    /// after a response was revalidated (the refresh is lost: the entry stays as it
+    /// was, and its next use revalidates it again). Call `flush` before exiting to
+    /// keep it.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.settle_refreshes();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 impl LmdbStore {
+    /// Queues a refresh without starting a writer: it stays queued until the test
+    /// calls [`write_queued`](Self::write_queued).
+    pub(crate) fn queue_refresh_unwritten(&self, entry: &Entry) {
+        let _ = self.shared.behind.push(Arc::new(PreparedEntry::new(entry)));
+    }
+
+    /// Writes what is queued, on this thread, as the writer would.
+    pub(crate) fn write_queued(&self) {
+        self.write_behind();
+    }
+
+    /// The variants of `key` in the map, without the queued refreshes.
+    pub(crate) fn get_from_map(&self, key: &CacheKey) -> Vec<Entry> {
+        self.read_map(key).expect("read the map").entries
+    }
+
     /// Writes `bytes` as the record of (`key`, `variant`) the way `put` would have
     /// stored them (entry and meta record both derived from `bytes`), bypassing the
     /// encoder: how a record that went bad looks to the store.

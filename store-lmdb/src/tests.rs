@@ -604,3 +604,142 @@ fn async_refresh_keeps_the_body_too() {
     });
     assert_no_orphans(store.blocking(), "async");
 }
+
+#[test]
+fn a_refresh_written_behind_is_read_at_once_and_lands_with_its_stored_body() {
+    // RFC 9111 §4.3.4: a 304 freshens the stored response; a read right after it must
+    // see the freshened fields, whether or not the write has landed.
+    let (_dir, store) = temp_store();
+    let long = entry(key(1), 0, body(1, 1 << 20));
+    let short = entry(key(1), 1, body(2, 1_000));
+    let other = entry(key(2), 0, body(3, 1_000));
+    for stored in [&long, &short, &other] {
+        store.put(stored).unwrap();
+    }
+    let (long2, short2) = (revalidated(&long, 1), revalidated(&short, 1));
+    store.queue_refresh_unwritten(&long2);
+    store.queue_refresh_unwritten(&short2);
+    assert_eq!(store.queued_refreshes(), 2);
+
+    let mut read = store.get(&key(1)).unwrap();
+    read.sort_by_key(|entry| entry.variant);
+    assert_eq!(read, [long2.clone(), short2.clone()], "queued refreshes are what a read sees");
+    let mut in_map = store.get_from_map(&key(1));
+    in_map.sort_by_key(|entry| entry.variant);
+    assert_eq!(in_map, [long.clone(), short.clone()], "and the map still has the old ones");
+    assert_eq!(store.get(&key(2)).unwrap(), std::slice::from_ref(&other), "other keys are untouched");
+
+    store.write_queued();
+    assert_eq!(store.queued_refreshes(), 0);
+    let mut in_map = store.get_from_map(&key(1));
+    in_map.sort_by_key(|entry| entry.variant);
+    assert_eq!(in_map, [long2, short2], "written");
+    assert_eq!(store.body_count(), 1, "the long body was kept, not written again");
+    assert_no_orphans(&store, "after the writer");
+}
+
+#[test]
+fn a_queued_refresh_of_a_removed_variant_reads_as_stored() {
+    // Nothing in the map (removed by another process, say): the queued refresh is the
+    // variant, and its write is a whole put.
+    let (_dir, store) = temp_store();
+    let refreshed = revalidated(&entry(key(3), 4, body(4, 40_000)), 1);
+    store.queue_refresh_unwritten(&refreshed);
+    assert_eq!(store.get(&key(3)).unwrap(), std::slice::from_ref(&refreshed));
+    assert!(store.get_from_map(&key(3)).is_empty());
+    store.write_queued();
+    assert_eq!(store.get_from_map(&key(3)), [refreshed]);
+    assert_no_orphans(&store, "after a whole write");
+}
+
+#[test]
+fn writes_removals_and_scans_wait_for_the_refreshes_queued_before_them() {
+    // The writer runs on the blocking pool here; every round must come out in the
+    // order this thread asked, whatever the writer's timing.
+    let (_dir, store) = temp_store();
+    let mut stored = entry(key(5), 0, body(5, 64 << 10));
+    store.put(&stored).unwrap();
+    for round in 1..=20u64 {
+        // A refresh then a put of a new response: the put wins.
+        store.refresh(&revalidated(&stored, round)).unwrap();
+        stored = entry(key(5), 0, body(100 + round, 64 << 10));
+        store.put(&stored).unwrap();
+        assert_eq!(store.get(&key(5)).unwrap(), [stored.clone()], "round {round}: the later put");
+
+        // A refresh then a scan: the scan lists the refreshed times.
+        let refreshed = revalidated(&stored, round);
+        store.refresh(&refreshed).unwrap();
+        let metas = store.scan().unwrap();
+        assert_eq!(store.queued_refreshes(), 0, "round {round}: a scan settles the queue");
+        assert_eq!(metas.len(), 1);
+        assert_eq!(metas[0].expires, refreshed.expires, "round {round}: the refreshed expiry");
+        stored = refreshed;
+    }
+    // A refresh then a removal: nothing comes back.
+    store.refresh(&revalidated(&stored, 99)).unwrap();
+    assert_eq!(store.remove(&key(5)).unwrap(), 1);
+    assert!(store.get(&key(5)).unwrap().is_empty());
+    store.flush().unwrap();
+    assert!(store.get(&key(5)).unwrap().is_empty(), "the refresh landed before the removal");
+    assert_no_orphans(&store, "at the end");
+}
+
+#[test]
+fn a_refresh_that_cannot_be_written_costs_no_other_in_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::builder(dir.path()).max_bytes(100_000).open().unwrap();
+    let small = entry(key(6), 0, body(6, 1_000));
+    store.put(&small).unwrap();
+    // Larger than max_bytes: it can never be written.
+    let huge = revalidated(&entry(key(7), 0, body(7, 200_000)), 1);
+    let small2 = revalidated(&small, 1);
+    store.queue_refresh_unwritten(&huge);
+    store.queue_refresh_unwritten(&small2);
+    store.write_queued();
+    assert_eq!(store.queued_refreshes(), 0, "both left the queue");
+    assert_eq!(store.get(&key(6)).unwrap(), [small2], "the writable one was written");
+    assert!(store.get(&key(7)).unwrap().is_empty(), "the other was dropped");
+}
+
+#[test]
+fn refreshes_from_many_threads_settle_into_a_consistent_store() {
+    let (_dir, store) = temp_store();
+    let bases: Vec<Entry> = (0..4).map(|n| entry(key(10 + n), 0, body(n, 20_000 + n as usize))).collect();
+    for base in &bases {
+        store.put(base).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for (n, base) in bases.iter().enumerate() {
+            let store = store.clone();
+            scope.spawn(move || {
+                for round in 1..=50u64 {
+                    let refreshed = revalidated(base, round);
+                    store.refresh(&refreshed).unwrap();
+                    // This thread's own refresh (or a later one of its own) is what it reads.
+                    assert_eq!(store.get(&base.key).unwrap(), [refreshed], "thread {n}, round {round}");
+                }
+            });
+        }
+    });
+    store.flush().unwrap();
+    assert_eq!(store.queued_refreshes(), 0);
+    for base in &bases {
+        assert_eq!(store.get_from_map(&base.key), [revalidated(base, 50)], "the last refresh landed");
+    }
+    assert_no_orphans(&store, "after the threads");
+}
+
+#[test]
+fn the_async_store_writes_refreshes_behind_too() {
+    let (_dir, store) = temp_store();
+    let stored = entry(key(20), 0, body(20, 30_000));
+    store.put(&stored).unwrap();
+    let store = store.into_async();
+    let refreshed = revalidated(&stored, 1);
+    futures_executor::block_on(async {
+        AsyncStore::refresh(&store, &refreshed).await.unwrap();
+        assert_eq!(AsyncStore::get(&store, &key(20)).await.unwrap(), std::slice::from_ref(&refreshed));
+    });
+    store.blocking().flush().unwrap();
+    assert_eq!(store.blocking().get_from_map(&key(20)), [refreshed]);
+}

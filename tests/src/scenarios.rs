@@ -99,6 +99,9 @@ impl Store for AnyStore {
     fn compact(&self) -> Result<(), StoreError> {
         each_store!(self, store => store.compact())
     }
+    fn flush(&self) -> Result<(), StoreError> {
+        each_store!(self, store => store.flush())
+    }
 }
 
 /// Any of the three stores, as one [`AsyncStore`] (each store's own async flavour).
@@ -149,6 +152,9 @@ impl AsyncStore for AnyAsyncStore {
     }
     async fn compact(&self) -> Result<(), StoreError> {
         each_async_store!(self, store => store.compact().await)
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        each_async_store!(self, store => store.flush().await)
     }
 }
 
