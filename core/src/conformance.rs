@@ -619,6 +619,56 @@ pub fn refresh_never_pairs_headers_with_another_body<S: Store + ?Sized>(store: &
     }
 }
 
+/// A store may write refreshes behind (see [`Store::refresh`]), but nothing read
+/// through it may tell: a refresh is read at once, and a `put`, `remove`,
+/// `remove_variant` or `clear` asked for after it lands after it, so the refresh never
+/// brings back what they replaced or removed, before or after [`Store::flush`]. Threads
+/// refreshing their own keys each read their own latest refresh.
+pub fn refresh_is_ordered_with_later_writes<S: Store + ?Sized>(store: &S) {
+    let size = REFRESH_SIZES[REFRESH_SIZES.len() - 1];
+    let stored = entry(key(40), 0, body(40, size));
+    for round in 1..=3u64 {
+        let what = format!("round {round}");
+        ok(store.put(&stored), "put");
+        ok(store.refresh(&revalidated(&stored, round)), "refresh");
+        let replaced = entry(key(40), 0, body(40 + round, size / 2));
+        ok(store.put(&replaced), "put after refresh");
+        assert_entries(&ok(store.get(&key(40)), "get"), &[&replaced], &format!("{what}: the later put"));
+        ok(store.refresh(&revalidated(&replaced, round)), "refresh");
+        assert!(ok(store.remove_variant(&key(40), VariantId(0)), "remove_variant"), "{what}");
+        assert!(ok(store.get(&key(40)), "get").is_empty(), "{what}: removed after the refresh");
+        ok(store.put(&stored), "put");
+        ok(store.refresh(&revalidated(&stored, round)), "refresh");
+        assert_eq!(ok(store.remove(&key(40)), "remove"), 1, "{what}");
+        ok(store.put(&stored), "put");
+        ok(store.refresh(&revalidated(&stored, round)), "refresh");
+        ok(store.clear(), "clear");
+        ok(store.flush(), "flush");
+        assert!(ok(store.get(&key(40)), "get").is_empty(), "{what}: cleared after the refresh");
+        assert!(ok(store.scan(), "scan").is_empty(), "{what}: nothing listed");
+    }
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            scope.spawn(move || {
+                let stored = entry(key(50 + thread), 0, body(thread, size));
+                ok(store.put(&stored), "put");
+                for round in 1..=10 {
+                    let refreshed = revalidated(&stored, round);
+                    ok(store.refresh(&refreshed), "refresh");
+                    let what = format!("thread {thread}, round {round}");
+                    assert_entries(&ok(store.get(&stored.key), "get"), &[&refreshed], &what);
+                }
+            });
+        }
+    });
+    ok(store.flush(), "flush");
+    for thread in 0..4u64 {
+        let last = revalidated(&entry(key(50 + thread), 0, body(thread, size)), 10);
+        assert_entries(&ok(store.get(&last.key), "get"), &[&last], &format!("thread {thread}: flushed"));
+    }
+    assert_eq!(ok(store.scan(), "scan").len(), 4);
+}
+
 fn inventory_fixture() -> Vec<Entry> {
     vec![
         listed(1, 0, "https://example.com/a", 10, 0, Some(100)),
@@ -1199,7 +1249,7 @@ macro_rules! __conformance_tests {
             remove_counts_variants remove_variant_keeps_others clear_removes_everything
             scan_lists_metadata inventory_lists inventory_deletes concurrent_writers
             refresh_updates_metadata_and_keeps_body refresh_of_a_removed_entry_stores_it_whole
-            refresh_never_pairs_headers_with_another_body);
+            refresh_never_pairs_headers_with_another_body refresh_is_ordered_with_later_writes);
 
         $(
             #[test]

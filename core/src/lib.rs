@@ -88,6 +88,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod behind;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod driver;
@@ -102,6 +103,7 @@ pub mod settings;
 pub mod status;
 pub mod store;
 
+pub use behind::{Pushed, Queued, WriteBehind};
 pub use driver::{Cache, Completion, Forward, PendingPlan, Plan};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;

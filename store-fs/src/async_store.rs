@@ -1,6 +1,7 @@
 //! [`AsyncFsStore`]: the filesystem store for async drivers.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use httpcache_core::{AsyncStore, CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, Variants};
 
@@ -10,6 +11,7 @@ use crate::FsStore;
 /// hit is one open and read of a file the page cache usually holds (microseconds),
 /// while a hop to a thread pool and back costs more than that (the compare bench
 /// measured the fs hit at 18.8 µs through the pool against 5.7 µs for the read itself).
+/// Refreshes are queued here and written behind (see [`Store::flush`] on [`FsStore`]).
 /// Writes, removals, clears and scans run on the thread pool of the [`blocking`]
 /// crate, which works under any executor (tokio, async-std, smol,
 /// `futures::executor`), so long work never holds an executor thread.
@@ -73,9 +75,15 @@ impl AsyncStore for AsyncFsStore {
         self.run(move |store| store.put(&entry))
     }
 
-    fn refresh(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let entry = entry.clone();
-        self.run(move |store| store.refresh(&entry))
+    /// Written behind, as [`FsStore`]'s refresh (see [`Store::flush`] on [`FsStore`]):
+    /// queued here, or, when the queue is full, from the [`blocking`] pool once there is
+    /// room.
+    async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
+        if let Err(entry) = self.store.try_refresh_behind(Arc::new(entry.clone())) {
+            let store = self.store.clone();
+            blocking::unblock(move || store.refresh_behind(entry)).await;
+        }
+        Ok(())
     }
 
     fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send {
@@ -102,5 +110,14 @@ impl AsyncStore for AsyncFsStore {
 
     fn compact(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.run(|store| store.compact())
+    }
+
+    /// Waits, off the executor, for the refreshes queued so far ([`Store::flush`] on
+    /// [`FsStore`]).
+    async fn flush(&self) -> Result<(), StoreError> {
+        if self.store.has_queued_refreshes() {
+            self.run(|store| store.flush()).await?;
+        }
+        Ok(())
     }
 }

@@ -95,6 +95,16 @@
 //! another generation, and the name the refreshed head uses is its own, so no other
 //! writer deletes it. JSON files keep bodies inline: there a refresh is a put.
 //!
+//! A refresh is *written behind*, as in the LMDB store: `refresh` returns once the
+//! entry is queued, and a writer on the [`blocking`] thread pool writes the queue,
+//! oldest first. A read through this process's handles sees a queued refresh at once;
+//! every other write (`put`, removals, `clear`, `compact`) and every `scan` first
+//! waits for the refreshes queued before it; at most 256 refreshes or 32 MiB wait, and
+//! a refresh that finds the queue full waits for room. A refresh not yet written is
+//! invisible to other processes and lost if this process exits first (the entry stays
+//! as it was, and its next use revalidates it again): [`Store::flush`] waits for the
+//! queue. A refresh whose write fails is logged and dropped, with the same effect.
+//!
 //! ## Size bound and eviction
 //!
 //! The store keeps the total size of its files (key files and body files) under
@@ -122,7 +132,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId};
+use httpcache_core::{CacheKey, Entry, EntryMeta, Pushed, Store, StoreError, VariantId, WriteBehind};
 
 use crate::container::Record;
 pub use async_store::AsyncFsStore;
@@ -210,6 +220,7 @@ impl FsStoreBuilder {
                 used: AtomicU64::new(0),
                 evicting: Mutex::new(()),
                 write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+                behind: WriteBehind::default(),
             }),
         };
         let now = wall_clock();
@@ -249,6 +260,8 @@ struct Inner {
     evicting: Mutex<()>,
     /// Serialise writes to one key within this process.
     write_locks: Box<[Mutex<()>]>,
+    /// Refreshes accepted and not yet written (see [`Store::flush`] on [`FsStore`]).
+    behind: WriteBehind<Entry>,
 }
 
 /// The kind of a file found in the cache directory.
@@ -950,6 +963,90 @@ impl FsStore {
         self.put_whole(entry).map(|()| false)
     }
 
+    /// The decodable variants in `key`'s file (its broken records dropped), without the
+    /// queued refreshes.
+    fn read_stored(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+        let path = self.path_of(key);
+        let Some(loaded) = self.load(key, &path, true)? else {
+            return Ok(Vec::new());
+        };
+        let format = self.inner.format;
+        let mut entries: Vec<Entry> = Vec::with_capacity(loaded.ranges.len());
+        let mut broken: Vec<&[u8]> = Vec::new();
+        for range in &loaded.ranges {
+            let record = &loaded.data[range.clone()];
+            let body = match self.generations([record]).first() {
+                Some(&generation) => self.read_body(key, generation)?,
+                None => None,
+            };
+            match container::decode_record(format, &loaded.data, range.clone(), body, key) {
+                Some(entry) => {
+                    entries.retain(|e| e.variant != entry.variant);
+                    entries.push(entry);
+                }
+                None => broken.push(record),
+            }
+        }
+        if !broken.is_empty() {
+            self.drop_records(key, &path, &broken)?;
+        }
+        Ok(entries)
+    }
+
+    /// Queues a refresh to be written behind, first waiting for room if the queue is
+    /// full.
+    pub(crate) fn refresh_behind(&self, entry: Arc<Entry>) {
+        if self.inner.behind.push(entry) == Pushed::StartWriter {
+            self.start_writer();
+        }
+    }
+
+    /// Queues a refresh to be written behind if the queue has room now; gives the
+    /// entry back otherwise.
+    pub(crate) fn try_refresh_behind(&self, entry: Arc<Entry>) -> Result<(), Arc<Entry>> {
+        if self.inner.behind.try_push(entry)? == Pushed::StartWriter {
+            self.start_writer();
+        }
+        Ok(())
+    }
+
+    /// Whether refreshes are queued and not yet written.
+    pub(crate) fn has_queued_refreshes(&self) -> bool {
+        !self.inner.behind.is_empty()
+    }
+
+    /// Starts the writer of queued refreshes on the [`blocking`] pool: it writes them
+    /// one by one, oldest first, until none is left. A refresh that fails is logged
+    /// and dropped; the stored entry stays as it was (its next use revalidates again).
+    fn start_writer(&self) {
+        let store = self.clone();
+        blocking::unblock(move || store.write_behind()).detach();
+    }
+
+    /// The writer's work: what is queued, written until none is left.
+    fn write_behind(&self) {
+        self.inner.behind.drain(|batch| {
+            for entry in batch {
+                if let Err(error) = self.refresh_entry(entry) {
+                    tracing::warn!(key = %entry.key, %error, "a refresh written behind failed");
+                }
+            }
+        });
+    }
+
+    /// Queues a refresh without starting a writer: it stays queued until the test
+    /// calls [`write_queued`](Self::write_queued).
+    #[cfg(test)]
+    pub(crate) fn queue_refresh_unwritten(&self, entry: &Entry) {
+        let _ = self.inner.behind.push(Arc::new(entry.clone()));
+    }
+
+    /// Writes what is queued, on this thread, as the writer would.
+    #[cfg(test)]
+    pub(crate) fn write_queued(&self) {
+        self.write_behind();
+    }
+
     /// Rewrites `key`'s file without the records in `broken` (compared byte for byte,
     /// under the write lock, so a record a concurrent write in this process replaced
     /// meanwhile is not undone), and deletes the body files they named.
@@ -983,46 +1080,53 @@ impl Loaded {
 }
 
 impl Store for FsStore {
+    /// The variants in the key's file, with the refreshes queued for them in their
+    /// place (looked at first: one written and dequeued after that look is in the file
+    /// by the time it is read).
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
-        let path = self.path_of(key);
-        let Some(loaded) = self.load(key, &path, true)? else {
-            return Ok(Vec::new());
-        };
-        let format = self.inner.format;
-        let mut entries: Vec<Entry> = Vec::with_capacity(loaded.ranges.len());
-        let mut broken: Vec<&[u8]> = Vec::new();
-        for range in &loaded.ranges {
-            let record = &loaded.data[range.clone()];
-            let body = match self.generations([record]).first() {
-                Some(&generation) => self.read_body(key, generation)?,
-                None => None,
-            };
-            match container::decode_record(format, &loaded.data, range.clone(), body, key) {
-                Some(entry) => {
-                    entries.retain(|e| e.variant != entry.variant);
-                    entries.push(entry);
-                }
-                None => broken.push(record),
+        let queued = self.inner.behind.queued_for(key);
+        let mut entries = self.read_stored(key)?;
+        for refresh in queued {
+            match entries.iter_mut().find(|stored| stored.variant == refresh.variant) {
+                Some(stored) => *stored = Entry::clone(&refresh),
+                None => entries.push(Entry::clone(&refresh)),
             }
-        }
-        if !broken.is_empty() {
-            self.drop_records(key, &path, &broken)?;
         }
         Ok(entries)
     }
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.inner.behind.settle();
         self.put_whole(entry)
     }
 
     /// When the entry's body is kept apart (binary format, over 128 KiB) and the body
     /// file its stored head names holds exactly that body, rewrites only the key's
     /// small file; else a whole [`put`](Self::put). See `FsStore::refresh_entry`.
+    ///
+    /// Written behind: returns once the refresh is queued (see
+    /// [`flush`](FsStore#method.flush)). A failure to write it is logged, not returned:
+    /// the stored entry then stays as it was.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
-        self.refresh_entry(entry).map(drop)
+        self.refresh_behind(Arc::new(entry.clone()));
+        Ok(())
+    }
+
+    /// Waits until every refresh this process queued before the call is written;
+    /// never fails.
+    ///
+    /// A refresh returns once it is queued and is written behind (see the
+    /// [crate docs](crate#refreshing-after-a-304)). Reads through this process's
+    /// handles see it at once, and every other write and scan waits for it, so only
+    /// another process reading the directory, or this process exiting before it is
+    /// written (the entry then stays as it was, to be revalidated again), can tell.
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.behind.settle();
+        Ok(())
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        self.inner.behind.settle();
         let path = self.path_of(key);
         let _write = self.lock_for(key);
         let Some(loaded) = self.load(key, &path, false)? else {
@@ -1040,6 +1144,7 @@ impl Store for FsStore {
     }
 
     fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        self.inner.behind.settle();
         let format = self.inner.format;
         let path = self.path_of(key);
         let _write = self.lock_for(key);
@@ -1067,6 +1172,7 @@ impl Store for FsStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
+        self.inner.behind.settle();
         // Key files first: no head is left naming a deleted body.
         let (bodies, others): (Vec<Found>, Vec<Found>) =
             self.walk()?.into_iter().partition(|file| matches!(file.kind, Kind::Body(..)));
@@ -1083,6 +1189,7 @@ impl Store for FsStore {
     /// head names (older than a minute) and empty shard directories, and evicts down
     /// to the bound if this process's count is over it.
     fn compact(&self) -> Result<(), StoreError> {
+        self.inner.behind.settle();
         let now = wall_clock();
         let mut total = 0;
         let mut bodies = Vec::new();
@@ -1134,6 +1241,7 @@ impl Store for FsStore {
     /// Lists every key's file; in passing deletes broken ones and body files no head
     /// names (older than a minute).
     fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
+        self.inner.behind.settle();
         let format = self.inner.format;
         let mut metas = Vec::new();
         let mut bodies = Vec::new();

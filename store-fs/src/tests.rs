@@ -472,6 +472,8 @@ fn body_files(store: &FsStore) -> Vec<PathBuf> {
 fn refresh_keeps_body(store: &FsStore, entry: &Entry) -> bool {
     #[cfg(unix)]
     let inode = |path: &PathBuf| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    // The refreshes queued before this one land first, as they would before a put.
+    store.flush().unwrap();
     let before = body_files(store);
     #[cfg(unix)]
     let inodes_before: Vec<u64> = before.iter().map(inode).collect();
@@ -490,6 +492,8 @@ fn refresh_keeps_body(store: &FsStore, entry: &Entry) -> bool {
 /// entry, and the byte count is the size of every file.
 #[track_caller]
 fn assert_no_orphans(store: &FsStore, what: &str) {
+    // The files as they are once the refreshes written behind have landed.
+    store.flush().unwrap();
     let mut named = Vec::new();
     let mut long = 0;
     for path in store.paths().unwrap() {
@@ -584,6 +588,7 @@ fn files_of_the_previous_layout_still_read() {
     // its body.
     let refreshed = conformance::revalidated(&long, 1);
     reopened.refresh(&refreshed).unwrap();
+    reopened.flush().unwrap();
     assert_eq!(body_files(&reopened).len(), 1);
     assert!(refresh_keeps_body(&reopened, &conformance::revalidated(&refreshed, 2)));
     assert_no_orphans(&reopened, "after converting");
@@ -715,9 +720,40 @@ fn async_refresh_keeps_the_body_too() {
         let before = inode(store);
         let refreshed = conformance::revalidated(&stored, 1);
         store.refresh(&refreshed).await.unwrap();
-        assert_eq!(store.get(&stored.key).await.unwrap(), vec![refreshed]);
+        assert_eq!(store.get(&stored.key).await.unwrap(), vec![refreshed.clone()], "seen at once");
+        store.flush().await.unwrap();
+        assert_eq!(store.blocking().read_stored(&stored.key).unwrap(), vec![refreshed], "and written");
         #[cfg(unix)]
         assert_eq!(inode(store), before, "the body file was kept");
     });
     assert_no_orphans(store.blocking(), "async");
+}
+
+#[test]
+fn a_refresh_written_behind_is_read_at_once_and_lands_in_the_files() {
+    // RFC 9111 §4.3.4: a read right after a 304 sees the freshened fields, whether or
+    // not the write has landed; another handle on the directory (another process)
+    // sees them once it has.
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let long = entry(1, 0, 200 << 10);
+    let short = entry(1, 1, 1_000);
+    store.put(&long).unwrap();
+    store.put(&short).unwrap();
+    let (long2, short2) = (conformance::revalidated(&long, 1), conformance::revalidated(&short, 1));
+    store.queue_refresh_unwritten(&long2);
+    store.queue_refresh_unwritten(&short2);
+
+    let sorted = |mut entries: Vec<Entry>| {
+        entries.sort_by_key(|entry| entry.variant);
+        entries
+    };
+    let other = FsStore::open(store.path()).unwrap();
+    assert_eq!(sorted(store.get(&long.key).unwrap()), [long2.clone(), short2.clone()], "read at once");
+    assert_eq!(sorted(other.get(&long.key).unwrap()), [long.clone(), short.clone()], "not yet in the files");
+
+    store.write_queued();
+    assert_eq!(sorted(other.get(&long.key).unwrap()), [long2, short2], "in the files");
+    assert_eq!(body_files(store).len(), 1, "the long body was kept");
+    assert_no_orphans(store, "after the writer");
 }

@@ -146,7 +146,6 @@
 #![allow(unsafe_code)]
 
 mod async_store;
-mod behind;
 mod default;
 mod error;
 mod records;

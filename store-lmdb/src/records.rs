@@ -20,7 +20,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, VariantId};
+use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Queued, VariantId};
 
 /// Bodies longer than this (16 KiB) are kept apart from the rest of their entry, in
 /// `bodies`, so that refreshing the entry after a 304 rewrites a record of a few
@@ -184,6 +184,18 @@ pub(crate) struct PreparedEntry {
     pub(crate) meta: Vec<u8>,
     /// The meta record's header.
     pub(crate) header: MetaHeader,
+}
+
+/// Queued by its key, weighing what it keeps alive (the records and the body).
+impl Queued for PreparedEntry {
+    fn key(&self) -> CacheKey {
+        let mut key = [0; 32];
+        key.copy_from_slice(&self.id[..32]);
+        CacheKey(key)
+    }
+    fn weight(&self) -> u64 {
+        self.stored_len().saturating_add(self.meta.len() as u64)
+    }
 }
 
 impl PreparedEntry {

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
-use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId};
+use httpcache_core::{
+    CacheKey, DecodeError, Entry, EntryMeta, Pushed, Store, StoreError, VariantId, WriteBehind,
+};
 
-use crate::behind::{Behind, Pushed};
 use crate::error::LmdbError;
 use crate::records::{
     EntryRecord, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
@@ -204,7 +205,7 @@ struct Shared {
     max_map_size: usize,
     max_bytes: Option<u64>,
     /// Refreshes accepted and not yet written (see [`Store::flush`](httpcache_core::Store::flush)).
-    behind: Behind,
+    behind: WriteBehind<PreparedEntry>,
 }
 
 impl Shared {
@@ -284,7 +285,7 @@ impl Shared {
             path,
             max_map_size,
             max_bytes: builder.max_bytes,
-            behind: Behind::default(),
+            behind: WriteBehind::default(),
         })
     }
 
@@ -880,31 +881,19 @@ impl LmdbStore {
     /// an entry that still fails is dropped with a warning, and the stored entry stays
     /// as it was (its next use revalidates it again).
     fn write_behind(&self) {
-        /// Empties the queue if the writer unwinds, so that no one waits for it.
-        struct Abandon<'a>(&'a Behind);
-        impl Drop for Abandon<'_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    self.0.abandon();
-                }
-            }
-        }
-        let behind = &self.shared.behind;
-        let _abandon = Abandon(behind);
-        while let Some(batch) = behind.next_batch() {
-            if let Err(error) = self.put_all(&batch, Write::Refresh) {
+        self.shared.behind.drain(|batch| {
+            if let Err(error) = self.put_all(batch, Write::Refresh) {
                 if batch.len() == 1 {
                     self.refresh_failed(&error);
                 } else {
-                    for entry in &batch {
+                    for entry in batch {
                         if let Err(error) = self.put_all(std::slice::from_ref(entry), Write::Refresh) {
                             self.refresh_failed(&error);
                         }
                     }
                 }
             }
-            behind.written(batch.len());
-        }
+        });
     }
 
     fn refresh_failed(&self, error: &LmdbError) {

@@ -653,38 +653,6 @@ fn a_queued_refresh_of_a_removed_variant_reads_as_stored() {
 }
 
 #[test]
-fn writes_removals_and_scans_wait_for_the_refreshes_queued_before_them() {
-    // The writer runs on the blocking pool here; every round must come out in the
-    // order this thread asked, whatever the writer's timing.
-    let (_dir, store) = temp_store();
-    let mut stored = entry(key(5), 0, body(5, 64 << 10));
-    store.put(&stored).unwrap();
-    for round in 1..=20u64 {
-        // A refresh then a put of a new response: the put wins.
-        store.refresh(&revalidated(&stored, round)).unwrap();
-        stored = entry(key(5), 0, body(100 + round, 64 << 10));
-        store.put(&stored).unwrap();
-        assert_eq!(store.get(&key(5)).unwrap(), [stored.clone()], "round {round}: the later put");
-
-        // A refresh then a scan: the scan lists the refreshed times.
-        let refreshed = revalidated(&stored, round);
-        store.refresh(&refreshed).unwrap();
-        let metas = store.scan().unwrap();
-        assert_eq!(store.queued_refreshes(), 0, "round {round}: a scan settles the queue");
-        assert_eq!(metas.len(), 1);
-        assert_eq!(metas[0].expires, refreshed.expires, "round {round}: the refreshed expiry");
-        stored = refreshed;
-    }
-    // A refresh then a removal: nothing comes back.
-    store.refresh(&revalidated(&stored, 99)).unwrap();
-    assert_eq!(store.remove(&key(5)).unwrap(), 1);
-    assert!(store.get(&key(5)).unwrap().is_empty());
-    store.flush().unwrap();
-    assert!(store.get(&key(5)).unwrap().is_empty(), "the refresh landed before the removal");
-    assert_no_orphans(&store, "at the end");
-}
-
-#[test]
 fn a_refresh_that_cannot_be_written_costs_no_other_in_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = LmdbStore::builder(dir.path()).max_bytes(100_000).open().unwrap();
@@ -699,34 +667,6 @@ fn a_refresh_that_cannot_be_written_costs_no_other_in_its_batch() {
     assert_eq!(store.queued_refreshes(), 0, "both left the queue");
     assert_eq!(store.get(&key(6)).unwrap(), [small2], "the writable one was written");
     assert!(store.get(&key(7)).unwrap().is_empty(), "the other was dropped");
-}
-
-#[test]
-fn refreshes_from_many_threads_settle_into_a_consistent_store() {
-    let (_dir, store) = temp_store();
-    let bases: Vec<Entry> = (0..4).map(|n| entry(key(10 + n), 0, body(n, 20_000 + n as usize))).collect();
-    for base in &bases {
-        store.put(base).unwrap();
-    }
-    std::thread::scope(|scope| {
-        for (n, base) in bases.iter().enumerate() {
-            let store = store.clone();
-            scope.spawn(move || {
-                for round in 1..=50u64 {
-                    let refreshed = revalidated(base, round);
-                    store.refresh(&refreshed).unwrap();
-                    // This thread's own refresh (or a later one of its own) is what it reads.
-                    assert_eq!(store.get(&base.key).unwrap(), [refreshed], "thread {n}, round {round}");
-                }
-            });
-        }
-    });
-    store.flush().unwrap();
-    assert_eq!(store.queued_refreshes(), 0);
-    for base in &bases {
-        assert_eq!(store.get_from_map(&base.key), [revalidated(base, 50)], "the last refresh landed");
-    }
-    assert_no_orphans(&store, "after the threads");
 }
 
 #[test]

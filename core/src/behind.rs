@@ -1,0 +1,412 @@
+//! Write-behind for stores: a bounded queue of writes a store has accepted but not
+//! yet made, which its reads consult and its other writes wait for.
+//!
+//! A refresh after a 304 changes a few hundred bytes of a stored entry, but a disk
+//! store's write waits for a flush to disk. [`WriteBehind`] lets such a store return
+//! from [`Store::refresh`](crate::Store::refresh) once the refresh is queued: one
+//! writer at a time (which the store runs on a thread of its own choosing, started by
+//! whoever queues into an idle queue, [`Pushed::StartWriter`]) runs
+//! [`WriteBehind::drain`], which hands it what is queued, batch after batch, until the
+//! queue is empty. Three rules, which the store keeps with these calls,
+//! make its answers the same as if every refresh had been written before `refresh`
+//! returned (the contract of [`Store::refresh`](crate::Store::refresh)):
+//!
+//! * reads look at the queued writes of their key ([`WriteBehind::queued_for`])
+//!   *before* reading storage, and prefer them: a queued write is visible from the
+//!   moment it is queued, and one written and dequeued after that look is in storage
+//!   by the time the read starts;
+//! * every other write, and every scan, first waits for the writes queued before it
+//!   ([`WriteBehind::settle`]), so it lands after them;
+//! * the queue is bounded in entries and in bytes ([`WriteBehind::new`]): a write
+//!   that finds it full waits for room ([`WriteBehind::push`]) or is refused
+//!   ([`WriteBehind::try_push`], for callers on an executor).
+//!
+//! The queue holds no threads and does no I/O: it is a `Mutex`, a `Condvar` and an
+//! atomic count, the last so that a read of a store with nothing queued (the usual
+//! case) takes no lock.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::{CacheKey, Entry};
+
+/// A write that can wait in a [`WriteBehind`] queue.
+pub trait Queued: Send + Sync {
+    /// The key of the entry it writes: what [`WriteBehind::queued_for`] matches.
+    fn key(&self) -> CacheKey;
+    /// What it counts for against the queue's byte bound: about the memory it keeps
+    /// alive while queued.
+    fn weight(&self) -> u64;
+}
+
+/// An entry queued whole: its key, and its body and header fields for weight.
+impl Queued for Entry {
+    fn key(&self) -> CacheKey {
+        self.key
+    }
+    fn weight(&self) -> u64 {
+        let fields = |headers: &http::HeaderMap| -> u64 {
+            headers.iter().map(|(name, value)| (name.as_str().len() + value.len()) as u64).sum()
+        };
+        (self.response.body.len() as u64)
+            .saturating_add(fields(&self.response.headers))
+            .saturating_add(fields(&self.request.headers))
+    }
+}
+
+/// The default bound on queued writes: 256.
+pub const DEFAULT_MAX_QUEUED: usize = 256;
+
+/// The default bound on the bytes of queued writes ([`Queued::weight`]): 32 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 32 << 20;
+
+/// The queue and its writer flag.
+struct Queue<T> {
+    /// Oldest first. An entry leaves only once written (or its write failed).
+    entries: VecDeque<Arc<T>>,
+    /// The sum of the entries' [`PreparedEntry::stored_len`].
+    bytes: u64,
+    /// Whether a writer is draining the queue.
+    writing: bool,
+    /// How many entries have ever left the queue (written, failed or abandoned): a
+    /// settle waits for this to pass the count queued before it, not for an empty
+    /// queue, which a steady stream of refreshes might never leave.
+    left: u64,
+}
+
+/// Writes accepted and not yet made. See the [module docs](self).
+pub struct WriteBehind<T> {
+    queue: Mutex<Queue<T>>,
+    /// Signalled whenever entries leave the queue.
+    drained: Condvar,
+    /// How many entries are queued, readable without the lock.
+    len: AtomicUsize,
+    max_len: usize,
+    max_bytes: u64,
+}
+
+impl<T> std::fmt::Debug for WriteBehind<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("queued", &self.len())
+            .field("max_len", &self.max_len)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// What [`WriteBehind::push`] asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Pushed {
+    /// A writer is already draining the queue.
+    Queued,
+    /// The queue was idle: the caller starts a writer, which runs
+    /// [`WriteBehind::drain`].
+    StartWriter,
+}
+
+impl<T: Queued> Default for WriteBehind<T> {
+    /// A queue with the default bounds ([`DEFAULT_MAX_QUEUED`],
+    /// [`DEFAULT_MAX_QUEUED_BYTES`]).
+    fn default() -> Self {
+        WriteBehind::new(DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_BYTES)
+    }
+}
+
+impl<T: Queued> WriteBehind<T> {
+    /// An empty queue holding at most `max_len` writes (at least 1) weighing at most
+    /// `max_bytes` together; a write heavier than `max_bytes` alone still goes in
+    /// when the queue is empty.
+    pub fn new(max_len: usize, max_bytes: u64) -> Self {
+        WriteBehind {
+            queue: Mutex::new(Queue { entries: VecDeque::new(), bytes: 0, writing: false, left: 0 }),
+            drained: Condvar::new(),
+            len: AtomicUsize::new(0),
+            max_len: max_len.max(1),
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue<T>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, Queue<T>>) -> MutexGuard<'a, Queue<T>> {
+        self.drained.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn has_room(&self, queue: &Queue<T>, entry: &T) -> bool {
+        queue.entries.is_empty()
+            || (queue.entries.len() < self.max_len
+                && queue.bytes.saturating_add(entry.weight()) <= self.max_bytes)
+    }
+
+    fn enqueue(&self, queue: &mut Queue<T>, entry: Arc<T>) -> Pushed {
+        queue.bytes = queue.bytes.saturating_add(entry.weight());
+        queue.entries.push_back(entry);
+        self.len.store(queue.entries.len(), Ordering::Release);
+        if queue.writing {
+            Pushed::Queued
+        } else {
+            queue.writing = true;
+            Pushed::StartWriter
+        }
+    }
+
+    /// Queues `entry`, first waiting for room if the queue is full (blocking).
+    pub fn push(&self, entry: Arc<T>) -> Pushed {
+        let mut queue = self.lock();
+        while !self.has_room(&queue, &entry) {
+            queue = self.wait(queue);
+        }
+        self.enqueue(&mut queue, entry)
+    }
+
+    /// Queues `entry` if there is room now; gives it back otherwise (never blocks on
+    /// room, for callers on an executor).
+    ///
+    /// # Errors
+    /// `entry` itself, when the queue is full.
+    pub fn try_push(&self, entry: Arc<T>) -> Result<Pushed, Arc<T>> {
+        let mut queue = self.lock();
+        if self.has_room(&queue, &entry) { Ok(self.enqueue(&mut queue, entry)) } else { Err(entry) }
+    }
+
+    /// The queued refreshes of `key`'s variants, oldest first (empty without taking
+    /// the lock when nothing is queued).
+    pub fn queued_for(&self, key: &CacheKey) -> Vec<Arc<T>> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let queue = self.lock();
+        queue.entries.iter().filter(|entry| entry.key() == *key).cloned().collect()
+    }
+
+    /// The writer: calls `write` with everything queued, oldest first, then again with
+    /// what was queued meanwhile, until the queue is empty; then the next push starts
+    /// a writer again ([`Pushed::StartWriter`]). A batch stays queued, so reads keep
+    /// seeing it, until `write` returns; `write` handles its own failures (a store logs
+    /// them: the writes are dropped either way). If `write` panics, what is queued is
+    /// dropped, so that no one waits for it forever.
+    pub fn drain(&self, mut write: impl FnMut(&[Arc<T>])) {
+        /// Empties the queue if the writer unwinds.
+        struct Abandon<'a, T: Queued>(&'a WriteBehind<T>);
+        impl<T: Queued> Drop for Abandon<'_, T> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.abandon();
+                }
+            }
+        }
+        let _abandon = Abandon(self);
+        while let Some(batch) = self.next_batch() {
+            write(&batch);
+            self.written(batch.len());
+        }
+    }
+
+    /// The entries to write next, oldest first and left in the queue (so reads keep
+    /// seeing them) until [`written`](Self::written); `None` when the queue is empty,
+    /// in which case the writer is done and the next push starts one.
+    fn next_batch(&self) -> Option<Vec<Arc<T>>> {
+        let mut queue = self.lock();
+        if queue.entries.is_empty() {
+            queue.writing = false;
+            return None;
+        }
+        Some(queue.entries.iter().cloned().collect())
+    }
+
+    /// The first `count` entries are written (or failed); they leave the queue, and
+    /// whoever waits for room or for the queue to empty wakes.
+    fn written(&self, count: usize) {
+        let mut queue = self.lock();
+        let count = count.min(queue.entries.len());
+        let freed: u64 = queue.entries.drain(..count).map(|entry| entry.weight()).sum();
+        queue.bytes = queue.bytes.saturating_sub(freed);
+        queue.left += count as u64;
+        self.len.store(queue.entries.len(), Ordering::Release);
+        drop(queue);
+        self.drained.notify_all();
+    }
+
+    /// For a writer that cannot go on (it is unwinding): drops what is queued, so that
+    /// nobody waits for it forever, and lets the next push start a writer.
+    fn abandon(&self) {
+        let mut queue = self.lock();
+        queue.left += queue.entries.len() as u64;
+        queue.entries.clear();
+        queue.bytes = 0;
+        queue.writing = false;
+        self.len.store(0, Ordering::Release);
+        drop(queue);
+        self.drained.notify_all();
+    }
+
+    /// Waits until every refresh queued so far has been written (at once when the
+    /// queue is empty).
+    pub fn settle(&self) {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut queue = self.lock();
+        let target = queue.left + queue.entries.len() as u64;
+        while queue.left < target {
+            queue = self.wait(queue);
+        }
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> WriteBehind<T> {
+    /// How many writes are queued.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::VariantId;
+    use crate::entry::testing::sample_entry;
+
+    type Behind = WriteBehind<Entry>;
+
+    fn key(n: u64) -> CacheKey {
+        CacheKey::hash(format!("write-behind {n}"))
+    }
+
+    fn sized(n: u64, len: usize) -> Arc<Entry> {
+        Arc::new(sample_entry(key(n), VariantId(0), Bytes::from(vec![0; len])))
+    }
+
+    fn prepared(n: u64) -> Arc<Entry> {
+        sized(n, 100)
+    }
+
+    #[test]
+    fn the_first_push_starts_the_writer_and_an_empty_batch_stops_it() {
+        let behind = Behind::default();
+        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
+        assert_eq!(behind.push(prepared(2)), Pushed::Queued);
+        let batch = behind.next_batch().expect("two queued");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(behind.len(), 2, "a batch stays queued until written");
+        assert_eq!(behind.queued_for(&key(2)).len(), 1);
+        behind.written(batch.len());
+        assert_eq!(behind.len(), 0);
+        assert!(behind.queued_for(&key(2)).is_empty());
+        assert!(behind.next_batch().is_none());
+        assert_eq!(behind.push(prepared(3)), Pushed::StartWriter, "the writer stopped: start another");
+    }
+
+    #[test]
+    fn a_full_queue_refuses_a_try_and_holds_a_push_until_there_is_room() {
+        let behind = Behind::default();
+        for n in 0..DEFAULT_MAX_QUEUED as u64 {
+            let _ = behind.try_push(prepared(n)).expect("room");
+        }
+        assert!(behind.try_push(prepared(1_000)).is_err(), "full");
+        let (done, pushed) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _ = behind.push(prepared(1_001));
+                done.send(()).unwrap();
+            });
+            // Not a timing assertion: a push that did not wait would only make this
+            // check pass sooner, never fail it.
+            assert!(pushed.recv_timeout(Duration::from_millis(50)).is_err(), "the push waits for room");
+            behind.written(1);
+            pushed.recv().expect("the push went through once there was room");
+        });
+        assert_eq!(behind.len(), DEFAULT_MAX_QUEUED);
+    }
+
+    #[test]
+    fn a_queue_over_its_byte_bound_takes_one_more_only_when_empty() {
+        let behind = Behind::default();
+        let big = || sized(9, DEFAULT_MAX_QUEUED_BYTES as usize);
+        let _ = behind.try_push(big()).expect("an empty queue takes any entry");
+        assert!(behind.try_push(prepared(1)).is_err(), "over the byte bound");
+        behind.written(1);
+        let _ = behind.try_push(prepared(1)).expect("room again");
+    }
+
+    #[test]
+    fn settle_waits_for_what_was_queued_before_it_only() {
+        let behind = Behind::default();
+        behind.settle(); // nothing queued: returns at once
+        let _ = behind.push(prepared(1));
+        let (done, settled) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                behind.settle();
+                done.send(()).unwrap();
+            });
+            assert!(settled.recv_timeout(Duration::from_millis(50)).is_err(), "settle waits");
+            // Queued after the settle began: it does not wait for this one.
+            let _ = behind.push(prepared(2));
+            behind.written(1);
+            settled.recv().expect("settled once the first was written");
+        });
+        assert_eq!(behind.len(), 1);
+    }
+
+    #[test]
+    fn drain_hands_over_batches_until_the_queue_is_empty() {
+        let behind = Behind::default();
+        let _ = behind.push(prepared(1));
+        let _ = behind.push(prepared(2));
+        let mut batches = Vec::new();
+        behind.drain(|batch| {
+            assert_eq!(behind.len(), batch.len(), "a batch stays queued while it is written");
+            assert_eq!(behind.queued_for(&batch[0].key()).len(), 1, "and reads see it");
+            if batches.is_empty() {
+                // Queued while the first batch is written: the next batch.
+                let _ = behind.push(prepared(3));
+            }
+            batches.push(batch.iter().map(|entry| entry.key()).collect::<Vec<_>>());
+        });
+        assert_eq!(batches, [vec![key(1), key(2)], vec![key(3)]]);
+        assert!(behind.is_empty());
+        assert_eq!(behind.push(prepared(4)), Pushed::StartWriter, "the writer is done");
+    }
+
+    #[test]
+    fn a_writer_that_panics_drops_the_queue_and_frees_the_waiters() {
+        let behind = Behind::default();
+        let _ = behind.push(prepared(1));
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            behind.drain(|_| panic!("the disk went away"));
+        }));
+        assert!(unwound.is_err());
+        assert!(behind.is_empty());
+        behind.settle(); // returns: nothing is left to wait for
+        assert_eq!(behind.push(prepared(2)), Pushed::StartWriter);
+    }
+
+    #[test]
+    fn abandoning_empties_the_queue_and_wakes_the_waiters() {
+        let behind = Behind::default();
+        let _ = behind.push(prepared(1));
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| behind.settle());
+            behind.abandon();
+            waiter.join().expect("settle returned");
+        });
+        assert_eq!(behind.len(), 0);
+        assert_eq!(behind.push(prepared(2)), Pushed::StartWriter);
+    }
+}
