@@ -29,12 +29,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::{CacheKey, Entry};
+use crate::{CacheKey, Entry, VariantId};
 
 /// A write that can wait in a [`WriteBehind`] queue.
 pub trait Queued: Send + Sync {
     /// The key of the entry it writes: what [`WriteBehind::queued_for`] matches.
     fn key(&self) -> CacheKey;
+    /// The variant it writes: of two writes of one key and variant in a batch, only the
+    /// later is handed to the writer ([`WriteBehind::drain`]).
+    fn variant(&self) -> VariantId;
     /// What it counts for against the queue's byte bound: about the memory it keeps
     /// alive while queued.
     fn weight(&self) -> u64;
@@ -44,6 +47,9 @@ pub trait Queued: Send + Sync {
 impl Queued for Entry {
     fn key(&self) -> CacheKey {
         self.key
+    }
+    fn variant(&self) -> VariantId {
+        self.variant
     }
     fn weight(&self) -> u64 {
         let fields = |headers: &http::HeaderMap| -> u64 {
@@ -186,8 +192,11 @@ impl<T: Queued> WriteBehind<T> {
 
     /// The writer: calls `write` with everything queued, oldest first, then again with
     /// what was queued meanwhile, until the queue is empty; then the next push starts
-    /// a writer again ([`Pushed::StartWriter`]). A batch stays queued, so reads keep
-    /// seeing it, until `write` returns; `write` handles its own failures (a store logs
+    /// a writer again ([`Pushed::StartWriter`]). Of several writes of one key and
+    /// variant in a batch, `write` receives only the last: each replaces the variant
+    /// whole, so the others would be overwritten at once (a burst of revalidations of
+    /// one resource costs one write). A batch stays queued, so reads keep seeing it,
+    /// until `write` returns; `write` handles its own failures (a store logs
     /// them: the writes are dropped either way). If `write` panics, what is queued is
     /// dropped, so that no one waits for it forever.
     pub fn drain(&self, mut write: impl FnMut(&[Arc<T>])) {
@@ -202,8 +211,9 @@ impl<T: Queued> WriteBehind<T> {
         }
         let _abandon = Abandon(self);
         while let Some(batch) = self.next_batch() {
-            write(&batch);
-            self.written(batch.len());
+            let count = batch.len();
+            write(&latest_per_variant(batch));
+            self.written(count);
         }
     }
 
@@ -262,6 +272,18 @@ impl<T: Queued> WriteBehind<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `batch` without the writes a later one of the same key and variant replaces, in
+/// order.
+fn latest_per_variant<T: Queued>(mut batch: Vec<Arc<T>>) -> Vec<Arc<T>> {
+    if batch.len() > 1 {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        batch.reverse();
+        batch.retain(|write| seen.insert((write.key(), write.variant())));
+        batch.reverse();
+    }
+    batch
 }
 
 impl<T> WriteBehind<T> {
@@ -382,6 +404,23 @@ mod tests {
         assert_eq!(batches, [vec![key(1), key(2)], vec![key(3)]]);
         assert!(behind.is_empty());
         assert_eq!(behind.push(prepared(4)), Pushed::StartWriter, "the writer is done");
+    }
+
+    #[test]
+    fn drain_hands_over_the_last_write_of_each_variant_only() {
+        let behind = Behind::default();
+        let write = |n: u64, variant: u64, len: usize| {
+            Arc::new(sample_entry(key(n), VariantId(variant), Bytes::from(vec![0; len])))
+        };
+        for (n, variant, len) in [(1, 0, 10), (2, 0, 20), (1, 0, 30), (1, 1, 40), (2, 0, 50), (1, 0, 60)] {
+            let _ = behind.push(write(n, variant, len));
+        }
+        let mut handed = Vec::new();
+        behind.drain(|batch| {
+            handed.extend(batch.iter().map(|entry| (entry.key, entry.variant.0, entry.response.body.len())));
+        });
+        assert_eq!(handed, [(key(1), 1, 40), (key(2), 0, 50), (key(1), 0, 60)], "the last of each, in order");
+        assert!(behind.is_empty(), "the replaced ones left the queue too");
     }
 
     #[test]

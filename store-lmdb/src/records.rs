@@ -193,6 +193,11 @@ impl Queued for PreparedEntry {
         key.copy_from_slice(&self.id[..32]);
         CacheKey(key)
     }
+    fn variant(&self) -> VariantId {
+        let mut variant = [0; 8];
+        variant.copy_from_slice(&self.id[32..]);
+        VariantId(u64::from_be_bytes(variant))
+    }
     fn weight(&self) -> u64 {
         self.stored_len().saturating_add(self.meta.len() as u64)
     }
