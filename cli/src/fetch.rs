@@ -137,6 +137,9 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     let sent = request.send();
     waiting.finish();
     let response = sent.map_err(|error| CliError::Http(chain(&error)))?;
+    // A revalidation's refresh is queued now (the LMDB and fs stores write it behind):
+    // keep it, whatever happens next.
+    client.cache().store().flush()?;
     let http = response.status();
     let status = response.cache_status().cloned();
     if status.as_ref().is_some_and(|status| status.reason == Reason::OnlyIfCachedMiss) {
@@ -151,8 +154,6 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     if !args.quiet {
         eprintln!("{}", status_line(http, status.as_ref(), elapsed, clock::now()));
     }
-    // A revalidation's refresh may still be queued (LMDB writes it behind): keep it.
-    client.cache().store().flush()?;
     copied?;
     if http.is_client_error() || http.is_server_error() {
         return Err(CliError::Http(format!("the origin answered {http}")));

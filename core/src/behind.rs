@@ -4,30 +4,35 @@
 //! A refresh after a 304 changes a few hundred bytes of a stored entry, but a disk
 //! store's write waits for a flush to disk. [`WriteBehind`] lets such a store return
 //! from [`Store::refresh`](crate::Store::refresh) once the refresh is queued: one
-//! writer at a time (which the store runs on a thread of its own choosing, started by
-//! whoever queues into an idle queue, [`Pushed::StartWriter`]) runs
-//! [`WriteBehind::drain`], which hands it what is queued, batch after batch, until the
-//! queue is empty. Three rules, which the store keeps with these calls,
-//! make its answers the same as if every refresh had been written before `refresh`
-//! returned (the contract of [`Store::refresh`](crate::Store::refresh)):
+//! writer at a time, on a thread the store starts when a push finds no writer
+//! ([`Pushed::StartWriter`]), runs [`WriteBehind::drain`], which hands it what is
+//! queued, batch after batch, and returns once the queue has stayed empty for a while.
+//! The writer needs a thread of its own: on a shared pool, the tasks waiting for it
+//! (below) could hold every thread and starve it. Three rules, which the store keeps
+//! with these calls, make its answers the same as if every refresh had been written
+//! before `refresh` returned (the contract of [`Store::refresh`](crate::Store::refresh)):
 //!
 //! * reads look at the queued writes of their key ([`WriteBehind::queued_for`])
 //!   *before* reading storage, and prefer them: a queued write is visible from the
 //!   moment it is queued, and one written and dequeued after that look is in storage
 //!   by the time the read starts;
-//! * every other write, and every scan, first waits for the writes queued before it
-//!   ([`WriteBehind::settle`]), so it lands after them;
+//! * every other write first waits for the writes queued before it, and then holds
+//!   the writer off until it has landed ([`WriteBehind::settle`] and the [`Settled`]
+//!   guard it returns): it lands after them, and a refresh queued meanwhile lands
+//!   after it, so two reads never see a refresh, then the write, then the refresh
+//!   again; scans settle too, so they list what reads would return;
 //! * the queue is bounded in entries and in bytes ([`WriteBehind::new`]): a write
 //!   that finds it full waits for room ([`WriteBehind::push`]) or is refused
 //!   ([`WriteBehind::try_push`], for callers on an executor).
 //!
-//! The queue holds no threads and does no I/O: it is a `Mutex`, a `Condvar` and an
-//! atomic count, the last so that a read of a store with nothing queued (the usual
-//! case) takes no lock.
+//! The queue itself starts no thread and does no I/O: it is two `Mutex`es, two
+//! `Condvar`s and an atomic count, the last so that a read of a store with nothing
+//! queued (the usual case) takes no lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::{CacheKey, Entry, VariantId};
 
@@ -71,10 +76,12 @@ pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 32 << 20;
 struct Queue<T> {
     /// Oldest first. An entry leaves only once written (or its write failed).
     entries: VecDeque<Arc<T>>,
-    /// The sum of the entries' [`PreparedEntry::stored_len`].
+    /// The sum of the entries' [`Queued::weight`].
     bytes: u64,
-    /// Whether a writer is draining the queue.
+    /// Whether a writer is draining the queue (or about to start).
     writing: bool,
+    /// Whether the writer waits for work (a push wakes it).
+    parked: bool,
     /// How many entries have ever left the queue (written, failed or abandoned): a
     /// settle waits for this to pass the count queued before it, not for an empty
     /// queue, which a steady stream of refreshes might never leave.
@@ -86,6 +93,11 @@ pub struct WriteBehind<T> {
     queue: Mutex<Queue<T>>,
     /// Signalled whenever entries leave the queue.
     drained: Condvar,
+    /// Signalled when a push finds the writer parked.
+    arrived: Condvar,
+    /// Held by the writer while it writes a batch, and by every other write from
+    /// its settle until it has landed.
+    gate: Mutex<()>,
     /// How many entries are queued, readable without the lock.
     len: AtomicUsize,
     max_len: usize,
@@ -99,6 +111,16 @@ impl<T> std::fmt::Debug for WriteBehind<T> {
             .field("max_len", &self.max_len)
             .field("max_bytes", &self.max_bytes)
             .finish()
+    }
+}
+
+/// Returned by [`WriteBehind::settle`]: while it lives, the writer waits.
+#[must_use = "a write holds it until it has landed"]
+pub struct Settled<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
+impl std::fmt::Debug for Settled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settled")
     }
 }
 
@@ -127,8 +149,16 @@ impl<T: Queued> WriteBehind<T> {
     /// when the queue is empty.
     pub fn new(max_len: usize, max_bytes: u64) -> Self {
         WriteBehind {
-            queue: Mutex::new(Queue { entries: VecDeque::new(), bytes: 0, writing: false, left: 0 }),
+            queue: Mutex::new(Queue {
+                entries: VecDeque::new(),
+                bytes: 0,
+                writing: false,
+                parked: false,
+                left: 0,
+            }),
             drained: Condvar::new(),
+            arrived: Condvar::new(),
+            gate: Mutex::new(()),
             len: AtomicUsize::new(0),
             max_len: max_len.max(1),
             max_bytes,
@@ -154,6 +184,10 @@ impl<T: Queued> WriteBehind<T> {
         queue.entries.push_back(entry);
         self.len.store(queue.entries.len(), Ordering::Release);
         if queue.writing {
+            if queue.parked {
+                queue.parked = false;
+                self.arrived.notify_one();
+            }
             Pushed::Queued
         } else {
             queue.writing = true;
@@ -191,15 +225,17 @@ impl<T: Queued> WriteBehind<T> {
     }
 
     /// The writer: calls `write` with everything queued, oldest first, then again with
-    /// what was queued meanwhile, until the queue is empty; then the next push starts
-    /// a writer again ([`Pushed::StartWriter`]). Of several writes of one key and
+    /// what was queued meanwhile, until the queue has stayed empty for `idle`; then
+    /// the next push starts a writer again ([`Pushed::StartWriter`]). Waiting a while
+    /// spares a steady stream of refreshes a thread start each (`Duration::ZERO`
+    /// returns as soon as the queue is empty). Of several writes of one key and
     /// variant in a batch, `write` receives only the last: each replaces the variant
     /// whole, so the others would be overwritten at once (a burst of revalidations of
     /// one resource costs one write). A batch stays queued, so reads keep seeing it,
     /// until `write` returns; `write` handles its own failures (a store logs
     /// them: the writes are dropped either way). If `write` panics, what is queued is
     /// dropped, so that no one waits for it forever.
-    pub fn drain(&self, mut write: impl FnMut(&[Arc<T>])) {
+    pub fn drain(&self, idle: Duration, mut write: impl FnMut(&[Arc<T>])) {
         /// Empties the queue if the writer unwinds.
         struct Abandon<'a, T: Queued>(&'a WriteBehind<T>);
         impl<T: Queued> Drop for Abandon<'_, T> {
@@ -210,22 +246,36 @@ impl<T: Queued> WriteBehind<T> {
             }
         }
         let _abandon = Abandon(self);
-        while let Some(batch) = self.next_batch() {
+        while let Some(batch) = self.next_batch(idle) {
             let count = batch.len();
+            let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
             write(&latest_per_variant(batch));
             self.written(count);
         }
     }
 
     /// The entries to write next, oldest first and left in the queue (so reads keep
-    /// seeing them) until [`written`](Self::written); `None` when the queue is empty,
-    /// in which case the writer is done and the next push starts one.
-    fn next_batch(&self) -> Option<Vec<Arc<T>>> {
+    /// seeing them) until [`written`](Self::written), waiting up to `idle` for some;
+    /// `None` when there were none, in which case the writer is done and the next push
+    /// starts one.
+    fn next_batch(&self, idle: Duration) -> Option<Vec<Arc<T>>> {
         let mut queue = self.lock();
-        if queue.entries.is_empty() {
-            queue.writing = false;
-            return None;
+        let mut timed_out = idle.is_zero();
+        // No clock in the core: a spurious wake-up waits `idle` afresh, which only
+        // keeps the writer a little longer.
+        while queue.entries.is_empty() {
+            if timed_out {
+                queue.writing = false;
+                queue.parked = false;
+                return None;
+            }
+            queue.parked = true;
+            let (guard, wait) =
+                self.arrived.wait_timeout(queue, idle).unwrap_or_else(PoisonError::into_inner);
+            queue = guard;
+            timed_out = wait.timed_out();
         }
+        queue.parked = false;
         Some(queue.entries.iter().cloned().collect())
     }
 
@@ -250,22 +300,25 @@ impl<T: Queued> WriteBehind<T> {
         queue.entries.clear();
         queue.bytes = 0;
         queue.writing = false;
+        queue.parked = false;
         self.len.store(0, Ordering::Release);
         drop(queue);
         self.drained.notify_all();
     }
 
-    /// Waits until every refresh queued so far has been written (at once when the
-    /// queue is empty).
-    pub fn settle(&self) {
-        if self.len.load(Ordering::Acquire) == 0 {
-            return;
+    /// Waits until every write queued so far has been made (at once when the queue is
+    /// empty), then holds the writer off while the returned guard lives: a write holds
+    /// it until it has landed, so that what is queued meanwhile lands after it. A scan
+    /// drops it at once. Never call it while holding a [`Settled`] of the same queue.
+    pub fn settle(&self) -> Settled<'_> {
+        if self.len.load(Ordering::Acquire) != 0 {
+            let mut queue = self.lock();
+            let target = queue.left + queue.entries.len() as u64;
+            while queue.left < target {
+                queue = self.wait(queue);
+            }
         }
-        let mut queue = self.lock();
-        let target = queue.left + queue.entries.len() as u64;
-        while queue.left < target {
-            queue = self.wait(queue);
-        }
+        Settled(self.gate.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Whether nothing is queued.
@@ -323,14 +376,14 @@ mod tests {
         let behind = Behind::default();
         assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
         assert_eq!(behind.push(prepared(2)), Pushed::Queued);
-        let batch = behind.next_batch().expect("two queued");
+        let batch = behind.next_batch(Duration::ZERO).expect("two queued");
         assert_eq!(batch.len(), 2);
         assert_eq!(behind.len(), 2, "a batch stays queued until written");
         assert_eq!(behind.queued_for(&key(2)).len(), 1);
         behind.written(batch.len());
         assert_eq!(behind.len(), 0);
         assert!(behind.queued_for(&key(2)).is_empty());
-        assert!(behind.next_batch().is_none());
+        assert!(behind.next_batch(Duration::ZERO).is_none());
         assert_eq!(behind.push(prepared(3)), Pushed::StartWriter, "the writer stopped: start another");
     }
 
@@ -369,12 +422,12 @@ mod tests {
     #[test]
     fn settle_waits_for_what_was_queued_before_it_only() {
         let behind = Behind::default();
-        behind.settle(); // nothing queued: returns at once
+        drop(behind.settle()); // nothing queued: returns at once
         let _ = behind.push(prepared(1));
         let (done, settled) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                behind.settle();
+                drop(behind.settle());
                 done.send(()).unwrap();
             });
             assert!(settled.recv_timeout(Duration::from_millis(50)).is_err(), "settle waits");
@@ -392,7 +445,7 @@ mod tests {
         let _ = behind.push(prepared(1));
         let _ = behind.push(prepared(2));
         let mut batches = Vec::new();
-        behind.drain(|batch| {
+        behind.drain(Duration::ZERO, |batch| {
             assert_eq!(behind.len(), batch.len(), "a batch stays queued while it is written");
             assert_eq!(behind.queued_for(&batch[0].key()).len(), 1, "and reads see it");
             if batches.is_empty() {
@@ -416,7 +469,7 @@ mod tests {
             let _ = behind.push(write(n, variant, len));
         }
         let mut handed = Vec::new();
-        behind.drain(|batch| {
+        behind.drain(Duration::ZERO, |batch| {
             handed.extend(batch.iter().map(|entry| (entry.key, entry.variant.0, entry.response.body.len())));
         });
         assert_eq!(handed, [(key(1), 1, 40), (key(2), 0, 50), (key(1), 0, 60)], "the last of each, in order");
@@ -428,12 +481,55 @@ mod tests {
         let behind = Behind::default();
         let _ = behind.push(prepared(1));
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            behind.drain(|_| panic!("the disk went away"));
+            behind.drain(Duration::ZERO, |_| panic!("the disk went away"));
         }));
         assert!(unwound.is_err());
         assert!(behind.is_empty());
-        behind.settle(); // returns: nothing is left to wait for
+        drop(behind.settle()); // returns: nothing is left to wait for
         assert_eq!(behind.push(prepared(2)), Pushed::StartWriter);
+    }
+
+    #[test]
+    fn a_settled_write_holds_the_writer_off_until_it_has_landed() {
+        // The race a write must not lose: it settles (nothing queued), a refresh is
+        // queued and would be written while the write is still going on, then reads
+        // would see the refresh, the write, and the refresh again.
+        let behind = Behind::default();
+        let settled = behind.settle();
+        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
+        let (wrote, written) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| behind.drain(Duration::ZERO, |batch| wrote.send(batch.len()).unwrap()));
+            // Not a timing assertion: a writer that did not wait would only fail it.
+            assert!(written.recv_timeout(Duration::from_millis(50)).is_err(), "the writer waits");
+            assert_eq!(behind.queued_for(&key(1)).len(), 1, "reads still see the refresh");
+            drop(settled);
+            assert_eq!(written.recv().unwrap(), 1, "written once the write has landed");
+        });
+        assert!(behind.is_empty());
+    }
+
+    #[test]
+    fn an_idle_writer_waits_for_more_work_before_it_stops() {
+        let behind = Behind::default();
+        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
+        let (wrote, written) = mpsc::channel();
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                behind.drain(Duration::from_secs(1), |batch| {
+                    wrote.send(batch.iter().map(|entry| entry.key()).collect::<Vec<_>>()).unwrap();
+                })
+            });
+            assert_eq!(written.recv().unwrap(), [key(1)]);
+            // The writer is still there (parked): no new one is asked for, and it wakes.
+            assert_eq!(behind.push(prepared(2)), Pushed::Queued);
+            assert_eq!(written.recv().unwrap(), [key(2)]);
+            drop(behind.settle());
+            assert!(!writer.is_finished(), "still waiting for work");
+        });
+        // The scope joined the writer: it stopped after `idle`, and the next push
+        // starts another.
+        assert_eq!(behind.push(prepared(3)), Pushed::StartWriter);
     }
 
     #[test]
@@ -441,7 +537,7 @@ mod tests {
         let behind = Behind::default();
         let _ = behind.push(prepared(1));
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| behind.settle());
+            let waiter = scope.spawn(|| drop(behind.settle()));
             behind.abandon();
             waiter.join().expect("settle returned");
         });

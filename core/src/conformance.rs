@@ -640,6 +640,7 @@ pub fn refresh_is_ordered_with_later_writes<S: Store + ?Sized>(store: &S) {
         ok(store.put(&stored), "put");
         ok(store.refresh(&revalidated(&stored, round)), "refresh");
         assert_eq!(ok(store.remove(&key(40)), "remove"), 1, "{what}");
+        assert!(ok(store.get(&key(40)), "get").is_empty(), "{what}: removed after the refresh");
         ok(store.put(&stored), "put");
         ok(store.refresh(&revalidated(&stored, round)), "refresh");
         ok(store.clear(), "clear");

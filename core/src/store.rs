@@ -154,7 +154,8 @@ pub trait Store: Send + Sync {
     /// returns, and the writes and scans asked for after it land after it. Such a store
     /// reports a failed write in its logs rather than here (the stored entry then stays
     /// as it was, to be revalidated again), and documents what a process exiting with
-    /// refreshes still queued loses. The LMDB store does this.
+    /// refreshes still queued loses. The LMDB and fs stores do this
+    /// ([`WriteBehind`](crate::WriteBehind) is the queue they share).
     ///
     /// The default is `put`, right for every store that rewrites entries whole.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {

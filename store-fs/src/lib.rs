@@ -96,14 +96,18 @@
 //! writer deletes it. JSON files keep bodies inline: there a refresh is a put.
 //!
 //! A refresh is *written behind*, as in the LMDB store: `refresh` returns once the
-//! entry is queued, and a writer on the [`blocking`] thread pool writes the queue,
-//! oldest first. A read through this process's handles sees a queued refresh at once;
-//! every other write (`put`, removals, `clear`, `compact`) and every `scan` first
-//! waits for the refreshes queued before it; at most 256 refreshes or 32 MiB wait, and
-//! a refresh that finds the queue full waits for room. A refresh not yet written is
-//! invisible to other processes and lost if this process exits first (the entry stays
-//! as it was, and its next use revalidates it again): [`Store::flush`] waits for the
-//! queue. A refresh whose write fails is logged and dropped, with the same effect.
+//! entry is queued, and a writer thread (started when needed, ended after half a
+//! second without work) writes the queue, oldest first, only the last of several
+//! refreshes of one variant. The queue belongs to the handle and its clones (each
+//! `open` makes a new one, as another process would). A read through them sees a
+//! queued refresh at once; every other write (`put`, removals, `clear`, `compact`)
+//! first waits for the refreshes queued before it and holds the writer off until it
+//! has landed, and every `scan` waits for them too; at most 256 refreshes or 32 MiB
+//! wait, and a refresh that finds the queue full waits for room. A refresh not yet
+//! written is invisible to other handles and processes, and lost if this process
+//! exits first (the entry stays as it was, and its next use revalidates it again):
+//! [`Store::flush`] waits for the queue. A refresh whose write fails is logged and
+//! dropped, with the same effect.
 //!
 //! ## Size bound and eviction
 //!
@@ -139,6 +143,10 @@ pub use async_store::AsyncFsStore;
 
 /// The default size bound: 1 GiB.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// How long the writer of refreshes waits for more once the queue is empty, before
+/// its thread ends.
+const WRITER_IDLE: Duration = Duration::from_millis(500);
 
 /// Temporary files older than this are leftovers of a crash, deleted at open.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
@@ -1015,17 +1023,26 @@ impl FsStore {
         !self.inner.behind.is_empty()
     }
 
-    /// Starts the writer of queued refreshes on the [`blocking`] pool: it writes them
-    /// one by one, oldest first, until none is left. A refresh that fails is logged
-    /// and dropped; the stored entry stays as it was (its next use revalidates again).
+    /// Starts the writer of queued refreshes, on a thread of its own (a pool thread
+    /// could be starved by the pool tasks waiting for it): it writes them one by one,
+    /// oldest first, and ends once none has come for [`WRITER_IDLE`]. A refresh that
+    /// fails is logged and dropped; the stored entry stays as it was (its next use
+    /// revalidates again). Without a thread, the caller writes them.
     fn start_writer(&self) {
         let store = self.clone();
-        blocking::unblock(move || store.write_behind()).detach();
+        let spawned = std::thread::Builder::new()
+            .name("httpcache-fs-writer".into())
+            .spawn(move || store.write_behind(WRITER_IDLE));
+        if let Err(error) = spawned {
+            // No thread to write behind: write here, now.
+            tracing::warn!(%error, "no writer thread: refreshing inline");
+            self.write_behind(Duration::ZERO);
+        }
     }
 
-    /// The writer's work: what is queued, written until none is left.
-    fn write_behind(&self) {
-        self.inner.behind.drain(|batch| {
+    /// The writer's work: what is queued, written until none has come for `idle`.
+    fn write_behind(&self, idle: Duration) {
+        self.inner.behind.drain(idle, |batch| {
             for entry in batch {
                 if let Err(error) = self.refresh_entry(entry) {
                     tracing::warn!(key = %entry.key, %error, "a refresh written behind failed");
@@ -1044,7 +1061,7 @@ impl FsStore {
     /// Writes what is queued, on this thread, as the writer would.
     #[cfg(test)]
     pub(crate) fn write_queued(&self) {
-        self.write_behind();
+        self.write_behind(Duration::ZERO);
     }
 
     /// Rewrites `key`'s file without the records in `broken` (compared byte for byte,
@@ -1096,7 +1113,7 @@ impl Store for FsStore {
     }
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        self.inner.behind.settle();
+        let _settled = self.inner.behind.settle();
         self.put_whole(entry)
     }
 
@@ -1116,17 +1133,18 @@ impl Store for FsStore {
     /// never fails.
     ///
     /// A refresh returns once it is queued and is written behind (see the
-    /// [crate docs](crate#refreshing-after-a-304)). Reads through this process's
-    /// handles see it at once, and every other write and scan waits for it, so only
-    /// another process reading the directory, or this process exiting before it is
-    /// written (the entry then stays as it was, to be revalidated again), can tell.
+    /// [crate docs](crate#refreshing-after-a-304)). Reads through this handle and its
+    /// clones see it at once, and every other write and scan waits for it, so only
+    /// another handle or process reading the directory, or this process exiting
+    /// before it is written (the entry then stays as it was, to be revalidated
+    /// again), can tell.
     fn flush(&self) -> Result<(), StoreError> {
-        self.inner.behind.settle();
+        drop(self.inner.behind.settle());
         Ok(())
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
-        self.inner.behind.settle();
+        let _settled = self.inner.behind.settle();
         let path = self.path_of(key);
         let _write = self.lock_for(key);
         let Some(loaded) = self.load(key, &path, false)? else {
@@ -1144,7 +1162,7 @@ impl Store for FsStore {
     }
 
     fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
-        self.inner.behind.settle();
+        let _settled = self.inner.behind.settle();
         let format = self.inner.format;
         let path = self.path_of(key);
         let _write = self.lock_for(key);
@@ -1172,7 +1190,7 @@ impl Store for FsStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
-        self.inner.behind.settle();
+        let _settled = self.inner.behind.settle();
         // Key files first: no head is left naming a deleted body.
         let (bodies, others): (Vec<Found>, Vec<Found>) =
             self.walk()?.into_iter().partition(|file| matches!(file.kind, Kind::Body(..)));
@@ -1189,7 +1207,7 @@ impl Store for FsStore {
     /// head names (older than a minute) and empty shard directories, and evicts down
     /// to the bound if this process's count is over it.
     fn compact(&self) -> Result<(), StoreError> {
-        self.inner.behind.settle();
+        let _settled = self.inner.behind.settle();
         let now = wall_clock();
         let mut total = 0;
         let mut bodies = Vec::new();
@@ -1241,7 +1259,7 @@ impl Store for FsStore {
     /// Lists every key's file; in passing deletes broken ones and body files no head
     /// names (older than a minute).
     fn scan(&self) -> Result<Vec<EntryMeta>, StoreError> {
-        self.inner.behind.settle();
+        drop(self.inner.behind.settle());
         let format = self.inner.format;
         let mut metas = Vec::new();
         let mut bodies = Vec::new();

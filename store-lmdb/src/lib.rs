@@ -97,19 +97,25 @@
 //! refreshed header fields with a body they do not describe.
 //!
 //! A refresh is *written behind*: `refresh` returns once the entry is queued, so a
-//! revalidated response does not wait for the commit's flush to disk, and a writer on
-//! the [`blocking`] thread pool writes everything queued in one transaction (a burst
-//! of revalidations costs one commit). Nothing read through the store can tell:
+//! revalidated response does not wait for the commit's flush to disk, and a writer
+//! thread (started when needed, ended after half a second without work) writes
+//! everything queued in one transaction (a burst of revalidations costs one commit,
+//! and of several refreshes of one variant only the last is written). Nothing read
+//! through this process's handles can tell:
 //!
 //! * a read sees a queued refresh at once, in place of the variant in the map;
 //! * every other write of this process (`put`, `remove`, `clear`, purges,
-//!   compaction) and every scan first waits for the refreshes queued before it, so
-//!   they land in the order they were asked for;
+//!   compaction) first waits for the refreshes queued before it, and holds the writer
+//!   off until it has committed, so they land in the order they were asked for; every
+//!   scan waits for them too;
 //! * at most 256 refreshes or 32 MiB of entries wait; a refresh that finds the queue
 //!   full waits for room (off the executor, for [`AsyncLmdbStore`]).
 //!
 //! What is not yet written is invisible to other processes, and lost if this process
 //! exits first: the entry then stays as it was, and its next use revalidates it again.
+//! A refresh lands when the writer gets to it (usually within a millisecond): if
+//! another process stored a new response for the variant, or removed it, in between,
+//! the refresh is written whole, as it would have been had it come a little later.
 //! [`Store::flush`](httpcache_core::Store::flush) waits for the queue; call it before exiting to keep every
 //! refresh. A refresh whose write fails is logged (`tracing`, level warn) and dropped,
 //! with the same effect; the others queued with it are still written.

@@ -36,6 +36,10 @@ const MAP_GRANULE: usize = 64 << 10;
 /// How many times a transaction is retried after the map was resized or grown.
 const MAX_ATTEMPTS: usize = 64;
 
+/// How long the writer of refreshes waits for more once the queue is empty, before
+/// its thread ends (and with it its handle on the environment).
+const WRITER_IDLE: Duration = Duration::from_millis(500);
+
 /// Extra room asked for, beyond the entry, when evicting because the map is full.
 const EVICTION_SLACK: u64 = 256 << 10;
 
@@ -708,7 +712,7 @@ impl LmdbStore {
     /// index (entries that never expire are not visited). Returns how many went.
     pub fn purge_expired(&self, now: SystemTime) -> Result<usize, LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        let _settled = shared.behind.settle();
         let now = nanos(now);
         shared.write("purge expired", |txn| {
             let expired: Vec<Vec<u8>> = {
@@ -750,7 +754,7 @@ impl LmdbStore {
     /// Counts and sizes.
     pub fn stats(&self) -> Result<LmdbStats, LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        drop(shared.behind.settle());
         let (entries, bytes) =
             shared.read("stats", |txn| Ok((shared.dbs.entries.len(txn)?, shared.total_bytes(txn)?)))?;
         Ok(LmdbStats { entries, bytes, map_size: shared.env.info().map_size })
@@ -812,7 +816,7 @@ impl LmdbStore {
     /// Reads every meta record in one read transaction.
     pub(crate) fn listing(&self) -> Result<Listing, LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        drop(shared.behind.settle());
         shared.read("scan", |txn| {
             let mut listing = Listing { metas: Vec::new(), corrupt: Vec::new() };
             for item in shared.dbs.metas.iter(txn)? {
@@ -837,7 +841,7 @@ impl LmdbStore {
     /// oldest entries until the write fits; fails only when the store is empty and the
     /// entry still does not fit (or it alone exceeds `max_bytes`).
     pub(crate) fn put_prepared(&self, entry: &PreparedEntry) -> Result<(), LmdbError> {
-        self.shared.behind.settle();
+        let _settled = self.shared.behind.settle();
         self.put_all(std::slice::from_ref(entry), Write::Put).map(drop)
     }
 
@@ -848,7 +852,7 @@ impl LmdbStore {
     /// kept (`false`: the whole entry was written).
     #[cfg(test)]
     pub(crate) fn refresh_prepared(&self, entry: &PreparedEntry) -> Result<bool, LmdbError> {
-        self.shared.behind.settle();
+        let _settled = self.shared.behind.settle();
         self.put_all(std::slice::from_ref(entry), Write::Refresh).map(|kept| kept > 0)
     }
 
@@ -869,10 +873,19 @@ impl LmdbStore {
         Ok(())
     }
 
-    /// Starts the writer of queued refreshes on the [`blocking`] pool.
+    /// Starts the writer of queued refreshes, on a thread of its own (a pool thread
+    /// could be starved by the pool tasks waiting for it); it ends once no refresh has
+    /// come for [`WRITER_IDLE`]. Without a thread, the caller writes them.
     fn start_writer(&self) {
         let store = self.clone();
-        blocking::unblock(move || store.write_behind()).detach();
+        let spawned = std::thread::Builder::new()
+            .name("httpcache-lmdb-writer".into())
+            .spawn(move || store.write_behind(WRITER_IDLE));
+        if let Err(error) = spawned {
+            // No thread to write behind: write here, now.
+            tracing::warn!(path = %self.shared.path.display(), %error, "no writer thread: refreshing inline");
+            self.write_behind(Duration::ZERO);
+        }
     }
 
     /// The writer: writes what is queued, in one transaction per batch, until the
@@ -880,8 +893,8 @@ impl LmdbStore {
     /// entry that cannot be written (larger than `max_bytes`, say) costs no other;
     /// an entry that still fails is dropped with a warning, and the stored entry stays
     /// as it was (its next use revalidates it again).
-    fn write_behind(&self) {
-        self.shared.behind.drain(|batch| {
+    fn write_behind(&self, idle: Duration) {
+        self.shared.behind.drain(idle, |batch| {
             if let Err(error) = self.put_all(batch, Write::Refresh) {
                 if batch.len() == 1 {
                     self.refresh_failed(&error);
@@ -903,7 +916,7 @@ impl LmdbStore {
     /// Waits until the refreshes queued before the call are written
     /// ([`Store::flush`](LmdbStore#method.flush)).
     pub(crate) fn settle_refreshes(&self) {
-        self.shared.behind.settle();
+        drop(self.shared.behind.settle());
     }
 
     /// How many refreshes are queued and not yet written.
@@ -972,13 +985,13 @@ impl LmdbStore {
     /// tens of thousands of entries (LMDB bounds how much one transaction may change).
     pub fn put_batch<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<(), LmdbError> {
         let prepared: Vec<PreparedEntry> = entries.into_iter().map(PreparedEntry::new).collect();
-        self.shared.behind.settle();
+        let _settled = self.shared.behind.settle();
         self.put_all(&prepared, Write::Put).map(drop)
     }
 
     pub(crate) fn remove_key(&self, key: &CacheKey) -> Result<usize, LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        let _settled = shared.behind.settle();
         shared.write("remove", |txn| {
             let mut ids = Vec::new();
             for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
@@ -1003,7 +1016,7 @@ impl LmdbStore {
 
     pub(crate) fn remove_one(&self, key: &CacheKey, variant: VariantId) -> Result<bool, LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        let _settled = shared.behind.settle();
         let id = record_id(key, variant);
         shared.write("remove variant", |txn| {
             let unlinked = shared.unlink(txn, &id, false)?;
@@ -1017,7 +1030,7 @@ impl LmdbStore {
 
     pub(crate) fn clear_all(&self) -> Result<(), LmdbError> {
         let shared = &self.shared;
-        shared.behind.settle();
+        let _settled = shared.behind.settle();
         shared.write("clear", |txn| {
             shared.dbs.entries.clear(txn)?;
             shared.dbs.bodies.clear(txn)?;
@@ -1077,7 +1090,7 @@ impl LmdbStore {
 
     /// What `compact` does: clear stale reader slots, delete orphan bodies.
     pub(crate) fn compact_now(&self) -> Result<(), LmdbError> {
-        self.shared.behind.settle();
+        let _settled = self.shared.behind.settle();
         self.clear_stale_readers()?;
         let deleted = self.delete_orphan_bodies()?;
         if deleted > 0 {
@@ -1164,7 +1177,7 @@ impl LmdbStore {
 
     /// Writes what is queued, on this thread, as the writer would.
     pub(crate) fn write_queued(&self) {
-        self.write_behind();
+        self.write_behind(Duration::ZERO);
     }
 
     /// The variants of `key` in the map, without the queued refreshes.
