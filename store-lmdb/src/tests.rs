@@ -683,3 +683,33 @@ fn the_async_store_writes_refreshes_behind_too() {
     store.blocking().flush().unwrap();
     assert_eq!(store.blocking().get_from_map(&key(20)), [refreshed]);
 }
+
+#[test]
+fn an_async_refresh_that_finds_the_queue_full_waits_off_the_executor_for_room() {
+    let (_dir, store) = temp_store();
+    let stored = entry(key(21), 0, body(21, 1_000));
+    store.put(&stored).unwrap();
+    // Fill the queue with refreshes no writer takes yet.
+    for round in 0..httpcache_core::behind::DEFAULT_MAX_QUEUED as u64 {
+        store.queue_refresh_unwritten(&revalidated(&entry(key(1_000 + round), 0, body(round, 100)), 1));
+    }
+    let store = store.into_async();
+    let refreshed = revalidated(&stored, 1);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            futures_executor::block_on(AsyncStore::refresh(&store, &refreshed)).unwrap();
+            done.send(()).unwrap();
+        });
+        // Not a timing assertion: a refresh that did not wait would only fail it.
+        assert!(
+            finished.recv_timeout(std::time::Duration::from_millis(50)).is_err(),
+            "the refresh waits for room"
+        );
+        store.blocking().write_queued();
+        finished.recv().expect("queued once there was room");
+    });
+    assert_eq!(store.blocking().get(&key(21)).unwrap(), std::slice::from_ref(&refreshed), "read at once");
+    store.blocking().flush().unwrap();
+    assert_eq!(store.blocking().get_from_map(&key(21)), [refreshed], "and written");
+}
