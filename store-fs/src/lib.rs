@@ -107,7 +107,10 @@
 //! written is invisible to other handles and processes, and lost if this process
 //! exits first (the entry stays as it was, and its next use revalidates it again):
 //! [`Store::flush`] waits for the queue. A refresh whose write fails is logged and
-//! dropped, with the same effect.
+//! dropped, with the same effect. A refresh lands when the writer gets to it (usually
+//! within a millisecond): if another process stored a new response for the variant,
+//! or removed it, in between, the refresh is written whole, as it would have been had
+//! it come a little later.
 //!
 //! ## Size bound and eviction
 //!

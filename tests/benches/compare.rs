@@ -44,8 +44,8 @@
 //!   reading the entry; `Store::refresh` of it as a 304 freshens it (new header fields
 //!   and times, the stored body), the one write a revalidation makes, which the fs and
 //!   LMDB stores turn into a metadata write when the body is kept apart (over 128 KiB
-//!   and 16 KiB), timed until it has landed (`Store::flush`: LMDB writes refreshes
-//!   behind, and a revalidation through it does not wait for them);
+//!   and 16 KiB), timed until it has landed (`Store::flush`: the LMDB and fs stores
+//!   write refreshes behind, and a revalidation through them does not wait for them);
 //!   and, for comparison, a whole `put` of it. `get` and `refresh` with `plain 304`
 //!   make the revalidation budget of the issue.
 //! * `peer {moka,cacache} ...`: `http-cache-reqwest` (the issue's Rust peer) as

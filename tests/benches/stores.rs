@@ -162,7 +162,7 @@ fn revalidated(entry: &Entry, round: u64) -> Entry {
 
 /// The write a revalidation makes, beside `put`: [`Store::refresh`] of a stored entry,
 /// alternating two freshened copies so each call changes what is stored, timed until
-/// it has landed ([`Store::flush`]; LMDB writes refreshes behind).
+/// it has landed ([`Store::flush`]; the LMDB and fs stores write refreshes behind).
 fn refresh(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh");
     let stores = write_stores();
@@ -178,7 +178,7 @@ fn refresh(c: &mut Criterion) {
                 b.iter(|| {
                     round ^= 1;
                     store.refresh(black_box(&copies[round])).expect("refresh");
-                    // Until it has landed: LMDB writes refreshes behind.
+                    // Until it has landed: the LMDB and fs stores write refreshes behind.
                     store.flush().expect("flush")
                 })
             });
