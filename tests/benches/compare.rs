@@ -92,7 +92,7 @@
 //! * fs hit <= 3 x lmdb hit (the reqwest target "fs <= 2 x lmdb" allows lmdb + 1 x
 //!   lmdb; doubling that slack gives lmdb + 2 x lmdb);
 //! * every store's hit < the client's plain request;
-//! * revalidate <= the client's bare 304 (paired) + 2 x (store get + meta put) + body
+//! * revalidate <= the client's bare 304 (paired) + 2 x (store get + store refresh) + body
 //!   read (the bare 304 has no body; ours serves the stored one);
 //! * pass-through <= 1.10 x the client's plain no-store request (paired): 5% doubled.
 //!
@@ -1476,14 +1476,14 @@ fn client_targets(table: &Table<'_>, client: &str, size: &str, lmdb_limit: f64) 
             table.median(&label),
             table.paired_median(&label),
             get(format!("store/{store} get")),
-            get(format!("store/{store} meta put (no body)")),
+            get(format!("store/{store} refresh")),
         );
         if let (Some(revalidate), Some(bare), Some(read), Some(write)) = parts {
             let budget = bare + (read + write) * 2 + floor;
             verdict(
                 revalidate <= budget,
                 format!(
-                    "{size}: {client} {store} revalidate {} <= bare 304 (paired) {} + 2 x (get {} + meta put {}) \
+                    "{size}: {client} {store} revalidate {} <= bare 304 (paired) {} + 2 x (get {} + refresh {}) \
                      + body read {} = {}",
                     human(revalidate),
                     human(bare),
