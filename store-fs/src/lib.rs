@@ -1132,8 +1132,8 @@ impl Store for FsStore {
         Ok(())
     }
 
-    /// Waits until every refresh this process queued before the call is written;
-    /// never fails.
+    /// Waits until every refresh queued through this handle (or its clones) before the
+    /// call is written; never fails.
     ///
     /// A refresh returns once it is queued and is written behind (see the
     /// [crate docs](crate#refreshing-after-a-304)). Reads through this handle and its

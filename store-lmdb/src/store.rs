@@ -856,8 +856,8 @@ impl LmdbStore {
         self.put_all(std::slice::from_ref(entry), Write::Refresh).map(|kept| kept > 0)
     }
 
-    /// Queues a refresh to be written behind (see [`flush`](Self::flush)), first
-    /// waiting for room if the queue is full.
+    /// Queues a refresh to be written behind (see [`Store::flush`]), first waiting for
+    /// room if the queue is full.
     pub(crate) fn refresh_behind(&self, entry: Arc<PreparedEntry>) {
         if self.shared.behind.push(entry) == Pushed::StartWriter {
             self.start_writer();
@@ -888,8 +888,8 @@ impl LmdbStore {
         }
     }
 
-    /// The writer: writes what is queued, in one transaction per batch, until the
-    /// queue is empty. A batch that fails is retried an entry at a time, so that one
+    /// The writer: writes what is queued, in one transaction per batch, until nothing
+    /// has come for `idle`. A batch that fails is retried an entry at a time, so that one
     /// entry that cannot be written (larger than `max_bytes`, say) costs no other;
     /// an entry that still fails is dropped with a warning, and the stored entry stays
     /// as it was (its next use revalidates it again).
