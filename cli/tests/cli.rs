@@ -152,6 +152,23 @@ fn get_revalidates_refreshes_and_sends_headers() {
 }
 
 #[test]
+fn a_revalidation_is_kept_when_get_exits() {
+    // The LMDB store writes a 304's refresh behind; `get` waits for it before exiting,
+    // so the next process sees the refreshed entry (RFC 9111 §4.3.4).
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/etag");
+    cache.get(&url, &["--expire-after", "0"]).ok();
+    let expired = cache.run(&["ls", "--expired", "--json"]).json();
+    assert_eq!(expired.as_array().map(Vec::len), Some(1), "stored already expired");
+    let revalidated = cache.get(&url, &[]);
+    assert!(status_line(&revalidated).starts_with("REVALIDATED"), "{revalidated:#?}");
+    let valid = cache.run(&["ls", "--valid", "--json"]).json();
+    assert_eq!(valid.as_array().map(Vec::len), Some(1), "the refreshed entry, in the next process");
+    assert_eq!(valid[0]["url"], url.as_str());
+}
+
+#[test]
 fn get_writes_the_body_to_a_file() {
     let origin = Origin::start();
     let cache = Cache::new();
