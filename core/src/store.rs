@@ -152,9 +152,11 @@ pub trait Store: Send + Sync {
     /// revalidated response does not wait for a disk flush, provided nothing read
     /// through the store can tell: reads see the refresh from the moment `refresh`
     /// returns, and the writes and scans asked for after it land after it. Such a store
-    /// reports a failed write in its logs rather than here (the stored entry then stays
-    /// as it was, to be revalidated again), and documents what a process exiting with
-    /// refreshes still queued loses. The LMDB and fs stores do this
+    /// reports a failed write in its logs rather than here, so the response already
+    /// served does not say it (its [`CacheStatus::stored`](crate::CacheStatus::stored)
+    /// stays `true`, where a failed refresh returned here sets it `false`); the stored
+    /// entry then stays as it was, to be revalidated again. It documents what a
+    /// process exiting with refreshes still queued loses. The LMDB and fs stores do this
     /// ([`WriteBehind`](crate::WriteBehind) is the queue they share).
     ///
     /// The default is `put`, right for every store that rewrites entries whole.
