@@ -772,7 +772,8 @@ impl LmdbStore {
         // Queued refreshes first: one written and dequeued after this look is in the
         // map by the time the read transaction starts.
         let queued = self.shared.behind.queued_for(key);
-        let mut lookup = self.read_map(key)?;
+        let overlaid: Vec<RecordId> = queued.iter().map(|refresh| refresh.id).collect();
+        let mut lookup = self.read_map(key, &overlaid)?;
         for refresh in queued {
             // Decodes: it was encoded here from an entry.
             let Ok(entry) = refresh.decode() else { continue };
@@ -784,14 +785,19 @@ impl LmdbStore {
         Ok(lookup)
     }
 
-    /// [`lookup`](Self::lookup) in the map alone, without the queued refreshes.
-    fn read_map(&self, key: &CacheKey) -> Result<Lookup, LmdbError> {
+    /// [`lookup`](Self::lookup) in the map alone, without the queued refreshes, and
+    /// without reading the records in `skip` (those a queued refresh replaces: their
+    /// bodies are not copied out for nothing).
+    fn read_map(&self, key: &CacheKey, skip: &[RecordId]) -> Result<Lookup, LmdbError> {
         let shared = &self.shared;
         shared.read("get", |txn| {
             // Most keys have one variant.
             let mut lookup = Lookup { entries: Vec::with_capacity(1), corrupt: Vec::new() };
             for item in shared.dbs.entries.prefix_iter(txn, key.as_bytes())? {
                 let (id, value) = item?;
+                if skip.iter().any(|skipped| skipped[..] == id[..]) {
+                    continue;
+                }
                 let decoded = match EntryRecord::of(value) {
                     EntryRecord::Inline(_) => Entry::decode_shared(Bytes::copy_from_slice(value)),
                     EntryRecord::Head(head) => match shared.dbs.bodies.get(txn, id)? {
@@ -1182,7 +1188,7 @@ impl LmdbStore {
 
     /// The variants of `key` in the map, without the queued refreshes.
     pub(crate) fn get_from_map(&self, key: &CacheKey) -> Vec<Entry> {
-        self.read_map(key).expect("read the map").entries
+        self.read_map(key, &[]).expect("read the map").entries
     }
 
     /// Writes `bytes` as the record of (`key`, `variant`) the way `put` would have

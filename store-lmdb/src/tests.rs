@@ -713,3 +713,19 @@ fn an_async_refresh_that_finds_the_queue_full_waits_off_the_executor_for_room() 
     store.blocking().flush().unwrap();
     assert_eq!(store.blocking().get_from_map(&key(21)), [refreshed], "and written");
 }
+
+#[test]
+fn a_read_does_not_copy_out_a_variant_a_queued_refresh_replaces() {
+    // The map's record for the variant is never read while a refresh of it is queued:
+    // here it is undecodable, and the read neither reports nor deletes it.
+    let (_dir, store) = temp_store();
+    let stored = entry(key(30), 0, body(30, 40_000));
+    store.put(&stored).unwrap();
+    store.write_raw(&key(30), VariantId(0), b"not an entry");
+    let refreshed = revalidated(&stored, 1);
+    store.queue_refresh_unwritten(&refreshed);
+    assert_eq!(store.get(&key(30)).unwrap(), std::slice::from_ref(&refreshed));
+    assert_eq!(store.index_lengths().1, 1, "the record was not read, so not deleted as corrupt");
+    store.write_queued();
+    assert_eq!(store.get_from_map(&key(30)), [refreshed], "the refresh replaced it");
+}
