@@ -975,8 +975,9 @@ impl FsStore {
     }
 
     /// The decodable variants in `key`'s file (its broken records dropped), without the
-    /// queued refreshes.
-    fn read_stored(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
+    /// queued refreshes, and without reading the variants in `skip` (those a queued
+    /// refresh replaces: their bodies are not read for nothing).
+    fn read_stored(&self, key: &CacheKey, skip: &[VariantId]) -> Result<Vec<Entry>, StoreError> {
         let path = self.path_of(key);
         let Some(loaded) = self.load(key, &path, true)? else {
             return Ok(Vec::new());
@@ -986,6 +987,12 @@ impl FsStore {
         let mut broken: Vec<&[u8]> = Vec::new();
         for range in &loaded.ranges {
             let record = &loaded.data[range.clone()];
+            if !skip.is_empty()
+                && container::record_meta(format, record, key)
+                    .is_some_and(|meta| skip.contains(&meta.variant))
+            {
+                continue;
+            }
             let body = match self.generations([record]).first() {
                 Some(&generation) => self.read_body(key, generation)?,
                 None => None,
@@ -1105,7 +1112,8 @@ impl Store for FsStore {
     /// by the time it is read).
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         let queued = self.inner.behind.queued_for(key);
-        let mut entries = self.read_stored(key)?;
+        let overlaid: Vec<VariantId> = queued.iter().map(|refresh| refresh.variant).collect();
+        let mut entries = self.read_stored(key, &overlaid)?;
         for refresh in queued {
             match entries.iter_mut().find(|stored| stored.variant == refresh.variant) {
                 Some(stored) => *stored = Entry::clone(&refresh),
