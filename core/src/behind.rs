@@ -48,7 +48,7 @@ pub trait Queued: Send + Sync {
     fn weight(&self) -> u64;
 }
 
-/// An entry queued whole: its key, and its body and header fields for weight.
+/// An entry queued whole, weighing about its encoded size.
 impl Queued for Entry {
     fn key(&self) -> CacheKey {
         self.key
@@ -57,12 +57,7 @@ impl Queued for Entry {
         self.variant
     }
     fn weight(&self) -> u64 {
-        let fields = |headers: &http::HeaderMap| -> u64 {
-            headers.iter().map(|(name, value)| (name.as_str().len() + value.len()) as u64).sum()
-        };
-        (self.response.body.len() as u64)
-            .saturating_add(fields(&self.response.headers))
-            .saturating_add(fields(&self.request.headers))
+        (self.head_len_estimate() as u64).saturating_add(self.response.body.len() as u64)
     }
 }
 

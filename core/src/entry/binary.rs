@@ -219,7 +219,7 @@ impl Entry {
     }
 
     /// A cheap upper-ish estimate of the encoded size without the body.
-    fn head_len_estimate(&self) -> usize {
+    pub(crate) fn head_len_estimate(&self) -> usize {
         let headers = |map: &HeaderMap| -> usize {
             map.iter().map(|(name, value)| 8 + name.as_str().len() + value.len()).sum::<usize>()
         };
