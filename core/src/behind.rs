@@ -4,8 +4,8 @@
 //! A refresh after a 304 changes a few hundred bytes of a stored entry, but a disk
 //! store's write waits for a flush to disk. [`WriteBehind`] lets such a store return
 //! from [`Store::refresh`](crate::Store::refresh) once the refresh is queued: one
-//! writer at a time, on a thread the store starts when a push finds no writer
-//! ([`Pushed::StartWriter`]), runs [`WriteBehind::drain`], which hands it what is
+//! writer at a time, on a thread the store starts when a push finds no writer (the
+//! `start_writer` callback of [`WriteBehind::push`]), runs [`WriteBehind::drain`], which hands it what is
 //! queued, batch after batch, and returns once the queue has stayed empty for a while.
 //! The writer needs a thread of its own: on a shared pool, the tasks waiting for it
 //! (below) could hold every thread and starve it. Three rules, which the store keeps
@@ -119,17 +119,6 @@ impl std::fmt::Debug for Settled<'_> {
     }
 }
 
-/// What [`WriteBehind::push`] asks of its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub enum Pushed {
-    /// A writer is already draining the queue.
-    Queued,
-    /// The queue was idle: the caller starts a writer, which runs
-    /// [`WriteBehind::drain`].
-    StartWriter,
-}
-
 impl<T: Queued> Default for WriteBehind<T> {
     /// A queue with the default bounds ([`DEFAULT_MAX_QUEUED`],
     /// [`DEFAULT_MAX_QUEUED_BYTES`]).
@@ -174,7 +163,8 @@ impl<T: Queued> WriteBehind<T> {
                 && queue.bytes.saturating_add(entry.weight()) <= self.max_bytes)
     }
 
-    fn enqueue(&self, queue: &mut Queue<T>, entry: Arc<T>) -> Pushed {
+    /// Adds `entry`; whether the caller must start a writer (none is draining).
+    fn enqueue(&self, queue: &mut Queue<T>, entry: Arc<T>) -> bool {
         queue.bytes = queue.bytes.saturating_add(entry.weight());
         queue.entries.push_back(entry);
         self.len.store(queue.entries.len(), Ordering::Release);
@@ -183,30 +173,44 @@ impl<T: Queued> WriteBehind<T> {
                 queue.parked = false;
                 self.arrived.notify_one();
             }
-            Pushed::Queued
+            false
         } else {
             queue.writing = true;
-            Pushed::StartWriter
+            true
         }
     }
 
-    /// Queues `entry`, first waiting for room if the queue is full (blocking).
-    pub fn push(&self, entry: Arc<T>) -> Pushed {
+    /// Queues `entry`, first waiting for room if the queue is full (blocking). When no
+    /// writer is draining the queue, calls `start_writer` (after releasing the queue):
+    /// the store starts one, which runs [`drain`](Self::drain).
+    pub fn push(&self, entry: Arc<T>, start_writer: impl FnOnce()) {
         let mut queue = self.lock();
         while !self.has_room(&queue, &entry) {
             queue = self.wait(queue);
         }
-        self.enqueue(&mut queue, entry)
+        let start = self.enqueue(&mut queue, entry);
+        drop(queue);
+        if start {
+            start_writer();
+        }
     }
 
-    /// Queues `entry` if there is room now; gives it back otherwise (never blocks on
-    /// room, for callers on an executor).
+    /// [`push`](Self::push) if there is room now; gives `entry` back otherwise (never
+    /// blocks on room, for callers on an executor).
     ///
     /// # Errors
     /// `entry` itself, when the queue is full.
-    pub fn try_push(&self, entry: Arc<T>) -> Result<Pushed, Arc<T>> {
+    pub fn try_push(&self, entry: Arc<T>, start_writer: impl FnOnce()) -> Result<(), Arc<T>> {
         let mut queue = self.lock();
-        if self.has_room(&queue, &entry) { Ok(self.enqueue(&mut queue, entry)) } else { Err(entry) }
+        if !self.has_room(&queue, &entry) {
+            return Err(entry);
+        }
+        let start = self.enqueue(&mut queue, entry);
+        drop(queue);
+        if start {
+            start_writer();
+        }
+        Ok(())
     }
 
     /// The queued refreshes of `key`'s variants, oldest first (empty without taking
@@ -221,7 +225,7 @@ impl<T: Queued> WriteBehind<T> {
 
     /// The writer: calls `write` with everything queued, oldest first, then again with
     /// what was queued meanwhile, until the queue has stayed empty for `idle`; then
-    /// the next push starts a writer again ([`Pushed::StartWriter`]). Waiting a while
+    /// the next push starts a writer again. Waiting a while
     /// spares a steady stream of refreshes a thread start each (`Duration::ZERO`
     /// returns as soon as the queue is empty). Of several writes of one key and
     /// variant in a batch, `write` receives only the last: each replaces the variant
@@ -354,6 +358,19 @@ mod tests {
 
     type Behind = WriteBehind<Entry>;
 
+    /// [`WriteBehind::push`]; whether it asked for a writer.
+    fn push(behind: &Behind, entry: Arc<Entry>) -> bool {
+        let mut started = false;
+        behind.push(entry, || started = true);
+        started
+    }
+
+    /// [`WriteBehind::try_push`]; whether it asked for a writer.
+    fn try_push(behind: &Behind, entry: Arc<Entry>) -> Result<bool, Arc<Entry>> {
+        let mut started = false;
+        behind.try_push(entry, || started = true).map(|()| started)
+    }
+
     fn key(n: u64) -> CacheKey {
         CacheKey::hash(format!("write-behind {n}"))
     }
@@ -369,8 +386,8 @@ mod tests {
     #[test]
     fn the_first_push_starts_the_writer_and_an_empty_batch_stops_it() {
         let behind = Behind::default();
-        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
-        assert_eq!(behind.push(prepared(2)), Pushed::Queued);
+        assert!(push(&behind, prepared(1)));
+        assert!(!push(&behind, prepared(2)));
         let batch = behind.next_batch(Duration::ZERO).expect("two queued");
         assert_eq!(batch.len(), 2);
         assert_eq!(behind.len(), 2, "a batch stays queued until written");
@@ -379,20 +396,20 @@ mod tests {
         assert_eq!(behind.len(), 0);
         assert!(behind.queued_for(&key(2)).is_empty());
         assert!(behind.next_batch(Duration::ZERO).is_none());
-        assert_eq!(behind.push(prepared(3)), Pushed::StartWriter, "the writer stopped: start another");
+        assert!(push(&behind, prepared(3)), "the writer stopped: start another");
     }
 
     #[test]
     fn a_full_queue_refuses_a_try_and_holds_a_push_until_there_is_room() {
         let behind = Behind::default();
         for n in 0..DEFAULT_MAX_QUEUED as u64 {
-            let _ = behind.try_push(prepared(n)).expect("room");
+            try_push(&behind, prepared(n)).expect("room");
         }
-        assert!(behind.try_push(prepared(1_000)).is_err(), "full");
+        assert!(try_push(&behind, prepared(1_000)).is_err(), "full");
         let (done, pushed) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _ = behind.push(prepared(1_001));
+                push(&behind, prepared(1_001));
                 done.send(()).unwrap();
             });
             // Not a timing assertion: a push that did not wait would only make this
@@ -408,17 +425,17 @@ mod tests {
     fn a_queue_over_its_byte_bound_takes_one_more_only_when_empty() {
         let behind = Behind::default();
         let big = || sized(9, DEFAULT_MAX_QUEUED_BYTES as usize);
-        let _ = behind.try_push(big()).expect("an empty queue takes any entry");
-        assert!(behind.try_push(prepared(1)).is_err(), "over the byte bound");
+        try_push(&behind, big()).expect("an empty queue takes any entry");
+        assert!(try_push(&behind, prepared(1)).is_err(), "over the byte bound");
         behind.written(1);
-        let _ = behind.try_push(prepared(1)).expect("room again");
+        try_push(&behind, prepared(1)).expect("room again");
     }
 
     #[test]
     fn settle_waits_for_what_was_queued_before_it_only() {
         let behind = Behind::default();
         drop(behind.settle()); // nothing queued: returns at once
-        let _ = behind.push(prepared(1));
+        push(&behind, prepared(1));
         let (done, settled) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -427,7 +444,7 @@ mod tests {
             });
             assert!(settled.recv_timeout(Duration::from_millis(50)).is_err(), "settle waits");
             // Queued after the settle began: it does not wait for this one.
-            let _ = behind.push(prepared(2));
+            push(&behind, prepared(2));
             behind.written(1);
             settled.recv().expect("settled once the first was written");
         });
@@ -437,21 +454,21 @@ mod tests {
     #[test]
     fn drain_hands_over_batches_until_the_queue_is_empty() {
         let behind = Behind::default();
-        let _ = behind.push(prepared(1));
-        let _ = behind.push(prepared(2));
+        push(&behind, prepared(1));
+        push(&behind, prepared(2));
         let mut batches = Vec::new();
         behind.drain(Duration::ZERO, |batch| {
             assert_eq!(behind.len(), batch.len(), "a batch stays queued while it is written");
             assert_eq!(behind.queued_for(&batch[0].key()).len(), 1, "and reads see it");
             if batches.is_empty() {
                 // Queued while the first batch is written: the next batch.
-                let _ = behind.push(prepared(3));
+                push(&behind, prepared(3));
             }
             batches.push(batch.iter().map(|entry| entry.key()).collect::<Vec<_>>());
         });
         assert_eq!(batches, [vec![key(1), key(2)], vec![key(3)]]);
         assert!(behind.is_empty());
-        assert_eq!(behind.push(prepared(4)), Pushed::StartWriter, "the writer is done");
+        assert!(push(&behind, prepared(4)), "the writer is done");
     }
 
     #[test]
@@ -461,7 +478,7 @@ mod tests {
             Arc::new(sample_entry(key(n), VariantId(variant), Bytes::from(vec![0; len])))
         };
         for (n, variant, len) in [(1, 0, 10), (2, 0, 20), (1, 0, 30), (1, 1, 40), (2, 0, 50), (1, 0, 60)] {
-            let _ = behind.push(write(n, variant, len));
+            push(&behind, write(n, variant, len));
         }
         let mut handed = Vec::new();
         behind.drain(Duration::ZERO, |batch| {
@@ -474,14 +491,14 @@ mod tests {
     #[test]
     fn a_writer_that_panics_drops_the_queue_and_frees_the_waiters() {
         let behind = Behind::default();
-        let _ = behind.push(prepared(1));
+        push(&behind, prepared(1));
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             behind.drain(Duration::ZERO, |_| panic!("the disk went away"));
         }));
         assert!(unwound.is_err());
         assert!(behind.is_empty());
         drop(behind.settle()); // returns: nothing is left to wait for
-        assert_eq!(behind.push(prepared(2)), Pushed::StartWriter);
+        assert!(push(&behind, prepared(2)));
     }
 
     #[test]
@@ -491,7 +508,7 @@ mod tests {
         // would see the refresh, the write, and the refresh again.
         let behind = Behind::default();
         let settled = behind.settle();
-        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
+        assert!(push(&behind, prepared(1)));
         let (wrote, written) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| behind.drain(Duration::ZERO, |batch| wrote.send(batch.len()).unwrap()));
@@ -507,7 +524,7 @@ mod tests {
     #[test]
     fn an_idle_writer_waits_for_more_work_before_it_stops() {
         let behind = Behind::default();
-        assert_eq!(behind.push(prepared(1)), Pushed::StartWriter);
+        assert!(push(&behind, prepared(1)));
         let (wrote, written) = mpsc::channel();
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {
@@ -517,26 +534,26 @@ mod tests {
             });
             assert_eq!(written.recv().unwrap(), [key(1)]);
             // The writer is still there (parked): no new one is asked for, and it wakes.
-            assert_eq!(behind.push(prepared(2)), Pushed::Queued);
+            assert!(!push(&behind, prepared(2)));
             assert_eq!(written.recv().unwrap(), [key(2)]);
             drop(behind.settle());
             assert!(!writer.is_finished(), "still waiting for work");
         });
         // The scope joined the writer: it stopped after `idle`, and the next push
         // starts another.
-        assert_eq!(behind.push(prepared(3)), Pushed::StartWriter);
+        assert!(push(&behind, prepared(3)));
     }
 
     #[test]
     fn abandoning_empties_the_queue_and_wakes_the_waiters() {
         let behind = Behind::default();
-        let _ = behind.push(prepared(1));
+        push(&behind, prepared(1));
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| drop(behind.settle()));
             behind.abandon();
             waiter.join().expect("settle returned");
         });
         assert_eq!(behind.len(), 0);
-        assert_eq!(behind.push(prepared(2)), Pushed::StartWriter);
+        assert!(push(&behind, prepared(2)));
     }
 }

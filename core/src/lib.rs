@@ -103,7 +103,7 @@ pub mod settings;
 pub mod status;
 pub mod store;
 
-pub use behind::{Pushed, Queued, Settled, WriteBehind};
+pub use behind::{Queued, Settled, WriteBehind};
 pub use driver::{Cache, Completion, Forward, PendingPlan, Plan};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;

@@ -139,7 +139,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use httpcache_core::{CacheKey, Entry, EntryMeta, Pushed, Store, StoreError, VariantId, WriteBehind};
+use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
 
 use crate::container::Record;
 pub use async_store::AsyncFsStore;
@@ -1014,18 +1014,13 @@ impl FsStore {
     /// Queues a refresh to be written behind, first waiting for room if the queue is
     /// full.
     pub(crate) fn refresh_behind(&self, entry: Arc<Entry>) {
-        if self.inner.behind.push(entry) == Pushed::StartWriter {
-            self.start_writer();
-        }
+        self.inner.behind.push(entry, || self.start_writer());
     }
 
     /// Queues a refresh to be written behind if the queue has room now; gives the
     /// entry back otherwise.
     pub(crate) fn try_refresh_behind(&self, entry: Arc<Entry>) -> Result<(), Arc<Entry>> {
-        if self.inner.behind.try_push(entry)? == Pushed::StartWriter {
-            self.start_writer();
-        }
-        Ok(())
+        self.inner.behind.try_push(entry, || self.start_writer())
     }
 
     /// Whether refreshes are queued and not yet written.
@@ -1065,7 +1060,7 @@ impl FsStore {
     /// calls [`write_queued`](Self::write_queued).
     #[cfg(test)]
     pub(crate) fn queue_refresh_unwritten(&self, entry: &Entry) {
-        let _ = self.inner.behind.push(Arc::new(entry.clone()));
+        self.inner.behind.push(Arc::new(entry.clone()), || {});
     }
 
     /// Writes what is queued, on this thread, as the writer would.

@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
-use httpcache_core::{
-    CacheKey, DecodeError, Entry, EntryMeta, Pushed, Store, StoreError, VariantId, WriteBehind,
-};
+use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
 
 use crate::error::LmdbError;
 use crate::records::{
@@ -865,18 +863,13 @@ impl LmdbStore {
     /// Queues a refresh to be written behind (see [`Store::flush`]), first waiting for
     /// room if the queue is full.
     pub(crate) fn refresh_behind(&self, entry: Arc<PreparedEntry>) {
-        if self.shared.behind.push(entry) == Pushed::StartWriter {
-            self.start_writer();
-        }
+        self.shared.behind.push(entry, || self.start_writer());
     }
 
     /// Queues a refresh to be written behind if the queue has room now; gives the
     /// entry back otherwise.
     pub(crate) fn try_refresh_behind(&self, entry: Arc<PreparedEntry>) -> Result<(), Arc<PreparedEntry>> {
-        if self.shared.behind.try_push(entry)? == Pushed::StartWriter {
-            self.start_writer();
-        }
-        Ok(())
+        self.shared.behind.try_push(entry, || self.start_writer())
     }
 
     /// Starts the writer of queued refreshes, on a thread of its own (a pool thread
@@ -1178,7 +1171,7 @@ impl LmdbStore {
     /// Queues a refresh without starting a writer: it stays queued until the test
     /// calls [`write_queued`](Self::write_queued).
     pub(crate) fn queue_refresh_unwritten(&self, entry: &Entry) {
-        let _ = self.shared.behind.push(Arc::new(PreparedEntry::new(entry)));
+        self.shared.behind.push(Arc::new(PreparedEntry::new(entry)), || {});
     }
 
     /// Writes what is queued, on this thread, as the writer would.
