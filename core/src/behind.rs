@@ -61,6 +61,18 @@ impl Queued for Entry {
     }
 }
 
+/// Puts each of `queued` (oldest first) in place of the entry of the same variant in
+/// `stored`, or adds it: what a read returns while writes are queued (the first rule
+/// of the [module docs](self)).
+pub fn overlay(stored: &mut Vec<Entry>, queued: impl IntoIterator<Item = Entry>) {
+    for entry in queued {
+        match stored.iter_mut().find(|old| old.variant == entry.variant) {
+            Some(old) => *old = entry,
+            None => stored.push(entry),
+        }
+    }
+}
+
 /// The default bound on queued writes: 256.
 pub const DEFAULT_MAX_QUEUED: usize = 256;
 
@@ -542,6 +554,15 @@ mod tests {
         // The scope joined the writer: it stopped after `idle`, and the next push
         // starts another.
         assert!(push(&behind, prepared(3)));
+    }
+
+    #[test]
+    fn overlay_replaces_the_same_variant_and_adds_the_others_last_queued_winning() {
+        let variant = |n: u64, len: usize| sample_entry(key(1), VariantId(n), Bytes::from(vec![0; len]));
+        let mut stored = vec![variant(0, 1), variant(1, 2)];
+        overlay(&mut stored, [variant(1, 3), variant(2, 4), variant(1, 5)]);
+        let read: Vec<(u64, usize)> = stored.iter().map(|e| (e.variant.0, e.response.body.len())).collect();
+        assert_eq!(read, [(0, 1), (1, 5), (2, 4)]);
     }
 
     #[test]

@@ -139,6 +139,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use httpcache_core::behind::overlay;
 use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
 
 use crate::container::Record;
@@ -1109,12 +1110,7 @@ impl Store for FsStore {
         let queued = self.inner.behind.queued_for(key);
         let overlaid: Vec<VariantId> = queued.iter().map(|refresh| refresh.variant).collect();
         let mut entries = self.read_stored(key, &overlaid)?;
-        for refresh in queued {
-            match entries.iter_mut().find(|stored| stored.variant == refresh.variant) {
-                Some(stored) => *stored = Entry::clone(&refresh),
-                None => entries.push(Entry::clone(&refresh)),
-            }
-        }
+        overlay(&mut entries, queued.iter().map(|refresh| Entry::clone(refresh)));
         Ok(entries)
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+use httpcache_core::behind::overlay;
 use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
 
 use crate::error::LmdbError;
@@ -772,14 +773,8 @@ impl LmdbStore {
         let queued = self.shared.behind.queued_for(key);
         let overlaid: Vec<RecordId> = queued.iter().map(|refresh| refresh.id).collect();
         let mut lookup = self.read_map(key, &overlaid)?;
-        for refresh in queued {
-            // Decodes: it was encoded here from an entry.
-            let Ok(entry) = refresh.decode() else { continue };
-            match lookup.entries.iter_mut().find(|stored| stored.variant == entry.variant) {
-                Some(stored) => *stored = entry,
-                None => lookup.entries.push(entry),
-            }
-        }
+        // Decodes: it was encoded here from an entry.
+        overlay(&mut lookup.entries, queued.iter().filter_map(|refresh| refresh.decode().ok()));
         Ok(lookup)
     }
 
