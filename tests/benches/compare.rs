@@ -1212,6 +1212,13 @@ fn one_and_two_threads<W: AsyncFnMut() + Send + 'static>(
     worker: impl Fn(usize) -> W,
     duration: Duration,
 ) -> Scaling {
+    // `HTTPCACHE_SCALING_ROWS=a,b`: only the rows whose label contains one of them
+    // (for quick A/B runs of one row; the others print as unmeasured).
+    if let Ok(rows) = std::env::var("HTTPCACHE_SCALING_ROWS")
+        && !rows.split(',').any(|row| label.contains(row))
+    {
+        return Scaling { label, one: 0.0, two: 0.0, ratio: None, clean: 0, steal: 0.0, target };
+    }
     let round = duration / SCALING_ROUNDS as u32;
     let timed = |workers| {
         let before = cpu_ticks();

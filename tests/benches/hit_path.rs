@@ -43,6 +43,43 @@ fn hit_path(c: &mut Criterion) {
             })
         });
 
+        // A request the cache does not answer and whose response it does not store: the
+        // plan (key, store lookup, decision) and the completion of a `no-store` head,
+        // what the cache adds to a pass-through before the adapter's own conversions.
+        let pass_url = format!("http://127.0.0.1:8080/no-store-bytes/{size}?b=2&a=1");
+        let no_store = http::Response::builder()
+            .header("cache-control", "no-store")
+            .header("content-type", "application/octet-stream")
+            .header("content-length", size.to_string())
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        group.bench_function(format!("pass_through/{label}"), |b| {
+            b.iter(|| {
+                let request = http::Request::get(pass_url.as_str()).body(()).unwrap().into_parts().0;
+                match cache.plan(request, Bytes::new(), RequestOptions::default()) {
+                    Plan::Forward(forward) => {
+                        let mut head = no_store.clone();
+                        if forward.wants_body(&head) {
+                            panic!("a no-store response is streamed, not buffered");
+                        }
+                        cache.complete_streamed(*forward, &mut head, None);
+                        black_box(head)
+                    }
+                    Plan::Respond(_) => panic!("expected a miss"),
+                }
+            })
+        });
+
+        if size == 1 << 10 {
+            let settings = Settings::default();
+            let parts = request();
+            group.bench_function("key", |b| {
+                b.iter(|| black_box(httpcache_core::key::cache_key(black_box(&parts), b"", &settings)))
+            });
+        }
+
         let mut floor: HashMap<CacheKey, Bytes> = HashMap::new();
         let key = CacheKey::hash(url.as_bytes());
         floor.insert(key, body.clone());
