@@ -29,6 +29,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -267,11 +268,18 @@ struct InflightGuard {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         let event = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
-        if let Some(event) = event {
+        // Listeners are only added under the map's lock, to an event still in the map:
+        // once removed, its count is final. `notify` would allocate the event's state
+        // even for no listener, so a request nobody waited behind skips it.
+        if let Some(event) = event.filter(|event| event.total_listeners() > 0) {
             event.notify(usize::MAX);
         }
     }
 }
+
+/// The store writes of an async completion (see `Cache::writes_async`): `true` when
+/// every put succeeded.
+type Writes<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// A plan [`Cache::plan_now`] could not finish without waiting; finish it with
 /// [`Cache::plan_pending`].
@@ -676,7 +684,11 @@ impl<S> Cache<S> {
                 retry.stored = None;
                 retry.reason = reason;
                 retry.request_time = now;
-                Finish { response: Response::new(Bytes::new()), writes: Vec::new(), retry: Some(retry) }
+                Finish {
+                    response: Response::new(Bytes::new()),
+                    writes: Vec::new(),
+                    retry: Some(Box::new(retry)),
+                }
             }
             Outcome::Skip(reason) => {
                 status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
@@ -916,7 +928,9 @@ fn invalidation_writes(
 struct Finish {
     response: Response<Bytes>,
     writes: Vec<Write>,
-    retry: Option<Forward>,
+    /// Boxed as [`Completion::Retry`] wants it, and so that a `Finish` held across the
+    /// store writes is small.
+    retry: Option<Box<Forward>>,
 }
 
 impl Finish {
@@ -934,7 +948,7 @@ impl Finish {
 
     fn into_completion(self) -> Completion {
         match self.retry {
-            Some(retry) => Completion::Retry(Box::new(retry)),
+            Some(retry) => Completion::Retry(retry),
             None => Completion::Respond(Box::new(self.response)),
         }
     }
@@ -1268,30 +1282,56 @@ impl<S: AsyncStore> Cache<S> {
         all_puts_succeeded
     }
 
-    /// [`Cache::complete`] over an [`AsyncStore`].
-    pub async fn complete_async(
+    /// The store writes of a completion, as a future of its own: boxed, and only when
+    /// there are writes. `perform_async` is a large future (every store call it may make
+    /// keeps its state in it); held inline, it would make every completion future, and
+    /// every adapter future that awaits one, as large, copied whole at each move, even
+    /// for the responses that write nothing (a `no-store` pass-through).
+    fn writes_async(&self, writes: Vec<Write>) -> Option<Writes<'_>> {
+        (!writes.is_empty()).then(|| Box::pin(self.perform_async(writes)) as Writes<'_>)
+    }
+
+    /// [`Cache::complete`] over an [`AsyncStore`]. The response is decided when this is
+    /// called; the returned future makes the store writes.
+    pub fn complete_async(
         &self,
         forward: Forward,
         response: Response<Bytes>,
         final_url: Option<&Uri>,
-    ) -> Completion {
+    ) -> impl Future<Output = Completion> + Send + '_ {
         let (forward, guard) = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
-        let ok = self.perform_async(std::mem::take(&mut finish.writes)).await;
-        release_after(finish.stored(ok).into_completion(), guard)
+        let writes = self.writes_async(std::mem::take(&mut finish.writes));
+        async move {
+            let ok = match writes {
+                Some(writes) => writes.await,
+                None => true,
+            };
+            release_after(finish.stored(ok).into_completion(), guard)
+        }
     }
 
-    /// [`Cache::complete_streamed`] over an [`AsyncStore`].
-    pub async fn complete_streamed_async(
+    /// [`Cache::complete_streamed`] over an [`AsyncStore`]. `response` gets its
+    /// `Cache-Status` header and [`CacheStatus`] extension when this is called; the
+    /// returned future makes the store writes (invalidations), and the coalesced
+    /// requests waiting behind this one are released after them.
+    pub fn complete_streamed_async(
         &self,
         forward: Forward,
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
-    ) {
+    ) -> impl Future<Output = ()> + Send + '_ {
         let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
-        self.perform_async(writes).await;
         response.headers.append(CACHE_STATUS, status.header_value(now));
         response.extensions.insert(status);
+        let (_, guard) = forward.take_guard();
+        let writes = self.writes_async(writes);
+        async move {
+            if let Some(writes) = writes {
+                writes.await;
+            }
+            drop(guard);
+        }
     }
 
     /// [`Cache::fail`] for async adapters (no store access is needed).

@@ -784,3 +784,44 @@ fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_c
         Ok(plan) => panic!("a store without read_now never plans at once, got {plan:?}"),
     }
 }
+
+// An async completion decides when it is called and writes when awaited. A streamed
+// (`no-store`) response carries its verdict at once; the requests coalesced behind it
+// stay parked until the completion future has run, then plan again and, with nothing
+// stored (RFC 9111 §5.2.2.5), go to the origin themselves. A buffered completion that
+// stores its response does the put only when awaited.
+#[test]
+fn async_completions_decide_at_once_and_write_when_awaited() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("a miss is planned at once");
+        };
+        let (head, body) = parts(URL);
+        let waiter = cache.plan_pending(cache_pending(cache.plan_now(head, body, RequestOptions::default())));
+        let mut head =
+            Response::builder().header("cache-control", "no-store").body(()).unwrap().into_parts().0;
+        let completion = cache.complete_streamed_async(*leader, &mut head, None);
+        let verdict = head.extensions.get::<CacheStatus>().expect("the verdict is set at once");
+        assert!(!verdict.stored && !verdict.from_cache);
+        assert!(
+            head.headers
+                .get(CACHE_STATUS)
+                .is_some_and(|value| value.to_str().unwrap().contains("fwd=uri-miss"))
+        );
+        assert_eq!(cache.coalesced_waiters(), 1, "the waiter stays parked until the completion has run");
+        completion.await;
+        assert_eq!(cache.coalesced_waiters(), 0);
+        let Plan::Forward(follower) = waiter.await else {
+            panic!("nothing was stored: the waiter goes to the origin");
+        };
+
+        let completion = cache.complete_async(*follower, fresh_response(), None);
+        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 0, "no write before the future runs");
+        let Completion::Respond(response) = completion.await else { panic!("a 200 is answered") };
+        assert!(status(&response).stored);
+        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 1);
+    });
+}
