@@ -7,7 +7,6 @@ use std::cell::RefCell;
 
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version, request, response};
-use httpcache_core::CacheStatus;
 use httpcache_core::driver::{FinalUrl, Forward, PendingRevalidation};
 use reqwest::{ResponseBuilderExt, Url};
 
@@ -182,9 +181,14 @@ pub(crate) fn outgoing<R: Outgoing>(
 }
 
 /// The origin's response as the driver sees it: where its redirects ended, when not at
-/// `asked`, and its head (status, version, headers). The headers move to the head, not
-/// copied: give them back with [`mark_streamed`], or build the buffered response from
-/// the head.
+/// `asked`, and its head (status, version, headers, extensions). The headers and the
+/// extensions move to the head, not copied: give them back with [`mark_streamed`], or
+/// build the buffered response from the head (the extensions given back with
+/// [`give_extensions_back`]).
+///
+/// The extensions move too so that the driver's verdict (the [`CacheStatus`](httpcache_core::CacheStatus)
+/// extension) goes into reqwest's map, which exists already, instead of a new one: a
+/// first insertion allocates the map and its table.
 pub(crate) fn origin_head<P: Incoming>(asked: &Url, response: &mut P) -> (Option<Uri>, response::Parts) {
     let url = response.url();
     let final_url = (asked != url).then(|| url.as_str().parse().ok()).flatten();
@@ -192,17 +196,22 @@ pub(crate) fn origin_head<P: Incoming>(asked: &Url, response: &mut P) -> (Option
     *head.status_mut() = response.status();
     *head.version_mut() = response.version();
     *head.headers_mut() = std::mem::take(response.headers_mut());
+    *head.extensions_mut() = std::mem::take(response.extensions_mut());
     (final_url, head.into_parts().0)
 }
 
-/// Gives a response passed through as it streams its headers back from `head`, where
-/// [`origin_head`] moved them and the driver added its verdict: the `Cache-Status`
-/// header, and the [`CacheStatus`] extension.
+/// Gives `response` back the extensions [`origin_head`] moved to `head`, with what
+/// the driver added to them.
+pub(crate) fn give_extensions_back<P: Incoming>(head: &mut response::Parts, response: &mut P) {
+    *response.extensions_mut() = std::mem::take(&mut head.extensions);
+}
+
+/// Gives a response passed through as it streams its headers and extensions back from
+/// `head`, where [`origin_head`] moved them and the driver added its verdict: the
+/// `Cache-Status` header, and the [`CacheStatus`](httpcache_core::CacheStatus) extension.
 pub(crate) fn mark_streamed<P: Incoming>(head: &mut response::Parts, response: &mut P) {
     *response.headers_mut() = std::mem::take(&mut head.headers);
-    if let Some(status) = head.extensions.remove::<CacheStatus>() {
-        response.extensions_mut().insert(status);
-    }
+    give_extensions_back(head, response);
 }
 
 /// The stale response the driver allows when the origin failed, else `error`.

@@ -10,7 +10,9 @@ use bytes::BytesMut;
 use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
-use crate::convert::{mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url};
+use crate::convert::{
+    give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url,
+};
 
 /// Runs a stale-while-revalidate revalidation on a Tokio task when there is a runtime
 /// (there always is under reqwest); otherwise the entry is simply revalidated later.
@@ -153,6 +155,7 @@ where
             return Ok(reqwest::Response::from(with_url(http::Response::from_parts(parts, body), &url)));
         }
         let url = response.url().clone();
+        give_extensions_back(&mut head, &mut response);
         let (mut parts, _) = http::Response::from(response).into_parts();
         parts.headers = head.headers;
         let buffered = http::Response::from_parts(parts, buffer.freeze());
@@ -174,7 +177,9 @@ pub(crate) mod blocking {
     use reqwest::blocking::{Client, Request, Response};
 
     use crate::body::{Prefixed, ReadBody};
-    use crate::convert::{mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url};
+    use crate::convert::{
+        give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url,
+    };
 
     /// The blocking cache loop for one request: plan, then send and complete.
     /// Stale-while-revalidate revalidations run on a thread of their own.
@@ -275,6 +280,7 @@ pub(crate) mod blocking {
             // Past the limit (or a failed read): the prefix, then the rest as it comes, unstored.
             match read {
                 Buffered::Complete => {
+                    give_extensions_back(&mut head, &mut response);
                     let mut buffered = http_response(&mut response, buffer.freeze());
                     *buffered.headers_mut() = std::mem::take(&mut head.headers);
                     match cache.complete(*forward, buffered, final_url.as_ref()) {

@@ -167,3 +167,29 @@ fn send_spawns_and_execute_answers_alike() {
     assert!(status(&hit).expect("status").from_cache);
     assert_eq!(origin.hits("/max-age/60"), 1);
 }
+
+/// A response passed through as it streams (`no-store`: nothing to store, RFC 9111
+/// §5.2.2.5) is reqwest's own response: its extensions (the connection's, which
+/// `remote_addr` reads) are kept, and the cache's verdict is added to them and to its
+/// headers. The async and the blocking client alike.
+#[test]
+fn a_passed_through_response_keeps_reqwests_extensions() {
+    let origin = httpcache_tests::origin::Origin::start();
+    let url = origin.url("/no-store-bytes/16");
+    let runtime = runtime();
+    let client = CachedClient::memory(Settings::default(), 1 << 20);
+    let response = runtime.block_on(client.get(url.as_str()).send()).expect("response");
+    assert!(response.remote_addr().is_some(), "reqwest's connection info is kept");
+    let status = response.extensions().get::<CacheStatus>().expect("the verdict");
+    assert!(!status.from_cache && !status.stored);
+    assert!(response.headers().contains_key("cache-status"));
+    assert_eq!(runtime.block_on(response.bytes()).expect("body").len(), 16);
+
+    let blocking = httpcache_reqwest::blocking::CachedClient::memory(Settings::default(), 1 << 20)
+        .expect("blocking client");
+    let response = blocking.get(url.as_str()).send().expect("response");
+    assert!(response.remote_addr().is_some(), "reqwest's connection info is kept");
+    assert!(!response.extensions().get::<CacheStatus>().expect("the verdict").stored);
+    assert!(response.headers().contains_key("cache-status"));
+    assert_eq!(origin.hits("/no-store-bytes/16"), 2);
+}
