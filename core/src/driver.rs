@@ -1317,14 +1317,14 @@ impl<S: AsyncStore> Cache<S> {
     /// requests waiting behind this one are released after them.
     pub fn complete_streamed_async(
         &self,
-        forward: Forward,
+        mut forward: Forward,
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
     ) -> impl Future<Output = ()> + Send + '_ {
         let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
         response.headers.append(CACHE_STATUS, status.header_value(now));
         response.extensions.insert(status);
-        let (_, guard) = forward.take_guard();
+        let guard = forward._guard.take();
         let writes = self.writes_async(writes);
         async move {
             if let Some(writes) = writes {
