@@ -127,10 +127,9 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// Splits off the coalescing guard, to be dropped after the store write.
-    fn take_guard(mut self) -> (Forward, Option<InflightGuard>) {
-        let guard = self._guard.take();
-        (self, guard)
+    /// Takes out the coalescing guard, to be dropped after the store writes.
+    fn take_guard(&mut self) -> Option<InflightGuard> {
+        self._guard.take()
     }
 
     fn clone_inner(&self) -> Forward {
@@ -728,6 +727,19 @@ impl<S> Cache<S> {
     fn finish_streamed(
         &self,
         forward: &Forward,
+        head: &mut http::response::Parts,
+        final_url: Option<&Uri>,
+    ) -> Vec<Write> {
+        let (status, writes, now) = self.streamed_outcome(forward, head, final_url);
+        head.headers.append(CACHE_STATUS, status.header_value(now));
+        head.extensions.insert(status);
+        writes
+    }
+
+    /// The verdict on a streamed response and the writes it causes (see `finish_streamed`).
+    fn streamed_outcome(
+        &self,
+        forward: &Forward,
         head: &http::response::Parts,
         final_url: Option<&Uri>,
     ) -> (CacheStatus, Vec<Write>, SystemTime) {
@@ -1095,11 +1107,11 @@ impl<S: Store> Cache<S> {
     /// `final_url` is where redirects ended, when the client followed any.
     pub fn complete(
         &self,
-        forward: Forward,
+        mut forward: Forward,
         response: Response<Bytes>,
         final_url: Option<&Uri>,
     ) -> Completion {
-        let (forward, guard) = forward.take_guard();
+        let guard = forward.take_guard();
         let finish = self.finish(forward, response, final_url);
         release_after(self.write(finish), guard)
     }
@@ -1116,10 +1128,8 @@ impl<S: Store> Cache<S> {
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
     ) {
-        let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
+        let writes = self.finish_streamed(&forward, response, final_url);
         self.perform(writes);
-        response.headers.append(CACHE_STATUS, status.header_value(now));
-        response.extensions.insert(status);
     }
 
     /// Finishes a forwarded request whose origin could not be reached: a stale
@@ -1295,11 +1305,11 @@ impl<S: AsyncStore> Cache<S> {
     /// called; the returned future makes the store writes.
     pub fn complete_async(
         &self,
-        forward: Forward,
+        mut forward: Forward,
         response: Response<Bytes>,
         final_url: Option<&Uri>,
     ) -> impl Future<Output = Completion> + Send + '_ {
-        let (forward, guard) = forward.take_guard();
+        let guard = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
         let writes = self.writes_async(std::mem::take(&mut finish.writes));
         async move {
@@ -1321,10 +1331,8 @@ impl<S: AsyncStore> Cache<S> {
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (status, writes, now) = self.finish_streamed(&forward, response, final_url);
-        response.headers.append(CACHE_STATUS, status.header_value(now));
-        response.extensions.insert(status);
-        let guard = forward._guard.take();
+        let writes = self.finish_streamed(&forward, response, final_url);
+        let guard = forward.take_guard();
         let writes = self.writes_async(writes);
         async move {
             if let Some(writes) = writes {
