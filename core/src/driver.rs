@@ -629,7 +629,7 @@ impl<S> Cache<S> {
                     retry: None,
                 }
             }
-            Outcome::Refresh { entry, persist, replaces, reason } => {
+            Outcome::Refresh { entry, persist, replaces, age, reason } => {
                 status.source = Source::Revalidated;
                 status.from_cache = true;
                 status.revalidated = reason == Reason::Revalidated;
@@ -637,12 +637,12 @@ impl<S> Cache<S> {
                 status.created_at = Some(entry.created);
                 status.expires = entry.expires;
                 status.is_expired = entry.is_expired(now);
-                status.age = Some(crate::freshness::AgeInputs::of(&entry).current_age(now));
-                let mut writes = Vec::new();
+                // Served now, when it arrived: its current age is its age on arrival.
+                status.age = Some(age);
+                let mut writes = Vec::with_capacity(2);
                 if let Some(old) = replaces {
                     writes.push(Write::RemoveVariant(key, old));
                 }
-                let age = status.age.unwrap_or_default();
                 let is_head = forward.parts.method == Method::HEAD;
                 // The stored body is the entry's: let the store rewrite only what changed
                 // (§4.3.4). Re-filed under a new variant id, nothing is stored under it

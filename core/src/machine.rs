@@ -22,7 +22,7 @@ use crate::freshness::{
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
 use crate::header::etag::etag_ref;
-use crate::header::{VariantId, Vary, strip_hop_by_hop};
+use crate::header::{VariantId, Vary, hop_by_hop_fields, strip_hop_by_hop};
 use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
 use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
 
@@ -275,6 +275,9 @@ pub enum Outcome {
         persist: bool,
         /// The variant it was stored as before, when the merge changed `Vary` (remove it).
         replaces: Option<VariantId>,
+        /// The updated response's age as it arrived (`corrected_initial_age`, RFC 9111
+        /// §4.2.3): its current age when served at once.
+        age: Duration,
         /// Why.
         reason: Reason,
     },
@@ -600,7 +603,7 @@ fn lifetime(
     if let Some(expiry) = options.expire_after {
         return lifetime_of_expiry(expiry, LifetimeSource::RequestOption);
     }
-    if let Some(expiry) = settings.expiry_for_url(&inputs.uri.to_string()) {
+    if let Some(expiry) = settings.expiry_for_uri(inputs.uri) {
         return lifetime_of_expiry(expiry, LifetimeSource::Settings);
     }
     if settings.cache_control
@@ -956,30 +959,28 @@ fn refresh(
 ) -> Refreshed {
     let old_vary = Vary::parse(&entry.response.headers);
     let mut updated = entry.into_owned();
-    let mut incoming = exchange.response.headers.clone();
-    strip_hop_by_hop(&mut incoming);
-    incoming.remove(header::CONTENT_LENGTH);
-    updated.response.headers.remove(header::AGE);
-    if !incoming.contains_key(header::DATE)
+    let incoming = &exchange.response.headers;
+    let stored = &mut updated.response.headers;
+    stored.remove(header::AGE);
+    // The 304's fields, read in place: its hop-by-hop ones and `Content-Length` are not
+    // the stored response's to take. `HeaderMap` iterates a field's lines one after the
+    // other: the first replaces every stored line of the field, the ones after it join it.
+    let hop_by_hop = hop_by_hop_fields(incoming);
+    let mut last: Option<&HeaderName> = None;
+    let mut dated = false;
+    for (name, value) in incoming {
+        if last == Some(name) {
+            stored.append(name.clone(), value.clone());
+        } else if *name != header::CONTENT_LENGTH && !hop_by_hop.contains(name) {
+            stored.insert(name.clone(), value.clone());
+            dated |= *name == header::DATE;
+            last = Some(name);
+        }
+    }
+    if !dated
         && let Ok(date) = HeaderValue::from_str(&crate::header::format_http_date(exchange.response_time))
     {
-        incoming.insert(header::DATE, date);
-    }
-    let mut last: Option<HeaderName> = None;
-    for (name, value) in incoming.into_iter() {
-        // `HeaderMap::into_iter` yields the name only on the first of repeated values:
-        // that one replaces every stored line of the field, the ones after it join it.
-        match name {
-            Some(name) => {
-                updated.response.headers.insert(&name, value);
-                last = Some(name);
-            }
-            None => {
-                if let Some(name) = &last {
-                    updated.response.headers.append(name, value);
-                }
-            }
-        }
+        stored.insert(header::DATE, date);
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
     make_storable(&mut updated.response.headers, &directives, settings.shared);
@@ -999,11 +1000,12 @@ fn refresh(
     };
     let lifetime = lifetime(&freshness, &directives, settings, options);
     let inputs = AgeInputs::of(&updated);
+    let age = inputs.corrected_initial_age();
     updated.expires = match lifetime {
         Lifetime::DoNotCache => Some(exchange.response_time),
         lifetime => expires_at(lifetime, &inputs),
     };
-    Refreshed { entry: updated, vary_changed, directives, vary }
+    Refreshed { entry: updated, vary_changed, directives, vary, age }
 }
 
 /// A stored response merged with a 304 or HEAD response, with what was parsed from
@@ -1014,6 +1016,7 @@ struct Refreshed {
     vary_changed: bool,
     directives: ResponseDirectives,
     vary: Vary,
+    age: Duration,
 }
 
 /// The outcome of refreshing `entry` from a 304 (`Revalidated`) or a HEAD
@@ -1030,6 +1033,7 @@ fn refreshed(
     Outcome::Refresh {
         persist: may_persist(exchange, &refreshed, settings),
         replaces: refreshed.vary_changed.then_some(old_variant),
+        age: refreshed.age,
         reason: if refreshed.vary_changed && reason == Reason::Revalidated {
             Reason::VaryChanged
         } else {

@@ -225,6 +225,15 @@ impl Settings {
             .map(|(_, expiry)| *expiry)
             .or(self.expire_after)
     }
+
+    /// [`Settings::expiry_for_url`] for a request's URI, which is written out as text
+    /// only when there are URL patterns to match it against.
+    pub(crate) fn expiry_for_uri(&self, uri: &http::Uri) -> Option<Expiry> {
+        if self.urls_expire_after.is_empty() {
+            return self.expire_after;
+        }
+        self.expiry_for_url(&uri.to_string())
+    }
 }
 
 /// Controls for one request, on top of the [`Settings`].

@@ -582,6 +582,34 @@ fn rfc9111_4_3_4_a_304_refreshes_headers_and_expiry() {
     }
 }
 
+// §4.2.3, §4.3.4: the age a refresh reports is the refreshed response's
+// corrected_initial_age (here the 304's `Age`, larger than `response_time - Date`), the
+// same that its new expiry is counted against, and the 304's `Age` replaces the stored one.
+#[test]
+fn rfc9111_4_2_3_a_refresh_reports_the_age_of_the_304() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\""), ("age", "5")]);
+    let not_modified = resp(304, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("age", "30")]);
+    match outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, age, .. } => {
+            assert_eq!(age, Duration::from_secs(30));
+            assert_eq!(entry.response.headers[AGE], "30");
+            assert_eq!(entry.expires, Some(at(50 + 100 - 30)));
+        }
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+    // Without an `Age`, a stored one does not survive the merge: the age is zero.
+    let fresh = resp(304, &[("cache-control", "max-age=100"), ("etag", "\"v1\"")]);
+    match outcome(50, &get(URL, &[]), &fresh, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, age, .. } => {
+            assert_eq!(age, Duration::ZERO);
+            assert!(entry.response.headers.get(AGE).is_none());
+            assert_eq!(entry.expires, Some(at(150)));
+        }
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+}
+
 // §3.2: a field the 304 carries replaces every stored line of it, repeated lines
 // included, in the 304's order; fields it does not carry keep all their lines.
 #[test]
@@ -925,6 +953,33 @@ fn rfc9111_4_3_4_a_304_with_another_last_modified_is_retried() {
         outcome(50, &get(URL, &[]), &other, b"", Some(&stored), &settings, &options),
         Outcome::Retry(Reason::ValidatorMismatch)
     );
+}
+
+// §3.2 with RFC 9110 §7.6.1: a 304's hop-by-hop fields (those its `Connection` names,
+// and the standard ones) are its connection's, not the stored response's: none is merged,
+// and a stored field of the same name keeps its lines.
+#[test]
+fn rfc9111_3_2_a_304s_hop_by_hop_fields_are_not_merged() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\""), ("x-hop", "stored")]);
+    let not_modified = resp(
+        304,
+        &[
+            ("connection", "x-hop"),
+            ("connection", "keep-alive"),
+            ("x-hop", "from the 304"),
+            ("keep-alive", "timeout=5"),
+            ("etag", "\"v1\""),
+            ("x-version", "new"),
+        ],
+    );
+    let (entry, _, _) =
+        refreshed(outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options));
+    assert_eq!(entry.response.headers["x-hop"], "stored");
+    assert_eq!(entry.response.headers.get_all("x-hop").iter().count(), 1);
+    assert!(!entry.response.headers.contains_key("connection"));
+    assert!(!entry.response.headers.contains_key("keep-alive"));
+    assert_eq!(entry.response.headers["x-version"], "new");
 }
 
 #[test]

@@ -58,23 +58,27 @@ pub fn pragma_no_cache(headers: &HeaderMap) -> bool {
 /// `Proxy-Authenticate`, `Proxy-Authorization`, `Trailer`) before a response is stored
 /// (RFC 9111 §3.1).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most responses carry none of these: one pass over the names finds out, instead
-    // of hashing and looking up ten names every time a response is stored.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
+    for name in hop_by_hop_fields(headers) {
+        headers.remove(name);
     }
-    let named: Vec<HeaderName> = headers
+}
+
+/// The names [`strip_hop_by_hop`] removes from `headers`: those its `Connection` lines
+/// name, then the standard hop-by-hop ones. Empty, allocating nothing, when `headers`
+/// has none of the standard ones (most responses): one pass over the names finds out,
+/// instead of hashing and looking up ten names every time a response is stored.
+pub(crate) fn hop_by_hop_fields(headers: &HeaderMap) -> Vec<HeaderName> {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return Vec::new();
+    }
+    let mut names: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .flat_map(|line| split_list(line.as_bytes()))
         .filter_map(|element| HeaderName::from_bytes(element).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    names.extend(HOP_BY_HOP);
+    names
 }
 
 /// The hop-by-hop fields removed whatever `Connection` says.
