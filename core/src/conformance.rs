@@ -148,6 +148,12 @@ impl<S: AsyncStore + ?Sized> Store for BlockOn<'_, S> {
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         futures_executor::block_on(self.0.refresh(entry))
     }
+    fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        futures_executor::block_on(self.0.put_owned(entry))
+    }
+    fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        futures_executor::block_on(self.0.refresh_owned(entry))
+    }
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         futures_executor::block_on(self.0.remove(key))
     }
@@ -542,6 +548,40 @@ pub fn refresh_updates_metadata_and_keeps_body<S: Store + ?Sized>(store: &S) {
         let replaced = entry(key(n), 1, body(n + 200, size / 2));
         ok(store.put(&replaced), "put after refresh");
         assert_entries(&ok(store.get(&key(n)), "get"), &[&replaced, &sibling], "put after refresh");
+    }
+}
+
+/// The owned writes the drivers make, `put_owned` and `refresh_owned`, leave exactly
+/// what `put` and `refresh` leave: a new variant beside the others, a replaced one, a
+/// refreshed one keeping its body, and a refresh of a removed variant stored whole.
+pub fn owned_writes_match_borrowed<S: Store + ?Sized>(store: &S) {
+    for (n, size) in REFRESH_SIZES.into_iter().enumerate() {
+        let n = n as u64;
+        let stored = entry(key(n), 1, body(n, size));
+        let sibling = entry(key(n), 2, body(n + 100, 100));
+        ok(store.put_owned(stored.clone()), "put_owned");
+        ok(store.put_owned(sibling.clone()), "put_owned");
+        let what = format!("two variants put owned, a {size}-byte body");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&stored, &sibling], &what);
+        let refreshed = revalidated(&stored, 1);
+        ok(store.refresh_owned(refreshed.clone()), "refresh_owned");
+        let what = format!("after refresh_owned of a {size}-byte body");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&refreshed, &sibling], &what);
+        let mut replaced = entry(key(n), 1, body(n + 200, size / 2));
+        replaced.response.status = StatusCode::NOT_FOUND;
+        ok(store.put_owned(replaced.clone()), "put_owned over a variant");
+        assert_entries(&ok(store.get(&key(n)), "get"), &[&replaced, &sibling], "put_owned over a variant");
+        ok(store.remove_variant(&key(n), VariantId(1)).map(drop), "remove_variant");
+        let revived = revalidated(&replaced, 2);
+        ok(store.refresh_owned(revived.clone()), "refresh_owned of a removed variant");
+        assert_entries(
+            &ok(store.get(&key(n)), "get"),
+            &[&revived, &sibling],
+            "refresh_owned of a removed variant",
+        );
+        let listed: Vec<EntryMeta> =
+            ok(store.scan(), "scan").into_iter().filter(|meta| meta.key == key(n)).collect();
+        assert_eq!(sorted_metas(listed), sorted_metas(vec![revived.meta(), sibling.meta()]), "scan");
     }
 }
 
@@ -1250,7 +1290,8 @@ macro_rules! __conformance_tests {
             remove_counts_variants remove_variant_keeps_others clear_removes_everything
             scan_lists_metadata inventory_lists inventory_deletes concurrent_writers
             refresh_updates_metadata_and_keeps_body refresh_of_a_removed_entry_stores_it_whole
-            refresh_never_pairs_headers_with_another_body refresh_is_ordered_with_later_writes);
+            refresh_never_pairs_headers_with_another_body refresh_is_ordered_with_later_writes
+            owned_writes_match_borrowed);
 
         $(
             #[test]

@@ -860,6 +860,20 @@ impl Planned {
     }
 }
 
+/// What a failed [`Write`] is reported as.
+struct Failure {
+    key: CacheKey,
+    stores: bool,
+}
+
+impl Failure {
+    /// Traces the failure; returns whether the write stored an entry.
+    fn traced(self, error: &crate::store::StoreError) -> bool {
+        log_store_error(if self.stores { "write" } else { "remove" }, &self.key, error);
+        self.stores
+    }
+}
+
 /// One storage effect of completing a request, performed in order.
 enum Write {
     /// Remove every variant under a key (invalidation, §4.4).
@@ -879,12 +893,11 @@ enum Write {
 }
 
 impl Write {
-    /// Traces a failed write; returns whether it stored an entry (a `Put` or a
-    /// `Refresh`: the response is then not stored).
-    fn failed(&self, error: &crate::store::StoreError) -> bool {
-        let put = matches!(self, Write::Put(_) | Write::Refresh(_));
-        log_store_error(if put { "write" } else { "remove" }, self.key(), error);
-        put
+    /// What a failure of this write is reported as: its key, and whether it stores an
+    /// entry (a `Put` or a `Refresh`: the response is then not stored). Taken before
+    /// the write, which hands its entry over to the store.
+    fn failure(&self) -> Failure {
+        Failure { key: *self.key(), stores: matches!(self, Write::Put(_) | Write::Refresh(_)) }
     }
 
     fn key(&self) -> &CacheKey {
@@ -1077,22 +1090,23 @@ impl<S: Store> Cache<S> {
     fn perform(&self, writes: Vec<Write>) -> bool {
         let mut all_puts_succeeded = true;
         for write in writes {
-            let result = match &write {
-                Write::Remove(key) => self.store.remove(key).map(drop),
-                Write::RemoveVariant(key, variant) => self.store.remove_variant(key, *variant).map(drop),
-                Write::Put(entry) => self.store.put(entry),
-                Write::Refresh(entry) => self.store.refresh(entry),
-                Write::Prune(key, vary, keep) => self.store.get(key).and_then(|stored| {
-                    Write::obsolete(vary, *keep, stored)
-                        .try_for_each(|variant| self.store.remove_variant(key, variant).map(drop))
+            let failure = write.failure();
+            let result = match write {
+                Write::Remove(key) => self.store.remove(&key).map(drop),
+                Write::RemoveVariant(key, variant) => self.store.remove_variant(&key, variant).map(drop),
+                Write::Put(entry) => self.store.put_owned(*entry),
+                Write::Refresh(entry) => self.store.refresh_owned(*entry),
+                Write::Prune(key, vary, keep) => self.store.get(&key).and_then(|stored| {
+                    Write::obsolete(&vary, keep, stored)
+                        .try_for_each(|variant| self.store.remove_variant(&key, variant).map(drop))
                 }),
                 Write::RemoveUrl(_, uri, settings) => self.store.scan().and_then(|metas| {
-                    Write::stored_at(uri, settings, metas)
+                    Write::stored_at(&uri, &settings, metas)
                         .try_for_each(|(key, variant)| self.store.remove_variant(&key, variant).map(drop))
                 }),
             };
             if let Err(error) = result {
-                all_puts_succeeded &= !write.failed(&error);
+                all_puts_succeeded &= !failure.traced(&error);
             }
         }
         all_puts_succeeded
@@ -1257,18 +1271,19 @@ impl<S: AsyncStore> Cache<S> {
     async fn perform_async(&self, writes: Vec<Write>) -> bool {
         let mut all_puts_succeeded = true;
         for write in writes {
-            let result = match &write {
-                Write::Remove(key) => self.store.remove(key).await.map(drop),
+            let failure = write.failure();
+            let result = match write {
+                Write::Remove(key) => self.store.remove(&key).await.map(drop),
                 Write::RemoveVariant(key, variant) => {
-                    self.store.remove_variant(key, *variant).await.map(drop)
+                    self.store.remove_variant(&key, variant).await.map(drop)
                 }
-                Write::Put(entry) => self.store.put(entry).await,
-                Write::Refresh(entry) => self.store.refresh(entry).await,
-                Write::Prune(key, vary, keep) => match self.store.get(key).await {
+                Write::Put(entry) => self.store.put_owned(*entry).await,
+                Write::Refresh(entry) => self.store.refresh_owned(*entry).await,
+                Write::Prune(key, vary, keep) => match self.store.get(&key).await {
                     Ok(stored) => {
                         let mut result = Ok(());
-                        for variant in Write::obsolete(vary, *keep, stored) {
-                            result = result.and(self.store.remove_variant(key, variant).await.map(drop));
+                        for variant in Write::obsolete(&vary, keep, stored) {
+                            result = result.and(self.store.remove_variant(&key, variant).await.map(drop));
                         }
                         result
                     }
@@ -1277,7 +1292,7 @@ impl<S: AsyncStore> Cache<S> {
                 Write::RemoveUrl(_, uri, settings) => match self.store.scan().await {
                     Ok(metas) => {
                         let mut result = Ok(());
-                        for (key, variant) in Write::stored_at(uri, settings, metas) {
+                        for (key, variant) in Write::stored_at(&uri, &settings, metas) {
                             result = result.and(self.store.remove_variant(&key, variant).await.map(drop));
                         }
                         result
@@ -1286,7 +1301,7 @@ impl<S: AsyncStore> Cache<S> {
                 },
             };
             if let Err(error) = result {
-                all_puts_succeeded &= !write.failed(&error);
+                all_puts_succeeded &= !failure.traced(&error);
             }
         }
         all_puts_succeeded

@@ -133,6 +133,13 @@ pub trait Store: Send + Sync {
     }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> Result<(), StoreError>;
+    /// [`put`](Store::put), handing the entry over: what the drivers call, since they
+    /// need the entry no more. A store that keeps decoded entries (the memory store)
+    /// keeps this one instead of a copy. It must leave exactly what `put(&entry)` would;
+    /// the default calls it.
+    fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.put(&entry)
+    }
     /// Stores `entry`, a stored variant freshened by a validation (RFC 9111 §4.3.4: a
     /// 304, or a HEAD response, updated its header fields, times and expiry) whose body
     /// is the one already stored for `(entry.key, entry.variant)`. The drivers call it
@@ -162,6 +169,13 @@ pub trait Store: Send + Sync {
     /// The default is `put`, right for every store that rewrites entries whole.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         self.put(entry)
+    }
+    /// [`refresh`](Store::refresh), handing the entry over, as
+    /// [`put_owned`](Store::put_owned) is to `put`. The default calls `refresh(&entry)`,
+    /// so a store that overrides only `refresh` keeps its refreshes; a store whose
+    /// `refresh` is `put` should make this `put_owned`.
+    fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.refresh(&entry)
     }
     /// Removes every variant under `key`; returns how many were removed.
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError>;
@@ -208,6 +222,16 @@ pub trait AsyncStore: Send + Sync {
     fn refresh(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.put(entry)
     }
+    /// [`put`](AsyncStore::put), handing the entry over: [`Store::put_owned`] (same
+    /// contract). The default awaits `put(&entry)`.
+    fn put_owned(&self, entry: Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.put(&entry).await }
+    }
+    /// [`refresh`](AsyncStore::refresh), handing the entry over: [`Store::refresh_owned`]
+    /// (same contract). The default awaits `refresh(&entry)`.
+    fn refresh_owned(&self, entry: Entry) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.refresh(&entry).await }
+    }
     /// Removes every variant under `key`; returns how many were removed.
     fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// Removes one variant; returns whether it was there.
@@ -252,6 +276,12 @@ impl<S: Store> AsyncStore for Inline<S> {
     async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         self.0.refresh(entry)
     }
+    async fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.0.put_owned(entry)
+    }
+    async fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.0.refresh_owned(entry)
+    }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.0.remove(key)
     }
@@ -287,6 +317,12 @@ macro_rules! forward_store {
             }
             fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
                 (**self).refresh(entry)
+            }
+            fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+                (**self).put_owned(entry)
+            }
+            fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+                (**self).refresh_owned(entry)
             }
             fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
                 (**self).remove(key)
@@ -379,6 +415,12 @@ impl<B: Store, A: Send + Sync> Store for DualStore<B, A> {
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         self.blocking.refresh(entry)
     }
+    fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.blocking.put_owned(entry)
+    }
+    fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.blocking.refresh_owned(entry)
+    }
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.blocking.remove(key)
     }
@@ -411,6 +453,12 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     }
     async fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
         self.asynchronous.refresh(entry).await
+    }
+    async fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.asynchronous.put_owned(entry).await
+    }
+    async fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.asynchronous.refresh_owned(entry).await
     }
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         self.asynchronous.remove(key).await

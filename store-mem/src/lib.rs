@@ -31,7 +31,9 @@
 //! [`Store::refresh`] (a 304 freshening a stored entry) is the default, a put: it
 //! stores the refreshed entry, whose body is the `Bytes` the hit returned, so it costs
 //! the same small insert whatever the body's size, and it can never pair the new header
-//! fields with another body.
+//! fields with another body. The drivers hand their entries over
+//! ([`Store::put_owned`], [`Store::refresh_owned`]), and the store keeps the very entry
+//! they built: a write copies no entry (`put(&entry)` copies it, sharing its body).
 //!
 //! ## Bounds and eviction
 //!
@@ -222,6 +224,29 @@ impl MemoryStore {
         let floor = self.min_entry_weight.saturating_mul(entries.len() as u64);
         Item(Arc::new(ItemInner { weight: size.max(floor).max(1), entries: entries.into_boxed_slice() }))
     }
+
+    /// Stores `entry` under its key, replacing the variant with the same id.
+    fn keep(&self, entry: Entry) -> Result<(), StoreError> {
+        let _write = self.lock_for(&entry.key);
+        let others = self.cache.peek(&entry.key);
+        let others = others.as_ref().map_or(&[][..], |current| &current.0.entries[..]);
+        let kept = |e: &&Entry| e.variant != entry.variant;
+        // Sized exactly: the list becomes the item's boxed slice without reallocating.
+        let mut entries = Vec::with_capacity(others.iter().filter(kept).count() + 1);
+        entries.extend(others.iter().filter(kept).cloned());
+        let key = entry.key;
+        entries.push(entry);
+        let value = self.variants(entries);
+        let weight = value.0.weight;
+        if weight > self.admit_limit {
+            return Err(StoreError::Full(format!(
+                "entry {key} weighs {weight} bytes (with its other variants); this memory store accepts at most {}",
+                self.admit_limit
+            )));
+        }
+        self.cache.insert(key, value);
+        Ok(())
+    }
 }
 
 impl Store for MemoryStore {
@@ -238,24 +263,17 @@ impl Store for MemoryStore {
     }
 
     fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        let _write = self.lock_for(&entry.key);
-        let mut entries: Vec<Entry> = match self.cache.peek(&entry.key) {
-            Some(current) => {
-                current.0.entries.iter().filter(|e| e.variant != entry.variant).cloned().collect()
-            }
-            None => Vec::with_capacity(1),
-        };
-        entries.push(entry.clone());
-        let value = self.variants(entries);
-        let weight = value.0.weight;
-        if weight > self.admit_limit {
-            return Err(StoreError::Full(format!(
-                "entry {} weighs {weight} bytes (with its other variants); this memory store accepts at most {}",
-                entry.key, self.admit_limit
-            )));
-        }
-        self.cache.insert(entry.key, value);
-        Ok(())
+        self.keep(entry.clone())
+    }
+
+    /// Keeps `entry` itself: no copy.
+    fn put_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.keep(entry)
+    }
+
+    /// A refresh is a put here (see the [crate docs](crate)).
+    fn refresh_owned(&self, entry: Entry) -> Result<(), StoreError> {
+        self.keep(entry)
     }
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
