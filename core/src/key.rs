@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -17,8 +18,24 @@ use sha2::{Digest, Sha256};
 use crate::settings::{MatchHeaders, Settings};
 
 /// A fixed-size cache key: SHA-256, shown as 64 lower-case hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CacheKey(pub [u8; 32]);
+
+/// Feeds a hasher one `u64`, the four 8-byte words of the key folded together, instead
+/// of the 32 bytes: a key is a digest already, so the fold keeps what sets keys apart
+/// (any byte that differs changes it), and the hash maps keyed by it (the memory
+/// store's, the drivers' requests in flight) hash a quarter of the input. Equal keys
+/// fold alike, as `Hash` must agree with `Eq`.
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let word = |i: usize| {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(bytes)
+        };
+        state.write_u64(word(0) ^ word(1) ^ word(2) ^ word(3));
+    }
+}
 
 impl CacheKey {
     /// The key of arbitrary bytes (for user `key_fn`s): SHA-256 of `data`.
@@ -699,6 +716,27 @@ mod tests {
 
     fn key(uri: &str) -> CacheKey {
         default_cache_key(&get(uri), b"", &Settings::default())
+    }
+
+    fn hash_of(key: &CacheKey) -> u64 {
+        use std::hash::BuildHasher;
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+    }
+
+    // The folded `Hash` agrees with `Eq`, and a key that differs from another in any
+    // one byte, even a key built by hand rather than hashed, hashes differently.
+    #[test]
+    fn the_hash_of_a_key_sees_every_byte() {
+        let base = key("https://example.com/a");
+        assert_eq!(hash_of(&base), hash_of(&key("https://example.com/a")));
+        for i in 0..32 {
+            let mut other = base;
+            other.0[i] ^= 1;
+            assert_ne!(hash_of(&other), hash_of(&base), "byte {i}");
+            let mut counter = CacheKey([0; 32]);
+            counter.0[i] = 1;
+            assert_ne!(hash_of(&counter), hash_of(&CacheKey([0; 32])), "byte {i} of a hand-made key");
+        }
     }
 
     fn normalized(uri: &str) -> String {
