@@ -47,9 +47,11 @@ impl DemoOrigin {
         // Detached: it ends with the process, right after the demo.
         std::thread::Builder::new().name("httpcache-demo-origin".into()).spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Ok(status) = answer(stream, thread_failing.load(Ordering::SeqCst)) {
-                    thread_answers.lock().unwrap_or_else(PoisonError::into_inner).push(status);
-                }
+                // The answer is recorded before it is sent: once the client has it, the
+                // demo's table finds it in the log (recorded after, it could miss it).
+                let record =
+                    |status| thread_answers.lock().unwrap_or_else(PoisonError::into_inner).push(status);
+                let _ = answer(stream, thread_failing.load(Ordering::SeqCst), record);
             }
         })?;
         Ok(DemoOrigin { addr, failing, answers })
@@ -69,8 +71,8 @@ impl DemoOrigin {
 }
 
 /// Reads one request head and answers it: 503 while failing, 304 to a matching
-/// `If-None-Match`, else 200. Returns the status sent.
-fn answer(mut stream: TcpStream, failing: bool) -> io::Result<u16> {
+/// `If-None-Match`, else 200. The status goes to `record` before the answer is sent.
+fn answer(mut stream: TcpStream, failing: bool, record: impl FnOnce(u16)) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::new();
     let mut chunk = [0; 1024];
@@ -104,9 +106,9 @@ fn answer(mut stream: TcpStream, failing: bool) -> io::Result<u16> {
     }
     response.push_str("\r\n");
     response.push_str(body);
+    record(status);
     stream.write_all(response.as_bytes())?;
-    stream.flush()?;
-    Ok(status)
+    stream.flush()
 }
 
 /// One request of the demo.
