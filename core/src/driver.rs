@@ -639,7 +639,7 @@ impl<S> Cache<S> {
                 status.is_expired = entry.is_expired(now);
                 // Served now, when it arrived: its current age is its age on arrival.
                 status.age = Some(age);
-                let mut writes = Vec::with_capacity(2);
+                let mut writes = Vec::with_capacity(usize::from(replaces.is_some()) + usize::from(persist));
                 if let Some(old) = replaces {
                     writes.push(Write::RemoveVariant(key, old));
                 }
