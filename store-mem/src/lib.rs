@@ -228,12 +228,9 @@ impl MemoryStore {
     /// Stores `entry` under its key, replacing the variant with the same id.
     fn keep(&self, entry: Entry) -> Result<(), StoreError> {
         let _write = self.lock_for(&entry.key);
-        let others = self.cache.peek(&entry.key);
-        let others = others.as_ref().map_or(&[][..], |current| &current.0.entries[..]);
-        let kept = |e: &&Entry| e.variant != entry.variant;
-        // Sized exactly: the list becomes the item's boxed slice without reallocating.
-        let mut entries = Vec::with_capacity(others.iter().filter(kept).count() + 1);
-        entries.extend(others.iter().filter(kept).cloned());
+        let current = self.cache.peek(&entry.key);
+        let stored = current.as_ref().map_or(&[][..], |current| &current.0.entries[..]);
+        let mut entries = others(stored, entry.variant, 1);
         let key = entry.key;
         entries.push(entry);
         let value = self.variants(entries);
@@ -247,6 +244,15 @@ impl MemoryStore {
         self.cache.insert(key, value);
         Ok(())
     }
+}
+
+/// Copies of the `stored` variants other than `variant`, in a list sized exactly for
+/// them and `room` more, so that it becomes an item's boxed slice without reallocating.
+fn others(stored: &[Entry], variant: VariantId, room: usize) -> Vec<Entry> {
+    let other = |e: &&Entry| e.variant != variant;
+    let mut entries = Vec::with_capacity(stored.iter().filter(other).count() + room);
+    entries.extend(stored.iter().filter(other).cloned());
+    entries
 }
 
 impl Store for MemoryStore {
@@ -289,7 +295,7 @@ impl Store for MemoryStore {
         if !current.0.entries.iter().any(|e| e.variant == variant) {
             return Ok(false);
         }
-        let rest: Vec<Entry> = current.0.entries.iter().filter(|e| e.variant != variant).cloned().collect();
+        let rest = others(&current.0.entries, variant, 0);
         if rest.is_empty() {
             self.cache.remove(key);
         } else {
