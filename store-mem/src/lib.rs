@@ -20,13 +20,35 @@
 //! ## How it works
 //!
 //! Entries live decoded, in a concurrent sharded cache ([`quick_cache`]), one item per
-//! [`CacheKey`] holding all that key's variants. A hit is one lookup under the shard's
-//! read lock and returns clones: an [`Entry`] clone shares its body (a `bytes::Bytes`)
-//! and header values, so no body is ever copied. [`Store::read_with`] lends the stored
-//! entries instead, so a hit through the drivers copies only the response part it
+//! [`CacheKey`] holding all that key's variants. [`Store::get`] is one lookup under the
+//! shard's read lock and returns clones: an [`Entry`] clone shares its body (a
+//! `bytes::Bytes`) and header values, so no body is ever copied. [`Store::read_with`]
+//! lends entries instead, so a hit through the drivers copies only the response part it
 //! serves (no request part, no list of variants). Writes to one key are serialised by a
 //! small striped lock (readers never take it), so concurrent puts of two variants of a
 //! key both land.
+//!
+//! ## Reads from many threads
+//!
+//! Cloning a shared `Bytes` (a body, or a header value) updates a reference count
+//! inside it, as taking the shard's read lock updates the lock. When threads hit the
+//! same entry, those counters pass from core to core on every hit; on the 2-core
+//! development machine, two threads hitting one entry made about 1.5× the hits per
+//! second of one thread. So [`Store::read_with`] keeps, per thread, copies of the
+//! items that thread reads again (up to 8 items of at most 64 KiB each): the second
+//! read of an item takes a copy whose header names and values live in one buffer of
+//! the thread's own, with the body copied too when it is at most 16 KiB (a larger one
+//! stays shared), and later reads lend that copy, taking no lock and touching no
+//! counter another thread's copy uses. The same hits then make about 1.8×.
+//!
+//! A copy is made once per thread and write, never per hit, and holds at most
+//! 8 × 64 KiB per thread beyond `max_bytes` (a copy keeps its body alive after an
+//! eviction until the thread reads another item in its place). A copy is never lent
+//! once a write to its key (put, refresh, removal, clear, eviction) could have been
+//! seen: every write marks its keys' stripe of the store (one of 64) before and after
+//! it, and a copy is lent only while its stripe is unmarked and unchanged since the
+//! copy was taken. Reads lent from copies are counted by the eviction policy one time
+//! in 32, so an item read mostly from copies stays among the valuable ones.
 //!
 //! [`Store::refresh`] (a 304 freshening a stored entry) is the default, a put: it
 //! stores the refreshed entry, whose body is the `Bytes` the hit returned, so it costs
@@ -57,8 +79,12 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use httpcache_core::{CacheKey, Entry, EntryMeta, Store, StoreError, VariantId, Variants};
-use quick_cache::sync::{Cache, DefaultLifecycle};
-use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
+
+mod near;
+
+use near::Generations;
 
 /// Fraction of each shard quick_cache reserves for its "hot" items; an item larger than
 /// this part of a shard is never admitted.
@@ -92,12 +118,32 @@ impl Weighter<CacheKey, Item> for ItemWeighter {
     }
 }
 
-type Inner = Cache<CacheKey, Item, ItemWeighter, DefaultHashBuilder, DefaultLifecycle<CacheKey, Item>>;
+/// Tells the near copies of an evicted item that it is gone (a bump of its key's
+/// stripe), and drops up to two evicted items after the shard's lock is released.
+#[derive(Clone)]
+struct Evictions(Arc<Generations>);
+
+impl Lifecycle<CacheKey, Item> for Evictions {
+    type RequestState = [Option<Item>; 2];
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: CacheKey, value: Item) {
+        self.0.evicted(&key);
+        if let Some(free) = state.iter_mut().find(|held| held.is_none()) {
+            *free = Some(value);
+        }
+    }
+}
+
+type Inner = Cache<CacheKey, Item, ItemWeighter, DefaultHashBuilder, Evictions>;
 
 /// An in-process store bounded by total bytes. See the [crate docs](crate).
 pub struct MemoryStore {
     cache: Inner,
     write_locks: Box<[Mutex<()>]>,
+    /// One per write lock: bumped after every change to a key of that stripe.
+    generations: Arc<Generations>,
+    /// This store's number among the threads' near copies.
+    id: u64,
     max_bytes: u64,
     max_entries: Option<u64>,
     /// Every variant weighs at least this (from `max_entries`).
@@ -171,20 +217,19 @@ impl MemoryStore {
             .weight_capacity(shard_capacity * shards)
             .hot_allocation(HOT_ALLOCATION)
             .build();
+        let generations = Arc::new(Generations::new(WRITE_STRIPES));
+        let (hasher, lifecycle) = (DefaultHashBuilder::default(), Evictions(generations.clone()));
         let cache = match options {
-            Ok(options) => Cache::with_options(
-                options,
-                ItemWeighter,
-                DefaultHashBuilder::default(),
-                DefaultLifecycle::default(),
-            ),
+            Ok(options) => Cache::with_options(options, ItemWeighter, hasher, lifecycle),
             // Cannot happen: both required options are set above. Fall back to the plain
             // constructor rather than panicking.
-            Err(_) => Cache::with_weighter(estimated_items, max_bytes, ItemWeighter),
+            Err(_) => Cache::with(estimated_items, max_bytes, ItemWeighter, hasher, lifecycle),
         };
         MemoryStore {
             cache,
             write_locks: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            generations,
+            id: near::store_id(),
             max_bytes,
             max_entries,
             min_entry_weight,
@@ -228,6 +273,7 @@ impl MemoryStore {
     /// Stores `entry` under its key, replacing the variant with the same id.
     fn keep(&self, entry: Entry) -> Result<(), StoreError> {
         let _write = self.lock_for(&entry.key);
+        let _changing = self.generations.changing(&entry.key);
         let current = self.cache.peek(&entry.key);
         let stored = current.as_ref().map_or(&[][..], |current| &current.0.entries[..]);
         let mut entries = others(stored, entry.variant, 1);
@@ -260,11 +306,25 @@ impl Store for MemoryStore {
         Ok(self.cache.get(key).map(|variants| variants.0.entries.to_vec()).unwrap_or_default())
     }
 
-    /// Lends the stored entries themselves: a hit copies only its response part.
+    /// Lends the stored entries themselves, or this thread's copy of them (see the
+    /// [crate docs](crate)): a hit copies only its response part.
     fn read_with(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) {
-        match self.cache.get(key) {
-            Some(variants) => read(Ok(Variants::Borrowed(&variants.0.entries))),
-            None => read(Ok(Variants::default())),
+        let generation = self.generations.current(key);
+        let mut lend = |entries: &[Entry]| read(Ok(Variants::Borrowed(entries)));
+        match generation.map(|generation| near::lend(self.id, key, generation, &mut lend)) {
+            Some(near::Lent::Yes) => return,
+            Some(near::Lent::Touch) => {
+                self.cache.get(key);
+                return;
+            }
+            Some(near::Lent::No) | None => {}
+        }
+        match (self.cache.get(key), generation) {
+            (Some(item), Some(generation)) if item.0.weight <= near::MAX_WEIGHT => {
+                near::read_through(self.id, key, generation, &item.0.entries, &mut lend);
+            }
+            (Some(item), _) => lend(&item.0.entries),
+            (None, _) => read(Ok(Variants::default())),
         }
     }
 
@@ -284,11 +344,13 @@ impl Store for MemoryStore {
 
     fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
         let _write = self.lock_for(key);
+        let _changing = self.generations.changing(key);
         Ok(self.cache.remove(key).map_or(0, |(_, variants)| variants.0.entries.len()))
     }
 
     fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
         let _write = self.lock_for(key);
+        let _changing = self.generations.changing(key);
         let Some(current) = self.cache.peek(key) else {
             return Ok(false);
         };
@@ -306,6 +368,7 @@ impl Store for MemoryStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
+        let _changing = self.generations.changing_all();
         self.cache.clear();
         Ok(())
     }
