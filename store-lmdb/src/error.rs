@@ -49,6 +49,13 @@ impl LmdbError {
             heed::Error::Mdb(MdbError::Invalid | MdbError::VersionMismatch) => {
                 LmdbError::NotACache(format!("{} ({error})", path.display()))
             }
+            heed::Error::Mdb(MdbError::ReadersFull) => LmdbError::Lmdb {
+                context: format!("{what} {}", path.display()),
+                message: "LMDB's reader table is full: more threads read this cache than \
+                          `LmdbBuilder::max_readers` allows (a thread keeps its reader slot from \
+                          its first read until it exits)"
+                    .into(),
+            },
             other => {
                 LmdbError::Lmdb { context: format!("{what} {}", path.display()), message: other.to_string() }
             }

@@ -144,6 +144,12 @@
 //! opens it. Any number of processes may read and write the same directory at once;
 //! LMDB's own locks coordinate them.
 //!
+//! A thread reads through a slot of LMDB's reader table that it takes at its first read
+//! and keeps until it exits, so reads from many threads take no lock in common. The
+//! table has [`LmdbBuilder::max_readers`] slots (1024 by default) for all the threads
+//! of all the processes that read the directory; a read on a thread that finds it full
+//! fails with an error naming that limit (the drivers treat it as a miss).
+//!
 //! [LMDB]: http://www.lmdb.tech/doc/
 #![warn(missing_docs)]
 // heed marks opening an environment (and setting its sync flags) and resizing its map

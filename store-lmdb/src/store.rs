@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
-use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithTls};
 use httpcache_core::behind::overlay;
 use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
 
@@ -130,9 +132,11 @@ impl LmdbBuilder {
         self
     }
 
-    /// The size of LMDB's reader table: how many read transactions may be open at
-    /// once across all processes (default 1024). Fixed by the first process to open
-    /// the path.
+    /// The size of LMDB's reader table: how many threads, across all processes, may
+    /// read the cache (default 1024). A thread takes a slot at its first read and keeps
+    /// it until it exits, so reads take no lock; a read on a thread that finds the table
+    /// full fails (a miss for the drivers, with a warning) until some reading thread
+    /// exits. Fixed by the first process to open the path.
     pub fn max_readers(mut self, readers: u32) -> Self {
         self.max_readers = readers.max(1);
         self
@@ -199,11 +203,13 @@ enum Index {
 
 /// What the process shares for one path.
 struct Shared {
-    env: Env<WithoutTls>,
+    env: Env<WithTls>,
     dbs: Databases,
     /// Held shared by every transaction, exclusively by a map resize: LMDB allows a
-    /// resize only while this process has no transaction open.
-    gate: RwLock<()>,
+    /// resize only while this process has no transaction open. Sharded by thread, so
+    /// that readers on different threads take different locks (a lock they all took
+    /// would pass its cache line between their cores on every read).
+    gate: ShardedLock<()>,
     path: PathBuf,
     max_map_size: usize,
     max_bytes: Option<u64>,
@@ -236,7 +242,13 @@ impl Shared {
     fn open_new(builder: &LmdbBuilder, path: PathBuf) -> Result<Shared, LmdbError> {
         let map_size = round_map_size(builder.map_size);
         let max_map_size = round_map_size(builder.max_map_size).max(map_size);
-        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        // Read transactions use the thread's own reader slot (LMDB without `MDB_NOTLS`):
+        // a thread takes one slot once, where a transaction of its own would take a slot
+        // under the reader table's mutex at every read. Measured on 2 cores, 1 KiB hits
+        // from two threads: about 20 % more hits per second. The rule that comes with
+        // it, one transaction per thread at a time, holds: every transaction lives
+        // inside `read` or `write`, and no closure they run opens another.
+        let mut options = EnvOpenOptions::new();
         options.map_size(map_size).max_dbs(8).max_readers(builder.max_readers);
         let flags = match builder.sync {
             SyncMode::Full => EnvFlags::empty(),
@@ -284,7 +296,7 @@ impl Shared {
         Ok(Shared {
             env,
             dbs,
-            gate: RwLock::new(()),
+            gate: ShardedLock::new(()),
             path,
             max_map_size,
             max_bytes: builder.max_bytes,
@@ -293,7 +305,7 @@ impl Shared {
     }
 
     /// Creates (or opens) the named databases, refusing environments that are not ours.
-    fn open_databases(env: &Env<WithoutTls>, path: &Path) -> Result<Databases, LmdbError> {
+    fn open_databases(env: &Env<WithTls>, path: &Path) -> Result<Databases, LmdbError> {
         let not_ours = |error: heed::Error| match error {
             heed::Error::Mdb(MdbError::Incompatible) => {
                 LmdbError::NotACache(format!("{} holds databases of another program", path.display()))
@@ -341,7 +353,7 @@ impl Shared {
         }
     }
 
-    fn gate(&self) -> RwLockReadGuard<'_, ()> {
+    fn gate(&self) -> ShardedLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -350,11 +362,11 @@ impl Shared {
     }
 
     /// Runs `f` in a read transaction, retrying after another process grew the map.
-    /// `f` must copy out what it returns.
+    /// `f` must copy out what it returns, and must not open another transaction.
     fn read<R>(
         &self,
         what: &str,
-        mut f: impl FnMut(&RoTxn<'_, WithoutTls>) -> heed::Result<R>,
+        mut f: impl FnMut(&RoTxn<'_, WithTls>) -> heed::Result<R>,
     ) -> Result<R, LmdbError> {
         for _ in 0..MAX_ATTEMPTS {
             let outcome = {
@@ -374,7 +386,8 @@ impl Shared {
 
     /// Runs `f` in a write transaction and commits it. When the map is full it grows
     /// (up to `max_map_size`) and retries; when it cannot grow, the error is
-    /// [`LmdbError::Full`] and nothing was written.
+    /// [`LmdbError::Full`] and nothing was written. `f` must not open another
+    /// transaction.
     fn write<R>(
         &self,
         what: &str,

@@ -729,3 +729,35 @@ fn a_read_does_not_copy_out_a_variant_a_queued_refresh_replaces() {
     store.write_queued();
     assert_eq!(store.get_from_map(&key(30)), [refreshed], "the refresh replaced it");
 }
+
+#[test]
+fn a_thread_keeps_its_reader_slot_until_it_exits() {
+    // A reader table of one slot. Reads use the thread's own slot (no MDB_NOTLS): the
+    // first thread to read holds it while it lives, another thread's read is an error
+    // that names the limit (never a panic, never a wrong answer), and once the first
+    // thread has exited the slot serves the next.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LmdbStore::builder(dir.path()).max_readers(1).open().unwrap();
+    let stored = entry(key(1), 0, body(1, 100));
+    store.put(&stored).unwrap();
+    let (read, exit) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            assert_eq!(store.get(&stored.key).unwrap(), vec![stored.clone()]);
+            // Reads again with the same slot.
+            assert_eq!(store.get(&stored.key).unwrap(), vec![stored.clone()]);
+            read.wait();
+            exit.wait();
+        });
+        read.wait();
+        let refused = scope.spawn(|| store.get(&stored.key)).join().unwrap();
+        match refused {
+            Err(StoreError::Backend(message)) => assert!(message.contains("max_readers"), "{message}"),
+            other => panic!("a full reader table gave {other:?}"),
+        }
+        exit.wait();
+        holder.join().unwrap();
+    });
+    let after = std::thread::scope(|scope| scope.spawn(|| store.get(&stored.key)).join().unwrap());
+    assert_eq!(after.unwrap(), vec![stored]);
+}
