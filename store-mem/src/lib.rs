@@ -140,7 +140,7 @@ type Inner = Cache<CacheKey, Item, ItemWeighter, DefaultHashBuilder, Evictions>;
 pub struct MemoryStore {
     cache: Inner,
     write_locks: Box<[Mutex<()>]>,
-    /// One per write lock: bumped after every change to a key of that stripe.
+    /// One per write lock (keys striped alike): odd while a key of that stripe changes.
     generations: Arc<Generations>,
     /// This store's number among the threads' near copies.
     id: u64,
@@ -259,7 +259,7 @@ impl MemoryStore {
     }
 
     fn lock_for(&self, key: &CacheKey) -> MutexGuard<'_, ()> {
-        let stripe = usize::from(key.0[0]) % self.write_locks.len();
+        let stripe = near::stripe(key, self.write_locks.len());
         // The lock guards no data, so a poisoned lock is as good as a healthy one.
         self.write_locks[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

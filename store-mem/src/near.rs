@@ -48,6 +48,13 @@ pub(crate) fn store_id() -> u64 {
     NEXT_STORE.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Which of `stripes` stripes `key` is in. The store's write locks and its generations
+/// must stripe keys alike: a generation stays odd for the whole of a write only if the
+/// writes to its stripe are serialised by one lock.
+pub(crate) fn stripe(key: &CacheKey, stripes: usize) -> usize {
+    usize::from(key.0[0]) % stripes.max(1)
+}
+
 /// A counter alone on its cache line, so that writes to one stripe leave the readers
 /// of the others undisturbed.
 #[repr(align(64))]
@@ -63,7 +70,7 @@ impl Generations {
     }
 
     fn of(&self, key: &CacheKey) -> &AtomicU64 {
-        &self.0[usize::from(key.0[0]) % self.0.len()].0
+        &self.0[stripe(key, self.0.len())].0
     }
 
     /// The generation of `key`'s stripe, read before reading the store; `None` while

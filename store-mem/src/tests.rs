@@ -284,7 +284,7 @@ fn an_evicted_item_is_not_lent_from_a_copy() {
     store.put(&old).unwrap();
     hold_a_copy(&store, &old.key);
     // New entries in other write stripes: only the eviction itself can tell the copy.
-    let stripe = |key: &CacheKey| key.0[0] % 64;
+    let stripe = |key: &CacheKey| near::stripe(key, WRITE_STRIPES);
     let mut others = (1..1000).map(|n| entry(n, 0, 9_000)).filter(|e| stripe(&e.key) != stripe(&old.key));
     // `scan`, unlike `get`, does not count as a read that keeps the entry.
     while store.scan().unwrap().iter().any(|meta| meta.key == old.key) {
@@ -359,7 +359,7 @@ fn hot_items_read_through_copies_survive_a_scan_of_new_ones() {
     let store = MemoryStore::new(1 << 20);
     let hot = entry(10_000, 0, 20_000);
     store.put(&hot).unwrap();
-    let stripe = |key: &CacheKey| key.0[0] % 64;
+    let stripe = |key: &CacheKey| near::stripe(key, WRITE_STRIPES);
     let others = (0..).map(|n| entry(n, 0, 20_000)).filter(|e| stripe(&e.key) != stripe(&hot.key));
     for (n, other) in others.take(500).enumerate() {
         for _ in 0..3 {
