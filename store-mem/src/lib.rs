@@ -259,9 +259,7 @@ impl MemoryStore {
     }
 
     fn lock_for(&self, key: &CacheKey) -> MutexGuard<'_, ()> {
-        let stripe = near::stripe(key, self.write_locks.len());
-        // The lock guards no data, so a poisoned lock is as good as a healthy one.
-        self.write_locks[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        hold(&self.write_locks[near::stripe(key, self.write_locks.len())])
     }
 
     fn variants(&self, entries: Vec<Entry>) -> Item {
@@ -290,6 +288,12 @@ impl MemoryStore {
         self.cache.insert(key, value);
         Ok(())
     }
+}
+
+/// Takes a write lock. The locks guard no data, so a poisoned lock is as good as a
+/// healthy one.
+fn hold(lock: &Mutex<()>) -> MutexGuard<'_, ()> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Copies of the `stored` variants other than `variant`, in a list sized exactly for
@@ -368,6 +372,9 @@ impl Store for MemoryStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
+        // Every write lock (in order; a writer holds one at most), so that no write to
+        // any stripe is under way while the generations are odd for the clear.
+        let _writes: Vec<MutexGuard<'_, ()>> = self.write_locks.iter().map(hold).collect();
         let _changing = self.generations.changing_all();
         self.cache.clear();
         Ok(())
