@@ -138,14 +138,16 @@ struct Near {
 }
 
 impl Near {
-    fn find(&mut self, store: u64, key: &CacheKey) -> Option<&mut Slot> {
-        self.slots.iter_mut().find(|slot| slot.store == store && slot.key == *key)
+    /// Where `store`'s item for `key` is remembered.
+    fn position(&self, store: u64, key: &CacheKey) -> Option<usize> {
+        self.slots.iter().position(|slot| slot.store == store && slot.key == *key)
     }
 
-    /// Remembers `slot`: in place of the same item's slot, in a free place, or in the
-    /// first slot the clock finds unused since it last passed (ghosts are never "used").
-    fn remember(&mut self, slot: Slot) -> &Slot {
-        let at = match self.slots.iter().position(|old| old.store == slot.store && old.key == slot.key) {
+    /// Remembers `slot` at `at` (where [`Near::position`] found the same item), else in
+    /// a free place, else in the first slot the clock finds unused since it last passed
+    /// (ghosts are never "used").
+    fn remember(&mut self, at: Option<usize>, slot: Slot) -> &Slot {
+        let at = match at {
             Some(at) => at,
             None if self.slots.len() < SLOTS => {
                 self.slots.push(slot);
@@ -191,7 +193,8 @@ pub(crate) fn lend(store: u64, key: &CacheKey, generation: u64, read: &mut dyn F
     NEAR.try_with(|near| {
         // Taken already: `read` is reading the store again from inside a read.
         let Ok(mut near) = near.try_borrow_mut() else { return Lent::No };
-        let Some(slot) = near.find(store, key) else { return Lent::No };
+        let Some(at) = near.position(store, key) else { return Lent::No };
+        let slot = &mut near.slots[at];
         let Some(entries) = slot.entries.as_ref().filter(|_| slot.generation == generation) else {
             return Lent::No;
         };
@@ -217,9 +220,12 @@ pub(crate) fn read_through(
 ) {
     let copied = NEAR.try_with(|near| {
         let Ok(mut near) = near.try_borrow_mut() else { return false };
-        let seen = near.find(store, key).is_some_and(|slot| slot.generation == generation);
+        // One search: the slot found here is the one replaced.
+        let at = near.position(store, key);
+        let seen = at.is_some_and(|at| near.slots[at].generation == generation);
         let copy = seen.then(|| entries.iter().map(private_copy).collect());
-        let slot = near.remember(Slot { store, key: *key, generation, entries: copy, used: false, lends: 0 });
+        let slot =
+            near.remember(at, Slot { store, key: *key, generation, entries: copy, used: false, lends: 0 });
         match &slot.entries {
             Some(copy) => {
                 read(copy);
