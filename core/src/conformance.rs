@@ -1094,6 +1094,30 @@ pub fn read_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
     });
 }
 
+/// [`AsyncStore::write_now`], where a store offers it, is a view of the same entries:
+/// what is put, refreshed and removed through it is what `get` then returns (for a key
+/// never stored, one variant, several, after a refresh, and after removals).
+pub fn write_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
+    use futures_executor::block_on;
+    let Some(blocking) = store.write_now() else {
+        return;
+    };
+    let writes = Writes {
+        put: &|entry| blocking.put(entry).expect("put"),
+        refresh: &|entry| blocking.refresh(entry).expect("refresh"),
+        remove_variant: &|key, variant| {
+            blocking.remove_variant(key, variant).expect("remove_variant");
+        },
+        remove: &|key| {
+            blocking.remove(key).expect("remove");
+        },
+    };
+    read_agreement(&writes, &|key, what| {
+        let awaited = by_variant(block_on(store.get(key)));
+        assert_eq!(awaited, by_variant(blocking.get(key)), "write_now's store and get disagree: {what}");
+    });
+}
+
 /// After `corrupt` overwrites one variant's record with each of [`corrupt_payloads`],
 /// `get` returns only the intact variants (or a miss), never a corrupt entry and never
 /// an error; once read, the corrupt record is gone from `scan`; other keys are untouched;
@@ -1243,6 +1267,12 @@ macro_rules! async_store_conformance {
         fn read_now_agrees() {
             let fixture = ($store)();
             $crate::conformance::read_now_agrees(&fixture.store);
+        }
+
+        #[test]
+        fn write_now_agrees() {
+            let fixture = ($store)();
+            $crate::conformance::write_now_agrees(&fixture.store);
         }
 
         #[test]

@@ -276,9 +276,25 @@ impl Drop for InflightGuard {
     }
 }
 
-/// The store writes of an async completion (see `Cache::writes_async`): `true` when
+/// The store writes of an async completion (see `Cache::writes_async`), and whether
 /// every put succeeded.
-type Writes<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+enum Writes<'a> {
+    /// Made already, through the store's blocking face ([`AsyncStore::write_now`]), or
+    /// none to make.
+    Made(bool),
+    /// To await.
+    Pending(Pin<Box<dyn Future<Output = bool> + Send + 'a>>),
+}
+
+impl Writes<'_> {
+    /// Whether every put succeeded, once the writes are made.
+    async fn made(self) -> bool {
+        match self {
+            Writes::Made(ok) => ok,
+            Writes::Pending(writes) => writes.await,
+        }
+    }
+}
 
 /// A plan [`Cache::plan_now`] could not finish without waiting; finish it with
 /// [`Cache::plan_pending`].
@@ -1085,31 +1101,9 @@ impl<S: Store> Cache<S> {
         }
     }
 
-    /// Performs `writes` in order; returns whether every `Put` and `Refresh` succeeded.
-    /// Failures are traced, never returned: a store error never fails a request.
+    /// Performs `writes` in order ([`perform`]).
     fn perform(&self, writes: Vec<Write>) -> bool {
-        let mut all_puts_succeeded = true;
-        for write in writes {
-            let failure = write.failure();
-            let result = match write {
-                Write::Remove(key) => self.store.remove(&key).map(drop),
-                Write::RemoveVariant(key, variant) => self.store.remove_variant(&key, variant).map(drop),
-                Write::Put(entry) => self.store.put_owned(*entry),
-                Write::Refresh(entry) => self.store.refresh_owned(*entry),
-                Write::Prune(key, vary, keep) => self.store.get(&key).and_then(|stored| {
-                    Write::obsolete(&vary, keep, stored)
-                        .try_for_each(|variant| self.store.remove_variant(&key, variant).map(drop))
-                }),
-                Write::RemoveUrl(_, uri, settings) => self.store.scan().and_then(|metas| {
-                    Write::stored_at(&uri, &settings, metas)
-                        .try_for_each(|(key, variant)| self.store.remove_variant(&key, variant).map(drop))
-                }),
-            };
-            if let Err(error) = result {
-                all_puts_succeeded &= !failure.traced(&error);
-            }
-        }
-        all_puts_succeeded
+        perform(&self.store, writes)
     }
 
     fn write(&self, mut finish: Finish) -> Completion {
@@ -1194,6 +1188,34 @@ fn mark_not_stored(response: &mut Response<Bytes>) {
     if let Some(status) = response.extensions_mut().get_mut::<CacheStatus>() {
         status.stored = false;
     }
+}
+
+/// Performs `writes` in order on a blocking store; returns whether every `Put` and
+/// `Refresh` succeeded. Failures are traced, never returned: a store error never fails
+/// a request.
+fn perform<S: Store + ?Sized>(store: &S, writes: Vec<Write>) -> bool {
+    let mut all_puts_succeeded = true;
+    for write in writes {
+        let failure = write.failure();
+        let result = match write {
+            Write::Remove(key) => store.remove(&key).map(drop),
+            Write::RemoveVariant(key, variant) => store.remove_variant(&key, variant).map(drop),
+            Write::Put(entry) => store.put_owned(*entry),
+            Write::Refresh(entry) => store.refresh_owned(*entry),
+            Write::Prune(key, vary, keep) => store.get(&key).and_then(|stored| {
+                Write::obsolete(&vary, keep, stored)
+                    .try_for_each(|variant| store.remove_variant(&key, variant).map(drop))
+            }),
+            Write::RemoveUrl(_, uri, settings) => store.scan().and_then(|metas| {
+                Write::stored_at(&uri, &settings, metas)
+                    .try_for_each(|(key, variant)| store.remove_variant(&key, variant).map(drop))
+            }),
+        };
+        if let Err(error) = result {
+            all_puts_succeeded &= !failure.traced(&error);
+        }
+    }
+    all_puts_succeeded
 }
 
 impl<S: AsyncStore> Cache<S> {
@@ -1307,17 +1329,25 @@ impl<S: AsyncStore> Cache<S> {
         all_puts_succeeded
     }
 
-    /// The store writes of a completion, as a future of its own: boxed, and only when
-    /// there are writes. `perform_async` is a large future (every store call it may make
-    /// keeps its state in it); held inline, it would make every completion future, and
-    /// every adapter future that awaits one, as large, copied whole at each move, even
-    /// for the responses that write nothing (a `no-store` pass-through).
-    fn writes_async(&self, writes: Vec<Write>) -> Option<Writes<'_>> {
-        (!writes.is_empty()).then(|| Box::pin(self.perform_async(writes)) as Writes<'_>)
+    /// The store writes of a completion: made at once when the store writes at once
+    /// ([`AsyncStore::write_now`]: the memory store), else a future of their own, boxed.
+    /// `perform_async` is a large future (every store call it may make keeps its state
+    /// in it); held inline, it would make every completion future, and every adapter
+    /// future that awaits one, as large, copied whole at each move, even for the
+    /// responses that write nothing (a `no-store` pass-through).
+    fn writes_async(&self, writes: Vec<Write>) -> Writes<'_> {
+        if writes.is_empty() {
+            return Writes::Made(true);
+        }
+        match self.store.write_now() {
+            Some(store) => Writes::Made(perform(store, writes)),
+            None => Writes::Pending(Box::pin(self.perform_async(writes))),
+        }
     }
 
     /// [`Cache::complete`] over an [`AsyncStore`]. The response is decided when this is
-    /// called; the returned future makes the store writes.
+    /// called; the returned future makes the store writes, or, for a store that writes
+    /// at once ([`AsyncStore::write_now`]), they are made when this is called too.
     pub fn complete_async(
         &self,
         mut forward: Forward,
@@ -1327,19 +1357,14 @@ impl<S: AsyncStore> Cache<S> {
         let guard = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
         let writes = self.writes_async(std::mem::take(&mut finish.writes));
-        async move {
-            let ok = match writes {
-                Some(writes) => writes.await,
-                None => true,
-            };
-            release_after(finish.stored(ok).into_completion(), guard)
-        }
+        async move { release_after(finish.stored(writes.made().await).into_completion(), guard) }
     }
 
     /// [`Cache::complete_streamed`] over an [`AsyncStore`]. `response` gets its
     /// `Cache-Status` header and [`CacheStatus`] extension when this is called; the
-    /// returned future makes the store writes (invalidations), and the coalesced
-    /// requests waiting behind this one are released after them.
+    /// returned future makes the store writes (invalidations; a store that writes at
+    /// once makes them when this is called), and the coalesced requests waiting behind
+    /// this one are released after them.
     pub fn complete_streamed_async(
         &self,
         mut forward: Forward,
@@ -1350,9 +1375,7 @@ impl<S: AsyncStore> Cache<S> {
         let guard = forward.take_guard();
         let writes = self.writes_async(writes);
         async move {
-            if let Some(writes) = writes {
-                writes.await;
-            }
+            writes.made().await;
             drop(guard);
         }
     }

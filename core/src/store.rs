@@ -215,6 +215,17 @@ pub trait AsyncStore: Send + Sync {
         let _ = (key, read);
         false
     }
+    /// The blocking face of this store, for a store whose writes never wait for long (a
+    /// memory store run [`Inline`]): the async drivers then make a completion's writes
+    /// through it at once, when the completion is made, rather than in a future built,
+    /// boxed and polled for them (see [`Cache::complete_async`](crate::Cache::complete_async)).
+    /// It must be a view of the same entries as this store.
+    ///
+    /// Write at once only when a write cannot block for long; a store whose writes
+    /// touch a disk or the network keeps the default, `None`, and its writes are awaited.
+    fn write_now(&self) -> Option<&dyn Store> {
+        None
+    }
     /// Stores `entry` under `entry.key`, replacing the variant with the same id.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Stores `entry`, a stored variant freshened by a validation, whose body is the
@@ -269,6 +280,10 @@ impl<S: Store> AsyncStore for Inline<S> {
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         self.0.read_with(key, read);
         true
+    }
+    /// Always the blocking store: its writes are made at once, with no future.
+    fn write_now(&self) -> Option<&dyn Store> {
+        Some(&self.0)
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.0.put(entry)
@@ -447,6 +462,9 @@ impl<B: Send + Sync, A: AsyncStore> AsyncStore for DualStore<B, A> {
     }
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         self.asynchronous.read_now(key, read)
+    }
+    fn write_now(&self) -> Option<&dyn Store> {
+        self.asynchronous.write_now()
     }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         self.asynchronous.put(entry).await

@@ -785,13 +785,14 @@ fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_c
     }
 }
 
-// An async completion decides when it is called and writes when awaited. A streamed
-// (`no-store`) response carries its verdict at once; the requests coalesced behind it
-// stay parked until the completion future has run, then plan again and, with nothing
-// stored (RFC 9111 §5.2.2.5), go to the origin themselves. A buffered completion that
-// stores its response does the put only when awaited.
+// An async completion decides when it is called. A streamed (`no-store`) response
+// carries its verdict at once; the requests coalesced behind it stay parked until the
+// completion future has run, then plan again and, with nothing stored (RFC 9111
+// §5.2.2.5), go to the origin themselves. A buffered completion that stores its
+// response puts it when called over a store that writes at once (`write_now`: the
+// inline store), and only when awaited over one that does not.
 #[test]
-fn async_completions_decide_at_once_and_write_when_awaited() {
+fn async_completions_decide_at_once_and_write_as_soon_as_their_store_can() {
     let clock = VirtualClock::default();
     let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
     futures_executor::block_on(async {
@@ -819,9 +820,25 @@ fn async_completions_decide_at_once_and_write_when_awaited() {
         };
 
         let completion = cache.complete_async(*follower, fresh_response(), None);
-        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 0, "no write before the future runs");
+        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 1, "an inline store is written at once");
         let Completion::Respond(response) = completion.await else { panic!("a 200 is answered") };
         assert!(status(&response).stored);
-        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 1, "and only once");
+    });
+
+    let waiting =
+        Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock());
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
+        let Plan::Forward(forward) = waiting.plan_pending(pending).await else {
+            panic!("a miss goes to the origin");
+        };
+        let completion = waiting.complete_async(*forward, fresh_response(), None);
+        let puts = || waiting.store().0.0.puts.load(Ordering::SeqCst);
+        assert_eq!(puts(), 0, "a store without write_now is written when the future runs");
+        let Completion::Respond(response) = completion.await else { panic!("a 200 is answered") };
+        assert!(status(&response).stored);
+        assert_eq!(puts(), 1);
     });
 }

@@ -132,6 +132,9 @@ impl AsyncStore for AnyAsyncStore {
     fn read_now(&self, key: &CacheKey, read: &mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> bool {
         each_async_store!(self, store => store.read_now(key, read))
     }
+    fn write_now(&self) -> Option<&dyn httpcache_core::Store> {
+        each_async_store!(self, store => store.write_now())
+    }
     async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         each_async_store!(self, store => store.put(entry).await)
     }
