@@ -1053,6 +1053,17 @@ fn lent(read: impl FnOnce(&mut dyn FnMut(Result<Variants<'_>, StoreError>)) -> b
 /// [`Store::read_with`] lends what `get` returns: for a key never stored, one variant,
 /// several, after a refresh, and after removals.
 pub fn read_with_agrees<S: Store + ?Sized>(store: &S) {
+    blocking_agreement(store, &|key, what| {
+        let lent = lent(|read| {
+            store.read_with(key, read);
+            true
+        });
+        assert_eq!(lent, Some(by_variant(store.get(key))), "read_with and get disagree: {what}");
+    });
+}
+
+/// [`read_agreement`] with the writes made through the blocking `store`.
+fn blocking_agreement<S: Store + ?Sized>(store: &S, check: &dyn Fn(&CacheKey, &str)) {
     let writes = Writes {
         put: &|entry| store.put(entry).expect("put"),
         refresh: &|entry| store.refresh(entry).expect("refresh"),
@@ -1063,13 +1074,7 @@ pub fn read_with_agrees<S: Store + ?Sized>(store: &S) {
             store.remove(key).expect("remove");
         },
     };
-    read_agreement(&writes, &|key, what| {
-        let lent = lent(|read| {
-            store.read_with(key, read);
-            true
-        });
-        assert_eq!(lent, Some(by_variant(store.get(key))), "read_with and get disagree: {what}");
-    });
+    read_agreement(&writes, check);
 }
 
 /// [`AsyncStore::read_now`], where a store answers it, lends what `get` returns: for a
@@ -1102,17 +1107,7 @@ pub fn write_now_agrees<S: AsyncStore + ?Sized>(store: &S) {
     let Some(blocking) = store.write_now() else {
         return;
     };
-    let writes = Writes {
-        put: &|entry| blocking.put(entry).expect("put"),
-        refresh: &|entry| blocking.refresh(entry).expect("refresh"),
-        remove_variant: &|key, variant| {
-            blocking.remove_variant(key, variant).expect("remove_variant");
-        },
-        remove: &|key| {
-            blocking.remove(key).expect("remove");
-        },
-    };
-    read_agreement(&writes, &|key, what| {
+    blocking_agreement(blocking, &|key, what| {
         let awaited = by_variant(block_on(store.get(key)));
         assert_eq!(awaited, by_variant(blocking.get(key)), "write_now's store and get disagree: {what}");
     });

@@ -763,19 +763,30 @@ fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
         assert!(matches!(cache.plan_now(head, body, RequestOptions::default()), Ok(Plan::Respond(_))));
     });
 
-    let waiting =
-        Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock());
+    let waiting = waiting_cache(&clock);
     futures_executor::block_on(async {
-        let (head, body) = parts(URL);
-        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
-        let Plan::Forward(forward) = waiting.plan_pending(pending).await else {
-            panic!("a miss goes to the origin");
-        };
+        let forward = waiting_miss(&waiting).await;
         waiting.complete_async(*forward, fresh_response(), None).await;
         let (head, body) = parts(URL);
         let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
         assert!(matches!(waiting.plan_pending(pending).await, Plan::Respond(_)), "a hit after the wait");
     });
+}
+
+/// A cache over [`Waiting`], on `clock`.
+fn waiting_cache(clock: &VirtualClock) -> Cache<Waiting> {
+    Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock())
+}
+
+/// A miss of [`URL`] planned over a store that cannot read at once: it waits
+/// (`plan_pending`), then goes to the origin.
+async fn waiting_miss(cache: &Cache<Waiting>) -> Box<httpcache_core::Forward> {
+    let (head, body) = parts(URL);
+    let pending = cache_pending(cache.plan_now(head, body, RequestOptions::default()));
+    let Plan::Forward(forward) = cache.plan_pending(pending).await else {
+        panic!("a miss goes to the origin");
+    };
+    forward
 }
 
 fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_core::PendingPlan {
@@ -826,14 +837,9 @@ fn async_completions_decide_at_once_and_write_as_soon_as_their_store_can() {
         assert_eq!(cache.store().0.puts.load(Ordering::SeqCst), 1, "and only once");
     });
 
-    let waiting =
-        Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock());
+    let waiting = waiting_cache(&clock);
     futures_executor::block_on(async {
-        let (head, body) = parts(URL);
-        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
-        let Plan::Forward(forward) = waiting.plan_pending(pending).await else {
-            panic!("a miss goes to the origin");
-        };
+        let forward = waiting_miss(&waiting).await;
         let completion = waiting.complete_async(*forward, fresh_response(), None);
         let puts = || waiting.store().0.0.puts.load(Ordering::SeqCst);
         assert_eq!(puts(), 0, "a store without write_now is written when the future runs");
