@@ -1101,13 +1101,8 @@ impl<S: Store> Cache<S> {
         }
     }
 
-    /// Performs `writes` in order ([`perform`]).
-    fn perform(&self, writes: Vec<Write>) -> bool {
-        perform(&self.store, writes)
-    }
-
     fn write(&self, mut finish: Finish) -> Completion {
-        let ok = self.perform(std::mem::take(&mut finish.writes));
+        let ok = perform(&self.store, std::mem::take(&mut finish.writes));
         finish.stored(ok).into_completion()
     }
 
@@ -1137,7 +1132,7 @@ impl<S: Store> Cache<S> {
         final_url: Option<&Uri>,
     ) {
         let writes = self.finish_streamed(&forward, response, final_url);
-        self.perform(writes);
+        perform(&self.store, writes);
     }
 
     /// Finishes a forwarded request whose origin could not be reached: a stale
