@@ -671,8 +671,10 @@ impl<S> Cache<S> {
                     writes.extend(persist.then(|| write(entry)));
                     with_status(Response::from_parts(head, body), status, now)
                 } else if persist {
-                    // The entry goes to the store; the response copies its response part.
-                    let response = respond_from_entry(entry.response.clone(), is_head, age, status, now);
+                    // The entry goes to the store; the response copies its response part,
+                    // with room for the fields serving adds (a plain clone would grow).
+                    let response =
+                        respond_from_entry(entry.response.clone_to_serve(), is_head, age, status, now);
                     writes.push(write(entry));
                     response
                 } else {
