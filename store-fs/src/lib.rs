@@ -395,12 +395,25 @@ impl FsStore {
 
     /// The file that holds (or would hold) `key`'s variants.
     pub fn path_of(&self, key: &CacheKey) -> PathBuf {
-        let hex = key.to_string();
-        let name = match self.inner.format {
-            Format::Binary => hex.clone(),
-            Format::Json => format!("{hex}.json"),
+        // Built in one allocation sized for it: every hit and write asks for a path, and
+        // joining formatted strings took five.
+        let digits = key.to_hex();
+        // `to_hex` writes ASCII digits only, so neither fallback is ever taken.
+        let hex = std::str::from_utf8(&digits).unwrap_or_default();
+        let shard = hex.get(..2).unwrap_or_default();
+        let extension = match self.inner.format {
+            Format::Binary => "",
+            Format::Json => ".json",
         };
-        self.inner.root.join(&hex[..2]).join(name)
+        let root = &self.inner.root;
+        // The root, two separators, the shard, the name and its extension.
+        let mut path =
+            PathBuf::with_capacity(root.as_os_str().len() + 2 + shard.len() + hex.len() + extension.len());
+        path.push(root);
+        path.push(shard);
+        path.push(hex);
+        path.as_mut_os_string().push(extension);
+        path
     }
 
     /// Every entry file, sorted.

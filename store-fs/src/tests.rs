@@ -137,7 +137,8 @@ fn layout_is_sharded_by_key_prefix() {
     let json = open_in(Format::Json, 1 << 20);
     json.store.put(&e).unwrap();
     let want = json.store.path().join(&hex[..2]).join(format!("{hex}.json"));
-    assert_eq!(json.store.paths().unwrap(), vec![want]);
+    assert_eq!(json.store.paths().unwrap(), vec![want.clone()]);
+    assert_eq!(json.store.path_of(&e.key), want);
 }
 
 #[test]
