@@ -130,45 +130,54 @@ where
     async move {
         loop {
             let request = outgoing(&mut first, template.as_ref(), &forward)?;
-            let mut response = match send(request).await {
-                Ok(response) => response,
-                Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
-            };
-            let (final_url, mut head) = origin_head(&asked, &mut response);
-            if !forward.wants_body(&head) {
-                cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
-                mark_streamed(&mut head, &mut response);
-                return Ok(response);
-            }
-            // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is within it).
-            let limit = cache.settings().max_entry_bytes;
-            let mut buffer = BytesMut::new();
-            let overflow = loop {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => {
-                        buffer.extend_from_slice(&chunk);
-                        if buffer.len() as u64 > limit {
-                            break true;
-                        }
-                    }
-                    Ok(None) => break false,
-                    Err(error) => return stale_or(cache.fail_async(*forward), &asked, E::from(error)),
+            // The origin's response, its head and parts live in this block only, so
+            // that the future does not keep room for them while the completion runs.
+            let (url, final_url, buffered) = {
+                let mut response = match send(request).await {
+                    Ok(response) => response,
+                    Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
+                };
+                let (final_url, mut head) = origin_head(&asked, &mut response);
+                if !forward.wants_body(&head) {
+                    cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+                    mark_streamed(&mut head, &mut response);
+                    return Ok(response);
                 }
-            };
-            if overflow {
-                // Past the limit without a Content-Length: the prefix, then the rest, unstored.
-                cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
-                mark_streamed(&mut head, &mut response);
+                // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is
+                // within it).
+                let limit = cache.settings().max_entry_bytes;
+                let mut buffer = BytesMut::new();
+                let overflow = loop {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            buffer.extend_from_slice(&chunk);
+                            if buffer.len() as u64 > limit {
+                                break true;
+                            }
+                        }
+                        Ok(None) => break false,
+                        Err(error) => return stale_or(cache.fail_async(*forward), &asked, E::from(error)),
+                    }
+                };
+                if overflow {
+                    // Past the limit without a Content-Length: the prefix, then the rest,
+                    // unstored.
+                    cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+                    mark_streamed(&mut head, &mut response);
+                    let url = response.url().clone();
+                    let (parts, rest) = http::Response::from(response).into_parts();
+                    let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
+                    return Ok(reqwest::Response::from(with_url(
+                        http::Response::from_parts(parts, body),
+                        &url,
+                    )));
+                }
                 let url = response.url().clone();
-                let (parts, rest) = http::Response::from(response).into_parts();
-                let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
-                return Ok(reqwest::Response::from(with_url(http::Response::from_parts(parts, body), &url)));
-            }
-            let url = response.url().clone();
-            give_extensions_back(&mut head, &mut response);
-            let (mut parts, _) = http::Response::from(response).into_parts();
-            parts.headers = head.headers;
-            let buffered = http::Response::from_parts(parts, buffer.freeze());
+                give_extensions_back(&mut head, &mut response);
+                let (mut parts, _) = http::Response::from(response).into_parts();
+                parts.headers = head.headers;
+                (url, final_url, http::Response::from_parts(parts, buffer.freeze()))
+            };
             match cache.complete_async(*forward, buffered, final_url.as_ref()).await {
                 Completion::Respond(response) => {
                     return Ok(reqwest::Response::from(with_url(*response, &url)));

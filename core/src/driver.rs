@@ -1354,7 +1354,12 @@ impl<S: AsyncStore> Cache<S> {
         let guard = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
         let writes = self.writes_async(std::mem::take(&mut finish.writes));
-        async move { release_after(finish.stored(writes.made().await).into_completion(), guard) }
+        async move {
+            // Awaited before `finish` is touched: as the argument of `finish.stored(..)`,
+            // the await would hold a moved copy of `finish` (176 bytes) in the future too.
+            let made = writes.made().await;
+            release_after(finish.stored(made).into_completion(), guard)
+        }
     }
 
     /// [`Cache::complete_streamed`] over an [`AsyncStore`]. `response` gets its
