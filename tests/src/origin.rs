@@ -16,6 +16,7 @@
 //! | `/expires/{n}` | 200, `Expires` n seconds ahead, body `expires hit {count}` |
 //! | `/no-store` | 200, `Cache-Control: no-store`, body `no-store hit {count}` |
 //! | `/etag` | 200, `Cache-Control: no-cache`, `ETag: "v1"`, body `etag v1`; 304 to a matching `If-None-Match` |
+//! | `/etag-changed` | 200, `Cache-Control: no-cache`, `ETag: "v{count}"`, body `etag-changed hit {count}`; to any `If-None-Match`, a 304 whose `ETag` is the next `"v{count}"`, which selects no stored response (RFC 9111 §4.3.4) |
 //! | `/last-modified` | 200, `Last-Modified` (1 Jan 2024, no `Cache-Control`), body `last-modified v1`; 304 to an `If-Modified-Since` not before it |
 //! | `/vary/accept` | 200, `max-age=60`, `Vary: Accept`, body `accept={value}` |
 //! | `/vary/accept-language` | the same for `Accept-Language` |
@@ -390,6 +391,14 @@ async fn handle(
                 response(StatusCode::NOT_MODIFIED, &validators, Bytes::new())
             } else {
                 response(StatusCode::OK, &validators, "etag v1")
+            }
+        }
+        ["etag-changed"] => {
+            let validators = [cache_control("no-cache"), (header::ETAG, format!("\"v{hit}\""))];
+            if headers.contains_key(header::IF_NONE_MATCH) {
+                response(StatusCode::NOT_MODIFIED, &validators, Bytes::new())
+            } else {
+                response(StatusCode::OK, &validators, format!("etag-changed hit {hit}"))
             }
         }
         ["last-modified"] => {

@@ -386,6 +386,31 @@ pub fn revalidate_etag(factory: Factory, kind: StoreKind) {
     assert_eq!(sent.get("if-none-match").map(|v| v.as_bytes()), Some(ETAG.as_bytes()));
 }
 
+/// RFC 9111 §4.3.4: a 304 whose `ETag` selects no stored response updates nothing; the
+/// request is sent again without its conditions, and the full response it gets is
+/// served and stored.
+pub fn revalidate_304_selecting_nothing(factory: Factory, kind: StoreKind) {
+    let setup = Setup::new(factory, kind, Settings::default());
+    assert_miss_stored(&setup.get("/etag-changed"));
+    let second = setup.get("/etag-changed");
+    assert_eq!(second.status, 200);
+    // Hits: the first request, the conditional one (answered 304, `"v2"`), the retry.
+    assert_eq!(setup.origin.hits("/etag-changed"), 3);
+    assert_eq!(second.text(), "etag-changed hit 3", "the retry's response, not the stored one");
+    assert!(!second.cache.from_cache, "{:?}", second.cache);
+    let sent = setup.origin.last_request_headers("/etag-changed").unwrap_or_default();
+    assert!(!sent.contains_key("if-none-match"), "the retry is unconditional: {sent:?}");
+    // The retry's response replaced the stored one (its writes may land after the
+    // response, in a write-behind store).
+    let stored = || {
+        let entries = setup.store.entries();
+        entries.len() == 1
+            && entries[0].response.body.as_ref() == b"etag-changed hit 3"
+            && entries[0].response.headers.get("etag").is_some_and(|tag| tag == "\"v3\"")
+    };
+    assert!(eventually(stored), "{:?}", setup.store.entries());
+}
+
 /// `Last-Modified`: a stale entry (per-request `Expiry::Immediately`) is revalidated with `If-Modified-Since`.
 pub fn revalidate_last_modified(factory: Factory, kind: StoreKind) {
     let setup = Setup::new(factory, kind, Settings::default());
@@ -772,7 +797,7 @@ macro_rules! scenario_tests {
             #[allow(unused_imports)]
             use super::*;
             $crate::scenario_tests!(@each $factory;
-                miss_then_hit, revalidate_etag, revalidate_last_modified,
+                miss_then_hit, revalidate_etag, revalidate_304_selecting_nothing, revalidate_last_modified,
                 expiry_settings_patterns_and_per_request, only_if_cached, refresh_and_force_refresh,
                 stale_if_error_on_server_error, stale_if_error_on_refused_connection,
                 stale_while_revalidate, stale_while_revalidate_directive, ignored_parameters,
