@@ -32,7 +32,7 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
         return;
     };
     runtime.spawn(async move {
-        let template = request.try_clone();
+        let template = request.try_clone().map(Box::new);
         if let Ok(response) = forward_loop(&cache, forward, request, template, send).await {
             // Drain what the cache did not buffer (it is not stored anyway).
             let _ = response.bytes().await;
@@ -105,18 +105,19 @@ where
             Plan::Forward(forward) => forward,
         };
         // A copy for a retry, which only a revalidation can need.
-        let template = if forward.may_retry() { request.try_clone() } else { None };
+        let template = if forward.may_retry() { request.try_clone().map(Box::new) } else { None };
         forward_loop(cache, forward, request, template, send).await
     }
 }
 
 /// Sends `first` (then copies of `template` on a retry) and completes `forward`. A
-/// function returning an `async` block, for the reason [`finish`] gives.
+/// function returning an `async` block, for the reason [`finish`] gives; `template`
+/// is boxed for the same reason (only revalidations have one).
 fn forward_loop<S, E, F, Fut>(
     cache: &Cache<S>,
     mut forward: Box<Forward>,
     first: reqwest::Request,
-    template: Option<reqwest::Request>,
+    template: Option<Box<reqwest::Request>>,
     mut send: F,
 ) -> impl Future<Output = Result<reqwest::Response, E>>
 where
@@ -129,7 +130,7 @@ where
     let mut first = Some(first);
     async move {
         loop {
-            let request = outgoing(&mut first, template.as_ref(), &forward)?;
+            let request = outgoing(&mut first, template.as_deref(), &forward)?;
             // The origin's response, its head and parts live in this block only, so
             // that the future does not keep room for them while the completion runs.
             let (url, final_url, buffered) = {
