@@ -10,7 +10,7 @@ use httpcache_core::{AsyncStore, Cache, Forward, Plan, RequestOptions, Settings}
 
 use crate::DefaultStore;
 use crate::convert::served;
-use crate::drive::{AtOnce, finish, plan_at_once, spawn_revalidation};
+use crate::drive::{AtOnce, Origin, finish, plan_at_once, spawn_revalidation};
 
 /// A caching async HTTP client: a [`reqwest::Client`] in front of which every request
 /// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone (clones
@@ -194,6 +194,25 @@ fn background<'a, S: AsyncStore + 'static>(
     }
 }
 
+/// reqwest's client as the origin of [`finish`], borrowed ([`CachedClient::execute`])
+/// or owned (a builder's).
+struct ClientOrigin<'a>(Cow<'a, reqwest::Client>);
+
+impl<'a, S: AsyncStore + 'static> Origin<S> for ClientOrigin<'a> {
+    type Error = reqwest::Error;
+
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + Send + use<'a, S> {
+        self.0.execute(request)
+    }
+
+    fn revalidate_later(&self, cache: &Arc<Cache<S>>, forward: Box<Forward>, request: reqwest::Request) {
+        background(cache, &self.0)(forward, request);
+    }
+}
+
 /// The boxed rest of a request that the cache could not answer at once.
 type Exchange<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send + 'a>>;
 
@@ -239,10 +258,7 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
                 }
                 left => left,
             };
-            this.exchange = Some(Box::pin(async move {
-                let background = background(&cache, &client);
-                finish(&cache, request, left, |r| client.execute(r), background).await
-            }));
+            this.exchange = Some(Box::pin(finish(cache, ClientOrigin(client), request, left)));
         }
         match &mut this.exchange {
             Some(exchange) => exchange.as_mut().poll(cx),

@@ -68,45 +68,65 @@ pub(crate) fn plan_at_once<S: AsyncStore>(
     }
 }
 
-/// What is left of the cache loop after [`plan_at_once`]: wait, send (through `send`),
-/// complete. `background` receives a stale-while-revalidate revalidation to run.
+/// Where [`finish`] sends a request, and how it starts a stale-while-revalidate
+/// revalidation: reqwest's client, or the rest of a middleware chain.
+pub(crate) trait Origin<S> {
+    /// What sending fails with.
+    type Error: From<reqwest::Error>;
+
+    /// Sends `request` on. The future does not borrow `self`, so that the next request
+    /// (a retry) can be sent while it lives.
+    fn send(
+        &mut self,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, Self::Error>> + Send + use<Self, S>;
+
+    /// Starts revalidating `forward` (with a copy of its request) in the background.
+    fn revalidate_later(&self, cache: &Arc<Cache<S>>, forward: Box<Forward>, request: reqwest::Request);
+}
+
+/// What is left of the cache loop after [`plan_at_once`]: wait, send (through
+/// `origin`), complete.
 ///
 /// Callers box it: the exchange with the origin (reqwest's future, the body, the store
 /// write) makes a future of a few KiB. Inline, every hit would carry and move that
 /// space too; boxed, only a request that waits or goes to the network pays one
-/// allocation for it.
+/// allocation for it. It owns (or borrows) the cache and the origin itself, so that a
+/// caller boxes it as it is, with no `async` block of its own around it holding
+/// another copy of the request.
 ///
 /// Written as a function returning an `async` block rather than as an `async fn`: an
 /// `async fn` keeps each argument twice in its future (the argument, and the local it
 /// is moved into when the body starts), and this one's request alone is 264 bytes;
 /// every byte of the future is copied into its box on every request that goes out.
 #[expect(clippy::manual_async_fn, reason = "an `async fn` would keep its arguments twice")]
-pub(crate) fn finish<S, E, F, Fut>(
-    cache: &Cache<S>,
+pub(crate) fn finish<S, C, O>(
+    cache: C,
+    mut origin: O,
     request: reqwest::Request,
     left: AtOnce,
-    mut send: F,
-    background: impl FnOnce(Box<Forward>, reqwest::Request),
-) -> impl Future<Output = Result<reqwest::Response, E>>
+) -> impl Future<Output = Result<reqwest::Response, O::Error>>
 where
     S: AsyncStore,
-    E: From<reqwest::Error>,
-    F: FnMut(reqwest::Request) -> Fut,
-    Fut: Future<Output = Result<reqwest::Response, E>>,
+    C: std::ops::Deref<Target = Arc<Cache<S>>>,
+    O: Origin<S>,
 {
     async move {
         let plan = match left {
-            AtOnce::Unplannable => return send(request).await,
+            AtOnce::Unplannable => return origin.send(request).await,
             AtOnce::Planned(plan) => plan,
             AtOnce::Pending(pending) => cache.plan_pending(pending).await,
         };
         let forward = match plan {
-            Plan::Respond(response) => return Ok(served(*response, &request, background)),
+            Plan::Respond(response) => {
+                let background = |forward, request| origin.revalidate_later(&cache, forward, request);
+                return Ok(served(*response, &request, background));
+            }
             Plan::Forward(forward) => forward,
         };
         // A copy for a retry, which only a revalidation can need.
         let template = if forward.may_retry() { request.try_clone().map(Box::new) } else { None };
-        forward_loop(cache, forward, request, template, send).await
+        forward_loop(&cache, forward, request, template, |request| origin.send(request)).await
     }
 }
 

@@ -20,16 +20,17 @@
 //! client ([`CacheMiddleware::background_client`]), not through the rest of the chain,
 //! which cannot outlive the request.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::Extensions;
-use httpcache_core::{AsyncStore, Cache, CacheRequestExt, Plan, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, CacheRequestExt, Forward, Plan, RequestOptions, Settings};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::Reqwest;
 use crate::convert::served;
-use crate::drive::{AtOnce, finish, plan_at_once, spawn_revalidation};
+use crate::drive::{AtOnce, Origin, finish, plan_at_once, spawn_revalidation};
 
 /// The cache as a middleware. Cheap to clone (clones share the cache).
 #[derive(Debug)]
@@ -61,6 +62,18 @@ impl<S: AsyncStore + 'static> CacheMiddleware<S> {
     cache_accessors!(AsyncInventory);
 }
 
+impl<S: AsyncStore + 'static> CacheMiddleware<S> {
+    /// Starts a stale-while-revalidate revalidation on a Tokio task, sent with the
+    /// background client. Clones the cache and the client only then.
+    fn revalidate_later(&self, forward: Box<Forward>, request: Request) {
+        let client = self.background.clone();
+        spawn_revalidation(self.cache.clone(), forward, request, move |r| {
+            let client = client.clone();
+            async move { client.execute(r).await.map_err(reqwest_middleware::Error::from) }
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
     async fn handle(
@@ -70,30 +83,48 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let options = RequestOptions::from_extensions(extensions);
-        // Clones the cache and client only when a background revalidation starts.
-        let background = |forward, request| {
-            let client = self.background.clone();
-            spawn_revalidation(self.cache.clone(), forward, request, move |r| {
-                let client = client.clone();
-                async move { client.execute(r).await.map_err(reqwest_middleware::Error::from) }
-            })
-        };
-        // The first send lends the caller's extensions to the rest of the chain; a retry
-        // (a 304 whose validator did not match) gets a copy of them.
-        let spare = extensions.clone();
-        let mut lent = Some(extensions);
-        let send = move |request| match lent.take() {
-            Some(extensions) => next.clone().run(request, extensions),
+        match plan_at_once(&self.cache, &mut request, options) {
+            AtOnce::Planned(Plan::Respond(response)) => {
+                Ok(served(*response, &request, |forward, request| self.revalidate_later(forward, request)))
+            }
+            left => {
+                // A retry (a 304 whose validator did not match) gets a copy of the
+                // caller's extensions, which the first send lends to the rest of the chain.
+                let spare = extensions.clone();
+                let chain = Chain { middleware: self, next, lent: Some(extensions), spare };
+                // Boxed, as `finish` says.
+                Box::pin(finish(&self.cache, chain, request, left)).await
+            }
+        }
+    }
+}
+
+/// The rest of the middleware chain as the origin of [`finish`].
+struct Chain<'a, S> {
+    middleware: &'a CacheMiddleware<S>,
+    next: Next<'a>,
+    lent: Option<&'a mut Extensions>,
+    spare: Extensions,
+}
+
+impl<'a, S: AsyncStore + 'static> Origin<S> for Chain<'a, S> {
+    type Error = reqwest_middleware::Error;
+
+    fn send(
+        &mut self,
+        request: Request,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + use<'a, S> {
+        match self.lent.take() {
+            Some(extensions) => self.next.clone().run(request, extensions),
             None => {
-                let (next, mut extensions) = (next.clone(), spare.clone());
+                let (next, mut extensions) = (self.next.clone(), self.spare.clone());
                 Box::pin(async move { next.run(request, &mut extensions).await })
             }
-        };
-        match plan_at_once(&self.cache, &mut request, options) {
-            AtOnce::Planned(Plan::Respond(response)) => Ok(served(*response, &request, background)),
-            // Boxed, as `finish` says.
-            left => Box::pin(finish(&self.cache, request, left, send, background)).await,
         }
+    }
+
+    fn revalidate_later(&self, _: &Arc<Cache<S>>, forward: Box<Forward>, request: Request) {
+        self.middleware.revalidate_later(forward, request);
     }
 }
 
