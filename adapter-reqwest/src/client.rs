@@ -181,19 +181,6 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     }
 }
 
-/// Starts a stale-while-revalidate revalidation on a Tokio task. Borrows only: the
-/// clones (atomic reference counts shared by every thread) are taken when one actually
-/// starts, not on every request.
-fn background<'a, S: AsyncStore + 'static>(
-    cache: &'a Arc<Cache<S>>,
-    client: &'a reqwest::Client,
-) -> impl FnOnce(Box<Forward>, reqwest::Request) + 'a {
-    move |forward, request| {
-        let client = client.clone();
-        spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r))
-    }
-}
-
 /// reqwest's client as the origin of [`finish`], borrowed ([`CachedClient::execute`])
 /// or owned (a builder's).
 struct ClientOrigin<'a>(Cow<'a, reqwest::Client>);
@@ -208,8 +195,12 @@ impl<'a, S: AsyncStore + 'static> Origin<S> for ClientOrigin<'a> {
         self.0.execute(request)
     }
 
+    /// Starts it on a Tokio task. The cache and the client are cloned (atomic reference
+    /// counts shared by every thread) only when a revalidation actually starts, not on
+    /// every request.
     fn revalidate_later(&self, cache: &Arc<Cache<S>>, forward: Box<Forward>, request: reqwest::Request) {
-        background(cache, &self.0)(forward, request);
+        let client = self.0.clone().into_owned();
+        spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r));
     }
 }
 
@@ -251,14 +242,15 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
         let this = self.get_mut();
         if let Some(Start { cache, client, request, options }) = this.start.take() {
             let mut request = request?;
+            let origin = ClientOrigin(client);
             let left = match plan_at_once(&cache, &mut request, options) {
                 AtOnce::Planned(Plan::Respond(response)) => {
-                    let background = background(&cache, &client);
+                    let background = |forward, request| origin.revalidate_later(&cache, forward, request);
                     return Poll::Ready(Ok(served(*response, &request, background)));
                 }
                 left => left,
             };
-            this.exchange = Some(Box::pin(finish(cache, ClientOrigin(client), request, left)));
+            this.exchange = Some(Box::pin(finish(cache, origin, request, left)));
         }
         match &mut this.exchange {
             Some(exchange) => exchange.as_mut().poll(cx),
