@@ -1077,7 +1077,7 @@ impl<S: Store> Cache<S> {
         if settings.disabled {
             return self.bypass(parts, body, options, Reason::Disabled);
         }
-        let key = cache_key(&parts, &body, &settings);
+        let key = crate::key::request_key(&parts, &body, &settings);
         let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
@@ -1240,7 +1240,7 @@ impl<S: AsyncStore> Cache<S> {
         if settings.disabled {
             return Ok(self.bypass(parts, body, options, Reason::Disabled));
         }
-        let key = cache_key(&parts, &body, &settings);
+        let key = crate::key::request_key(&parts, &body, &settings);
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
         let mut choice = None;

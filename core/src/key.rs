@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::{MatchHeaders, Settings};
 
+mod memo;
+pub(crate) use memo::request_key;
+
 /// A fixed-size cache key: SHA-256, shown as 64 lower-case hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CacheKey(pub [u8; 32]);

@@ -1,0 +1,285 @@
+//! Each thread's memo of the keys it derived last.
+//!
+//! A cache exists to be asked for the same resources again, and the built-in key of a
+//! request without a keyed body or matched headers depends on nothing but the method,
+//! the URL and the settings: normalising the URL and hashing it with SHA-256 then
+//! gives the same key every time, at about a tenth of a memory hit's time. Each thread
+//! therefore keeps the last [`SLOTS`] such keys with exactly what they were derived
+//! from, and answers a request that matches one of them byte for byte with its key.
+//!
+//! A slot names its settings by a [`Weak`] reference: it matches only the settings
+//! object it was derived under (settings are replaced whole, never changed in place,
+//! see [`Cache::update_settings`](crate::Cache::update_settings)), and holding the
+//! `Weak` keeps that object's allocation from being reused by other settings while
+//! the slot exists. Requests the memo does not cover (a `key_fn`, `match_headers`, a
+//! keyed body, a URL over [`MAX_TEXT`]) are keyed as before.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+
+use http::{Method, Uri, request};
+
+use super::{CacheKey, body_is_keyed, cache_key};
+use crate::settings::{MatchHeaders, Settings};
+
+/// How many keys each thread remembers.
+const SLOTS: usize = 8;
+
+/// The longest URL text a slot keeps: longer URLs are keyed each time, which bounds
+/// what a thread holds (`SLOTS` × this).
+const MAX_TEXT: usize = 2048;
+
+/// What a key was derived from, and the key.
+struct Slot {
+    settings: Weak<Settings>,
+    method: Method,
+    /// The URL's scheme, authority, path and query back to back, and where each ends.
+    text: String,
+    ends: [u32; 4],
+    /// Which of scheme, authority and query the URL has (an absent part and an empty
+    /// one are told apart, though they key alike today).
+    present: u8,
+    key: CacheKey,
+}
+
+thread_local! {
+    static MEMO: RefCell<[Option<Slot>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+}
+
+/// The parts of a URL the key is derived from, as [`Slot`] keeps them.
+struct UrlParts<'a> {
+    pieces: [&'a str; 4],
+    present: u8,
+}
+
+impl<'a> UrlParts<'a> {
+    fn of(uri: &'a Uri) -> Self {
+        let scheme = uri.scheme_str();
+        let authority = uri.authority().map(|authority| authority.as_str());
+        let query = uri.query();
+        let present = u8::from(scheme.is_some())
+            | (u8::from(authority.is_some()) << 1)
+            | (u8::from(query.is_some()) << 2);
+        UrlParts {
+            pieces: [scheme.unwrap_or(""), authority.unwrap_or(""), uri.path(), query.unwrap_or("")],
+            present,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.pieces.iter().map(|piece| piece.len()).sum()
+    }
+
+    /// Which slot the URL goes in: a quick mix of its bytes (a collision only costs a
+    /// derivation, every slot is compared in full).
+    fn slot(&self, method: &Method) -> usize {
+        let mut hash = (self.len() as u64) ^ (u64::from(self.present) << 56) ^ (method.as_str().len() as u64);
+        for piece in self.pieces {
+            let mut words = piece.as_bytes().chunks_exact(8);
+            for word in &mut words {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(word);
+                hash = mix(hash, u64::from_le_bytes(bytes));
+            }
+            let mut bytes = [0u8; 8];
+            bytes[..words.remainder().len()].copy_from_slice(words.remainder());
+            hash = mix(hash, u64::from_le_bytes(bytes));
+        }
+        (hash >> 32) as usize % SLOTS
+    }
+}
+
+fn mix(hash: u64, word: u64) -> u64 {
+    (hash ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(23)
+}
+
+impl Slot {
+    fn matches(&self, settings: &Arc<Settings>, method: &Method, url: &UrlParts<'_>) -> bool {
+        if self.present != url.present
+            || self.method != *method
+            || !std::ptr::eq(self.settings.as_ptr(), Arc::as_ptr(settings))
+        {
+            return false;
+        }
+        let mut start = 0;
+        for (piece, &end) in url.pieces.iter().zip(&self.ends) {
+            let end = end as usize;
+            if self.text.get(start..end) != Some(*piece) {
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    fn fill(&mut self, settings: &Arc<Settings>, method: &Method, url: &UrlParts<'_>, key: CacheKey) {
+        if !std::ptr::eq(self.settings.as_ptr(), Arc::as_ptr(settings)) {
+            self.settings = Arc::downgrade(settings);
+        }
+        self.method.clone_from(method);
+        self.text.clear();
+        for (piece, end) in url.pieces.iter().zip(&mut self.ends) {
+            self.text.push_str(piece);
+            // At most `MAX_TEXT`.
+            *end = self.text.len() as u32;
+        }
+        self.present = url.present;
+        self.key = key;
+    }
+}
+
+/// The key of `request`: [`cache_key`], remembered by the thread for requests whose key
+/// depends only on their method and URL (see the [module docs](self)).
+pub(crate) fn request_key(request: &request::Parts, body: &[u8], settings: &Arc<Settings>) -> CacheKey {
+    if settings.key_fn.is_some()
+        || settings.match_headers != MatchHeaders::None
+        || body_is_keyed(&request.method, settings)
+    {
+        return cache_key(request, body, settings);
+    }
+    let url = UrlParts::of(&request.uri);
+    if url.len() > MAX_TEXT {
+        return cache_key(request, body, settings);
+    }
+    let index = url.slot(&request.method);
+    MEMO.with(|memo| {
+        // Never borrowed elsewhere; were it ever, the key is derived.
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return cache_key(request, body, settings);
+        };
+        let slot = &mut memo[index];
+        if let Some(slot) = slot.as_ref().filter(|slot| slot.matches(settings, &request.method, &url)) {
+            return slot.key;
+        }
+        let key = cache_key(request, body, settings);
+        match slot {
+            Some(slot) => slot.fill(settings, &request.method, &url, key),
+            None => {
+                let mut filled = Slot {
+                    settings: Weak::new(),
+                    method: Method::GET,
+                    text: String::with_capacity(url.len()),
+                    ends: [0; 4],
+                    present: 0,
+                    key,
+                };
+                filled.fill(settings, &request.method, &url, key);
+                *slot = Some(filled);
+            }
+        }
+        key
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::key::default_cache_key;
+
+    fn parts(method: Method, uri: &str) -> request::Parts {
+        http::Request::builder().method(method).uri(uri).body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn a_remembered_key_is_the_derived_key() {
+        let settings = Arc::new(Settings::default());
+        let request = parts(Method::GET, "https://example.com/a?b=2&a=1");
+        let first = request_key(&request, b"", &settings);
+        let second = request_key(&request, b"", &settings);
+        assert_eq!(first, default_cache_key(&request, b"", &settings));
+        assert_eq!(second, first);
+    }
+
+    /// Settings replaced by others (here: one more ignored parameter) key anew, even
+    /// for a URL the thread remembers a key of.
+    #[test]
+    fn new_settings_are_not_answered_from_the_old() {
+        let old = Arc::new(Settings::default());
+        let request = parts(Method::GET, "https://example.com/a?session=1&q=2");
+        let before = request_key(&request, b"", &old);
+        let mut changed = Settings::clone(&old);
+        changed.ignored_parameters.push("session".into());
+        let new = Arc::new(changed);
+        let after = request_key(&request, b"", &new);
+        assert_ne!(before, after);
+        assert_eq!(after, default_cache_key(&request, b"", &new));
+        // The old settings still get theirs.
+        assert_eq!(request_key(&request, b"", &old), before);
+    }
+
+    /// A dropped settings object's memory is not reused by settings the memo then
+    /// confuses with it: the slot's `Weak` keeps the allocation.
+    #[test]
+    fn dropped_settings_never_answer_for_their_successor() {
+        let request = parts(Method::GET, "http://example.com/x?api_key=1");
+        let mut first = Settings::default();
+        first.ignored_parameters.clear();
+        let first = Arc::new(first);
+        let first_key = request_key(&request, b"", &first);
+        drop(first);
+        for _ in 0..64 {
+            let next = Arc::new(Settings::default());
+            assert_eq!(request_key(&request, b"", &next), default_cache_key(&request, b"", &next));
+            assert_ne!(request_key(&request, b"", &next), first_key);
+        }
+    }
+
+    /// Settings whose key depends on more than the method and URL are never answered
+    /// from the memo: two requests to one URL with different matched headers or bodies
+    /// keep different keys.
+    #[test]
+    fn keys_that_depend_on_headers_or_bodies_are_derived() {
+        let by_header = Arc::new(Settings {
+            match_headers: MatchHeaders::List(vec![http::header::ACCEPT_LANGUAGE]),
+            ..Settings::default()
+        });
+        let with = |language: &str| {
+            http::Request::get("http://example.com/")
+                .header("accept-language", language)
+                .body(())
+                .expect("request")
+                .into_parts()
+                .0
+        };
+        assert_ne!(request_key(&with("en"), b"", &by_header), request_key(&with("fr"), b"", &by_header));
+
+        let mut by_body = Settings::default();
+        by_body.allowable_methods.push(Method::POST);
+        let by_body = Arc::new(by_body);
+        let post = parts(Method::POST, "http://example.com/search");
+        assert_ne!(request_key(&post, b"q=1", &by_body), request_key(&post, b"q=2", &by_body));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the thread asked before (URLs and methods that share slots, lengths
+        /// and prefixes, under two settings, in any order), the memo answers with the
+        /// key derived afresh.
+        #[test]
+        fn the_memo_always_agrees_with_the_derivation(
+            asks in proptest::collection::vec(
+                (0usize..2, "[a-c]{0,3}", proptest::option::of("[a-c=&]{0,6}"), any::<bool>(), 0usize..4),
+                1..40,
+            ),
+        ) {
+            let mut ignoring = Settings::default();
+            ignoring.ignored_parameters.push("a".into());
+            let all = [Arc::new(Settings::default()), Arc::new(ignoring)];
+            for (settings, path, query, https, method) in asks {
+                let settings = &all[settings];
+                let scheme = if https { "https" } else { "http" };
+                let uri = match query {
+                    Some(query) => format!("{scheme}://h.example/{path}?{query}"),
+                    None => format!("{scheme}://h.example/{path}"),
+                };
+                // Methods outside `allowable_methods` key by method and URL too.
+                let method = [Method::GET, Method::HEAD, Method::POST, Method::DELETE][method].clone();
+                let request = parts(method, &uri);
+                prop_assert_eq!(request_key(&request, b"", settings), cache_key(&request, b"", settings));
+            }
+        }
+    }
+}
