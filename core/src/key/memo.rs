@@ -49,6 +49,8 @@ thread_local! {
 /// The parts of a URL the key is derived from, as [`Slot`] keeps them.
 struct UrlParts<'a> {
     pieces: [&'a str; 4],
+    /// Where each piece ends, counted from the start of the first.
+    ends: [u32; 4],
     present: u8,
 }
 
@@ -60,51 +62,57 @@ impl<'a> UrlParts<'a> {
         let present = u8::from(scheme.is_some())
             | (u8::from(authority.is_some()) << 1)
             | (u8::from(query.is_some()) << 2);
-        UrlParts {
-            pieces: [scheme.unwrap_or(""), authority.unwrap_or(""), uri.path(), query.unwrap_or("")],
-            present,
+        let pieces = [scheme.unwrap_or(""), authority.unwrap_or(""), uri.path(), query.unwrap_or("")];
+        let mut ends = [0u32; 4];
+        let mut end = 0usize;
+        for (piece, slot) in pieces.iter().zip(&mut ends) {
+            end += piece.len();
+            // A URL longer than `u32::MAX` is never kept (see `MAX_TEXT`).
+            *slot = u32::try_from(end).unwrap_or(u32::MAX);
         }
+        UrlParts { pieces, ends, present }
     }
 
     fn len(&self) -> usize {
-        self.pieces.iter().map(|piece| piece.len()).sum()
+        self.ends[3] as usize
     }
 
-    /// Which slot the URL goes in: a quick mix of its bytes (a collision only costs a
-    /// derivation, every slot is compared in full).
+    /// Which slot the URL goes in, from the pieces' lengths and the last bytes of its
+    /// path and query, where URLs of one site mostly differ. URLs that differ elsewhere
+    /// may share a slot: that only costs a derivation, since a slot is compared in full.
     fn slot(&self, method: &Method) -> usize {
-        let mut hash = (self.len() as u64) ^ (u64::from(self.present) << 56) ^ (method.as_str().len() as u64);
-        for piece in self.pieces {
-            let mut words = piece.as_bytes().chunks_exact(8);
-            for word in &mut words {
-                let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(word);
-                hash = mix(hash, u64::from_le_bytes(bytes));
-            }
-            let mut bytes = [0u8; 8];
-            bytes[..words.remainder().len()].copy_from_slice(words.remainder());
-            hash = mix(hash, u64::from_le_bytes(bytes));
-        }
-        (hash >> 32) as usize % SLOTS
+        let tail = |piece: &str| {
+            let bytes = piece.as_bytes();
+            let mut word = [0u8; 8];
+            let from = bytes.len().saturating_sub(8);
+            word[..bytes.len() - from].copy_from_slice(&bytes[from..]);
+            u64::from_le_bytes(word)
+        };
+        let lengths = u64::from(self.ends[1]) << 32 | u64::from(self.ends[3]);
+        let shape = lengths ^ (u64::from(self.present) << 56) ^ (method.as_str().len() as u64) << 48;
+        let hash = (tail(self.pieces[2]).wrapping_mul(MULTIPLIER) ^ tail(self.pieces[3]) ^ shape)
+            .wrapping_mul(MULTIPLIER);
+        (hash >> 59) as usize % SLOTS
     }
 }
 
-fn mix(hash: u64, word: u64) -> u64 {
-    (hash ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(23)
-}
+/// An odd constant with well-spread bits (2^64 over the golden ratio), for mixing.
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Slot {
     fn matches(&self, settings: &Arc<Settings>, method: &Method, url: &UrlParts<'_>) -> bool {
-        if self.present != url.present
+        if self.ends != url.ends
+            || self.present != url.present
             || self.method != *method
             || !std::ptr::eq(self.settings.as_ptr(), Arc::as_ptr(settings))
         {
             return false;
         }
+        let text = self.text.as_bytes();
         let mut start = 0;
         for (piece, &end) in url.pieces.iter().zip(&self.ends) {
             let end = end as usize;
-            if self.text.get(start..end) != Some(*piece) {
+            if text.get(start..end) != Some(piece.as_bytes()) {
                 return false;
             }
             start = end;
@@ -118,11 +126,10 @@ impl Slot {
         }
         self.method.clone_from(method);
         self.text.clear();
-        for (piece, end) in url.pieces.iter().zip(&mut self.ends) {
+        for piece in url.pieces {
             self.text.push_str(piece);
-            // At most `MAX_TEXT`.
-            *end = self.text.len() as u32;
         }
+        self.ends = url.ends;
         self.present = url.present;
         self.key = key;
     }
