@@ -8,6 +8,7 @@
 //! cargo bench -p httpcache-tests --bench compare -- --only scaling   # or memory: that section alone
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit 100000   # for callgrind/perf
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-lmdb 20000  # LMDB store (or -fs)
+//! cargo bench -p httpcache-tests --bench compare -- --profile-hit-lmdb 20000 --threads 2  # the same, 2 threads
 //! cargo bench -p httpcache-tests --bench compare -- --profile-pass 10000    # no-store, ours
 //! cargo bench -p httpcache-tests --bench compare -- --profile-plain-pass 10000  # the same, plain
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
@@ -1707,51 +1708,55 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
 
 /// `--profile-hit-lmdb N [--route R]` / `--profile-hit-fs N [--route R]`: only the LMDB
 /// (or fs) store hit at 1 KiB through the reqwest client, N times; `--route
-/// /bytes-etag/1024` profiles revalidations instead, as for `--profile-hit`.
-fn profile_hit_disk(store: &str, iterations: usize, route: &str) {
+/// /bytes-etag/1024` profiles revalidations instead, as for `--profile-hit`; `--threads
+/// T` runs the loop on T threads at once, sharing the client and the store.
+fn profile_hit_disk(store: &str, iterations: usize, route: &str, threads: usize) {
     let origin = Origin::start();
     let url = parsed(&origin, route);
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join(store);
     if store == "fs" {
-        profile_loop(
-            store,
-            &CachedClient::fs(&path, Settings::default()).expect("fs client"),
-            &url,
-            iterations,
-        );
+        let client = CachedClient::fs(&path, Settings::default()).expect("fs client");
+        profile_loop(store, &client, &url, iterations, threads);
     } else {
-        profile_loop(
-            store,
-            &CachedClient::lmdb(&path, Settings::default()).expect("lmdb client"),
-            &url,
-            iterations,
-        );
+        let client = CachedClient::lmdb(&path, Settings::default()).expect("lmdb client");
+        profile_loop(store, &client, &url, iterations, threads);
     }
     if route.starts_with("/blob/") {
         assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
     }
 }
 
-/// `iterations` requests for `url` through `client` after a first one, timed.
+/// `iterations` requests for `url` through `client` after a first one, timed, on each
+/// of `threads` threads at once (each with its own current-thread runtime, all sharing
+/// the client): for sampling what threads that share a store contend for.
 fn profile_loop<S: AsyncStore + 'static>(
     store: &str,
     client: &CachedClient<S>,
     url: &reqwest::Url,
     iterations: usize,
+    threads: usize,
 ) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        fetch_cached(client.get(url.clone())).await;
-        let start = now();
-        for _ in 0..iterations {
-            black_box(fetch_cached(client.get(url.clone())).await);
+    let run = || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            fetch_cached(client.get(url.clone())).await;
+            let start = now();
+            for _ in 0..iterations {
+                black_box(fetch_cached(client.get(url.clone())).await);
+            }
+            let elapsed = start.elapsed();
+            println!(
+                "{iterations} {store} requests in {elapsed:?}: {} each",
+                human(elapsed / iterations.max(1) as u32)
+            );
+        });
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(run);
         }
-        let elapsed = start.elapsed();
-        println!(
-            "{iterations} {store} requests in {elapsed:?}: {} each",
-            human(elapsed / iterations.max(1) as u32)
-        );
+        run();
     });
 }
 
@@ -1794,7 +1799,8 @@ fn main() {
     for (flag, store) in [("--profile-hit-lmdb", "lmdb"), ("--profile-hit-fs", "fs")] {
         if args.iter().any(|a| a == flag) {
             let iterations = value(flag).and_then(|v| v.parse().ok()).unwrap_or(100_000);
-            profile_hit_disk(store, iterations, value("--route").as_deref().unwrap_or("/blob/1024"));
+            let threads = value("--threads").and_then(|v| v.parse().ok()).unwrap_or(1);
+            profile_hit_disk(store, iterations, value("--route").as_deref().unwrap_or("/blob/1024"), threads);
             return;
         }
     }
