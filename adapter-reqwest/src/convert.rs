@@ -129,21 +129,26 @@ pub(crate) fn to_uri(url: &Url) -> Option<Uri> {
     if text.len() > KEPT_URL_MAX {
         return text.parse().ok();
     }
-    LAST.with(|last| {
-        // Never borrowed elsewhere; were it ever, the URL is simply parsed.
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return text.parse().ok();
-        };
+    // On a thread whose kept URL is gone (asked from another thread-local's destructor),
+    // or were it ever borrowed twice, the URL is simply parsed.
+    let kept = LAST.try_with(|last| {
+        let mut last = last.try_borrow_mut().ok()?;
         let (last_text, last_uri) = &mut *last;
         if let Some(uri) = last_uri.as_ref().filter(|_| last_text == text) {
-            return Some(uri.clone());
+            return Some(Some(uri.clone()));
         }
-        let uri: Uri = text.parse().ok()?;
-        last_text.clear();
-        last_text.push_str(text);
-        *last_uri = Some(uri.clone());
+        let uri: Option<Uri> = text.parse().ok();
+        if let Some(uri) = &uri {
+            last_text.clear();
+            last_text.push_str(text);
+            *last_uri = Some(uri.clone());
+        }
         Some(uri)
-    })
+    });
+    match kept {
+        Ok(Some(uri)) => uri,
+        _ => text.parse().ok(),
+    }
 }
 
 /// A response the cache answers with, as reqwest's. A stale-while-revalidate
@@ -280,5 +285,29 @@ mod tests {
         let url = Url::parse("http://example.com/c").unwrap();
         let there = std::thread::spawn(move || to_uri(&url)).join().unwrap();
         assert_eq!(there.unwrap(), "http://example.com/c");
+    }
+
+    /// A URL converted while the thread ends, from another thread-local's destructor
+    /// that runs after the kept URL's, is parsed, not a panic. (Destructors run in the
+    /// reverse order of first use: the probe is used first, so it is destroyed last.)
+    #[test]
+    fn to_uri_works_while_the_thread_ends() {
+        struct Probe(std::sync::mpsc::Sender<Option<Uri>>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let _ = self.0.send(to_uri(&Url::parse("http://example.com/late").unwrap()));
+            }
+        }
+        thread_local! {
+            static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+        }
+        let (sender, uris) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            PROBE.with(|probe| *probe.borrow_mut() = Some(Probe(sender)));
+            to_uri(&Url::parse("http://example.com/early").unwrap());
+        })
+        .join()
+        .unwrap();
+        assert_eq!(uris.recv().unwrap().unwrap(), "http://example.com/late");
     }
 }

@@ -149,14 +149,13 @@ pub(crate) fn request_key(request: &request::Parts, body: &[u8], settings: &Arc<
         return cache_key(request, body, settings);
     }
     let index = url.slot(&request.method);
-    MEMO.with(|memo| {
-        // Never borrowed elsewhere; were it ever, the key is derived.
-        let Ok(mut memo) = memo.try_borrow_mut() else {
-            return cache_key(request, body, settings);
-        };
+    // On a thread whose memo is gone (asked from another thread-local's destructor), or
+    // were it ever borrowed twice, the key is derived.
+    let remembered = MEMO.try_with(|memo| {
+        let mut memo = memo.try_borrow_mut().ok()?;
         let slot = &mut memo[index];
         if let Some(slot) = slot.as_ref().filter(|slot| slot.matches(settings, &request.method, &url)) {
-            return slot.key;
+            return Some(slot.key);
         }
         let key = cache_key(request, body, settings);
         match slot {
@@ -174,8 +173,9 @@ pub(crate) fn request_key(request: &request::Parts, body: &[u8], settings: &Arc<
                 *slot = Some(filled);
             }
         }
-        key
-    })
+        Some(key)
+    });
+    remembered.ok().flatten().unwrap_or_else(|| cache_key(request, body, settings))
 }
 
 #[cfg(test)]
@@ -257,6 +257,34 @@ mod tests {
         let by_body = Arc::new(by_body);
         let post = parts(Method::POST, "http://example.com/search");
         assert_ne!(request_key(&post, b"q=1", &by_body), request_key(&post, b"q=2", &by_body));
+    }
+
+    /// A key asked for while the thread ends, from another thread-local's destructor
+    /// that runs after the memo's, is derived, not a panic. (Destructors run in the
+    /// reverse order of first use: the probe is used first, so it is destroyed last.)
+    #[test]
+    fn a_thread_that_has_dropped_its_memo_still_gets_keys() {
+        struct Probe(std::sync::mpsc::Sender<CacheKey>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let settings = Arc::new(Settings::default());
+                let _ =
+                    self.0.send(request_key(&parts(Method::GET, "http://example.com/late"), b"", &settings));
+            }
+        }
+        thread_local! {
+            static PROBE: RefCell<Option<Probe>> = const { RefCell::new(None) };
+        }
+        let (sender, keys) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            PROBE.with(|probe| *probe.borrow_mut() = Some(Probe(sender)));
+            let settings = Arc::new(Settings::default());
+            request_key(&parts(Method::GET, "http://example.com/early"), b"", &settings);
+        })
+        .join()
+        .expect("the thread ends without a panic");
+        let late = parts(Method::GET, "http://example.com/late");
+        assert_eq!(keys.recv().expect("a key"), default_cache_key(&late, b"", &Settings::default()));
     }
 
     proptest! {
