@@ -283,6 +283,8 @@ pub fn entry(key: CacheKey, variant: u64, body: Bytes) -> Entry {
         response_time: at(11) + Duration::from_nanos(987_654_321),
         created: at(11) + Duration::from_nanos(987_654_321),
         expires: Some(at(71) + Duration::from_nanos(1)),
+        // No `Date` or `Age`: the response delay (RFC 9111 §4.2.3).
+        initial_age: Duration::new(1, 864_197_532),
     }
 }
 
@@ -301,6 +303,8 @@ pub fn revalidated(stored: &Entry, round: u64) -> Entry {
     entry.request_time = stored.request_time + later;
     entry.response_time = stored.response_time + later;
     entry.expires = Some(entry.response_time + Duration::from_secs(60 + round));
+    // As a 304 with an `Age` would make it: a store must keep the new one.
+    entry.initial_age = Duration::from_secs(round + 2);
     entry
 }
 
@@ -351,7 +355,7 @@ fn difference(got: &Entry, want: &Entry) -> Option<String> {
             w.body.len()
         ));
     }
-    let times = |e: &Entry| (e.request_time, e.response_time, e.created, e.expires);
+    let times = |e: &Entry| (e.request_time, e.response_time, e.created, e.expires, e.initial_age);
     if times(got) != times(want) {
         return Some(format!("times {:?} != {:?}", times(got), times(want)));
     }

@@ -722,7 +722,7 @@ impl<S> Cache<S> {
         reason: Reason,
         now: SystemTime,
     ) -> Response<Bytes> {
-        let age = crate::freshness::AgeInputs::of(&entry).current_age(now);
+        let age = entry.current_age(now);
         let status = CacheStatus {
             source: Source::Cache,
             from_cache: true,

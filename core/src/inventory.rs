@@ -587,6 +587,7 @@ mod tests {
             response_time: at(created),
             created: at(created),
             expires: expires.map(at),
+            initial_age: Duration::ZERO,
         }
     }
 

@@ -276,7 +276,7 @@ pub enum Outcome {
         /// The variant it was stored as before, when the merge changed `Vary` (remove it).
         replaces: Option<VariantId>,
         /// The updated response's age as it arrived (`corrected_initial_age`, RFC 9111
-        /// §4.2.3): its current age when served at once.
+        /// §4.2.3): its current age when served at once, and `entry.initial_age`.
         age: Duration,
         /// Why.
         reason: Reason,
@@ -465,7 +465,7 @@ pub fn decide(
         // §3.3: an incomplete response never answers a request for the whole.
         return fetch(Reason::PartialContent);
     }
-    let age = AgeInputs::of(entry).current_age(now);
+    let age = entry.current_age(now);
     // Time left before the stored expiry, or time past it (one is zero).
     let (remaining, staleness) = match entry.expires.map(|expires| expires.duration_since(now)) {
         None => (Duration::MAX, Duration::ZERO),
@@ -940,6 +940,7 @@ pub(crate) fn store_entry(
         response_time: exchange.response_time,
         created: now,
         expires,
+        initial_age: inputs.corrected_initial_age(),
     };
     Outcome::Store { entry: Box::new(entry), invalidate, reason: Reason::Stored }
 }
@@ -1000,12 +1001,12 @@ fn refresh(
     };
     let lifetime = lifetime(&freshness, &directives, settings, options);
     let inputs = AgeInputs::of(&updated);
-    let age = inputs.corrected_initial_age();
+    updated.initial_age = inputs.corrected_initial_age();
     updated.expires = match lifetime {
         Lifetime::DoNotCache => Some(exchange.response_time),
         lifetime => expires_at(lifetime, &inputs),
     };
-    Refreshed { entry: updated, vary_changed, directives, vary, age }
+    Refreshed { entry: updated, vary_changed, directives, vary }
 }
 
 /// A stored response merged with a 304 or HEAD response, with what was parsed from
@@ -1016,7 +1017,6 @@ struct Refreshed {
     vary_changed: bool,
     directives: ResponseDirectives,
     vary: Vary,
-    age: Duration,
 }
 
 /// The outcome of refreshing `entry` from a 304 (`Revalidated`) or a HEAD
@@ -1033,7 +1033,7 @@ fn refreshed(
     Outcome::Refresh {
         persist: may_persist(exchange, &refreshed, settings),
         replaces: refreshed.vary_changed.then_some(old_variant),
-        age: refreshed.age,
+        age: refreshed.entry.initial_age,
         reason: if refreshed.vary_changed && reason == Reason::Revalidated {
             Reason::VaryChanged
         } else {

@@ -4,8 +4,9 @@ mod support;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use httpcache_core::freshness::AgeInputs;
-use httpcache_core::machine::{Action, Outcome, decide};
+use httpcache_core::machine::{Action, Exchange, Outcome, decide, store};
 use httpcache_core::settings::{Expiry, RequestOptions, Settings, StaleAllowance};
 use httpcache_core::{Entry, header::Vary};
 use proptest::prelude::*;
@@ -200,5 +201,69 @@ proptest! {
         let second = inputs.current_age(at(t1 + dt));
         prop_assert!(second >= first);
         prop_assert!(inputs.current_age(response_time) >= Duration::from_secs(delay.min(age.map_or(delay, |a| a + delay))));
+    }
+
+    /// RFC 9111 §4.2.3: the age a stored response is served with is its
+    /// `corrected_initial_age` (from `Date`, `Age` and the response delay, kept in the
+    /// entry when stored and again when a 304 refreshes it) plus its resident time.
+    #[test]
+    fn served_age_is_the_corrected_initial_age_plus_resident_time(
+        sent in 0u64..1000,
+        delay in 0u64..100,
+        date_offset in -200i64..200,
+        age in prop::option::of(0u64..10_000),
+        refresh in prop::option::of((1u64..500, 0u64..50, -100i64..100, prop::option::of(0u64..1000))),
+        later in 0u64..5000,
+    ) {
+        let settings = Settings::default();
+        let request = get(URL, &[]);
+        let exchange_at = |sent: u64, delay: u64, date_offset: i64, age: Option<u64>, stored: Option<&Entry>| {
+            let date = date((sent as i64 + date_offset).max(0) as u64);
+            let age = age.map(|age| age.to_string());
+            let mut fields = vec![("cache-control", "max-age=100000"), ("etag", "\"p\""), ("date", date.as_str())];
+            fields.extend(age.as_deref().map(|age| ("age", age)));
+            let response = resp(if stored.is_some() { 304 } else { 200 }, &fields);
+            let body = Bytes::new();
+            let exchange = Exchange {
+                request: &request,
+                key: key_of(&request, &settings),
+                response: &response,
+                body: &body,
+                request_time: at(sent),
+                response_time: at(sent + delay),
+                final_url: None,
+            };
+            let expected = AgeInputs::new(at(sent), at(sent + delay), &response.headers).corrected_initial_age();
+            (store(at(sent + delay), &exchange, stored, &settings, &RequestOptions::default()), expected)
+        };
+        let entry = match exchange_at(sent, delay, date_offset, age, None) {
+            (Outcome::Store { entry, .. }, expected) => {
+                prop_assert_eq!(entry.initial_age, expected);
+                *entry
+            }
+            (other, _) => return Err(TestCaseError::fail(format!("not stored: {other:?}"))),
+        };
+        let entry = match refresh {
+            None => entry,
+            Some((after, delay, date_offset, age)) => {
+                let sent = sent + after;
+                match exchange_at(sent, delay, date_offset, age, Some(&entry)) {
+                    (Outcome::Refresh { entry, age: refreshed_age, .. }, expected) => {
+                        // The 304's `Date` and `Age` replace the stored ones (§4.3.4).
+                        prop_assert_eq!(entry.initial_age, expected);
+                        prop_assert_eq!(refreshed_age, expected);
+                        *entry
+                    }
+                    (other, _) => return Err(TestCaseError::fail(format!("not refreshed: {other:?}"))),
+                }
+            }
+        };
+        prop_assert_eq!(entry.initial_age, entry.computed_initial_age());
+        let now = entry.response_time + Duration::from_secs(later);
+        let inputs = AgeInputs::new(entry.request_time, entry.response_time, &entry.response.headers);
+        match decide(now, &request, std::slice::from_ref(&entry), &settings, &RequestOptions::default()) {
+            Action::Serve(serve) => prop_assert_eq!(serve.age, inputs.current_age(now)),
+            other => prop_assert!(entry.is_expired(now), "a fresh entry not served: {:?}", other),
+        }
     }
 }

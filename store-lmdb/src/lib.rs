@@ -37,6 +37,7 @@
 //!     response_time: now,
 //!     created: now,
 //!     expires: Some(now + Duration::from_secs(600)),
+//!     initial_age: Duration::ZERO,
 //! };
 //! store.put(&entry)?;
 //! assert_eq!(store.get(&entry.key)?, vec![entry.clone()]);

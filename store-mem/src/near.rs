@@ -262,6 +262,7 @@ fn private_copy(entry: &Entry) -> Entry {
         response_time: entry.response_time,
         created: entry.created,
         expires: entry.expires,
+        initial_age: entry.initial_age,
     }
 }
 

@@ -577,6 +577,7 @@ fn entry(key: CacheKey, n: usize) -> Entry {
         response_time: time,
         created: time,
         expires: None,
+        initial_age: Duration::ZERO,
     }
 }
 

@@ -52,6 +52,7 @@ fn bench_entry(n: u64, size: usize) -> Entry {
         response_time: time,
         created: time,
         expires: Some(time + Duration::from_secs(600)),
+        initial_age: Duration::ZERO,
     }
 }
 

@@ -158,6 +158,7 @@ impl Stamp {
             response_time: created,
             created,
             expires: Some(created + Duration::from_secs(86_400)),
+            initial_age: Duration::ZERO,
         }
     }
 }

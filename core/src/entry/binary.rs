@@ -6,6 +6,7 @@
 //!                                                | url (str) | status u16 | body size u64
 //!                                                | created (time) | expires (u8 flag, time)
 //!                                                | response_time (time) | request_time (time)
+//!                                                | initial age (duration)
 //! meta checksum u32                              CRC-32 of every byte before it
 //! request headers                                count u32, then (name str, value str) pairs
 //! response version u8                            0 = 0.9, 1 = 1.0, 2 = 1.1, 3 = 2, 4 = 3
@@ -18,8 +19,14 @@
 //!
 //! A `str` is a u32 length followed by that many bytes. A `time` is u64 seconds plus
 //! u32 nanoseconds since the Unix epoch; times before the epoch are written as the
-//! epoch itself (HTTP dates cannot be earlier, so nothing real is lost). Headers are
-//! written in [`http::HeaderMap::iter`] order, so repeated fields keep their order.
+//! epoch itself (HTTP dates cannot be earlier, so nothing real is lost). A `duration`
+//! is u64 seconds plus u32 nanoseconds. Headers are written in
+//! [`http::HeaderMap::iter`] order, so repeated fields keep their order.
+//!
+//! Versions: this build writes version 2 and reads versions 1 and 2. Version 1 has no
+//! initial age in its meta block; decoding one computes [`Entry::initial_age`] from
+//! its stored fields and times ([`Entry::computed_initial_age`]), so caches written by
+//! earlier builds keep serving.
 //!
 //! Integrity: the meta checksum lets [`EntryMeta::decode_prefix`] check a listing
 //! without reading further; the second checksum covers everything except the body.
@@ -52,8 +59,18 @@ use crate::key::CacheKey;
 /// The first four bytes of every binary entry.
 pub const MAGIC: [u8; 4] = *b"HCE\x01";
 
-/// The binary format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The binary format version this build writes. It also reads
+/// [`OLDEST_READ_VERSION`] and every version between.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest binary format version this build reads: version 1, which did not keep
+/// [`Entry::initial_age`].
+pub const OLDEST_READ_VERSION: u16 = 1;
+
+/// Whether this build reads `version`.
+fn readable(version: u16) -> bool {
+    (OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version)
+}
 
 /// Length of the fixed header: magic, version, meta length.
 const HEADER_LEN: usize = 10;
@@ -96,6 +113,7 @@ impl Entry {
     /// #     response_time: t,
     /// #     created: t,
     /// #     expires: None,
+    /// #     initial_age: Duration::ZERO,
     /// # };
     /// let bytes = entry.encode();
     /// assert_eq!(Entry::decode(&bytes)?, entry);
@@ -119,7 +137,7 @@ impl Entry {
     /// # use bytes::Bytes;
     /// # use httpcache_core::{CacheKey, Entry, VariantId};
     /// # use httpcache_core::entry::{StoredRequest, StoredResponse};
-    /// # use std::time::UNIX_EPOCH;
+    /// # use std::time::{Duration, UNIX_EPOCH};
     /// # let entry = Entry {
     /// #     key: CacheKey::hash("GET http://example.com/"),
     /// #     variant: VariantId(0),
@@ -139,6 +157,7 @@ impl Entry {
     /// #     response_time: UNIX_EPOCH,
     /// #     created: UNIX_EPOCH,
     /// #     expires: None,
+    /// #     initial_age: Duration::ZERO,
     /// # };
     /// let head = entry.encode_head();
     /// assert_eq!([&head[..], b"hello"].concat(), entry.encode());
@@ -175,6 +194,7 @@ impl Entry {
         }
         put_time(out, self.response_time);
         put_time(out, self.request_time);
+        put_duration(out, self.initial_age);
 
         let meta_len = len_u32(out.len() - base - HEADER_LEN);
         out[base + 6..base + HEADER_LEN].copy_from_slice(&meta_len.to_le_bytes());
@@ -238,7 +258,7 @@ impl EntryMeta {
     ///
     /// The prefix is the 10-byte header, the meta block and its checksum.
     pub fn prefix_len(header: &[u8]) -> Option<usize> {
-        if header.len() < HEADER_LEN || header[..4] != MAGIC || read_u16(&header[4..6]) != FORMAT_VERSION {
+        if header.len() < HEADER_LEN || header[..4] != MAGIC || !readable(read_u16(&header[4..6])) {
             return None;
         }
         let meta_len = usize::try_from(read_u32(&header[6..HEADER_LEN])).ok()?;
@@ -248,19 +268,18 @@ impl EntryMeta {
     /// Decodes the metadata from the start of an encoded entry, without the body.
     /// `bytes` may be just the prefix ([`EntryMeta::prefix_len`]) or the whole entry.
     pub fn decode_prefix(bytes: &[u8]) -> Result<EntryMeta, DecodeError> {
-        let meta_end = check_header(bytes)?;
+        let (meta_end, version) = check_header(bytes)?;
         check_meta_checksum(bytes, meta_end)?;
-        let (meta, _request_time) = decode_meta(&bytes[HEADER_LEN..meta_end])?;
-        Ok(meta)
+        Ok(decode_meta(&bytes[HEADER_LEN..meta_end], version)?.meta)
     }
 }
 
 // ---------------------------------------------------------------------------
 // Decoding
 
-/// Checks magic and version; returns the end of the meta block, after making sure
-/// the meta block and its checksum are present.
-fn check_header(bytes: &[u8]) -> Result<usize, DecodeError> {
+/// Checks magic and version; returns the end of the meta block and the version,
+/// after making sure the meta block and its checksum are present.
+fn check_header(bytes: &[u8]) -> Result<(usize, u16), DecodeError> {
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] {
         return Err(DecodeError::Foreign);
@@ -269,13 +288,13 @@ fn check_header(bytes: &[u8]) -> Result<usize, DecodeError> {
         return Err(DecodeError::Truncated);
     }
     let version = read_u16(&bytes[4..6]);
-    if version != FORMAT_VERSION {
+    if !readable(version) {
         return Err(DecodeError::Version { found: version, expected: FORMAT_VERSION });
     }
     let meta_len = usize::try_from(read_u32(&bytes[6..HEADER_LEN])).map_err(|_| DecodeError::Truncated)?;
     let meta_end = HEADER_LEN.checked_add(meta_len).ok_or(DecodeError::Truncated)?;
     match meta_end.checked_add(CHECKSUM_LEN) {
-        Some(needed) if needed <= bytes.len() => Ok(meta_end),
+        Some(needed) if needed <= bytes.len() => Ok((meta_end, version)),
         _ => Err(DecodeError::Truncated),
     }
 }
@@ -291,8 +310,16 @@ fn check_meta_checksum(bytes: &[u8], meta_end: usize) -> Result<Crc32, DecodeErr
     Ok(crc.update(&bytes[meta_end..meta_end + CHECKSUM_LEN]))
 }
 
-/// Parses a whole meta block (which must be consumed exactly).
-fn decode_meta(block: &[u8]) -> Result<(EntryMeta, SystemTime), DecodeError> {
+/// A decoded meta block: the [`EntryMeta`] and the times only [`Entry`] keeps.
+struct Meta {
+    meta: EntryMeta,
+    request_time: SystemTime,
+    /// `None` in version 1, which did not keep it.
+    initial_age: Option<Duration>,
+}
+
+/// Parses a whole meta block of `version` (which must be consumed exactly).
+fn decode_meta(block: &[u8], version: u16) -> Result<Meta, DecodeError> {
     let mut r = Reader { buf: block, pos: 0 };
     let mut key = [0u8; 32];
     key.copy_from_slice(r.take(32)?);
@@ -309,6 +336,7 @@ fn decode_meta(block: &[u8]) -> Result<(EntryMeta, SystemTime), DecodeError> {
     };
     let response_time = r.time()?;
     let request_time = r.time()?;
+    let initial_age = if version >= 2 { Some(r.duration()?) } else { None };
     if r.pos != block.len() {
         return Err(DecodeError::Corrupt("unexpected bytes in the meta block"));
     }
@@ -323,15 +351,15 @@ fn decode_meta(block: &[u8]) -> Result<(EntryMeta, SystemTime), DecodeError> {
         expires,
         response_time,
     };
-    Ok((meta, request_time))
+    Ok(Meta { meta, request_time, initial_age })
 }
 
 /// Decodes `bytes`: the whole encoding when `apart` is `None`, else the head alone
 /// with `apart` as its body.
 fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> Result<Entry, DecodeError> {
-    let meta_end = check_header(bytes)?;
+    let (meta_end, version) = check_header(bytes)?;
     let crc = check_meta_checksum(bytes, meta_end)?;
-    let (meta, request_time) = decode_meta(&bytes[HEADER_LEN..meta_end])?;
+    let Meta { meta, request_time, initial_age } = decode_meta(&bytes[HEADER_LEN..meta_end], version)?;
 
     let rest_start = meta_end + CHECKSUM_LEN;
     let mut r = Reader { buf: bytes, pos: rest_start };
@@ -372,7 +400,7 @@ fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> R
         Some(body) => body,
     };
 
-    Ok(Entry {
+    let mut entry = Entry {
         key: meta.key,
         variant: meta.variant,
         request: StoredRequest { method: meta.method, url: meta.url, headers: request_headers },
@@ -381,7 +409,10 @@ fn decode_entry(bytes: &[u8], shared: Option<&Bytes>, apart: Option<Bytes>) -> R
         response_time: meta.response_time,
         created: meta.created,
         expires: meta.expires,
-    })
+        initial_age: Duration::ZERO,
+    };
+    entry.initial_age = initial_age.unwrap_or_else(|| entry.computed_initial_age());
+    Ok(entry)
 }
 
 /// A cursor over the input. Every read checks the remaining length first.
@@ -433,13 +464,17 @@ impl<'a> Reader<'a> {
         Ok(&self.buf[range])
     }
 
-    fn time(&mut self) -> Result<SystemTime, DecodeError> {
+    fn duration(&mut self) -> Result<Duration, DecodeError> {
         let secs = self.u64()?;
         let nanos = self.u32()?;
         if nanos >= 1_000_000_000 {
             return Err(DecodeError::Corrupt("invalid nanoseconds"));
         }
-        UNIX_EPOCH.checked_add(Duration::new(secs, nanos)).ok_or(DecodeError::Corrupt("time out of range"))
+        Ok(Duration::new(secs, nanos))
+    }
+
+    fn time(&mut self) -> Result<SystemTime, DecodeError> {
+        UNIX_EPOCH.checked_add(self.duration()?).ok_or(DecodeError::Corrupt("time out of range"))
     }
 
     /// A header block, in a map with room for `extra` more fields (those the driver
@@ -543,9 +578,13 @@ fn put_str(out: &mut Vec<u8>, raw: &[u8]) {
 
 /// Seconds and nanoseconds since the epoch; earlier times are clamped to the epoch.
 fn put_time(out: &mut Vec<u8>, time: SystemTime) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    put_u64(out, since.as_secs());
-    put_u32(out, since.subsec_nanos());
+    put_duration(out, time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
+}
+
+/// Seconds and nanoseconds.
+fn put_duration(out: &mut Vec<u8>, duration: Duration) {
+    put_u64(out, duration.as_secs());
+    put_u32(out, duration.subsec_nanos());
 }
 
 fn put_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
@@ -630,7 +669,7 @@ impl Crc32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::testing::{arbitrary_entry, sample_entry};
+    use crate::entry::testing::{arbitrary_entry, sample_entry, sample_time};
     use proptest::prelude::*;
 
     fn entry_with_headers() -> Entry {
@@ -783,12 +822,84 @@ mod tests {
 
     #[test]
     fn other_version_is_reported() {
-        let mut bytes = entry_with_headers().encode();
-        bytes[4..6].copy_from_slice(&2u16.to_le_bytes());
-        let expected = DecodeError::Version { found: 2, expected: FORMAT_VERSION };
-        assert_eq!(Entry::decode(&bytes), Err(expected.clone()));
-        assert_eq!(EntryMeta::decode_prefix(&bytes), Err(expected));
-        assert_eq!(EntryMeta::prefix_len(&bytes), None);
+        for version in [0, FORMAT_VERSION + 1, u16::MAX] {
+            let mut bytes = entry_with_headers().encode();
+            bytes[4..6].copy_from_slice(&version.to_le_bytes());
+            let expected = DecodeError::Version { found: version, expected: FORMAT_VERSION };
+            assert_eq!(Entry::decode(&bytes), Err(expected.clone()));
+            assert_eq!(EntryMeta::decode_prefix(&bytes), Err(expected));
+            assert_eq!(EntryMeta::prefix_len(&bytes), None);
+        }
+    }
+
+    /// `entry` as version 1 wrote it: no initial age in the meta block. Built from the
+    /// current encoding by dropping that field and re-sealing both checksums.
+    fn encode_version_1(entry: &Entry) -> Vec<u8> {
+        const INITIAL_AGE_LEN: usize = 12;
+        let current = entry.encode();
+        let meta_end = EntryMeta::prefix_len(&current).unwrap() - CHECKSUM_LEN;
+        let mut old = current[..meta_end - INITIAL_AGE_LEN].to_vec();
+        old[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let meta_len = len_u32(old.len() - HEADER_LEN);
+        old[6..HEADER_LEN].copy_from_slice(&meta_len.to_le_bytes());
+        let meta_crc = Crc32::new().update(&old).finish();
+        put_u32(&mut old, meta_crc);
+        let checksum_at = current.len() - entry.response.body.len() - CHECKSUM_LEN;
+        old.extend_from_slice(&current[meta_end + CHECKSUM_LEN..checksum_at]);
+        let crc = Crc32::new().update(&old).finish();
+        put_u32(&mut old, crc);
+        old.extend_from_slice(&entry.response.body);
+        old
+    }
+
+    // RFC 9111 §4.2.3: an entry written by version 1 (before the initial age was kept)
+    // still decodes, every way, with the corrected initial age its `Date`, `Age` and
+    // times give: caches written by earlier builds keep serving, with the right `Age`.
+    #[test]
+    fn version_1_entries_decode_with_the_initial_age_computed() {
+        let mut entry = entry_with_headers();
+        // Arrived 2 s after it was asked for, 5 s after its `Date`, saying `Age: 30`:
+        // the corrected initial age is 30 + 2 s (larger than the apparent 5 s).
+        entry.request_time = sample_time() + Duration::from_secs(3);
+        entry.response_time = sample_time() + Duration::from_secs(5);
+        entry.response.headers.insert(http::header::AGE, HeaderValue::from_static("30"));
+        entry.initial_age = Duration::from_secs(32);
+        assert_eq!(entry.computed_initial_age(), entry.initial_age);
+
+        let old = encode_version_1(&entry);
+        assert_eq!(read_u16(&old[4..6]), 1);
+        assert_eq!(Entry::decode(&old), Ok(entry.clone()));
+        assert_eq!(Entry::decode_shared(Bytes::from(old.clone())), Ok(entry.clone()));
+        let head = Bytes::copy_from_slice(&old[..old.len() - entry.response.body.len()]);
+        assert_eq!(Entry::decode_split(head, entry.response.body.clone()), Ok(entry.clone()));
+        assert_eq!(
+            EntryMeta::prefix_len(&old).map(|len| EntryMeta::decode_prefix(&old[..len])),
+            Some(Ok(entry.meta()))
+        );
+        // The current version keeps what it was given, even where the fields disagree.
+        entry.initial_age = Duration::from_secs(7);
+        assert_eq!(
+            Entry::decode(&entry.encode()).map(|decoded| decoded.initial_age),
+            Ok(Duration::from_secs(7))
+        );
+        assert_eq!(
+            Entry::decode(&encode_version_1(&entry)).map(|decoded| decoded.initial_age),
+            Ok(Duration::from_secs(32))
+        );
+    }
+
+    // Both versions stay checked: a flipped byte anywhere before the body of a
+    // version 1 entry is an error, never an entry.
+    #[test]
+    fn a_flipped_version_1_byte_is_an_error() {
+        let entry = entry_with_headers();
+        let old = encode_version_1(&entry);
+        assert_eq!(Entry::decode(&old), Ok(entry.clone()));
+        for i in 0..old.len() - entry.response.body.len() {
+            let mut flipped = old.clone();
+            flipped[i] ^= 0x40;
+            assert!(Entry::decode(&flipped).is_err(), "byte {i}");
+        }
     }
 
     #[test]

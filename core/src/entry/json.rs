@@ -18,7 +18,8 @@
 //!   "request_time": { "unix_nanos": 1700000000000000000, "http_date": "Tue, 14 Nov 2023 22:13:20 GMT" },
 //!   "response_time": { "unix_nanos": 1700000000000000000, "http_date": "..." },
 //!   "created": { "unix_nanos": 1700000000000000000, "http_date": "..." },
-//!   "expires": null
+//!   "expires": null,
+//!   "initial_age_nanos": 0
 //! }
 //! ```
 //!
@@ -27,6 +28,8 @@
 //! `"body_base64"` instead of `"body"`. `unix_nanos` is what is read back (exactly);
 //! `http_date` is for people and is ignored when reading (it is `null` for times an
 //! HTTP date cannot show). Times before the epoch are written as the epoch.
+//! `initial_age_nanos` is [`Entry::initial_age`]; documents written before it was
+//! kept have none, and reading one computes it ([`Entry::computed_initial_age`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,6 +75,7 @@ impl Entry {
     /// #     response_time: t,
     /// #     created: t,
     /// #     expires: None,
+    /// #     initial_age: Duration::ZERO,
     /// # };
     /// let json = entry.to_json();
     /// assert!(std::str::from_utf8(&json).unwrap().contains("\"body\": \"hello\""));
@@ -105,6 +109,7 @@ impl Entry {
             response_time: JsonTime::from(self.response_time),
             created: JsonTime::from(self.created),
             expires: self.expires.map(JsonTime::from),
+            initial_age_nanos: Some(self.initial_age.as_nanos()),
         };
         // Serialising plain strings, numbers and vectors cannot fail; fall back to an
         // empty document (which decodes as an error, a miss) rather than panicking.
@@ -149,7 +154,7 @@ impl Entry {
             body,
             final_url: document.response.final_url,
         };
-        Ok(Entry {
+        let mut entry = Entry {
             key,
             variant: VariantId(document.variant),
             request,
@@ -158,7 +163,13 @@ impl Entry {
             response_time: document.response_time.to_time()?,
             created: document.created.to_time()?,
             expires: document.expires.map(|t| t.to_time()).transpose()?,
-        })
+            initial_age: Duration::ZERO,
+        };
+        entry.initial_age = match document.initial_age_nanos {
+            Some(nanos) => duration_from_nanos(nanos)?,
+            None => entry.computed_initial_age(),
+        };
+        Ok(entry)
     }
 }
 
@@ -194,6 +205,9 @@ struct JsonEntry {
     response_time: JsonTime,
     created: JsonTime,
     expires: Option<JsonTime>,
+    /// Absent in documents written before [`Entry::initial_age`] was kept.
+    #[serde(default)]
+    initial_age_nanos: Option<u128>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -243,11 +257,16 @@ impl From<SystemTime> for JsonTime {
 
 impl JsonTime {
     fn to_time(&self) -> Result<SystemTime, DecodeError> {
-        let secs = u64::try_from(self.unix_nanos / 1_000_000_000)
-            .map_err(|_| DecodeError::Corrupt("time out of range"))?;
-        let nanos = (self.unix_nanos % 1_000_000_000) as u32;
-        UNIX_EPOCH.checked_add(Duration::new(secs, nanos)).ok_or(DecodeError::Corrupt("time out of range"))
+        UNIX_EPOCH
+            .checked_add(duration_from_nanos(self.unix_nanos)?)
+            .ok_or(DecodeError::Corrupt("time out of range"))
     }
+}
+
+/// `nanos` nanoseconds, when a `Duration` can hold them.
+fn duration_from_nanos(nanos: u128) -> Result<Duration, DecodeError> {
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| DecodeError::Corrupt("time out of range"))?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 fn headers_to_json(headers: &HeaderMap) -> Vec<(String, JsonHeaderValue)> {
@@ -419,6 +438,32 @@ mod tests {
         assert!(text(&json).contains("\"unix_nanos\": 1700000000123456789"));
         assert!(text(&json).contains("\"http_date\": \"Tue, 14 Nov 2023 22:13:20 GMT\""));
         assert_eq!(Entry::from_json(&json).unwrap(), entry);
+    }
+
+    // RFC 9111 §4.2.3: a document written before the initial age was kept reads with
+    // the one its `Date`, `Age` and times give; one that has it keeps it as written.
+    #[test]
+    fn initial_age_is_kept_or_computed_when_absent() {
+        let mut entry = sample_entry(CacheKey::hash("k"), VariantId(1), Bytes::new());
+        entry.request_time += Duration::from_secs(1);
+        entry.response_time += Duration::from_secs(4);
+        entry.response.headers.insert(http::header::AGE, HeaderValue::from_static("10"));
+        entry.initial_age = Duration::from_nanos(1_500_000_001);
+        let json = entry.to_json();
+        assert!(text(&json).contains("\"initial_age_nanos\": 1500000001"));
+        assert_eq!(Entry::from_json(&json), Ok(entry.clone()));
+
+        let mut document: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert!(document.as_object_mut().unwrap().remove("initial_age_nanos").is_some());
+        let older = serde_json::to_vec(&document).unwrap();
+        // `Age: 10` plus the 3 s response delay, larger than the apparent 4 s.
+        assert_eq!(Entry::from_json(&older).map(|read| read.initial_age), Ok(Duration::from_secs(13)));
+        assert_eq!(entry.computed_initial_age(), Duration::from_secs(13));
+
+        // More seconds than a `Duration` holds: corrupt, not a panic.
+        let too_long = u128::from(u64::MAX) * 1_000_000_000 + 1_000_000_000;
+        let too_long = text(&json).replace("1500000001", &too_long.to_string());
+        assert_eq!(Entry::from_json(too_long.as_bytes()), Err(DecodeError::Corrupt("time out of range")));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod json;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Version};
@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 use crate::header::VariantId;
 use crate::key::CacheKey;
 
-pub use binary::{FORMAT_VERSION, MAGIC};
+pub use binary::{FORMAT_VERSION, MAGIC, OLDEST_READ_VERSION};
 
 /// The request that produced a stored response, redacted: method, URL with ignored
 /// parameters' values replaced, and only the headers `Vary` or `match_headers` need.
@@ -103,6 +103,14 @@ pub struct Entry {
     pub created: SystemTime,
     /// When it becomes stale, as computed when stored; `None` = never.
     pub expires: Option<SystemTime>,
+    /// The age the response already had when it arrived: RFC 9111 §4.2.3
+    /// `corrected_initial_age`, computed when stored from its `Date` and `Age` fields,
+    /// `request_time` and `response_time` ([`AgeInputs::corrected_initial_age`]).
+    /// Kept so that serving it does not parse those fields again; see
+    /// [`Entry::current_age`].
+    ///
+    /// [`AgeInputs::corrected_initial_age`]: crate::freshness::AgeInputs::corrected_initial_age
+    pub initial_age: Duration,
 }
 
 /// The metadata of an entry: what listing, filtering and sorting read.
@@ -159,6 +167,20 @@ impl Entry {
     /// Whether the entry is stale at `now` by its stored expiry.
     pub fn is_expired(&self, now: SystemTime) -> bool {
         expired(self.expires, now)
+    }
+
+    /// RFC 9111 §4.2.3 `current_age` at `now`: the [`initial_age`](Entry::initial_age)
+    /// plus the time since the response arrived (zero when `now` is earlier).
+    pub fn current_age(&self, now: SystemTime) -> Duration {
+        self.initial_age.saturating_add(crate::freshness::since(now, self.response_time))
+    }
+
+    /// The [`initial_age`](Entry::initial_age) its stored fields and times give, as
+    /// [`store`](crate::machine::store) computes it. Decoders of formats written
+    /// before the field was kept use it; a hand-built entry can too.
+    pub fn computed_initial_age(&self) -> Duration {
+        crate::freshness::AgeInputs::new(self.request_time, self.response_time, &self.response.headers)
+            .corrected_initial_age()
     }
 }
 

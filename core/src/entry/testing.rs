@@ -59,6 +59,8 @@ pub fn sample_entry(key: CacheKey, variant: VariantId, body: Bytes) -> Entry {
         response_time: sample_time(),
         created: sample_time(),
         expires: Some(sample_time() + Duration::from_secs(60)),
+        // `Date` is the receipt time and there is no `Age` (RFC 9111 §4.2.3).
+        initial_age: Duration::ZERO,
     }
 }
 
@@ -138,18 +140,26 @@ pub fn arbitrary_entry() -> impl Strategy<Value = Entry> {
             body,
             final_url,
         });
-    let times =
-        (arbitrary_time(), arbitrary_time(), arbitrary_time(), proptest::option::of(arbitrary_time()));
+    let times = (
+        arbitrary_time(),
+        arbitrary_time(),
+        arbitrary_time(),
+        proptest::option::of(arbitrary_time()),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(secs, nanos)| Duration::new(secs, nanos)),
+    );
     (any::<[u8; 32]>(), any::<u64>(), request, response, times).prop_map(
-        |(key, variant, request, response, (request_time, response_time, created, expires))| Entry {
-            key: CacheKey(key),
-            variant: VariantId(variant),
-            request,
-            response,
-            request_time,
-            response_time,
-            created,
-            expires,
+        |(key, variant, request, response, (request_time, response_time, created, expires, initial_age))| {
+            Entry {
+                key: CacheKey(key),
+                variant: VariantId(variant),
+                request,
+                response,
+                request_time,
+                response_time,
+                created,
+                expires,
+                initial_age,
+            }
         },
     )
 }
