@@ -325,6 +325,35 @@ const CONDITIONAL_HEADERS: [HeaderName; 5] = [
     header::IF_RANGE,
 ];
 
+/// What deciding on a stored response reads from its header fields besides its times,
+/// gathered in one pass over them rather than a hashed lookup per field.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Glance {
+    /// It has a `Vary` field.
+    vary: bool,
+    /// A `Cache-Control` line may say `no-store`, `no-cache` or `immutable`
+    /// ([`ResponseDirectives::line_may_restrict_fresh_use`]).
+    may_restrict_fresh_use: bool,
+    /// It has a `Content-Range` field.
+    content_range: bool,
+}
+
+impl Glance {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut glance = Glance::default();
+        for (name, value) in headers {
+            if *name == header::CACHE_CONTROL {
+                glance.may_restrict_fresh_use |= ResponseDirectives::line_may_restrict_fresh_use(value);
+            } else if *name == header::VARY {
+                glance.vary = true;
+            } else if *name == header::CONTENT_RANGE {
+                glance.content_range = true;
+            }
+        }
+        glance
+    }
+}
+
 /// Whether `stored` (the request that produced a stored response) may answer a
 /// request with `method`: a stored GET answers GET and HEAD; a stored HEAD only HEAD;
 /// other methods only themselves.
@@ -442,7 +471,21 @@ pub fn decide(
         return fetch(Reason::DoNotCache);
     }
 
-    let Some(index) = select_variant(request, stored) else {
+    let selected = match stored {
+        // One stored variant (the common case): its fields are read in one pass, and
+        // `Vary` is parsed only when it is there.
+        [only] => {
+            let glance = Glance::of(&only.response.headers);
+            let usable = method_compatible(&only.request.method, &request.method)
+                && (!glance.vary
+                    || Vary::parse(&only.response.headers).matches(&only.request.headers, &request.headers));
+            usable.then_some((0, glance))
+        }
+        _ => {
+            select_variant(request, stored).map(|index| (index, Glance::of(&stored[index].response.headers)))
+        }
+    };
+    let Some((index, glance)) = selected else {
         return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };
     let entry = &stored[index];
@@ -452,7 +495,7 @@ pub fn decide(
     // fresh response never takes (a fresh one is served, or revalidated, or, with
     // only-if-cached, served as it is). So when a quick scan finds none of the three,
     // a hit does without parsing `Cache-Control`.
-    let directives = if fresh && !ResponseDirectives::may_restrict_fresh_use(&entry.response.headers) {
+    let directives = if fresh && !glance.may_restrict_fresh_use {
         ResponseDirectives::default()
     } else {
         ResponseDirectives::parse(&entry.response.headers)
@@ -461,8 +504,9 @@ pub fn decide(
         // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
         return fetch(Reason::ResponseNoStore);
     }
-    if is_partial(entry.response.status, &entry.response.headers) {
-        // §3.3: an incomplete response never answers a request for the whole.
+    if entry.response.status == StatusCode::PARTIAL_CONTENT || glance.content_range {
+        // §3.3: an incomplete response never answers a request for the whole
+        // (`is_partial`).
         return fetch(Reason::PartialContent);
     }
     let age = entry.current_age(now);
@@ -1074,5 +1118,57 @@ pub fn on_error(
     match stored.and_then(|entry| stale_if_error_allows(now, request, entry, settings)) {
         Some(staleness) => Outcome::ServeStale { staleness, reason: Reason::StaleIfError },
         None => Outcome::Skip(Reason::OriginError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn fields() -> impl Strategy<Value = HeaderMap> {
+        let name = prop::sample::select(vec![
+            "cache-control",
+            "Cache-Control",
+            "vary",
+            "content-range",
+            "content-type",
+            "date",
+            "x-vary",
+            "x-cache-control",
+        ]);
+        let value = prop::sample::select(vec![
+            "max-age=60",
+            "no-cache",
+            "public, No-Store",
+            "IMMUTABLE",
+            "private=\"no-x\"",
+            "accept",
+            "bytes 0-9/10",
+            "",
+        ]);
+        prop::collection::vec((name, value), 0..8).prop_map(|fields| {
+            let mut map = HeaderMap::new();
+            for (name, value) in fields {
+                map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static(value));
+            }
+            map
+        })
+    }
+
+    proptest! {
+        // The one pass a hit makes over the stored fields sees what a lookup of each
+        // field sees: `Vary` (RFC 9111 §4.1), the directives that restrict a fresh
+        // response's use (§5.2.2), and `Content-Range` (§3.3).
+        #[test]
+        fn a_glance_agrees_with_the_lookups(headers in fields()) {
+            let expected = Glance {
+                vary: headers.contains_key(header::VARY),
+                may_restrict_fresh_use: ResponseDirectives::may_restrict_fresh_use(&headers),
+                content_range: is_partial(StatusCode::OK, &headers),
+            };
+            prop_assert_eq!(Glance::of(&headers), expected);
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, PRAGMA};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{is_ows, is_tchar, parse_delta_seconds, pragma_no_cache, split_list};
 
@@ -75,17 +75,23 @@ impl ResponseDirectives {
     /// on (RFC 9111 §5.2.2.4, §5.2.2.5; RFC 8246). A scan for `no-` and `imm` in any
     /// case, without tokenising: it may say yes when none of them is there (inside a
     /// quoted argument, say), never no when one is. A hit skips the full parse on no.
+    /// (The decision makes this scan line by line, in its one pass over the stored
+    /// fields, with [`ResponseDirectives::line_may_restrict_fresh_use`].)
+    #[cfg(test)]
     pub(crate) fn may_restrict_fresh_use(headers: &HeaderMap) -> bool {
-        headers.get_all(CACHE_CONTROL).iter().any(|line| {
-            // Each byte is tested first on its own (most fail there), and only then with
-            // the two before it. Setting bit 0x20 maps a byte to a lower-case letter only
-            // when it is that letter in either case.
-            let bytes = line.as_bytes();
-            (2..bytes.len()).any(|i| {
-                let (first, second, third) = (bytes[i - 2] | 0x20, bytes[i - 1] | 0x20, bytes[i]);
-                (third == b'-' && first == b'n' && second == b'o')
-                    || (third | 0x20 == b'm' && first == b'i' && second == b'm')
-            })
+        headers.get_all(CACHE_CONTROL).iter().any(Self::line_may_restrict_fresh_use)
+    }
+
+    /// [`ResponseDirectives::may_restrict_fresh_use`] for one `Cache-Control` line.
+    pub(crate) fn line_may_restrict_fresh_use(line: &HeaderValue) -> bool {
+        // Each byte is tested first on its own (most fail there), and only then with
+        // the two before it. Setting bit 0x20 maps a byte to a lower-case letter only
+        // when it is that letter in either case.
+        let bytes = line.as_bytes();
+        (2..bytes.len()).any(|i| {
+            let (first, second, third) = (bytes[i - 2] | 0x20, bytes[i - 1] | 0x20, bytes[i]);
+            (third == b'-' && first == b'n' && second == b'o')
+                || (third | 0x20 == b'm' && first == b'i' && second == b'm')
         })
     }
 
