@@ -53,6 +53,12 @@ fn settings_strategy() -> impl Strategy<Value = Settings> {
     })
 }
 
+/// How a response arrived: sent at `sent` seconds, received `delay` seconds later,
+/// its `Date` that far from the sending (clamped at the virtual epoch), and an `Age`.
+fn arrival() -> impl Strategy<Value = (u64, u64, i64, Option<u64>)> {
+    (0u64..1000, 0u64..100, -200i64..200, prop::option::of(0u64..10_000))
+}
+
 fn header_list(directives: &[String]) -> Vec<(&'static str, String)> {
     if directives.is_empty() { Vec::new() } else { vec![("cache-control", directives.join(", "))] }
 }
@@ -186,10 +192,7 @@ proptest! {
     /// RFC 9111 §4.2.3: age never decreases as `now` grows.
     #[test]
     fn age_never_decreases(
-        sent in 0u64..1000,
-        delay in 0u64..100,
-        date_offset in -200i64..200,
-        age in prop::option::of(0u64..10_000),
+        (sent, delay, date_offset, age) in arrival(),
         t1 in 0u64..5000,
         dt in 0u64..5000,
     ) {
@@ -208,10 +211,7 @@ proptest! {
     /// entry when stored and again when a 304 refreshes it) plus its resident time.
     #[test]
     fn served_age_is_the_corrected_initial_age_plus_resident_time(
-        sent in 0u64..1000,
-        delay in 0u64..100,
-        date_offset in -200i64..200,
-        age in prop::option::of(0u64..10_000),
+        (sent, delay, date_offset, age) in arrival(),
         refresh in prop::option::of((1u64..500, 0u64..50, -100i64..100, prop::option::of(0u64..1000))),
         later in 0u64..5000,
     ) {
