@@ -645,7 +645,7 @@ impl<S> Cache<S> {
                     retry: None,
                 }
             }
-            Outcome::Refresh { entry, persist, replaces, age, reason } => {
+            Outcome::Refresh { entry, persist, replaces, reason } => {
                 status.source = Source::Revalidated;
                 status.from_cache = true;
                 status.revalidated = reason == Reason::Revalidated;
@@ -654,6 +654,7 @@ impl<S> Cache<S> {
                 status.expires = entry.expires;
                 status.is_expired = entry.is_expired(now);
                 // Served now, when it arrived: its current age is its age on arrival.
+                let age = entry.initial_age;
                 status.age = Some(age);
                 let mut writes = Vec::with_capacity(usize::from(replaces.is_some()) + usize::from(persist));
                 if let Some(old) = replaces {

@@ -274,10 +274,9 @@ pub enum Outcome {
         /// Whether to write it back.
         persist: bool,
         /// The variant it was stored as before, when the merge changed `Vary` (remove it).
+        /// (Served at once, its current age is the one it arrived with,
+        /// `entry.initial_age`, RFC 9111 §4.2.3.)
         replaces: Option<VariantId>,
-        /// The updated response's age as it arrived (`corrected_initial_age`, RFC 9111
-        /// §4.2.3): its current age when served at once, and `entry.initial_age`.
-        age: Duration,
         /// Why.
         reason: Reason,
     },
@@ -504,9 +503,8 @@ pub fn decide(
         // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
         return fetch(Reason::ResponseNoStore);
     }
-    if entry.response.status == StatusCode::PARTIAL_CONTENT || glance.content_range {
-        // §3.3: an incomplete response never answers a request for the whole
-        // (`is_partial`).
+    if partial(entry.response.status, glance.content_range) {
+        // §3.3: an incomplete response never answers a request for the whole.
         return fetch(Reason::PartialContent);
     }
     let age = entry.current_age(now);
@@ -615,7 +613,12 @@ pub fn decide(
 /// Whether a response is incomplete (RFC 9111 §3.3): a 206, or any response carrying
 /// `Content-Range`. Such responses are never stored (this cache does not combine parts).
 pub fn is_partial(status: StatusCode, headers: &HeaderMap) -> bool {
-    status == StatusCode::PARTIAL_CONTENT || headers.contains_key(header::CONTENT_RANGE)
+    partial(status, headers.contains_key(header::CONTENT_RANGE))
+}
+
+/// [`is_partial`], given whether the response has a `Content-Range` field.
+fn partial(status: StatusCode, content_range: bool) -> bool {
+    status == StatusCode::PARTIAL_CONTENT || content_range
 }
 
 /// The status codes whose caching requirements this cache understands (§5.2.2.3).
@@ -1077,7 +1080,6 @@ fn refreshed(
     Outcome::Refresh {
         persist: may_persist(exchange, &refreshed, settings),
         replaces: refreshed.vary_changed.then_some(old_variant),
-        age: refreshed.entry.initial_age,
         reason: if refreshed.vary_changed && reason == Reason::Revalidated {
             Reason::VaryChanged
         } else {
@@ -1166,7 +1168,7 @@ mod tests {
             let expected = Glance {
                 vary: headers.contains_key(header::VARY),
                 may_restrict_fresh_use: ResponseDirectives::may_restrict_fresh_use(&headers),
-                content_range: is_partial(StatusCode::OK, &headers),
+                content_range: headers.contains_key(header::CONTENT_RANGE),
             };
             prop_assert_eq!(Glance::of(&headers), expected);
         }

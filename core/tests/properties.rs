@@ -248,10 +248,9 @@ proptest! {
             Some((after, delay, date_offset, age)) => {
                 let sent = sent + after;
                 match exchange_at(sent, delay, date_offset, age, Some(&entry)) {
-                    (Outcome::Refresh { entry, age: refreshed_age, .. }, expected) => {
+                    (Outcome::Refresh { entry, .. }, expected) => {
                         // The 304's `Date` and `Age` replace the stored ones (§4.3.4).
                         prop_assert_eq!(entry.initial_age, expected);
-                        prop_assert_eq!(refreshed_age, expected);
                         *entry
                     }
                     (other, _) => return Err(TestCaseError::fail(format!("not refreshed: {other:?}"))),
