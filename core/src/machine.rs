@@ -363,17 +363,26 @@ fn method_compatible(stored: &Method, method: &Method) -> bool {
 /// The stored variant that answers `request`, if any (RFC 9111 §4.1): method
 /// compatible, `Vary` matching, the most recent by `Date` (then receipt time).
 pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usize> {
-    let usable = |entry: &Entry| {
+    select(request, stored).map(|(index, _)| index)
+}
+
+/// [`select_variant`], with the [`Glance`] at the variant chosen.
+fn select(request: &request::Parts, stored: &[Entry]) -> Option<(usize, Glance)> {
+    // `Vary` is parsed only where the response may have one.
+    let usable = |entry: &Entry, may_vary: bool| {
         method_compatible(&entry.request.method, &request.method)
-            && Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers)
+            && (!may_vary
+                || Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers))
     };
-    // One stored variant (the common case): nothing to rank.
+    // One stored variant (the common case): nothing to rank, and its fields are read
+    // in one pass.
     if let [only] = stored {
-        return usable(only).then_some(0);
+        let glance = Glance::of(&only.response.headers);
+        return usable(only, glance.vary).then_some((0, glance));
     }
     let mut best: Option<(usize, (SystemTime, SystemTime, bool))> = None;
     for (index, entry) in stored.iter().enumerate() {
-        if !usable(entry) {
+        if !usable(entry, true) {
             continue;
         }
         let date = date_header(&entry.response.headers, &header::DATE).unwrap_or(entry.response_time);
@@ -384,7 +393,7 @@ pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usiz
             best = Some((index, rank));
         }
     }
-    best.map(|(index, _)| index)
+    best.map(|(index, _)| (index, Glance::of(&stored[index].response.headers)))
 }
 
 /// The conditional headers that revalidate `entry` (RFC 9111 §4.3.1).
@@ -470,21 +479,7 @@ pub fn decide(
         return fetch(Reason::DoNotCache);
     }
 
-    let selected = match stored {
-        // One stored variant (the common case): its fields are read in one pass, and
-        // `Vary` is parsed only when it is there.
-        [only] => {
-            let glance = Glance::of(&only.response.headers);
-            let usable = method_compatible(&only.request.method, &request.method)
-                && (!glance.vary
-                    || Vary::parse(&only.response.headers).matches(&only.request.headers, &request.headers));
-            usable.then_some((0, glance))
-        }
-        _ => {
-            select_variant(request, stored).map(|index| (index, Glance::of(&stored[index].response.headers)))
-        }
-    };
-    let Some((index, glance)) = selected else {
+    let Some((index, glance)) = select(request, stored) else {
         return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };
     let entry = &stored[index];
