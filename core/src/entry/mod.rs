@@ -179,8 +179,7 @@ impl Entry {
     /// [`store`](crate::machine::store) computes it. Decoders of formats written
     /// before the field was kept use it; a hand-built entry can too.
     pub fn computed_initial_age(&self) -> Duration {
-        crate::freshness::AgeInputs::new(self.request_time, self.response_time, &self.response.headers)
-            .corrected_initial_age()
+        crate::freshness::AgeInputs::of(self).corrected_initial_age()
     }
 }
 
