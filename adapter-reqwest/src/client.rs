@@ -10,7 +10,7 @@ use httpcache_core::{AsyncStore, Cache, Forward, Plan, RequestOptions, Settings}
 
 use crate::DefaultStore;
 use crate::convert::served;
-use crate::drive::{AtOnce, Origin, finish, plan_at_once, spawn_revalidation};
+use crate::drive::{AtOnce, Exchange, Origin, exchange, plan_at_once, spawn_revalidation};
 
 /// A caching async HTTP client: a [`reqwest::Client`] in front of which every request
 /// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone (clones
@@ -181,7 +181,7 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     }
 }
 
-/// reqwest's client as the origin of [`finish`], borrowed ([`CachedClient::execute`])
+/// reqwest's client as the origin of [`exchange`], borrowed ([`CachedClient::execute`])
 /// or owned (a builder's).
 struct ClientOrigin<'a>(Cow<'a, reqwest::Client>);
 
@@ -204,9 +204,6 @@ impl<'a, S: AsyncStore + 'static> Origin<S> for ClientOrigin<'a> {
     }
 }
 
-/// The boxed rest of a request that the cache could not answer at once.
-type Exchange<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send + 'a>>;
-
 /// A request on its way through the cache, as a future written out by hand: its first
 /// poll plans the request without waiting ([`plan_at_once`]), so a hit from memory or
 /// LMDB is answered then, having built, moved and polled no other future. Whatever
@@ -214,7 +211,7 @@ type Exchange<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Respons
 /// and the client are borrowed ([`CachedClient::execute`]) or owned (a builder's).
 struct Sending<'a, S> {
     start: Option<Start<'a, S>>,
-    exchange: Option<Exchange<'a>>,
+    exchange: Option<Exchange<'a, reqwest::Error>>,
 }
 
 struct Start<'a, S> {
@@ -250,7 +247,7 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
                 }
                 left => left,
             };
-            this.exchange = Some(Box::pin(finish(cache, origin, request, left)));
+            this.exchange = Some(exchange(cache, origin, request, left));
         }
         match &mut this.exchange {
             Some(exchange) => exchange.as_mut().poll(cx),

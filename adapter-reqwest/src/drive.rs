@@ -1,9 +1,10 @@
 //! The cache loop for one request, async (the client and the middleware) and blocking:
 //! plan, then send and complete, with the steps of [`crate::convert`]. The async loop
 //! is two parts: [`plan_at_once`], which answers a hit without building a future, and
-//! [`finish`], the rest, which its callers box.
+//! [`exchange`], the rest, boxed.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -85,22 +86,57 @@ pub(crate) trait Origin<S> {
     fn revalidate_later(&self, cache: &Arc<Cache<S>>, forward: Box<Forward>, request: reqwest::Request);
 }
 
-/// What is left of the cache loop after [`plan_at_once`]: wait, send (through
-/// `origin`), complete.
+/// The boxed rest of the cache loop after [`plan_at_once`], as [`exchange`] returns it.
+pub(crate) type Exchange<'a, E> = Pin<Box<dyn Future<Output = Result<reqwest::Response, E>> + Send + 'a>>;
+
+/// What is left of the cache loop after [`plan_at_once`] (anything but a hit answered
+/// there), boxed: wait if planning must, send (through `origin`), complete.
 ///
-/// Callers box it: the exchange with the origin (reqwest's future, the body, the store
-/// write) makes a future of a few KiB. Inline, every hit would carry and move that
-/// space too; boxed, only a request that waits or goes to the network pays one
-/// allocation for it. It owns (or borrows) the cache and the origin itself, so that a
-/// caller boxes it as it is, with no `async` block of its own around it holding
-/// another copy of the request.
+/// Boxed because the exchange with the origin (reqwest's future, the response's head,
+/// the body, the store write) makes a future of several hundred bytes. Inline, every
+/// hit would carry and move that space too; boxed, only a request that waits or goes
+/// to the network pays one allocation for it.
+///
+/// A request planned at once (every request to a store that reads at once: memory,
+/// LMDB, files) boxes [`forward_loop`] itself, with the cache, the origin and the
+/// request moved in once. Only a request that must wait boxes [`finish`], which keeps
+/// them until the wait is over. Keeping the common box under 1 KiB matters: the
+/// system allocator serves and takes back blocks up to about 1 KiB from a per-thread
+/// cache, larger ones from its shared bins, at several times the cost.
+pub(crate) fn exchange<'a, S, C, O>(
+    cache: C,
+    mut origin: O,
+    request: reqwest::Request,
+    left: AtOnce,
+) -> Exchange<'a, O::Error>
+where
+    S: AsyncStore + 'a,
+    C: std::ops::Deref<Target = Arc<Cache<S>>> + Send + 'a,
+    O: Origin<S> + Send + 'a,
+{
+    match left {
+        AtOnce::Planned(Plan::Forward(forward)) => {
+            let template = template(&forward, &request);
+            Box::pin(forward_loop(cache, forward, request, template, move |request| origin.send(request)))
+        }
+        left => Box::pin(finish(cache, origin, request, left)),
+    }
+}
+
+/// A copy of `request` for a retry, which only a revalidation can need.
+fn template(forward: &Forward, request: &reqwest::Request) -> Option<Box<reqwest::Request>> {
+    if forward.may_retry() { request.try_clone().map(Box::new) } else { None }
+}
+
+/// The rest of the cache loop for a request whose planning must wait (for the store,
+/// or for an identical request in flight), or that cannot be planned: wait, then send
+/// (through `origin`) and complete.
 ///
 /// Written as a function returning an `async` block rather than as an `async fn`: an
 /// `async fn` keeps each argument twice in its future (the argument, and the local it
-/// is moved into when the body starts), and this one's request alone is 264 bytes;
-/// every byte of the future is copied into its box on every request that goes out.
+/// is moved into when the body starts), and this one's request alone is 264 bytes.
 #[expect(clippy::manual_async_fn, reason = "an `async fn` would keep its arguments twice")]
-pub(crate) fn finish<S, C, O>(
+fn finish<S, C, O>(
     cache: C,
     mut origin: O,
     request: reqwest::Request,
@@ -124,17 +160,21 @@ where
             }
             Plan::Forward(forward) => forward,
         };
-        // A copy for a retry, which only a revalidation can need.
-        let template = if forward.may_retry() { request.try_clone().map(Box::new) } else { None };
-        forward_loop(&cache, forward, request, template, |request| origin.send(request)).await
+        let template = template(&forward, &request);
+        forward_loop(&*cache, forward, request, template, |request| origin.send(request)).await
     }
 }
 
 /// Sends `first` (then copies of `template` on a retry) and completes `forward`. A
 /// function returning an `async` block, for the reason [`finish`] gives; `template`
 /// is boxed for the same reason (only revalidations have one).
-fn forward_loop<S, E, F, Fut>(
-    cache: &Cache<S>,
+///
+/// What is done with each response before the completion ([`receive`]) is a future
+/// of its own, awaited at one point: its locals (the response, its head, the buffer)
+/// live across several awaits, and written inline they would take room of their own
+/// in this future, beside the completion's rather than in the same place.
+fn forward_loop<S, C, E, F, Fut>(
+    cache: C,
     mut forward: Box<Forward>,
     first: reqwest::Request,
     template: Option<Box<reqwest::Request>>,
@@ -142,6 +182,7 @@ fn forward_loop<S, E, F, Fut>(
 ) -> impl Future<Output = Result<reqwest::Response, E>>
 where
     S: AsyncStore,
+    C: std::ops::Deref<Target = Arc<Cache<S>>>,
     E: From<reqwest::Error>,
     F: FnMut(reqwest::Request) -> Fut,
     Fut: Future<Output = Result<reqwest::Response, E>>,
@@ -151,60 +192,108 @@ where
     async move {
         loop {
             let request = outgoing(&mut first, template.as_deref(), &forward)?;
-            // The origin's response, its head and parts live in this block only, so
-            // that the future does not keep room for them while the completion runs.
-            let (url, final_url, buffered) = {
-                let mut response = match send(request).await {
-                    Ok(response) => response,
-                    Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
-                };
-                let (final_url, mut head) = origin_head(&asked, &mut response);
-                if !forward.wants_body(&head) {
-                    cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
-                    mark_streamed(&mut head, &mut response);
-                    return Ok(response);
-                }
-                // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is
-                // within it).
-                let limit = cache.settings().max_entry_bytes;
-                let mut buffer = BytesMut::new();
-                let overflow = loop {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => {
-                            buffer.extend_from_slice(&chunk);
-                            if buffer.len() as u64 > limit {
-                                break true;
-                            }
-                        }
-                        Ok(None) => break false,
-                        Err(error) => return stale_or(cache.fail_async(*forward), &asked, E::from(error)),
-                    }
-                };
-                if overflow {
-                    // Past the limit without a Content-Length: the prefix, then the rest,
-                    // unstored.
-                    cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
-                    mark_streamed(&mut head, &mut response);
-                    let url = response.url().clone();
-                    let (parts, rest) = http::Response::from(response).into_parts();
-                    let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
-                    return Ok(reqwest::Response::from(with_url(
-                        http::Response::from_parts(parts, body),
-                        &url,
-                    )));
-                }
-                let url = response.url().clone();
-                give_extensions_back(&mut head, &mut response);
-                let (mut parts, _) = http::Response::from(response).into_parts();
-                parts.headers = head.headers;
-                (url, final_url, http::Response::from_parts(parts, buffer.freeze()))
+            let response = match send(request).await {
+                Ok(response) => response,
+                Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
             };
-            match cache.complete_async(*forward, buffered, final_url.as_ref()).await {
+            let (url, completion) = match receive(&cache, forward, &asked, response).await {
+                // The completion borrows only the cache: `final_url` is not kept.
+                Received::Buffered { forward, response, final_url, url } => {
+                    (url, cache.complete_async(*forward, response, final_url.as_ref()))
+                }
+                Received::Done(result) => return result,
+            };
+            match completion.await {
                 Completion::Respond(response) => {
-                    return Ok(reqwest::Response::from(with_url(*response, &url)));
+                    return Ok(reqwest::Response::from(with_url(
+                        *response,
+                        url.as_deref().unwrap_or(&asked),
+                    )));
                 }
                 Completion::Retry(retry) => forward = retry,
             }
+        }
+    }
+}
+
+/// What [`receive`] made of a response.
+enum Received<E> {
+    /// Buffered whole, for the completion.
+    Buffered {
+        /// The exchange, given back.
+        forward: Box<Forward>,
+        /// The response, its body buffered.
+        response: http::Response<bytes::Bytes>,
+        /// Where its redirects ended, when not at the URL asked, for the driver.
+        final_url: Option<http::Uri>,
+        /// The same for reqwest, boxed (redirects are rare, the room is kept for
+        /// every request).
+        url: Option<Box<reqwest::Url>>,
+    },
+    /// Passed through (streamed, not stored), or failed.
+    Done(Result<reqwest::Response, E>),
+}
+
+/// Takes the origin's `response` to `forward`: passes it through as it streams when
+/// the driver does not want its body ([`Forward::wants_body`]), else buffers the body
+/// up to `max_entry_bytes` (a `Content-Length`, when present, is within it) and hands it
+/// back for the completion; past the limit, the prefix, then the rest, unstored.
+///
+/// A function returning an `async` block, for the reason [`finish`] gives.
+#[expect(clippy::manual_async_fn, reason = "an `async fn` would keep its arguments twice")]
+fn receive<'a, S, E>(
+    cache: &'a Cache<S>,
+    forward: Box<Forward>,
+    asked: &'a reqwest::Url,
+    mut response: reqwest::Response,
+) -> impl Future<Output = Received<E>> + 'a
+where
+    S: AsyncStore,
+    E: From<reqwest::Error> + 'a,
+{
+    async move {
+        let (final_url, mut head) = origin_head(asked, &mut response);
+        if !forward.wants_body(&head) {
+            cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+            mark_streamed(&mut head, &mut response);
+            return Received::Done(Ok(response));
+        }
+        let limit = cache.settings().max_entry_bytes;
+        let mut buffer = BytesMut::new();
+        let overflow = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    buffer.extend_from_slice(&chunk);
+                    if buffer.len() as u64 > limit {
+                        break true;
+                    }
+                }
+                Ok(None) => break false,
+                Err(error) => {
+                    return Received::Done(stale_or(cache.fail_async(*forward), asked, E::from(error)));
+                }
+            }
+        };
+        if overflow {
+            cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
+            mark_streamed(&mut head, &mut response);
+            let url = response.url().clone();
+            let (parts, rest) = http::Response::from(response).into_parts();
+            let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
+            return Received::Done(Ok(reqwest::Response::from(with_url(
+                http::Response::from_parts(parts, body),
+                &url,
+            ))));
+        }
+        let url = (response.url() != asked).then(|| Box::new(response.url().clone()));
+        give_extensions_back(&mut head, &mut response);
+        let (mut parts, _) = http::Response::from(response).into_parts();
+        parts.headers = head.headers;
+        Received::Buffered {
+            forward,
+            response: http::Response::from_parts(parts, buffer.freeze()),
+            final_url,
+            url,
         }
     }
 }

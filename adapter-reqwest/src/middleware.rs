@@ -30,7 +30,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use crate::Reqwest;
 use crate::convert::served;
-use crate::drive::{AtOnce, Origin, finish, plan_at_once, spawn_revalidation};
+use crate::drive::{AtOnce, Origin, exchange, plan_at_once, spawn_revalidation};
 
 /// The cache as a middleware. Cheap to clone (clones share the cache).
 #[derive(Debug)]
@@ -92,14 +92,13 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
                 // caller's extensions, which the first send lends to the rest of the chain.
                 let spare = extensions.clone();
                 let chain = Chain { middleware: self, next, lent: Some(extensions), spare };
-                // Boxed, as `finish` says.
-                Box::pin(finish(&self.cache, chain, request, left)).await
+                exchange(&self.cache, chain, request, left).await
             }
         }
     }
 }
 
-/// The rest of the middleware chain as the origin of [`finish`].
+/// The rest of the middleware chain as the origin of [`exchange`].
 struct Chain<'a, S> {
     middleware: &'a CacheMiddleware<S>,
     next: Next<'a>,

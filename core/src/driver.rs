@@ -1345,13 +1345,14 @@ impl<S: AsyncStore> Cache<S> {
 
     /// [`Cache::complete`] over an [`AsyncStore`]. The response is decided when this is
     /// called; the returned future makes the store writes, or, for a store that writes
-    /// at once ([`AsyncStore::write_now`]), they are made when this is called too.
+    /// at once ([`AsyncStore::write_now`]), they are made when this is called too. The
+    /// future borrows the cache only, not `final_url`.
     pub fn complete_async(
         &self,
         mut forward: Forward,
         response: Response<Bytes>,
         final_url: Option<&Uri>,
-    ) -> impl Future<Output = Completion> + Send + '_ {
+    ) -> impl Future<Output = Completion> + Send + use<'_, S> {
         let guard = forward.take_guard();
         let mut finish = self.finish(forward, response, final_url);
         let writes = self.writes_async(std::mem::take(&mut finish.writes));
@@ -1367,13 +1368,14 @@ impl<S: AsyncStore> Cache<S> {
     /// `Cache-Status` header and [`CacheStatus`] extension when this is called; the
     /// returned future makes the store writes (invalidations; a store that writes at
     /// once makes them when this is called), and the coalesced requests waiting behind
-    /// this one are released after them.
+    /// this one are released after them. The future borrows the cache only, not
+    /// `response` or `final_url`.
     pub fn complete_streamed_async(
         &self,
         mut forward: Forward,
         response: &mut http::response::Parts,
         final_url: Option<&Uri>,
-    ) -> impl Future<Output = ()> + Send + '_ {
+    ) -> impl Future<Output = ()> + Send + use<'_, S> {
         let writes = self.finish_streamed(&forward, response, final_url);
         let guard = forward.take_guard();
         let writes = self.writes_async(writes);
