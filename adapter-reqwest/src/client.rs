@@ -256,3 +256,30 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use httpcache_core::{Inline, Settings};
+    use httpcache_mem::MemoryStore;
+
+    use super::*;
+    use crate::drive::exchange;
+
+    /// A request that goes to the origin is one boxed future, and the box of one planned
+    /// at once (a miss on the memory store, through reqwest's client, as
+    /// `CachedClient::execute` sends it) stays within 1,024 bytes: glibc serves and frees
+    /// blocks up to 1,032 bytes from a per-thread cache, larger ones from its shared bins
+    /// at several times the cost (see `drive::exchange`).
+    #[test]
+    fn the_exchange_of_a_miss_fits_the_allocators_thread_cache() {
+        let cache = Arc::new(Cache::new(Inline(MemoryStore::new(1 << 20)), Settings::default()));
+        let client = reqwest::Client::new();
+        let url = reqwest::Url::parse("http://localhost/a").expect("url");
+        let mut request = reqwest::Request::new(http::Method::GET, url);
+        let left = plan_at_once(&cache, &mut request, RequestOptions::default());
+        assert!(matches!(left, AtOnce::Planned(Plan::Forward(_))), "an empty store: a miss, planned at once");
+        let exchange = exchange(Cow::Borrowed(&cache), ClientOrigin(Cow::Borrowed(&client)), request, left);
+        let size = std::mem::size_of_val(&*exchange);
+        assert!(size <= 1024, "the boxed exchange is {size} bytes");
+    }
+}
