@@ -6,11 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use httpcache_core::{AsyncStore, Cache, Forward, Plan, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, Forward, RequestOptions, Settings};
 
 use crate::DefaultStore;
 use crate::convert::served;
-use crate::drive::{AtOnce, Exchange, Origin, exchange, plan_at_once, spawn_revalidation};
+use crate::drive::{Exchange, Origin, exchange, plan_at_once, spawn_revalidation};
 
 /// A caching async HTTP client: a [`reqwest::Client`] in front of which every request
 /// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone (clones
@@ -241,11 +241,11 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
             let mut request = request?;
             let origin = ClientOrigin(client);
             let left = match plan_at_once(&cache, &mut request, options) {
-                AtOnce::Planned(Plan::Respond(response)) => {
+                Ok(response) => {
                     let background = |forward, request| origin.revalidate_later(&cache, forward, request);
                     return Poll::Ready(Ok(served(*response, &request, background)));
                 }
-                left => left,
+                Err(left) => left,
             };
             this.exchange = Some(exchange(cache, origin, request, left));
         }
@@ -263,7 +263,7 @@ mod tests {
     use httpcache_mem::MemoryStore;
 
     use super::*;
-    use crate::drive::exchange;
+    use crate::drive::{Left, exchange};
 
     /// A request that goes to the origin is one boxed future, and the box of one planned
     /// at once (a miss on the memory store, through reqwest's client, as
@@ -277,7 +277,7 @@ mod tests {
         let url = reqwest::Url::parse("http://localhost/a").expect("url");
         let mut request = reqwest::Request::new(http::Method::GET, url);
         let left = plan_at_once(&cache, &mut request, RequestOptions::default());
-        assert!(matches!(left, AtOnce::Planned(Plan::Forward(_))), "an empty store: a miss, planned at once");
+        let Err(left @ Left::Forward(_)) = left else { panic!("an empty store: a miss, planned at once") };
         let exchange = exchange(Cow::Borrowed(&cache), ClientOrigin(Cow::Borrowed(&client)), request, left);
         let size = std::mem::size_of_val(&*exchange);
         assert!(size <= 1024, "the boxed exchange is {size} bytes");

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
@@ -41,35 +41,36 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
     });
 }
 
-/// How far planning gets without waiting ([`plan_at_once`]).
-pub(crate) enum AtOnce {
-    /// Planned: a response (a hit from a store that reads at once, such as memory or
-    /// LMDB), or a request to send.
-    Planned(Plan),
-    /// The rest needs waiting: for the store, or for an identical request in flight.
+/// What is left to do for a request [`plan_at_once`] did not answer.
+pub(crate) enum Left {
+    /// Send this planned request and complete it ([`forward_loop`]).
+    Forward(Box<Forward>),
+    /// Planning needs waiting: for the store, or for an identical request in flight.
     Pending(PendingPlan),
     /// The URL is not a valid `Uri` (never for reqwest's URLs): send the request as it is.
     Unplannable,
 }
 
-/// Plans `request` as far as it goes without waiting: a hit is answered here, with no
-/// future built, moved or polled.
+/// Plans `request` as far as it goes without waiting: a response (a hit from a store
+/// that reads at once, such as memory or LMDB) is answered here, with no future built,
+/// moved or polled; anything else is [`Left`] for [`exchange`].
 pub(crate) fn plan_at_once<S: AsyncStore>(
     cache: &Cache<S>,
     request: &mut reqwest::Request,
     options: RequestOptions,
-) -> AtOnce {
-    match plan_input(request) {
-        None => AtOnce::Unplannable,
-        Some((parts, Some(body))) => match cache.plan_now(parts, body, options) {
-            Ok(plan) => AtOnce::Planned(plan),
-            Err(pending) => AtOnce::Pending(pending),
-        },
-        Some((parts, None)) => AtOnce::Planned(cache.plan_bypass(parts, options, Reason::BodyNotReplayable)),
+) -> Result<Box<http::Response<Bytes>>, Left> {
+    let plan = match plan_input(request) {
+        None => return Err(Left::Unplannable),
+        Some((parts, Some(body))) => cache.plan_now(parts, body, options).map_err(Left::Pending)?,
+        Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
+    };
+    match plan {
+        Plan::Respond(response) => Ok(response),
+        Plan::Forward(forward) => Err(Left::Forward(forward)),
     }
 }
 
-/// Where [`finish`] sends a request, and how it starts a stale-while-revalidate
+/// Where [`exchange`] sends a request, and how it starts a stale-while-revalidate
 /// revalidation: reqwest's client, or the rest of a middleware chain.
 pub(crate) trait Origin<S> {
     /// What sending fails with.
@@ -89,25 +90,24 @@ pub(crate) trait Origin<S> {
 /// The boxed rest of the cache loop after [`plan_at_once`], as [`exchange`] returns it.
 pub(crate) type Exchange<'a, E> = Pin<Box<dyn Future<Output = Result<reqwest::Response, E>> + Send + 'a>>;
 
-/// What is left of the cache loop after [`plan_at_once`] (anything but a hit answered
-/// there), boxed: wait if planning must, send (through `origin`), complete.
+/// What is [`Left`] of the cache loop after [`plan_at_once`], boxed: send (through
+/// `origin`) and complete, after waiting if planning must.
 ///
 /// Boxed because the exchange with the origin (reqwest's future, the response's head,
 /// the body, the store write) makes a future of several hundred bytes. Inline, every
 /// hit would carry and move that space too; boxed, only a request that waits or goes
 /// to the network pays one allocation for it.
 ///
-/// A request planned at once (every request to a store that reads at once: memory,
-/// LMDB, files) boxes [`forward_loop`] itself, with the cache, the origin and the
-/// request moved in once. Only a request that must wait boxes [`finish`], which keeps
-/// them until the wait is over. Keeping the common box under 1 KiB matters: the
-/// system allocator serves and takes back blocks up to about 1 KiB from a per-thread
-/// cache, larger ones from its shared bins, at several times the cost.
+/// The box holds the cache, the origin and the request once, moved in: for a request
+/// planned at once (every request to a store that reads at once: memory, LMDB,
+/// files), [`forward_loop`] itself. Keeping that box under 1 KiB matters: the system
+/// allocator serves and takes back blocks up to about 1 KiB from a per-thread cache,
+/// larger ones from its shared bins, at several times the cost.
 pub(crate) fn exchange<'a, S, C, O>(
     cache: C,
     mut origin: O,
     request: reqwest::Request,
-    left: AtOnce,
+    left: Left,
 ) -> Exchange<'a, O::Error>
 where
     S: AsyncStore + 'a,
@@ -115,11 +115,12 @@ where
     O: Origin<S> + Send + 'a,
 {
     match left {
-        AtOnce::Planned(Plan::Forward(forward)) => {
+        Left::Forward(forward) => {
             let template = template(&forward, &request);
             Box::pin(forward_loop(cache, forward, request, template, move |request| origin.send(request)))
         }
-        left => Box::pin(finish(cache, origin, request, left)),
+        Left::Pending(pending) => Box::pin(after_waiting(cache, origin, request, pending)),
+        Left::Unplannable => Box::pin(origin.send(request)),
     }
 }
 
@@ -128,19 +129,19 @@ fn template(forward: &Forward, request: &reqwest::Request) -> Option<Box<reqwest
     if forward.may_retry() { request.try_clone().map(Box::new) } else { None }
 }
 
-/// The rest of the cache loop for a request whose planning must wait (for the store,
-/// or for an identical request in flight), or that cannot be planned: wait, then send
-/// (through `origin`) and complete.
+/// The cache loop for a request whose planning must wait (for the store, or for an
+/// identical request in flight): wait, then answer, or send (through `origin`) and
+/// complete.
 ///
 /// Written as a function returning an `async` block rather than as an `async fn`: an
 /// `async fn` keeps each argument twice in its future (the argument, and the local it
 /// is moved into when the body starts), and this one's request alone is 264 bytes.
 #[expect(clippy::manual_async_fn, reason = "an `async fn` would keep its arguments twice")]
-fn finish<S, C, O>(
+fn after_waiting<S, C, O>(
     cache: C,
     mut origin: O,
     request: reqwest::Request,
-    left: AtOnce,
+    pending: PendingPlan,
 ) -> impl Future<Output = Result<reqwest::Response, O::Error>>
 where
     S: AsyncStore,
@@ -148,12 +149,7 @@ where
     O: Origin<S>,
 {
     async move {
-        let plan = match left {
-            AtOnce::Unplannable => return origin.send(request).await,
-            AtOnce::Planned(plan) => plan,
-            AtOnce::Pending(pending) => cache.plan_pending(pending).await,
-        };
-        let forward = match plan {
+        let forward = match cache.plan_pending(pending).await {
             Plan::Respond(response) => {
                 let background = |forward, request| origin.revalidate_later(&cache, forward, request);
                 return Ok(served(*response, &request, background));
@@ -166,7 +162,7 @@ where
 }
 
 /// Sends `first` (then copies of `template` on a retry) and completes `forward`. A
-/// function returning an `async` block, for the reason [`finish`] gives; `template`
+/// function returning an `async` block, for the reason [`after_waiting`] gives; `template`
 /// is boxed for the same reason (only revalidations have one).
 ///
 /// What is done with each response before the completion ([`receive`]) is a future
@@ -223,7 +219,7 @@ enum Received<E> {
         /// The exchange, given back.
         forward: Box<Forward>,
         /// The response, its body buffered.
-        response: http::Response<bytes::Bytes>,
+        response: http::Response<Bytes>,
         /// Where its redirects ended, when not at the URL asked, for the driver.
         final_url: Option<http::Uri>,
         /// The same for reqwest, boxed (redirects are rare, the room is kept for
@@ -239,7 +235,7 @@ enum Received<E> {
 /// up to `max_entry_bytes` (a `Content-Length`, when present, is within it) and hands it
 /// back for the completion; past the limit, the prefix, then the rest, unstored.
 ///
-/// A function returning an `async` block, for the reason [`finish`] gives.
+/// A function returning an `async` block, for the reason [`after_waiting`] gives.
 #[expect(clippy::manual_async_fn, reason = "an `async fn` would keep its arguments twice")]
 fn receive<'a, S, E>(
     cache: &'a Cache<S>,

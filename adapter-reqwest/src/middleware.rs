@@ -24,13 +24,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use http::Extensions;
-use httpcache_core::{AsyncStore, Cache, CacheRequestExt, Forward, Plan, RequestOptions, Settings};
+use httpcache_core::{AsyncStore, Cache, CacheRequestExt, Forward, RequestOptions, Settings};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::Reqwest;
 use crate::convert::served;
-use crate::drive::{AtOnce, Origin, exchange, plan_at_once, spawn_revalidation};
+use crate::drive::{Origin, exchange, plan_at_once, spawn_revalidation};
 
 /// The cache as a middleware. Cheap to clone (clones share the cache).
 #[derive(Debug)]
@@ -84,10 +84,10 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
     ) -> reqwest_middleware::Result<Response> {
         let options = RequestOptions::from_extensions(extensions);
         match plan_at_once(&self.cache, &mut request, options) {
-            AtOnce::Planned(Plan::Respond(response)) => {
+            Ok(response) => {
                 Ok(served(*response, &request, |forward, request| self.revalidate_later(forward, request)))
             }
-            left => {
+            Err(left) => {
                 // A retry (a 304 whose validator did not match) gets a copy of the
                 // caller's extensions, which the first send lends to the rest of the chain.
                 let spare = extensions.clone();
