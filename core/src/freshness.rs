@@ -24,6 +24,18 @@ pub(crate) fn since(a: SystemTime, b: SystemTime) -> Duration {
     a.duration_since(b).unwrap_or(Duration::ZERO)
 }
 
+/// RFC 9111 §4.2.3 `current_age` at `now` of a response that arrived at
+/// `response_time` with `corrected_initial_age`: that plus its resident time (zero when
+/// `now` is earlier). [`AgeInputs::current_age`] and [`Entry::current_age`] (which kept
+/// the initial age) both come here.
+pub(crate) fn current_age(
+    corrected_initial_age: Duration,
+    response_time: SystemTime,
+    now: SystemTime,
+) -> Duration {
+    corrected_initial_age.saturating_add(since(now, response_time))
+}
+
 /// The times and headers the age calculation needs (RFC 9111 §4.2.3).
 #[derive(Debug, Clone, Copy)]
 pub struct AgeInputs {
@@ -59,7 +71,7 @@ impl AgeInputs {
 
     /// `current_age` at `now` (RFC 9111 §4.2.3).
     pub fn current_age(&self, now: SystemTime) -> Duration {
-        self.corrected_initial_age().saturating_add(since(now, self.response_time))
+        current_age(self.corrected_initial_age(), self.response_time, now)
     }
 }
 

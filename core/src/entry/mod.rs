@@ -172,7 +172,7 @@ impl Entry {
     /// RFC 9111 §4.2.3 `current_age` at `now`: the [`initial_age`](Entry::initial_age)
     /// plus the time since the response arrived (zero when `now` is earlier).
     pub fn current_age(&self, now: SystemTime) -> Duration {
-        self.initial_age.saturating_add(crate::freshness::since(now, self.response_time))
+        crate::freshness::current_age(self.initial_age, self.response_time, now)
     }
 
     /// The [`initial_age`](Entry::initial_age) its stored fields and times give, as
