@@ -70,19 +70,19 @@ pub struct ResponseDirectives {
 }
 
 impl ResponseDirectives {
-    /// Whether the `Cache-Control` lines of `headers` may hold `no-store`, `no-cache` or
-    /// `immutable`, the only directives that the use of a *fresh* stored response depends
-    /// on (RFC 9111 §5.2.2.4, §5.2.2.5; RFC 8246). A scan for `no-` and `imm` in any
-    /// case, without tokenising: it may say yes when none of them is there (inside a
-    /// quoted argument, say), never no when one is. A hit skips the full parse on no.
-    /// (The decision makes this scan line by line, in its one pass over the stored
-    /// fields, with [`ResponseDirectives::line_may_restrict_fresh_use`].)
+    /// [`ResponseDirectives::line_may_restrict_fresh_use`] over every `Cache-Control`
+    /// line of `headers` (the reference the decision's one pass is tested against).
     #[cfg(test)]
     pub(crate) fn may_restrict_fresh_use(headers: &HeaderMap) -> bool {
         headers.get_all(CACHE_CONTROL).iter().any(Self::line_may_restrict_fresh_use)
     }
 
-    /// [`ResponseDirectives::may_restrict_fresh_use`] for one `Cache-Control` line.
+    /// Whether a `Cache-Control` line may hold `no-store`, `no-cache` or `immutable`,
+    /// the only directives that the use of a *fresh* stored response depends on (RFC
+    /// 9111 §5.2.2.4, §5.2.2.5; RFC 8246). A scan for `no-` and `imm` in any case,
+    /// without tokenising: it may say yes when none of them is there (inside a quoted
+    /// argument, say), never no when one is. A hit skips the full parse when no line
+    /// says yes; the decision makes this scan in its one pass over the stored fields.
     pub(crate) fn line_may_restrict_fresh_use(line: &HeaderValue) -> bool {
         // Each byte is tested first on its own (most fail there), and only then with
         // the two before it. Setting bit 0x20 maps a byte to a lower-case letter only
