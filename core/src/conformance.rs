@@ -1185,7 +1185,7 @@ pub fn corrupt_records_are_invalid<S: Store + ?Sized>(
     assert_entries(&ok(store.get(&key(2)), "get"), &[&bystander], "bystander");
 }
 
-/// One `#[test]` per conformance check for a [`Store`](crate::Store).
+/// One `#[test]` per conformance check for a [`Store`].
 ///
 /// Arguments (closures, written inline):
 /// * `store: || -> Fixture<S>` (required): a fresh, empty store with room for an
@@ -1236,8 +1236,8 @@ macro_rules! store_conformance {
     };
 }
 
-/// One `#[test]` per conformance check for an [`AsyncStore`](crate::AsyncStore), driven
-/// by a blocking executor through [`BlockOn`](crate::conformance::BlockOn). Same
+/// One `#[test]` per conformance check for an [`AsyncStore`], driven
+/// by a blocking executor through [`BlockOn`]. Same
 /// arguments as [`store_conformance!`](crate::store_conformance), with `S` the async
 /// store (the `corrupt` hook receives `&S`).
 #[macro_export]

@@ -902,7 +902,7 @@ enum Write {
     /// Store an entry.
     Put(Box<Entry>),
     /// Store an entry freshened by a validation, whose body is already stored
-    /// ([`Store::refresh`](crate::Store::refresh)).
+    /// ([`Store::refresh`]).
     Refresh(Box<Entry>),
     /// Remove the variants under a key whose `Vary` differs from this one, except `VariantId`.
     Prune(CacheKey, Vary, VariantId),
@@ -1287,7 +1287,7 @@ impl<S: AsyncStore> Cache<S> {
         }
     }
 
-    /// [`Cache::perform`] over an [`AsyncStore`].
+    /// [`perform`] over an [`AsyncStore`].
     async fn perform_async(&self, writes: Vec<Write>) -> bool {
         let mut all_puts_succeeded = true;
         for write in writes {

@@ -213,7 +213,7 @@ struct Shared {
     path: PathBuf,
     max_map_size: usize,
     max_bytes: Option<u64>,
-    /// Refreshes accepted and not yet written (see [`Store::flush`](httpcache_core::Store::flush)).
+    /// Refreshes accepted and not yet written (see [`Store::flush`]).
     behind: WriteBehind<PreparedEntry>,
 }
 
@@ -1123,7 +1123,7 @@ impl Store for LmdbStore {
     /// entry's (else a whole put). See the [crate docs](crate#refreshing-after-a-304).
     ///
     /// Written behind: returns once the refresh is queued (see
-    /// [`Store::flush`](httpcache_core::Store::flush)).
+    /// [`Store::flush`]).
     /// A failure to write it is logged, not returned: the stored entry then stays as it
     /// was.
     fn refresh(&self, entry: &Entry) -> Result<(), StoreError> {
