@@ -33,7 +33,7 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
         return;
     };
     runtime.spawn(async move {
-        let template = request.try_clone().map(Box::new);
+        let template = template(&forward, &request);
         if let Ok(response) = forward_loop(&cache, forward, request, template, send).await {
             // Drain what the cache did not buffer (it is not stored anyway).
             let _ = response.bytes().await;
