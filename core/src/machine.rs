@@ -22,7 +22,7 @@ use crate::freshness::{
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
 use crate::header::etag::etag_ref;
-use crate::header::{VariantId, Vary, hop_by_hop_fields, strip_hop_by_hop};
+use crate::header::{Copies, VariantId, Vary, hop_by_hop_fields, own_values, strip_hop_by_hop};
 use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
 use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
 
@@ -677,12 +677,15 @@ fn stored_request_headers(request: &request::Parts, vary: &Vary, settings: &Sett
         MatchHeaders::All => request.headers.keys().for_each(&mut keep),
         MatchHeaders::List(names) => names.iter().for_each(&mut keep),
     }
-    redact_headers(&kept, settings)
+    let mut kept = redact_headers(&kept, settings);
+    own_values(&mut kept);
+    kept
 }
 
 /// The response headers to store: hop-by-hop fields removed (§3.1), and the fields
 /// named by `no-cache="..."` (and, in a shared cache, `private="..."`) dropped so the
-/// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7).
+/// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7). Their values are
+/// copies of their own, not slices of the client's read buffer ([`Copies`]).
 fn storable_response_headers(
     headers: &HeaderMap,
     directives: &ResponseDirectives,
@@ -690,6 +693,7 @@ fn storable_response_headers(
 ) -> HeaderMap {
     let mut headers = headers.clone();
     make_storable(&mut headers, directives, shared);
+    own_values(&mut headers);
     headers
 }
 
@@ -1008,14 +1012,17 @@ fn refresh(
     // The 304's fields, read in place: its hop-by-hop ones and `Content-Length` are not
     // the stored response's to take. `HeaderMap` iterates a field's lines one after the
     // other: the first replaces every stored line of the field, the ones after it join it.
+    // The fields taken are copies of their own ([`Copies`]), made into one buffer.
     let hop_by_hop = hop_by_hop_fields(incoming);
+    let taken = |name: &HeaderName| *name != header::CONTENT_LENGTH && !hop_by_hop.contains(name);
+    let mut copies = Copies::of(|| incoming.iter().filter(|(name, _)| taken(name)).map(|(_, value)| value));
     let mut last: Option<&HeaderName> = None;
     let mut dated = false;
     for (name, value) in incoming {
         if last == Some(name) {
-            stored.append(name.clone(), value.clone());
-        } else if *name != header::CONTENT_LENGTH && !hop_by_hop.contains(name) {
-            stored.insert(name.clone(), value.clone());
+            stored.append(name.clone(), copies.next(value));
+        } else if taken(name) {
+            stored.insert(name.clone(), copies.next(value));
             dated |= *name == header::DATE;
             last = Some(name);
         }

@@ -3,10 +3,14 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::Method;
+use bytes::Bytes;
+
 use http::header::{AGE, CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use httpcache_core::machine::{Action, Outcome, Reason, decide};
 use httpcache_core::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance, UrlPattern};
 use support::*;
@@ -1044,4 +1048,119 @@ fn space_separated_directives_still_say_no_store() {
         skip_reason(outcome(100, &get(URL, &[]), &response, b"x", None, &settings, &options)),
         Reason::ResponseNoStore
     );
+}
+
+// ---- What a stored entry holds in memory ----
+
+/// A buffer whose release can be seen: the stand-in for the buffer a client reads a
+/// whole response into (hyper, under reqwest, parses each header value as a slice of it).
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    released: Arc<AtomicBool>,
+}
+
+impl AsRef<[u8]> for ReadBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `fields` as such a client parses them: every value a slice of one 256 KiB read
+/// buffer (the head, then what followed it). Also the flag its release sets.
+fn read_into_one_buffer(fields: &[(&str, &str)]) -> (HeaderMap, Arc<AtomicBool>) {
+    let released = Arc::new(AtomicBool::new(false));
+    let mut bytes = Vec::new();
+    let mut ranges = Vec::new();
+    for (_, value) in fields {
+        let start = bytes.len();
+        bytes.extend_from_slice(value.as_bytes());
+        ranges.push(start..bytes.len());
+    }
+    bytes.resize(256 * 1024, b'x');
+    let buffer = Bytes::from_owner(ReadBuffer { bytes, released: released.clone() });
+    let mut headers = HeaderMap::new();
+    for ((name, _), range) in fields.iter().zip(ranges) {
+        let value = HeaderValue::from_maybe_shared(buffer.slice(range)).expect("a valid value");
+        headers.append(HeaderName::from_bytes(name.as_bytes()).expect("a valid name"), value);
+    }
+    (headers, released)
+}
+
+/// The same fields, each value of its own.
+fn fields_map(fields: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers
+            .append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+    }
+    headers
+}
+
+// §3: what is stored is the response's header fields, and nothing more. An entry that
+// shared its values with the client's read buffer would keep that whole buffer (up to
+// a few hundred KiB) alive in a memory store that weighs it by its own fields.
+#[test]
+fn a_stored_entry_keeps_copies_of_its_fields_not_the_clients_read_buffer() {
+    let (settings, options) = defaults();
+    let fields = [("cache-control", "max-age=60"), ("vary", "accept"), ("link", "<a>"), ("link", "<b>")];
+    let (headers, response_buffer) = read_into_one_buffer(&fields);
+    let mut response = resp(200, &[]);
+    response.headers = headers;
+    // A request header the entry keeps (named by `Vary`), sensitive, from a buffer too.
+    let (mut request_headers, request_buffer) = read_into_one_buffer(&[("accept", "text/html")]);
+    request_headers.get_mut("accept").unwrap().set_sensitive(true);
+    let mut request = get(URL, &[]);
+    request.headers = request_headers;
+
+    let entry = match outcome(0, &request, &response, b"body", None, &settings, &options) {
+        Outcome::Store { entry, .. } => entry,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    assert!(!response_buffer.load(Ordering::SeqCst), "the response still holds its buffer");
+    drop(response);
+    drop(request);
+    assert!(response_buffer.load(Ordering::SeqCst), "the entry holds no slice of the response's buffer");
+    assert!(request_buffer.load(Ordering::SeqCst), "nor of the request's");
+    assert_eq!(entry.response.headers, fields_map(&fields), "every field, lines in order");
+    assert_eq!(entry.request.headers["accept"], "text/html");
+    assert!(entry.request.headers["accept"].is_sensitive(), "a sensitive value stays sensitive");
+}
+
+// §4.3.4: a 304's fields replace the stored ones; the entry takes copies of them.
+#[test]
+fn a_refreshed_entry_keeps_copies_of_the_304s_fields_not_the_clients_read_buffer() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[
+        ("cache-control", "max-age=10"),
+        ("etag", "\"v1\""),
+        ("x-version", "old"),
+        ("content-length", "4"),
+    ]);
+    let fields = [
+        ("cache-control", "max-age=100"),
+        ("etag", "\"v1\""),
+        ("content-length", "0"),
+        ("x-version", "new"),
+        ("x-version", "newer"),
+    ];
+    let (headers, buffer) = read_into_one_buffer(&fields);
+    let mut not_modified = resp(304, &[]);
+    not_modified.headers = headers;
+    let entry = match outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, .. } => entry,
+        other => panic!("expected a refresh, got {other:?}"),
+    };
+    drop(not_modified);
+    assert!(buffer.load(Ordering::SeqCst), "the refreshed entry holds no slice of the 304's buffer");
+    let versions: Vec<_> = entry.response.headers.get_all("x-version").iter().collect();
+    assert_eq!(versions, ["new", "newer"]);
+    assert_eq!(entry.response.headers[CONTENT_LENGTH], "4", "§3.2: Content-Length is not updated");
+    assert_eq!(entry.response.headers["cache-control"], "max-age=100");
+    assert_eq!(entry.expires, Some(at(150)));
 }

@@ -8,10 +8,11 @@ pub mod vary;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{
     AGE, CONNECTION, PRAGMA, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 pub use date::{format_http_date, parse_http_date};
@@ -81,6 +82,65 @@ pub(crate) fn hop_by_hop_fields(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
+/// Copies of header values, all made into one new buffer: [`Copies::of`] copies the
+/// bytes of a sequence of values, and [`Copies::next`] hands out a value of its own for
+/// each of them, in the same order.
+///
+/// Why a stored entry takes copies: a value a client parsed is usually a slice of the
+/// buffer the client read the whole response into (hyper, under reqwest, reads heads
+/// and bodies into one buffer of up to a few hundred KiB), and a clone of it keeps that
+/// whole buffer alive. An entry a memory store kept with such values held up to 250 KiB
+/// it was not weighed for; with copies it holds exactly its own fields.
+pub(crate) struct Copies {
+    buffer: Bytes,
+    start: usize,
+}
+
+impl Copies {
+    /// The bytes of the values `values()` yields, copied into one buffer (one
+    /// allocation: `values` is called twice, to size it, then to fill it).
+    pub(crate) fn of<'a, I: Iterator<Item = &'a HeaderValue>>(values: impl Fn() -> I) -> Copies {
+        let mut buffer = Vec::with_capacity(values().map(HeaderValue::len).sum());
+        for value in values() {
+            buffer.extend_from_slice(value.as_bytes());
+        }
+        Copies { buffer: Bytes::from(buffer), start: 0 }
+    }
+
+    /// The copy of `value`, the next of the values [`Copies::of`] was given: a slice of
+    /// the one buffer, sensitive when `value` is. Should `value` not be that next value
+    /// (a caller's mistake), or its copy not be a valid value (`http` accepted the
+    /// bytes once already), the value itself is shared instead: never a wrong value.
+    pub(crate) fn next(&mut self, value: &HeaderValue) -> HeaderValue {
+        let end = self.start + value.len();
+        let copy = self
+            .buffer
+            .get(self.start..end)
+            .filter(|bytes| *bytes == value.as_bytes())
+            .and_then(|_| HeaderValue::from_maybe_shared(self.buffer.slice(self.start..end)).ok());
+        match copy {
+            Some(mut copy) => {
+                self.start = end;
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            }
+            None => value.clone(),
+        }
+    }
+}
+
+/// Gives every value in `headers` bytes of its own, all in one new buffer (see
+/// [`Copies`] for why a stored entry needs that).
+pub(crate) fn own_values(headers: &mut HeaderMap) {
+    if headers.is_empty() {
+        return;
+    }
+    let mut copies = Copies::of(|| headers.values());
+    for value in headers.values_mut() {
+        *value = copies.next(value);
+    }
+}
+
 /// The hop-by-hop fields removed whatever `Connection` says.
 const HOP_BY_HOP: [HeaderName; 10] = [
     CONNECTION,
@@ -136,6 +196,50 @@ pub(crate) mod tests {
             );
         }
         headers
+    }
+
+    // RFC 9111 §3: a stored response keeps its header fields as they came. The copies an
+    // entry takes of them are the same fields, lines in order, sensitivity kept, and all
+    // live in one buffer of their own.
+    proptest! {
+        #[test]
+        fn own_values_keeps_every_line_and_shares_no_buffer(
+            lines in prop::collection::vec(
+                (prop::sample::select(vec!["etag", "link", "x-a", "cache-control"]), "[ -~]{0,12}", any::<bool>()),
+                0..8,
+            )
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value, sensitive) in &lines {
+                let mut value = HeaderValue::from_str(value).expect("visible ASCII");
+                value.set_sensitive(*sensitive);
+                headers.append(*name, value);
+            }
+            let before = headers.clone();
+            own_values(&mut headers);
+            prop_assert_eq!(&headers, &before);
+            for (name, _, _) in &lines {
+                let old: Vec<_> = before.get_all(*name).iter().map(HeaderValue::is_sensitive).collect();
+                let new: Vec<_> = headers.get_all(*name).iter().map(HeaderValue::is_sensitive).collect();
+                prop_assert_eq!(old, new);
+            }
+            // One buffer: the non-empty values sit end to end, in iteration order.
+            let spans: Vec<_> = headers.values().filter(|v| !v.is_empty()).map(|v| v.as_bytes().as_ptr_range()).collect();
+            for pair in spans.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+        }
+    }
+
+    // A value handed to `Copies::next` out of turn is shared, never given another
+    // value's bytes.
+    #[test]
+    fn a_copy_asked_out_of_turn_is_the_value_itself() {
+        let (a, b) = (HeaderValue::from_static("first"), HeaderValue::from_static("second!"));
+        let mut copies = Copies::of(|| [&a, &b].into_iter());
+        assert_eq!(copies.next(&b), b, "asked for the second first: shared, not `first\u{0}`");
+        assert_eq!(copies.next(&a), a);
+        assert_eq!(copies.next(&b), b);
     }
 
     // RFC 9111 §1.2.2: delta-seconds is 1*DIGIT.
