@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, future};
 use http::{Extensions, Request, Response, Uri};
-use httpcache_core::driver::{DisabledGuard, FinalUrl, PendingRevalidation};
+use httpcache_core::driver::{DisabledGuard, FinalUrl, PendingRevalidation, stored_body};
 use httpcache_core::inventory::{AsyncInventory, Inventory};
 use httpcache_core::{
     AsyncStore, Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Settings, Store,
@@ -224,7 +224,7 @@ impl<S: Store + 'static> CachedClient<S> {
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
         let limit = cache.settings().max_entry_bytes;
-        let mut buffered = Vec::new();
+        let mut buffered = forward.body_buffer(&head);
         if let Err(error) = (&mut body).take(limit.saturating_add(1)).read_to_end(&mut buffered) {
             // The origin failed mid-body: as if it could not be reached.
             return Settled::Done(self.fail(cache, *forward, error.into(), asked));
@@ -235,7 +235,7 @@ impl<S: Store + 'static> CachedClient<S> {
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
         let origin = std::mem::take(&mut head.extensions);
-        match cache.complete(*forward, Response::from_parts(head, Bytes::from(buffered)), final_url) {
+        match cache.complete(*forward, Response::from_parts(head, stored_body(buffered)), final_url) {
             Completion::Respond(response) => {
                 Settled::Done(Ok(self.deliver(cache, *response, Some(origin), &final_uri)))
             }
@@ -382,7 +382,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
         let limit = cache.settings().max_entry_bytes;
-        let mut buffered = Vec::new();
+        let mut buffered = forward.body_buffer(&head);
         if let Err(error) = (&mut body).take(limit.saturating_add(1)).read_to_end(&mut buffered).await {
             return Settled::Done(self.fail_async(cache, *forward, error.into(), asked));
         }
@@ -392,7 +392,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
         let origin = std::mem::take(&mut head.extensions);
-        let buffered = Response::from_parts(head, Bytes::from(buffered));
+        let buffered = Response::from_parts(head, stored_body(buffered));
         match cache.complete_async(*forward, buffered, final_url).await {
             Completion::Respond(response) => {
                 Settled::Done(Ok(self.deliver_async(cache, *response, Some(origin), &final_uri)))

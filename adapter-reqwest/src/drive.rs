@@ -7,7 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use httpcache_core::driver::stored_body;
 use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
@@ -255,7 +256,7 @@ where
             return Received::Done(Ok(response));
         }
         let limit = cache.settings().max_entry_bytes;
-        let mut buffer = BytesMut::new();
+        let mut buffer = forward.body_buffer(&head);
         let overflow = loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -275,7 +276,7 @@ where
             mark_streamed(&mut head, &mut response);
             let url = response.url().clone();
             let (parts, rest) = http::Response::from(response).into_parts();
-            let body = reqwest::Body::wrap(Prefixed::new(buffer.freeze(), rest));
+            let body = reqwest::Body::wrap(Prefixed::new(Bytes::from(buffer), rest));
             return Received::Done(Ok(reqwest::Response::from(with_url(
                 http::Response::from_parts(parts, body),
                 &url,
@@ -287,7 +288,7 @@ where
         parts.headers = head.headers;
         Received::Buffered {
             forward,
-            response: http::Response::from_parts(parts, buffer.freeze()),
+            response: http::Response::from_parts(parts, stored_body(buffer)),
             final_url,
             url,
         }
@@ -300,7 +301,8 @@ pub(crate) mod blocking {
     use std::io::Read;
     use std::sync::Arc;
 
-    use bytes::{Bytes, BytesMut};
+    use bytes::Bytes;
+    use httpcache_core::driver::stored_body;
     use httpcache_core::{Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Store};
     use reqwest::blocking::{Client, Request, Response};
 
@@ -386,7 +388,7 @@ pub(crate) mod blocking {
             }
             // Buffer up to `max_entry_bytes` (a `Content-Length`, when present, is within it).
             let limit = cache.settings().max_entry_bytes;
-            let mut buffer = BytesMut::new();
+            let mut buffer = forward.body_buffer(&head);
             let mut chunk = vec![0; 64 * 1024];
             let read = loop {
                 match response.read(&mut chunk) {
@@ -409,7 +411,7 @@ pub(crate) mod blocking {
             match read {
                 Buffered::Complete => {
                     give_extensions_back(&mut head, &mut response);
-                    let mut buffered = http_response(&mut response, buffer.freeze());
+                    let mut buffered = http_response(&mut response, stored_body(buffer));
                     *buffered.headers_mut() = std::mem::take(&mut head.headers);
                     match cache.complete(*forward, buffered, final_url.as_ref()) {
                         Completion::Respond(response) => {
@@ -431,7 +433,7 @@ pub(crate) mod blocking {
             mark_streamed(&mut head, &mut response);
             let mut streamed = http_response(&mut response, reqwest::Body::from(Bytes::new()));
             *streamed.body_mut() =
-                reqwest::Body::wrap(Prefixed::new(buffer.freeze(), ReadBody::new(response)));
+                reqwest::Body::wrap(Prefixed::new(Bytes::from(buffer), ReadBody::new(response)));
             return Ok(Response::from(with_url(streamed, &url)));
         }
     }

@@ -100,7 +100,9 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri};
-use httpcache_core::driver::{Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan};
+use httpcache_core::driver::{
+    Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan, stored_body,
+};
 use httpcache_core::inventory::Inventory;
 use httpcache_core::key::body_is_keyed;
 use httpcache_core::{Cache, Reason, RequestOptions, Settings, Store};
@@ -280,7 +282,7 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         }
         let limit = self.cache.settings().max_entry_bytes;
         let mut reader = body.into_reader();
-        let mut buffered = Vec::new();
+        let mut buffered = forward.body_buffer(&head);
         if let Err(error) = (&mut reader).take(limit.saturating_add(1)).read_to_end(&mut buffered) {
             // The origin failed mid-body: as if it could not be reached.
             return Settled::Done(self.fail(*forward, error.into(), asked));
@@ -292,7 +294,7 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         }
         // ureq's own extensions (its URI, redirect history): put back under the driver's.
         let origin = std::mem::take(&mut head.extensions);
-        match self.cache.complete(*forward, Response::from_parts(head, Bytes::from(buffered)), final_url) {
+        match self.cache.complete(*forward, Response::from_parts(head, stored_body(buffered)), final_url) {
             Completion::Respond(response) => Settled::Done(self.deliver(*response, Some(origin), &final_uri)),
             Completion::Retry(retry) => Settled::Retry(retry),
         }

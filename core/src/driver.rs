@@ -208,11 +208,7 @@ impl Forward {
         if self.settings.read_only {
             return self.stored.is_some() && response.status.is_server_error();
         }
-        let too_long = response
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
-            .is_some_and(|length| length > self.settings.max_entry_bytes);
+        let too_long = content_length(response).is_some_and(|length| length > self.settings.max_entry_bytes);
         let stale_if_error = self.stored.is_some() && response.status.is_server_error();
         if stale_if_error {
             return true;
@@ -230,6 +226,35 @@ impl Forward {
             && self.settings.allowable_codes.contains(&response.status)
             && !never_stored()
     }
+
+    /// A buffer to read a body [`Forward::wants_body`] wants into: with room for its
+    /// `Content-Length` when that is within `max_entry_bytes` (at most 8 MiB set aside
+    /// before any of it arrives), so a body of the length announced fills it without
+    /// growing it. Hand the bytes read to [`Cache::complete`] through [`stored_body`].
+    pub fn body_buffer(&self, response: &http::response::Parts) -> Vec<u8> {
+        let room = content_length(response)
+            .filter(|length| *length <= self.settings.max_entry_bytes)
+            .map_or(0, |length| length.min(MAX_BODY_SET_ASIDE));
+        Vec::with_capacity(usize::try_from(room).unwrap_or(0))
+    }
+}
+
+/// The most [`Forward::body_buffer`] sets aside for a body before it arrives.
+const MAX_BODY_SET_ASIDE: u64 = 8 << 20;
+
+/// The response's `Content-Length`, when it is one number.
+fn content_length(response: &http::response::Parts) -> Option<u64> {
+    response.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The body to hand to [`Cache::complete`], from the buffer it was read into: exactly
+/// its bytes. A memory store keeps this very `Bytes`, and weighs the entry by its
+/// length; a buffer that grew while the body arrived can have as much again to spare,
+/// which the entry would hold unweighed. Shrinking hands the spare room back to the
+/// allocator where it lies (the bytes are not copied).
+pub fn stored_body(mut buffer: Vec<u8>) -> Bytes {
+    buffer.shrink_to_fit();
+    Bytes::from(buffer)
 }
 
 /// What [`Cache::plan`] says to do.
@@ -1111,6 +1136,11 @@ impl<S: Store> Cache<S> {
 
     /// Finishes a forwarded request with the origin's response (body buffered).
     /// `final_url` is where redirects ended, when the client followed any.
+    ///
+    /// A stored entry keeps the body's `Bytes` as given (a memory store holds that very
+    /// buffer): read it into [`Forward::body_buffer`] and pass it through
+    /// [`stored_body`], so that it holds exactly its bytes. Header values need no such
+    /// care: the entry takes copies of its own.
     pub fn complete(
         &self,
         mut forward: Forward,

@@ -639,6 +639,42 @@ fn responses_that_will_not_be_stored_are_not_buffered() {
     assert_eq!(cache.store().len(), 0);
 }
 
+// A body is read into room for its announced length, within `max_entry_bytes` and the
+// 8 MiB set aside at most; the body stored is exactly its bytes, whatever room the
+// buffer grew to (a memory store weighs an entry by its body's length).
+#[test]
+fn a_wanted_body_is_read_into_room_for_its_length_and_stored_without_spare_room() {
+    let settings = Settings { max_entry_bytes: 16 << 20, ..Settings::default() };
+    let (cache, _clock) = cache(settings);
+    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("miss expected");
+    };
+    let head = |length: Option<&str>| {
+        let mut builder = Response::builder().header("cache-control", "max-age=60");
+        if let Some(length) = length {
+            builder = builder.header("content-length", length);
+        }
+        builder.body(()).unwrap().into_parts().0
+    };
+    assert_eq!(forward.body_buffer(&head(Some("5000"))).capacity(), 5000);
+    assert_eq!(forward.body_buffer(&head(Some(" 70 "))).capacity(), 70, "RFC 9110 §5.5: OWS around a value");
+    assert_eq!(forward.body_buffer(&head(Some("12000000"))).capacity(), 8 << 20, "at most 8 MiB ahead");
+    assert_eq!(forward.body_buffer(&head(Some("99999999999"))).capacity(), 0, "over max_entry_bytes");
+    for unknown in [None, Some("a lot"), Some("-1"), Some("")] {
+        assert_eq!(forward.body_buffer(&head(unknown)).capacity(), 0, "{unknown:?}");
+    }
+
+    let mut grown = Vec::new();
+    grown.extend_from_slice(&[7; 600 << 10]);
+    grown.push(7);
+    assert!(grown.capacity() > grown.len(), "the buffer grew past its length");
+    let stored = httpcache_core::driver::stored_body(grown);
+    assert_eq!(stored.len(), (600 << 10) + 1);
+    let room = stored.try_into_mut().expect("the only reference").capacity();
+    assert_eq!(room, (600 << 10) + 1, "no spare room kept with the body");
+}
+
 #[test]
 fn forward_accessors_match_the_request_it_would_send_rfc9111_4_3_1() {
     let (cache, clock) = cache(Settings::default());
