@@ -56,6 +56,10 @@
 //! fields with another body. The drivers hand their entries over
 //! ([`Store::put_owned`], [`Store::refresh_owned`]), and the store keeps the very entry
 //! they built: a write copies no entry (`put(&entry)` copies it, sharing its body).
+//! The core builds those entries with header values of their own (one buffer per
+//! entry, not slices of the client's read buffer) and the adapters hand over bodies
+//! without spare room, so an entry holds about what it weighs. An entry put directly
+//! is kept as given: its values and body should own their bytes too.
 //!
 //! ## Bounds and eviction
 //!
