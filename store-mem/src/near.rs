@@ -21,7 +21,8 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
+use httpcache_core::header::Copies;
 use httpcache_core::{CacheKey, Entry, StoredRequest, StoredResponse};
 
 /// How many items each thread keeps copies of (and remembers having read once).
@@ -271,26 +272,15 @@ fn private_body(body: &Bytes) -> Bytes {
     if body.len() > MAX_COPIED_BODY { body.clone() } else { Bytes::copy_from_slice(body) }
 }
 
-/// A copy of `headers` whose values are slices of one new buffer and whose names are
-/// rebuilt (a standard name is a constant; a custom one gets its own bytes). Every line
-/// is kept, in order. A value that the buffer cannot hold again (never seen: `http`
-/// checked it once already) is shared instead.
+/// A copy of `headers` whose values are slices of one new buffer
+/// ([`httpcache_core::header::Copies`]) and whose names are rebuilt (a standard name is
+/// a constant; a custom one gets its own bytes). Every line is kept, in order.
 fn private_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut buffer = Vec::with_capacity(headers.iter().map(|(_, value)| value.len()).sum());
-    for (_, value) in headers {
-        buffer.extend_from_slice(value.as_bytes());
-    }
-    let buffer = Bytes::from(buffer);
+    let mut copies = Copies::of(|| headers.values());
     let mut copy = HeaderMap::with_capacity(headers.keys_len());
-    let mut start = 0;
     for (name, value) in headers {
-        let end = start + value.len();
         let name = HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
-        let mut own =
-            HeaderValue::from_maybe_shared(buffer.slice(start..end)).unwrap_or_else(|_| value.clone());
-        own.set_sensitive(value.is_sensitive());
-        copy.append(name, own);
-        start = end;
+        copy.append(name, copies.next(value));
     }
     copy
 }

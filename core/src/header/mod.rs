@@ -84,14 +84,27 @@ pub(crate) fn hop_by_hop_fields(headers: &HeaderMap) -> Vec<HeaderName> {
 
 /// Copies of header values, all made into one new buffer: [`Copies::of`] copies the
 /// bytes of a sequence of values, and [`Copies::next`] hands out a value of its own for
-/// each of them, in the same order.
+/// each of them, in the same order. The memory store's per-thread copies of entries
+/// are made with it too.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use httpcache_core::header::Copies;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("etag", HeaderValue::from_static("\"v1\""));
+/// headers.append("link", HeaderValue::from_static("<a>"));
+/// let mut copies = Copies::of(|| headers.values());
+/// let copied: Vec<HeaderValue> = headers.values().map(|value| copies.next(value)).collect();
+/// assert_eq!(copied, ["\"v1\"", "<a>"]);
+/// ```
 ///
 /// Why a stored entry takes copies: a value a client parsed is usually a slice of the
 /// buffer the client read the whole response into (hyper, under reqwest, reads heads
 /// and bodies into one buffer of up to a few hundred KiB), and a clone of it keeps that
 /// whole buffer alive. An entry a memory store kept with such values held up to 250 KiB
 /// it was not weighed for; with copies it holds exactly its own fields.
-pub(crate) struct Copies {
+pub struct Copies {
     buffer: Bytes,
     start: usize,
 }
@@ -99,7 +112,7 @@ pub(crate) struct Copies {
 impl Copies {
     /// The bytes of the values `values()` yields, copied into one buffer (one
     /// allocation: `values` is called twice, to size it, then to fill it).
-    pub(crate) fn of<'a, I: Iterator<Item = &'a HeaderValue>>(values: impl Fn() -> I) -> Copies {
+    pub fn of<'a, I: Iterator<Item = &'a HeaderValue>>(values: impl Fn() -> I) -> Copies {
         let mut buffer = Vec::with_capacity(values().map(HeaderValue::len).sum());
         for value in values() {
             buffer.extend_from_slice(value.as_bytes());
@@ -111,7 +124,7 @@ impl Copies {
     /// the one buffer, sensitive when `value` is. Should `value` not be that next value
     /// (a caller's mistake), or its copy not be a valid value (`http` accepted the
     /// bytes once already), the value itself is shared instead: never a wrong value.
-    pub(crate) fn next(&mut self, value: &HeaderValue) -> HeaderValue {
+    pub fn next(&mut self, value: &HeaderValue) -> HeaderValue {
         let end = self.start + value.len();
         let copy = self
             .buffer
