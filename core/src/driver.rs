@@ -229,18 +229,24 @@ impl Forward {
 
     /// A buffer to read a body [`Forward::wants_body`] wants into: with room for its
     /// `Content-Length` when that is within `max_entry_bytes` (at most 8 MiB set aside
-    /// before any of it arrives), so a body of the length announced fills it without
-    /// growing it. Hand the bytes read to [`Cache::complete`] through [`stored_body`].
+    /// before any of it arrives), and [`END_ROOM`] bytes more, so that a body of the
+    /// length announced, and the read that finds its end, fill it without growing it
+    /// (`futures_lite`'s `read_to_end` doubles a full buffer before it reads again).
+    /// Hand the bytes read to [`Cache::complete`] through [`stored_body`].
     pub fn body_buffer(&self, response: &http::response::Parts) -> Vec<u8> {
         let room = content_length(response)
             .filter(|length| *length <= self.settings.max_entry_bytes)
-            .map_or(0, |length| length.min(MAX_BODY_SET_ASIDE));
+            .map_or(0, |length| length.min(MAX_BODY_SET_ASIDE) + END_ROOM);
         Vec::with_capacity(usize::try_from(room).unwrap_or(0))
     }
 }
 
 /// The most [`Forward::body_buffer`] sets aside for a body before it arrives.
 const MAX_BODY_SET_ASIDE: u64 = 8 << 20;
+
+/// The room [`Forward::body_buffer`] leaves past the announced length, for the read
+/// that finds the body's end.
+pub const END_ROOM: u64 = 32;
 
 /// The response's `Content-Length`, when it is one number.
 fn content_length(response: &http::response::Parts) -> Option<u64> {

@@ -657,10 +657,23 @@ fn a_wanted_body_is_read_into_room_for_its_length_and_stored_without_spare_room(
         }
         builder.body(()).unwrap().into_parts().0
     };
-    assert_eq!(forward.body_buffer(&head(Some("5000"))).capacity(), 5000);
-    assert_eq!(forward.body_buffer(&head(Some(" 70 "))).capacity(), 70, "RFC 9110 §5.5: OWS around a value");
-    assert_eq!(forward.body_buffer(&head(Some("12000000"))).capacity(), 8 << 20, "at most 8 MiB ahead");
+    let end = httpcache_core::driver::END_ROOM as usize;
+    assert_eq!(forward.body_buffer(&head(Some("5000"))).capacity(), 5000 + end);
+    assert_eq!(
+        forward.body_buffer(&head(Some(" 70 "))).capacity(),
+        70 + end,
+        "RFC 9110 §5.5: OWS around a value"
+    );
+    assert_eq!(
+        forward.body_buffer(&head(Some("12000000"))).capacity(),
+        (8 << 20) + end,
+        "at most 8 MiB ahead"
+    );
     assert_eq!(forward.body_buffer(&head(Some("99999999999"))).capacity(), 0, "over max_entry_bytes");
+    // A reader that reads to the end fills the room without growing it.
+    let mut buffer = forward.body_buffer(&head(Some("5000")));
+    std::io::Read::read_to_end(&mut &[1u8; 5000][..], &mut buffer).unwrap();
+    assert_eq!((buffer.len(), buffer.capacity()), (5000, 5000 + end));
     for unknown in [None, Some("a lot"), Some("-1"), Some("")] {
         assert_eq!(forward.body_buffer(&head(unknown)).capacity(), 0, "{unknown:?}");
     }
