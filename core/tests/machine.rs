@@ -26,6 +26,17 @@ fn stored_with(headers: &[(&str, &str)]) -> httpcache_core::Entry {
     entry(0, &get(URL, &[]), &resp(200, headers), b"body", &settings)
 }
 
+/// A response stored at 0, fresh for 10 s, validated by `"v1"`, with a 4-byte body: what
+/// the 304 tests refresh.
+fn stored_v1() -> httpcache_core::Entry {
+    stored_with(&[
+        ("cache-control", "max-age=10"),
+        ("etag", "\"v1\""),
+        ("x-version", "old"),
+        ("content-length", "4"),
+    ])
+}
+
 fn skip_reason(outcome: Outcome) -> Reason {
     match outcome {
         Outcome::Skip(reason) => reason,
@@ -556,12 +567,7 @@ fn options_refresh_force_refresh_expire_after_and_settings() {
 #[test]
 fn rfc9111_4_3_4_a_304_refreshes_headers_and_expiry() {
     let (settings, options) = defaults();
-    let stored = stored_with(&[
-        ("cache-control", "max-age=10"),
-        ("etag", "\"v1\""),
-        ("x-version", "old"),
-        ("content-length", "4"),
-    ]);
+    let stored = stored_v1();
     let not_modified = resp(
         304,
         &[
@@ -1136,12 +1142,7 @@ fn a_stored_entry_keeps_copies_of_its_fields_not_the_clients_read_buffer() {
 #[test]
 fn a_refreshed_entry_keeps_copies_of_the_304s_fields_not_the_clients_read_buffer() {
     let (settings, options) = defaults();
-    let stored = stored_with(&[
-        ("cache-control", "max-age=10"),
-        ("etag", "\"v1\""),
-        ("x-version", "old"),
-        ("content-length", "4"),
-    ]);
+    let stored = stored_v1();
     let fields = [
         ("cache-control", "max-age=100"),
         ("etag", "\"v1\""),

@@ -26,11 +26,37 @@ fn bytes() -> u64 {
     std::env::var("HTTPCACHE_MEMORY_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_BYTES)
 }
 
-/// The process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib() -> u64 {
+/// A figure of this process from `/proc/self/status`, in KiB: `VmHWM` (the peak
+/// resident set) or `VmRSS` (the resident set now).
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("a VmHWM line");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+    let line = status.lines().find(|line| line.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')));
+    line.and_then(|line| line.split_whitespace().nth(1)?.parse().ok()).expect("the field, in kB")
+}
+
+/// Runs the test `name` of this binary again in a child process, with `env` set to
+/// `value`, and returns the numbers it printed as `key=value` pairs on the line
+/// starting at `first=` (libtest may print "test name ... " on the same line first).
+fn child_figures(name: &str, env: &str, value: &str, first: &str) -> impl Fn(&str) -> u64 {
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = Command::new(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, value)
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let start = format!("{first}=");
+    let line = stdout
+        .lines()
+        .find_map(|line| Some(line[line.find(&start)?..].to_owned()))
+        .expect("the child's figures");
+    move |key: &str| {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .expect("a number")
+    }
 }
 
 /// The child's side: does nothing unless started by [`peak_rss_streaming_past_max_entry_bytes`].
@@ -51,28 +77,12 @@ fn memory_child() {
         }
         read
     });
-    println!("read={read} vmhwm_kib={}", peak_rss_kib());
+    println!("read={read} vmhwm_kib={}", status_kib("VmHWM"));
 }
 
 /// Runs [`memory_child`] in a child process for `route`; returns (bytes read, peak KiB).
 fn child(route: &str) -> (u64, u64) {
-    let exe = std::env::current_exe().expect("the test binary");
-    let output = Command::new(exe)
-        .args(["--exact", "memory_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, route)
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    // libtest may print "test memory_child ... " on the same line first.
-    let line =
-        stdout.lines().find_map(|line| Some(&line[line.find("read=")?..])).expect("the child's figures");
-    let field = |name: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|value| value.parse().ok())
-            .expect("a number")
-    };
+    let field = child_figures("memory_child", CHILD_ENV, route, "read");
     (field("read"), field("vmhwm_kib"))
 }
 
@@ -102,13 +112,6 @@ const SMALL_ENTRIES: usize = 200;
 const STREAMED_ENTRIES: usize = 16;
 const STREAMED_BYTES: usize = 520 << 10;
 
-/// The process's resident set now (VmRSS), in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
-    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
-}
-
 /// The child's side of [`a_memory_store_holds_about_what_it_weighs`]: fills a memory
 /// store through the reqwest adapter, then prints how much the resident set grew and
 /// what the store weighs.
@@ -132,7 +135,7 @@ fn weigh_child() {
             fetch(origin.url(&format!("/blob/100?warm={i}"))).await;
         }
         let store = &client.cache().store().0;
-        let (rss, used) = (rss_kib(), store.used_bytes());
+        let (rss, used) = (status_kib("VmRSS"), store.used_bytes());
         for i in 0..SMALL_ENTRIES {
             fetch(origin.url("/no-store-bytes/1048576")).await;
             assert_eq!(fetch(origin.url(&format!("/blob/100?i={i}"))).await, 100);
@@ -140,7 +143,7 @@ fn weigh_child() {
         for i in 0..STREAMED_ENTRIES {
             assert_eq!(fetch(origin.url(&format!("/stream/{STREAMED_BYTES}?i={i}"))).await, STREAMED_BYTES);
         }
-        (rss_kib().saturating_sub(rss), (store.used_bytes() - used) >> 10)
+        (status_kib("VmRSS").saturating_sub(rss), (store.used_bytes() - used) >> 10)
     });
     println!("grew_kib={grew} weighed_kib={used}");
 }
@@ -156,22 +159,7 @@ fn a_memory_store_holds_about_what_it_weighs() {
     if std::env::var(CHILD_ENV).is_ok() || std::env::var(WEIGH_CHILD_ENV).is_ok() {
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary");
-    let output = Command::new(exe)
-        .args(["--exact", "weigh_child", "--nocapture", "--test-threads=1"])
-        .env(WEIGH_CHILD_ENV, "1")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let line =
-        stdout.lines().find_map(|line| Some(&line[line.find("grew_kib=")?..])).expect("the child's figures");
-    let field = |name: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|value| value.parse().ok())
-            .expect("a number")
-    };
+    let field = child_figures("weigh_child", WEIGH_CHILD_ENV, "1", "grew_kib");
     let (grew, weighed) = (field("grew_kib"), field("weighed_kib"));
     println!(
         "{SMALL_ENTRIES} small and {STREAMED_ENTRIES} streamed entries: resident set +{grew} KiB, weighed {weighed} KiB"
