@@ -208,7 +208,8 @@ impl Forward {
         if self.settings.read_only {
             return self.stored.is_some() && response.status.is_server_error();
         }
-        let too_long = content_length(response).is_some_and(|length| length > self.settings.max_entry_bytes);
+        let too_long = crate::header::content_length(&response.headers)
+            .is_some_and(|length| length > self.settings.max_entry_bytes);
         let stale_if_error = self.stored.is_some() && response.status.is_server_error();
         if stale_if_error {
             return true;
@@ -234,7 +235,7 @@ impl Forward {
     /// (`futures_lite`'s `read_to_end` doubles a full buffer before it reads again).
     /// Hand the bytes read to [`Cache::complete`] through [`stored_body`].
     pub fn body_buffer(&self, response: &http::response::Parts) -> Vec<u8> {
-        let room = content_length(response)
+        let room = crate::header::content_length(&response.headers)
             .filter(|length| *length <= self.settings.max_entry_bytes)
             .map_or(0, |length| length.min(MAX_BODY_SET_ASIDE) + END_ROOM);
         Vec::with_capacity(usize::try_from(room).unwrap_or(0))
@@ -247,11 +248,6 @@ const MAX_BODY_SET_ASIDE: u64 = 8 << 20;
 /// The room [`Forward::body_buffer`] leaves past the announced length, for the read
 /// that finds the body's end.
 pub const END_ROOM: u64 = 32;
-
-/// The response's `Content-Length`, when it is one number.
-fn content_length(response: &http::response::Parts) -> Option<u64> {
-    response.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
-}
 
 /// The body to hand to [`Cache::complete`], from the buffer it was read into: exactly
 /// its bytes. A memory store keeps this very `Bytes`, and weighs the entry by its

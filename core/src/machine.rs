@@ -22,7 +22,9 @@ use crate::freshness::{
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
 use crate::header::etag::etag_ref;
-use crate::header::{Copies, VariantId, Vary, hop_by_hop_fields, own_values, strip_hop_by_hop};
+use crate::header::{
+    Copies, VariantId, Vary, content_length, hop_by_hop_fields, own_values, strip_hop_by_hop,
+};
 use crate::key::{CacheKey, cache_key, redact_headers, redact_url};
 use crate::settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance};
 
@@ -875,10 +877,10 @@ pub(crate) fn store_entry(
             }
             _ => false,
         };
-        let length_agrees = response.headers.get(header::CONTENT_LENGTH).is_none_or(|length| {
-            length.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok())
-                == Some(entry.response.body.len() as u64)
-        });
+        // No `Content-Length`, or one that says the stored body's length (a malformed
+        // one disagrees).
+        let length_agrees = !response.headers.contains_key(header::CONTENT_LENGTH)
+            || content_length(&response.headers) == Some(entry.response.body.len() as u64);
         if validators_agree && length_agrees {
             return refreshed(exchange, Cow::Borrowed(entry), settings, options, Reason::HeadFreshened);
         }

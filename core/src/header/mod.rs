@@ -168,6 +168,12 @@ const HOP_BY_HOP: [HeaderName; 10] = [
     TRAILER,
 ];
 
+/// The first `Content-Length` line as one number (RFC 9110 §8.6), whitespace around it
+/// allowed; `None` when absent or malformed.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
 /// Whether `byte` is optional whitespace (RFC 9110 §5.6.3: SP or HTAB).
 pub(crate) fn is_ows(byte: u8) -> bool {
     byte == b' ' || byte == b'\t'
