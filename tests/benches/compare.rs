@@ -14,6 +14,8 @@
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 100000   # or -isahc, -isahc-async
 //! cargo bench -p httpcache-tests --bench compare -- --profile-hit-ureq 20000 --route /bytes-etag/1024
 //! cargo bench -p httpcache-tests --bench compare -- --profile-plain-ureq 20000 --route /no-store-bytes/1024
+//! cargo bench -p httpcache-tests --bench compare -- --profile-floor 20000      # reqwest's types alone
+//! cargo bench -p httpcache-tests --bench compare -- --only idle   # the idle section alone
 //! ```
 //!
 //! A filtered run (`--only`) keeps the `floor`, `reqwest plain` and `store/...` rows:
@@ -78,7 +80,12 @@
 //! is the median ratio of the pairs during which the hypervisor took under 3 % of the
 //! CPU time, read from `/proc/stat`, or "unmeasured" with fewer than 3 such pairs),
 //! beside two baselines of the machine itself: reqwest's types serving from memory with
-//! nothing shared, and with one shared `reqwest::Client`; peak resident memory
+//! nothing shared, and with one shared `reqwest::Client`; the idle section: 1 KiB hits
+//! (the floor, ours on each store, the moka peer) and the memory store's `get` and
+//! `refresh`, each sample timed right after the thread slept 150 µs and again at once
+//! (a CPU that idled, as it does while any request waits on the network, comes back to
+//! caches without the request's code and data; the difference is what that costs, and
+//! `scripts/cold-footprint` counts the lines behind it); peak resident memory
 //! (VmHWM) of a child process streaming 1 GiB through the cache with `max_entry_bytes`
 //! below it; and the issue's targets, each marked met or missed.
 //!
@@ -1278,6 +1285,92 @@ fn hits<S: AsyncStore + 'static>(
     }
 }
 
+/// How long the thread sleeps before each sample of the idle section: about what a
+/// request to the loopback origin waits on this kind of machine.
+const IDLE_PAUSE: Duration = Duration::from_micros(150);
+/// Samples per row of the idle section, each timed after its pause and at once.
+const IDLE_SAMPLES: usize = 1500;
+
+/// One row of the idle section: the same operation timed right after the thread slept
+/// ([`IDLE_PAUSE`]) and, in the same loop, again at once.
+struct IdleRow {
+    label: String,
+    idle: Stats,
+    hot: Stats,
+}
+
+/// Times `op` [`IDLE_SAMPLES`] times after a sleep of [`IDLE_PAUSE`], and each time once
+/// more at once. Returns (after idle, at once).
+async fn measure_after_idle(mut op: impl AsyncFnMut() -> usize) -> (Stats, Stats) {
+    let (mut idle, mut hot) = (Vec::with_capacity(IDLE_SAMPLES), Vec::with_capacity(IDLE_SAMPLES));
+    for _ in 0..IDLE_SAMPLES {
+        // The thread sleeps, not the task: nothing else runs, as while a request waits.
+        std::thread::sleep(IDLE_PAUSE);
+        let start = now();
+        black_box(op().await);
+        let middle = now();
+        black_box(op().await);
+        idle.push(middle - start);
+        hot.push(middle.elapsed());
+    }
+    (Stats::from_samples(idle, IDLE_SAMPLES), Stats::from_samples(hot, IDLE_SAMPLES))
+}
+
+/// The idle section: hits (and the store calls of a revalidation) timed right after the
+/// thread slept, as they run in a program that does anything else between requests, and
+/// as every request after a network wait runs. A CPU that idles comes back to caches
+/// that no longer hold the code and data a request touches; the difference from the hot
+/// figure is what that costs, about in proportion to how many cache lines the request
+/// touches (its cold footprint, which `scripts/cold-footprint` counts).
+fn after_idle(origin: &Origin, runtime: &tokio::runtime::Runtime, clients: &Clients) -> Vec<IdleRow> {
+    let url = parsed(origin, "/blob/1024");
+    let body = Bytes::from(vec![7u8; 1024]);
+    let mut rows = Vec::new();
+    let mut row = |label: &str, (idle, hot): (Stats, Stats)| {
+        rows.push(IdleRow { label: label.to_owned(), idle, hot });
+    };
+    runtime.block_on(async {
+        fetch_cached(clients.mem.get(url.clone())).await;
+        fetch_cached(clients.lmdb.get(url.clone())).await;
+        fetch_cached(clients.fs.get(url.clone())).await;
+        fetch_peer(clients.peer_moka.get(url.clone())).await;
+        fetch_peer(clients.peer_moka.get(url.clone())).await;
+        row(
+            "floor (reqwest types)",
+            measure_after_idle(async || reqwest_types_floor(&clients.plain, &url, &body).await).await,
+        );
+        row(
+            "ours/mem hit",
+            measure_after_idle(async || fetch_cached(clients.mem.get(url.clone())).await).await,
+        );
+        row(
+            "ours/lmdb hit",
+            measure_after_idle(async || fetch_cached(clients.lmdb.get(url.clone())).await).await,
+        );
+        row(
+            "ours/fs hit",
+            measure_after_idle(async || fetch_cached(clients.fs.get(url.clone())).await).await,
+        );
+        row(
+            "peer moka hit",
+            measure_after_idle(async || fetch_peer(clients.peer_moka.get(url.clone())).await).await,
+        );
+        let store = &clients.mem_store;
+        let stored = entry(CacheKey::hash("idle"), 1024);
+        store.put(&stored).expect("put");
+        row("store/mem get", measure_after_idle(async || store.get(&stored.key).expect("get").len()).await);
+        row(
+            "store/mem refresh",
+            measure_after_idle(async || {
+                store.refresh(&stored).expect("refresh");
+                0
+            })
+            .await,
+        );
+    });
+    rows
+}
+
 /// The scaling rows, 1 KiB hits.
 fn scaling(origin: &Origin, clients: &Clients, duration: Duration) -> Vec<Scaling> {
     let url = parsed(origin, "/blob/1024");
@@ -1620,6 +1713,28 @@ fn targets(tables: &[(usize, Table<'_>)], scaling: &[Scaling], memory: &[(String
 // main
 // ---------------------------------------------------------------------------------
 
+/// With `PROFILE_EVICT` set, a loop that writes one byte of every cache line of a
+/// 4 MiB buffer, run between the profiled requests: each request then starts with caches
+/// holding none of its code or data, as after a wait on the network. Under callgrind's
+/// cache simulation (`scripts/cold-footprint`), the last-level misses a request then
+/// takes are the lines it touches: its cold footprint. Without it, a loop that does nothing.
+fn evictor() -> impl FnMut() {
+    let evict = std::env::var_os("PROFILE_EVICT").is_some();
+    let mut buffer = vec![0u8; if evict { 4 << 20 } else { 0 }];
+    move || fetch_evicting(&mut buffer)
+}
+
+/// Writes a byte of every cache line of `buffer`. Named for `scripts/cold-footprint`,
+/// which counts misses inside `compare::fetch*` only: the simulated caches change only
+/// where misses are counted, so the eviction must be counted too (and is then taken off).
+#[inline(never)]
+fn fetch_evicting(buffer: &mut [u8]) {
+    for i in (0..buffer.len()).step_by(64) {
+        buffer[i] = buffer[i].wrapping_add(1);
+    }
+    black_box(buffer);
+}
+
 /// `--profile-hit[-CLIENT] N [--route R]`: only the memory-store hit at 1 KiB through one
 /// client (`reqwest`, the default, `ureq`, `isahc`, `isahc-async`), N times, for a
 /// profiler. `--route /bytes-etag/1024` profiles revalidations instead (any route of
@@ -1627,6 +1742,8 @@ fn targets(tables: &[(usize, Table<'_>)], scaling: &[Scaling], memory: &[(String
 /// `--route /no-store-bytes/1024` pass-throughs. `--profile-plain-ureq N --route R` and
 /// `--profile-plain-reqwest N --route R` are the same loop through the plain client (on
 /// `/bytes-etag/{n}`, with the `If-None-Match` a revalidation sends): the baselines.
+/// `--profile-floor N` is the `floor (reqwest types)` row's work, N times. The reqwest
+/// loops run [`evictor`] between requests.
 fn profile_hit(client: &str, iterations: usize, route: &str) {
     let origin = Origin::start();
     let url = origin.url(route);
@@ -1679,10 +1796,26 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
                     None => request,
                 }
             };
+            let mut evict = evictor();
             runtime.block_on(async {
                 let start = now();
                 for _ in 0..iterations {
+                    evict();
                     black_box(fetch(ask()).await);
+                }
+                start.elapsed()
+            })
+        }
+        "reqwest-floor" => {
+            let plain = reqwest::Client::new();
+            let url = reqwest::Url::parse(&url).expect("origin URL");
+            let body = Bytes::from(vec![7u8; 1024]);
+            let mut evict = evictor();
+            runtime.block_on(async {
+                let start = now();
+                for _ in 0..iterations {
+                    evict();
+                    black_box(reqwest_types_floor(&plain, &url, &body).await);
                 }
                 start.elapsed()
             })
@@ -1690,10 +1823,12 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
         _ => {
             let client = CachedClient::memory(settings, 64 << 20);
             let url = reqwest::Url::parse(&url).expect("origin URL");
+            let mut evict = evictor();
             runtime.block_on(async {
                 fetch_cached(client.get(url.clone())).await;
                 let start = now();
                 for _ in 0..iterations {
+                    evict();
                     black_box(fetch_cached(client.get(url.clone())).await);
                 }
                 start.elapsed()
@@ -1702,7 +1837,7 @@ fn profile_hit(client: &str, iterations: usize, route: &str) {
     };
     let each = human(elapsed / iterations.max(1) as u32);
     println!("{iterations} {client} requests for {route} in {elapsed:?}: {each} each");
-    if route.starts_with("/blob/") {
+    if route.starts_with("/blob/") && client != "reqwest-floor" {
         assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
     }
 }
@@ -1810,6 +1945,7 @@ fn main() {
         ("--profile-hit-ureq", "ureq"),
         ("--profile-plain-ureq", "ureq-plain"),
         ("--profile-plain-reqwest", "reqwest-plain"),
+        ("--profile-floor", "reqwest-floor"),
         ("--profile-hit-isahc", "isahc"),
         ("--profile-hit-isahc-async", "isahc-async"),
     ] {
@@ -1840,10 +1976,13 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
-    // `--only scaling` / `--only memory`: that section alone; any other `--only`: table rows.
+    // `--only scaling` / `--only idle` / `--only memory`: that section alone; any other
+    // `--only`: table rows.
     let section = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let mut tables = Vec::new();
-    for (n, label) in SIZES.into_iter().filter(|_| !matches!(only.as_deref(), Some("scaling" | "memory"))) {
+    for (n, label) in
+        SIZES.into_iter().filter(|_| !matches!(only.as_deref(), Some("scaling" | "idle" | "memory")))
+    {
         let table = size_table(&origin, budget, only.as_deref(), &runtime, &clients, n);
         table.print(label);
         tables.push((n, table));
@@ -1865,6 +2004,30 @@ fn main() {
     } else {
         Vec::new()
     };
+
+    if section("idle") {
+        let rows = after_idle(&origin, &runtime, &clients);
+        println!();
+        println!(
+            "== 1 KiB, each sample right after the thread slept {} µs, and again at once {}",
+            IDLE_PAUSE.as_micros(),
+            "=".repeat(27)
+        );
+        println!(
+            "{:<32} {:>12} {:>12} {:>12} {:>12} {:>8}",
+            "row", "after idle", "p99", "at once", "difference", "x"
+        );
+        for IdleRow { label, idle, hot } in &rows {
+            println!(
+                "{label:<32} {:>12} {:>12} {:>12} {:>12} {:>8.2}",
+                human(idle.median),
+                human(idle.p99),
+                human(hot.median),
+                human(idle.median.saturating_sub(hot.median)),
+                idle.median.as_secs_f64() / hot.median.as_secs_f64()
+            );
+        }
+    }
 
     let memory: Vec<_> = if section("memory") {
         let lazy = format!("/lazy/{MEMORY_BYTES}");
