@@ -1316,6 +1316,11 @@ async fn measure_after_idle(mut op: impl AsyncFnMut() -> usize) -> (Stats, Stats
     (Stats::from_samples(idle, IDLE_SAMPLES), Stats::from_samples(hot, IDLE_SAMPLES))
 }
 
+/// [`measure_after_idle`] of hits of `url` through `client`.
+async fn idle_hits<S: AsyncStore + 'static>(client: &CachedClient<S>, url: &reqwest::Url) -> (Stats, Stats) {
+    measure_after_idle(async || fetch_cached(client.get(url.clone())).await).await
+}
+
 /// The idle section: hits (and the store calls of a revalidation) timed right after the
 /// thread slept, as they run in a program that does anything else between requests, and
 /// as every request after a network wait runs. A CPU that idles comes back to caches
@@ -1339,18 +1344,9 @@ fn after_idle(origin: &Origin, runtime: &tokio::runtime::Runtime, clients: &Clie
             "floor (reqwest types)",
             measure_after_idle(async || reqwest_types_floor(&clients.plain, &url, &body).await).await,
         );
-        row(
-            "ours/mem hit",
-            measure_after_idle(async || fetch_cached(clients.mem.get(url.clone())).await).await,
-        );
-        row(
-            "ours/lmdb hit",
-            measure_after_idle(async || fetch_cached(clients.lmdb.get(url.clone())).await).await,
-        );
-        row(
-            "ours/fs hit",
-            measure_after_idle(async || fetch_cached(clients.fs.get(url.clone())).await).await,
-        );
+        row("ours/mem hit", idle_hits(&clients.mem, &url).await);
+        row("ours/lmdb hit", idle_hits(&clients.lmdb, &url).await);
+        row("ours/fs hit", idle_hits(&clients.fs, &url).await);
         row(
             "peer moka hit",
             measure_after_idle(async || fetch_peer(clients.peer_moka.get(url.clone())).await).await,
