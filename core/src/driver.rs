@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -42,7 +43,7 @@ use http::{Method, Request, Response, StatusCode, Uri, request};
 use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
-use crate::key::{CacheKey, cache_key};
+use crate::key::{CacheKey, KeyHash, cache_key};
 use crate::machine::{Action, Exchange, Outcome, Reason, Revalidate, Serve, decide, on_error, store_entry};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
@@ -281,7 +282,7 @@ pub enum Completion {
 struct Inflight {
     /// An `Event` allocates nothing until someone listens: a request that nobody
     /// waits behind pays for no more than the map entry.
-    map: Mutex<HashMap<CacheKey, Event>>,
+    map: Mutex<HashMap<CacheKey, Event, KeyHash>>,
 }
 
 /// Releases waiters when the leading request of a coalesced group finishes.
@@ -587,10 +588,10 @@ impl<S> Cache<S> {
     /// Becomes the leader for `key`, or gets a listener for the current leader.
     fn lead(&self, key: CacheKey) -> Result<InflightGuard, EventListener> {
         let mut map = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(&key) {
-            Some(event) => Err(event.listen()),
-            None => {
-                map.insert(key, Event::new());
+        match map.entry(key) {
+            Slot::Occupied(event) => Err(event.get().listen()),
+            Slot::Vacant(slot) => {
+                slot.insert(Event::new());
                 Ok(InflightGuard { inflight: self.inflight.clone(), key })
             }
         }

@@ -40,6 +40,38 @@ impl Hash for CacheKey {
     }
 }
 
+/// Hashes for the maps keyed by [`CacheKey`] alone (the drivers' requests in flight): the
+/// key's folded word (see its `Hash`) is a digest's bits already, so one multiplication
+/// that carries its high bits down and its low bits up spreads it over the table, where
+/// SipHash would run its keyed rounds over it. Hand-made keys (a `key_fn`'s own bytes)
+/// that differ in any one byte still hash apart. Not for maps keyed by anything else:
+/// other input is only folded in, not hashed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(KEY_MIX);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// An odd constant with well-spread bits (2^64 over the golden ratio), for [`KeyHasher`].
+const KEY_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Builds [`KeyHasher`]s.
+pub(crate) type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
 impl CacheKey {
     /// The key of arbitrary bytes (for user `key_fn`s): SHA-256 of `data`.
     pub fn hash(data: impl AsRef<[u8]>) -> Self {
@@ -744,6 +776,11 @@ mod tests {
         std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
     }
 
+    fn key_hash_of(key: &CacheKey) -> u64 {
+        use std::hash::BuildHasher;
+        KeyHash::default().hash_one(key)
+    }
+
     // The folded `Hash` agrees with `Eq`, and a key that differs from another in any
     // one byte, even a key built by hand rather than hashed, hashes differently.
     #[test]
@@ -757,6 +794,25 @@ mod tests {
             let mut counter = CacheKey([0; 32]);
             counter.0[i] = 1;
             assert_ne!(hash_of(&counter), hash_of(&CacheKey([0; 32])), "byte {i} of a hand-made key");
+        }
+    }
+
+    // The in-flight map's hasher: equal keys hash alike, and hand-made keys that differ
+    // in one byte, anywhere, differ in the hash's low bits (the table's bucket) and in its
+    // top seven (hashbrown's tag), not only somewhere in the middle.
+    #[test]
+    fn the_key_hasher_spreads_every_byte_to_both_ends() {
+        let base = key("https://example.com/a");
+        assert_eq!(key_hash_of(&base), key_hash_of(&key("https://example.com/a")));
+        let zero = key_hash_of(&CacheKey([0; 32]));
+        for i in 0..32 {
+            for bit in 0..8 {
+                let mut counter = CacheKey([0; 32]);
+                counter.0[i] = 1 << bit;
+                let hash = key_hash_of(&counter);
+                assert_ne!(hash & 0xfff, zero & 0xfff, "byte {i} bit {bit}: low bits");
+                assert_ne!(hash >> 57, zero >> 57, "byte {i} bit {bit}: top bits");
+            }
         }
     }
 
