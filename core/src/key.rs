@@ -57,7 +57,7 @@ impl Hasher for KeyHasher {
     }
 
     fn write_u64(&mut self, word: u64) {
-        let product = u128::from(self.0 ^ word) * u128::from(KEY_MIX);
+        let product = u128::from(self.0 ^ word) * u128::from(MIX);
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 
@@ -66,8 +66,9 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// An odd constant with well-spread bits (2^64 over the golden ratio), for [`KeyHasher`].
-const KEY_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+/// An odd constant with well-spread bits (2^64 over the golden ratio), for mixing:
+/// [`KeyHasher`]'s, and the key memo's choice of slot.
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Builds [`KeyHasher`]s.
 pub(crate) type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;

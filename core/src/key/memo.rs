@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 
 use http::{Method, Uri, request};
 
-use super::{CacheKey, body_is_keyed, cache_key};
+use super::{CacheKey, MIX, body_is_keyed, cache_key};
 use crate::settings::{MatchHeaders, Settings};
 
 /// How many keys each thread remembers.
@@ -90,14 +90,10 @@ impl<'a> UrlParts<'a> {
         };
         let lengths = u64::from(self.ends[1]) << 32 | u64::from(self.ends[3]);
         let shape = lengths ^ (u64::from(self.present) << 56) ^ (method.as_str().len() as u64) << 48;
-        let hash = (tail(self.pieces[2]).wrapping_mul(MULTIPLIER) ^ tail(self.pieces[3]) ^ shape)
-            .wrapping_mul(MULTIPLIER);
+        let hash = (tail(self.pieces[2]).wrapping_mul(MIX) ^ tail(self.pieces[3]) ^ shape).wrapping_mul(MIX);
         (hash >> 59) as usize % SLOTS
     }
 }
-
-/// An odd constant with well-spread bits (2^64 over the golden ratio), for mixing.
-const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Slot {
     fn matches(&self, settings: &Arc<Settings>, method: &Method, url: &UrlParts<'_>) -> bool {
