@@ -1,4 +1,4 @@
-//! The drivers adapters call: key → store read → [`decide`] → (send) → [`store`](crate::machine::store) →
+//! The drivers adapters call: key → store read → [`decide`](crate::machine::decide) → (send) → [`store`](crate::machine::store) →
 //! write. [`Cache`] holds a store, the settings and a clock; it runs the loop
 //! synchronously over a [`Store`] or asynchronously over an [`AsyncStore`].
 //!
@@ -14,7 +14,10 @@
 //!
 //! Planning reads the store through its borrowing form ([`Store::read_with`],
 //! [`AsyncStore::read_now`]): a store that keeps entries in memory lends them, and a
-//! hit copies out only the response part it serves.
+//! hit copies out only the response part it serves. It does not read it at all when
+//! the request settles the decision alone (a method that is not stored, the client's
+//! own conditional, `force_refresh`), or when the key's last response was not stored,
+//! within [`Settings::remember_not_stored`].
 //!
 //! A store failure never fails a request: the origin's response is returned and the
 //! error is traced. Concurrent identical misses are coalesced: one goes to the
@@ -44,10 +47,15 @@ use crate::entry::{Entry, EntryMeta, StoredResponse};
 use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, KeyHash, cache_key};
-use crate::machine::{Action, Exchange, Outcome, Reason, Revalidate, Serve, decide, on_error, store_entry};
+use crate::machine::{
+    Action, Exchange, Outcome, Reason, Revalidate, Serve, decide_stored, decide_unread, on_error, store_entry,
+};
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
 use crate::store::{AsyncStore, Store, StoreError, Variants};
+
+mod not_stored;
+use not_stored::NotStored;
 
 /// How long a blocking follower waits for an identical request in flight before going
 /// to the origin itself. (Async followers wait for the leader to finish or be dropped:
@@ -123,6 +131,10 @@ pub struct Forward {
     request_time: SystemTime,
     options: RequestOptions,
     settings: Arc<Settings>,
+    /// Planned without reading the store, because its key's last response was not
+    /// stored (see [`Settings::remember_not_stored`]): its response, not stored either,
+    /// does not renew that memory.
+    unread: bool,
     /// Held for its `Drop`: releases coalesced waiters.
     _guard: Option<InflightGuard>,
 }
@@ -144,6 +156,7 @@ impl Forward {
             request_time: self.request_time,
             options: self.options,
             settings: self.settings.clone(),
+            unread: self.unread,
             _guard: None,
         }
     }
@@ -359,6 +372,8 @@ pub struct Cache<S> {
     settings_update: Mutex<()>,
     clock: Clock,
     inflight: Arc<Inflight>,
+    /// The keys whose last response was not stored, whose store reads planning skips.
+    not_stored: NotStored,
 }
 
 impl<S> std::fmt::Debug for Cache<S> {
@@ -376,6 +391,7 @@ impl<S> Cache<S> {
             settings_update: Mutex::new(()),
             clock: system_clock(),
             inflight: Arc::default(),
+            not_stored: NotStored::default(),
         }
     }
 
@@ -427,7 +443,7 @@ impl<S> Cache<S> {
             log_store_error("read", &planned.key, &error);
             Variants::default()
         });
-        let action = decide(now, &planned.parts, &variants, &planned.settings, &planned.options);
+        let action = decide_stored(now, &planned.parts, &variants, &planned.settings, &planned.options);
         let taken = match &action {
             Action::Serve(serve) if serve.revalidate_in_background.is_none() => {
                 let times = variants.get(serve.index).map(|entry| (entry.created, entry.expires));
@@ -447,6 +463,46 @@ impl<S> Cache<S> {
             _ => Taken::Nothing,
         };
         Choice::Decided(Box::new(Chosen { now, action, taken }))
+    }
+
+    /// What planning settles before it reads the store: the action when the request
+    /// alone settles it ([`decide_unread`]), or when the key's last response was not
+    /// stored (remembered in [`NotStored`] within [`Settings::remember_not_stored`])
+    /// and the request may go to the origin; else `None`: read, then [`Cache::choose`].
+    #[inline(always)]
+    fn before_reading(&self, planned: &Planned) -> Option<Before> {
+        if let Some(action) = decide_unread(&planned.parts, &planned.settings, &planned.options) {
+            return Some(Before { now: self.now(), action, remembered: false });
+        }
+        if let Some(since) = self.not_stored.remembered(&planned.key) {
+            let settings = &planned.settings;
+            let now = self.now();
+            let within =
+                now.duration_since(since).is_ok_and(|elapsed| elapsed < settings.remember_not_stored);
+            if within && !settings.read_only {
+                // As if the store were empty, which it most likely is; `only-if-cached`
+                // (a 504 on an empty store) reads it after all.
+                let action = decide_stored(now, &planned.parts, &[], settings, &planned.options);
+                if action == Action::Fetch(Reason::Miss) {
+                    return Some(Before { now, action, remembered: true });
+                }
+            }
+        }
+        None
+    }
+
+    /// Remembers `forward`'s key as not stored, when nothing was stored under it before
+    /// (it was a miss) and its response was not stored either: see [`NotStored`].
+    fn note_not_stored(&self, forward: &Forward, now: SystemTime) {
+        if let Some(key) = &forward.key
+            && forward.reason == Reason::Miss
+            && forward.stored.is_none()
+            && !forward.unread
+            && !forward.settings.read_only
+            && !forward.settings.remember_not_stored.is_zero()
+        {
+            self.not_stored.remember(key, now);
+        }
     }
 
     /// The response for a hit: the stored response with `Age` and `Cache-Status`.
@@ -488,6 +544,7 @@ impl<S> Cache<S> {
             request_time: now,
             options: planned.options,
             settings: arc_swap::Guard::into_inner(planned.settings),
+            unread: false,
             _guard: guard,
         };
         // `choose` takes out an entry for every action that needs one; were one ever
@@ -608,6 +665,7 @@ impl<S> Cache<S> {
             request_time: self.now(),
             options,
             settings: self.settings(),
+            unread: false,
             _guard: None,
         }))
     }
@@ -658,6 +716,9 @@ impl<S> Cache<S> {
                     puts.push(alias);
                 }
                 let _ = reason;
+                for put in &puts {
+                    self.not_stored.forget(&put.key);
+                }
                 let mut writes: Vec<Write> = invalidate.into_iter().map(Write::Remove).collect();
                 // Variants filed under another `Vary` are obsolete once the origin's
                 // `Vary` changed (RFC 9111 §4.1): prune them after the write.
@@ -737,6 +798,7 @@ impl<S> Cache<S> {
                 }
             }
             Outcome::Skip(reason) => {
+                self.note_not_stored(&forward, now);
                 status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
                 tracing::debug!(target: "httpcache", key = %key, why = %reason, "not stored");
                 Finish::respond(with_status(Response::from_parts(head, body), status, now))
@@ -799,6 +861,7 @@ impl<S> Cache<S> {
         // A streamed response is not stored, so the only writes it can cause are the
         // invalidations of an unsafe method (§4.4): a safe one has nothing to decide.
         if forward.parts.method.is_safe() {
+            self.note_not_stored(forward, now);
             return (status, Vec::new(), now);
         }
         let empty = Bytes::new();
@@ -871,6 +934,24 @@ struct Chosen {
     now: SystemTime,
     action: Action,
     taken: Taken,
+}
+
+/// An action [`Cache::before_reading`] decided without reading the store.
+struct Before {
+    now: SystemTime,
+    action: Action,
+    /// Decided so because the key's last response was not stored: the request goes on
+    /// unread ([`Forward::unread`]) and not coalesced.
+    remembered: bool,
+}
+
+/// Marks a plan's request as planned without reading the store, when it was (see
+/// [`Forward::unread`]).
+fn unread(mut plan: Plan, remembered: bool) -> Plan {
+    if let Plan::Forward(forward) = &mut plan {
+        forward.unread = remembered;
+    }
+    plan
 }
 
 /// The part of the chosen entry planning goes on with.
@@ -1110,15 +1191,23 @@ impl<S: Store> Cache<S> {
         let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
-            let mut choice = None;
-            self.store.read_with(&key, &mut |read| choice = Some(self.choose(&planned, read)));
-            // A store that never calls back has nothing to lend: a miss.
-            let chosen = match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
-                Choice::Served(response) => return Plan::Respond(response),
-                Choice::Decided(chosen) => *chosen,
+            let (chosen, remembered) = match self.before_reading(&planned) {
+                Some(Before { now, action, remembered }) => {
+                    (Chosen { now, action, taken: Taken::Nothing }, remembered)
+                }
+                None => {
+                    let mut choice = None;
+                    self.store.read_with(&key, &mut |read| choice = Some(self.choose(&planned, read)));
+                    // A store that never calls back has nothing to lend: a miss.
+                    let choice = choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
+                    match choice {
+                        Choice::Served(response) => return Plan::Respond(response),
+                        Choice::Decided(chosen) => (*chosen, false),
+                    }
+                }
             };
-            match self.step(planned, chosen, coalesce) {
-                Step::Plan(plan) => return plan,
+            match self.step(planned, chosen, coalesce && !remembered) {
+                Step::Plan(plan) => return unread(plan, remembered),
                 Step::Wait(listener, returned) => {
                     let returned = returned.detached();
                     // Bounded: a leader that never finishes (a hung origin, or a caller
@@ -1277,17 +1366,24 @@ impl<S: AsyncStore> Cache<S> {
         let key = crate::key::request_key(&parts, &body, &settings);
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
-        let mut choice = None;
-        if !self.store.read_now(&key, &mut |read| choice = Some(self.choose(&planned, read))) {
-            return Err(PendingPlan { planned: Box::new(planned.detached()), coalesce, wait: None });
-        }
-        // A store that says it read but never called back had nothing to lend: a miss.
-        let chosen = match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
-            Choice::Served(response) => return Ok(Plan::Respond(response)),
-            Choice::Decided(chosen) => *chosen,
+        let (chosen, remembered) = match self.before_reading(&planned) {
+            Some(Before { now, action, remembered }) => {
+                (Chosen { now, action, taken: Taken::Nothing }, remembered)
+            }
+            None => {
+                let mut choice = None;
+                if !self.store.read_now(&key, &mut |read| choice = Some(self.choose(&planned, read))) {
+                    return Err(PendingPlan { planned: Box::new(planned.detached()), coalesce, wait: None });
+                }
+                // A store that says it read but never called back had nothing to lend: a miss.
+                match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
+                    Choice::Served(response) => return Ok(Plan::Respond(response)),
+                    Choice::Decided(chosen) => (*chosen, false),
+                }
+            }
         };
-        match self.step(planned, chosen, coalesce) {
-            Step::Plan(plan) => Ok(plan),
+        match self.step(planned, chosen, coalesce && !remembered) {
+            Step::Plan(plan) => Ok(unread(plan, remembered)),
             Step::Wait(listener, planned) => Err(PendingPlan {
                 planned: Box::new(planned.detached()),
                 coalesce: false,
@@ -1304,13 +1400,22 @@ impl<S: AsyncStore> Cache<S> {
             listener.await;
         }
         loop {
-            let read = self.store.get(&planned.key).await.map(Variants::Owned);
-            let chosen = match self.choose(&planned, read) {
-                Choice::Served(response) => return Plan::Respond(response),
-                Choice::Decided(chosen) => *chosen,
+            // Again after a wait: the request waited for may have left the key
+            // remembered as not stored.
+            let (chosen, remembered) = match self.before_reading(&planned) {
+                Some(Before { now, action, remembered }) => {
+                    (Chosen { now, action, taken: Taken::Nothing }, remembered)
+                }
+                None => {
+                    let read = self.store.get(&planned.key).await.map(Variants::Owned);
+                    match self.choose(&planned, read) {
+                        Choice::Served(response) => return Plan::Respond(response),
+                        Choice::Decided(chosen) => (*chosen, false),
+                    }
+                }
             };
-            match self.step(*planned, chosen, coalesce) {
-                Step::Plan(plan) => return plan,
+            match self.step(*planned, chosen, coalesce && !remembered) {
+                Step::Plan(plan) => return unread(plan, remembered),
                 Step::Wait(listener, returned) => {
                     listener.await;
                     planned = returned;

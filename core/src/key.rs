@@ -31,12 +31,31 @@ pub struct CacheKey(pub [u8; 32]);
 /// fold alike, as `Hash` must agree with `Eq`.
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let word = |i: usize| {
+        let [a, b, c, d] = self.words();
+        state.write_u64(a ^ b ^ c ^ d);
+    }
+}
+
+impl CacheKey {
+    /// The key's four 8-byte words.
+    fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| {
             let mut bytes = [0; 8];
             bytes.copy_from_slice(&self.0[i * 8..i * 8 + 8]);
             u64::from_ne_bytes(bytes)
-        };
-        state.write_u64(word(0) ^ word(1) ^ word(2) ^ word(3));
+        })
+    }
+
+    /// A 64-bit hash of the whole key, never 0, for a table that tells keys apart by it
+    /// alone (the drivers' memory of keys not stored): the four words go through
+    /// [`KeyHasher`] one after the other, not folded first as for `Hash`, so hand-made
+    /// keys that only move words around (which fold alike) still differ.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut hasher = KeyHasher::default();
+        for word in self.words() {
+            hasher.write_u64(word);
+        }
+        hasher.finish().max(1)
     }
 }
 

@@ -457,30 +457,59 @@ pub fn decide(
     settings: &Settings,
     options: &RequestOptions,
 ) -> Action {
+    match decide_unread(request, settings, options) {
+        Some(action) => action,
+        None => decide_stored(now, request, stored, settings, options),
+    }
+}
+
+/// The part of [`decide`] that does not look at the stored variants: the action when
+/// the request settles it alone (the cache disabled, a method not stored, the client's
+/// own conditional request, `force_refresh`, `expire_after: DoNotCache`), else `None`.
+/// A driver that gets an action here sends the request without reading the store.
+#[inline]
+pub(crate) fn decide_unread(
+    request: &request::Parts,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Option<Action> {
     if settings.disabled {
-        return Action::PassThrough(Reason::Disabled);
+        return Some(Action::PassThrough(Reason::Disabled));
     }
     if !settings.allowable_methods.contains(&request.method) {
-        return Action::Fetch(Reason::MethodNotCacheable);
+        return Some(Action::Fetch(Reason::MethodNotCacheable));
     }
-    let request_directives = RequestDirectives::parse(&request.headers);
-    let only_if_cached = options.only_if_cached || request_directives.only_if_cached;
-    // §5.2.1.7: with only-if-cached, answer from the cache or with a 504, never the origin.
-    let fetch = |reason| {
-        if only_if_cached { Action::GatewayTimeout(Reason::OnlyIfCachedMiss) } else { Action::Fetch(reason) }
-    };
-    if !request.headers.is_empty()
+    let reason = if !request.headers.is_empty()
         && CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name))
     {
-        return fetch(Reason::ClientConditional);
-    }
-    if options.force_refresh {
-        return fetch(Reason::ForceRefresh);
-    }
-    if options.expire_after == Some(Expiry::DoNotCache) {
-        return fetch(Reason::DoNotCache);
-    }
+        Reason::ClientConditional
+    } else if options.force_refresh {
+        Reason::ForceRefresh
+    } else if options.expire_after == Some(Expiry::DoNotCache) {
+        Reason::DoNotCache
+    } else {
+        return None;
+    };
+    let only_if_cached = options.only_if_cached || RequestDirectives::parse(&request.headers).only_if_cached;
+    Some(fetch_or_gateway_timeout(only_if_cached, reason))
+}
 
+/// §5.2.1.7: with only-if-cached, answer from the cache or with a 504, never the origin.
+fn fetch_or_gateway_timeout(only_if_cached: bool, reason: Reason) -> Action {
+    if only_if_cached { Action::GatewayTimeout(Reason::OnlyIfCachedMiss) } else { Action::Fetch(reason) }
+}
+
+/// The rest of [`decide`], once [`decide_unread`] found that the stored variants matter.
+pub(crate) fn decide_stored(
+    now: SystemTime,
+    request: &request::Parts,
+    stored: &[Entry],
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Action {
+    let request_directives = RequestDirectives::parse(&request.headers);
+    let only_if_cached = options.only_if_cached || request_directives.only_if_cached;
+    let fetch = |reason| fetch_or_gateway_timeout(only_if_cached, reason);
     let Some((index, glance)) = select(request, stored) else {
         return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };

@@ -141,7 +141,22 @@ pub struct Settings {
     pub shared: bool,
     /// Responses with larger bodies are passed through and not stored.
     pub max_entry_bytes: u64,
+    /// How long the cache remembers that a URL's response was not stored (`no-store`,
+    /// a status or size not stored, turned down by `filter_fn`...) when nothing was
+    /// stored for it before. Within that time, requests for it go to the origin without
+    /// reading the store first, and identical ones are not held back behind each other:
+    /// the read would find nothing, and on a disk store it costs a system call or a
+    /// transaction. Storing a response for the URL ends it at once; so does a request
+    /// with `only-if-cached`, which always reads the store. An entry another process
+    /// (or another cache over the same store) puts under the URL meanwhile is not
+    /// read until the time is up: shorten it, or set `Duration::ZERO` (never remember),
+    /// where that matters. Default [`DEFAULT_REMEMBER_NOT_STORED`]. Not used
+    /// when `read_only`, where nothing is stored by design.
+    pub remember_not_stored: Duration,
 }
+
+/// The default of [`Settings::remember_not_stored`]: 10 seconds.
+pub const DEFAULT_REMEMBER_NOT_STORED: Duration = Duration::from_secs(10);
 
 /// The parameters redacted by default.
 pub const DEFAULT_IGNORED_PARAMETERS: [&str; 4] = ["Authorization", "X-API-Key", "access_token", "api_key"];
@@ -165,6 +180,7 @@ impl Default for Settings {
             disabled: false,
             shared: false,
             max_entry_bytes: 64 * 1024 * 1024,
+            remember_not_stored: DEFAULT_REMEMBER_NOT_STORED,
         }
     }
 }
@@ -188,6 +204,7 @@ impl fmt::Debug for Settings {
             .field("disabled", &self.disabled)
             .field("shared", &self.shared)
             .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("remember_not_stored", &self.remember_not_stored)
             .finish()
     }
 }

@@ -18,11 +18,12 @@ use httpcache_core::{
 };
 use support::{T0_SECS, at, date};
 
-/// A HashMap store that can be told to fail, counting the writes of entries.
+/// A HashMap store that can be told to fail, counting the reads and the writes of entries.
 #[derive(Default)]
 struct TestStore {
     entries: Mutex<HashMap<(CacheKey, VariantId), Entry>>,
     fail: AtomicBool,
+    reads: AtomicUsize,
     puts: AtomicUsize,
     refreshes: AtomicUsize,
 }
@@ -38,11 +39,15 @@ impl TestStore {
     fn len(&self) -> usize {
         self.entries.lock().unwrap().len()
     }
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
 }
 
 impl Store for TestStore {
     fn get(&self, key: &CacheKey) -> Result<Vec<Entry>, StoreError> {
         self.check()?;
+        self.reads.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .entries
             .lock()
@@ -896,4 +901,196 @@ fn async_completions_decide_at_once_and_write_as_soon_as_their_store_can() {
         assert!(status(&response).stored);
         assert_eq!(puts(), 1);
     });
+}
+
+// ---------------------------------------------------------------------------------
+// Requests planned without reading the store
+// ---------------------------------------------------------------------------------
+
+/// An origin that answers `no-store` (RFC 9111 §5.2.2.5: never stored).
+fn no_store(origin: &Origin) -> impl Fn(Request<Bytes>) -> Result<Response<Bytes>, ()> + '_ {
+    |r| Ok(origin.respond(&r, 200, &[("cache-control", "no-store")], "not stored"))
+}
+
+/// An origin whose response may be stored for a minute.
+fn storable(origin: &Origin) -> impl Fn(Request<Bytes>) -> Result<Response<Bytes>, ()> + '_ {
+    |r| Ok(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "stored"))
+}
+
+// A request whose key has nothing stored, answered `no-store` (RFC 9111 §5.2.2.5), leaves
+// its key remembered: the next requests for it, within `remember_not_stored`, go to the
+// origin without reading the store (which would find nothing: no cache is required to
+// look, §4). The memory runs from the request that read the store; the ones that did
+// not read do not renew it, so the store is read once per lifetime.
+#[test]
+fn a_key_whose_response_was_not_stored_skips_the_store_read_for_a_while() {
+    let (cache, clock) = cache(Settings::default());
+    assert_eq!(cache.settings().remember_not_stored, httpcache_core::settings::DEFAULT_REMEMBER_NOT_STORED);
+    let origin = Origin::default();
+    let first = cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert!(!status(&first).stored);
+    assert_eq!(cache.store().reads(), 1);
+    clock.set(5);
+    let second = cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 1, "remembered: the store is not read");
+    assert_eq!(origin.count(), 2, "the request still goes to the origin");
+    assert_eq!(second.body(), "not stored");
+    assert_eq!(status(&second).reason, Reason::Miss);
+    assert!(!status(&second).from_cache && !status(&second).stored);
+    clock.set(9);
+    cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 1, "9 s after the read that found nothing");
+    clock.set(10);
+    cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 2, "10 s after it: read again");
+    clock.set(11);
+    cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 2, "remembered again from that read");
+    // Other keys are read as ever.
+    cache.send(get("https://example.com/other"), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 3);
+    assert_eq!(origin.count(), 6);
+}
+
+// `remember_not_stored: ZERO` turns the memory off; a read-only cache never uses it (it
+// stores nothing by design, and reads what others store).
+#[test]
+fn without_the_memory_every_request_reads_the_store() {
+    let off = Settings { remember_not_stored: std::time::Duration::ZERO, ..Settings::default() };
+    let read_only = Settings { read_only: true, ..Settings::default() };
+    for settings in [off, read_only] {
+        let (cache, clock) = cache(settings);
+        let origin = Origin::default();
+        for second in 0..3 {
+            clock.set(second);
+            cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+        }
+        assert_eq!(cache.store().reads(), 3, "{:?}", cache.settings());
+        assert_eq!(origin.count(), 3);
+    }
+}
+
+// The memory only skips the read: the origin is still asked, so a response that has
+// become storable is stored at once (RFC 9111 §3), which ends the memory, and the next
+// request is a hit.
+#[test]
+fn storing_a_response_ends_the_memory_of_its_key() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    cache.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    clock.set(1);
+    let stored = cache.send(get(URL), RequestOptions::default(), storable(&origin)).unwrap();
+    assert!(status(&stored).stored);
+    assert_eq!(cache.store().reads(), 1, "planned from the memory");
+    clock.set(2);
+    let hit = cache.send(get(URL), RequestOptions::default(), storable(&origin)).unwrap();
+    assert!(status(&hit).from_cache);
+    assert_eq!(hit.body(), "stored");
+    assert_eq!(cache.store().reads(), 2);
+    assert_eq!(origin.count(), 2);
+}
+
+// What the memory misses is an entry someone else stored meanwhile (here another cache
+// over the same store): such a request is a miss, answered by the origin, never a wrong
+// answer. A request that may not go to the origin (only-if-cached, RFC 9111 §5.2.1.7)
+// reads the store regardless, and is served what is there instead of a 504.
+#[test]
+fn only_if_cached_reads_the_store_even_for_a_remembered_key() {
+    let clock = VirtualClock::default();
+    let store = Arc::new(TestStore::default());
+    let ours = Cache::new(store.clone(), Settings::default()).with_clock(clock.clock());
+    let theirs = Cache::new(store.clone(), Settings::default()).with_clock(clock.clock());
+    let origin = Origin::default();
+    ours.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    theirs.send(get(URL), RequestOptions::default(), storable(&origin)).unwrap();
+    assert_eq!(store.len(), 1);
+    clock.set(1);
+    let missed = ours.send(get(URL), RequestOptions::default(), no_store(&origin)).unwrap();
+    assert!(!status(&missed).from_cache);
+    assert_eq!(missed.body(), "not stored", "the origin's answer");
+    assert_eq!(store.reads(), 2, "ours did not read");
+    let only_if_cached = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    let served = ours
+        .send(get(URL), only_if_cached, |_| -> Result<Response<Bytes>, ()> {
+            panic!("only-if-cached asked the origin")
+        })
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert!(status(&served).from_cache);
+    assert_eq!(served.body(), "stored");
+    assert_eq!(store.reads(), 3);
+}
+
+// Identical requests for a remembered key are not coalesced: the response they would
+// wait for will most likely not be stored, so each goes to the origin at once.
+#[test]
+fn identical_requests_for_a_remembered_key_are_not_held_back() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let not_stored = || {
+        let (mut head, _) =
+            Response::builder().header("cache-control", "no-store").body(()).unwrap().into_parts();
+        head.status = StatusCode::OK;
+        head
+    };
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(first)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("a miss is planned at once");
+        };
+        // Before its response, an identical request waits behind it.
+        let (head, body) = parts(URL);
+        let waiter = cache.plan_now(head, body, RequestOptions::default());
+        assert!(waiter.is_err(), "coalesced behind the first");
+        assert_eq!(cache.coalesced_waiters(), 1);
+        drop(waiter);
+        let mut response = not_stored();
+        assert!(!first.wants_body(&response));
+        cache.complete_streamed_async(*first, &mut response, None).await;
+        // Now two identical requests both go at once.
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(second)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("a remembered key is planned at once");
+        };
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(third)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("and not held back behind the request in flight");
+        };
+        assert_eq!(cache.coalesced_waiters(), 0);
+        assert_eq!(cache.store().0.reads(), 2, "the first request and its waiter only");
+        drop((second, third));
+    });
+}
+
+// What `decide` settles from the request alone needs no store read: a method that is
+// not stored (its invalidations, RFC 9111 §4.4, are still made), `force_refresh`, the
+// client's own conditional request, `expire_after: DoNotCache`.
+#[test]
+fn requests_decided_without_the_store_do_not_read_it() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    cache.send(get(URL), RequestOptions::default(), storable(&origin)).unwrap();
+    assert_eq!(cache.store().reads(), 1);
+    let post = Request::post(URL).body(Bytes::from_static(b"{}")).unwrap();
+    let posted = cache.send(post, RequestOptions::default(), storable(&origin)).unwrap();
+    assert_eq!(status(&posted).reason, Reason::Invalidated);
+    assert_eq!(cache.store().len(), 0, "§4.4: the POST invalidated the stored GET");
+    let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
+    let forced = cache.send(get(URL), force, storable(&origin)).unwrap();
+    assert_eq!(status(&forced).reason, Reason::ForceRefresh);
+    assert!(status(&forced).stored);
+    let conditional = Request::get(URL).header("if-none-match", "\"x\"").body(Bytes::new()).unwrap();
+    let asked = cache.send(conditional, RequestOptions::default(), storable(&origin)).unwrap();
+    assert_eq!(status(&asked).reason, Reason::ClientConditional);
+    let do_not_cache = RequestOptions {
+        expire_after: Some(httpcache_core::Expiry::DoNotCache),
+        ..RequestOptions::default()
+    };
+    let uncached = cache.send(get(URL), do_not_cache, storable(&origin)).unwrap();
+    assert_eq!(status(&uncached).reason, Reason::DoNotCache);
+    assert_eq!(cache.store().reads(), 1, "none of the four read the store");
+    assert_eq!(origin.count(), 5);
+    let hit = cache.send(get(URL), RequestOptions::default(), storable(&origin)).unwrap();
+    assert!(status(&hit).from_cache);
+    assert_eq!(cache.store().reads(), 2);
 }

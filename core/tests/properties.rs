@@ -169,6 +169,36 @@ proptest! {
         }
     }
 
+    /// What lets a driver skip the store read (RFC 9111 §4: a cache is never required to
+    /// reuse a stored response): a request with a method that is not stored, its own
+    /// conditional (§4.3.2 leaves it to the origin here), `force_refresh` or
+    /// `expire_after: DoNotCache` is decided alike whatever is stored.
+    #[test]
+    fn requests_that_skip_the_cache_are_decided_alike_whatever_is_stored(
+        directives in response_directives(),
+        request_directives in strict_request_directives(),
+        settings in settings_strategy(),
+        later in 0u64..2000,
+        only_if_cached in any::<bool>(),
+        which in 0usize..4,
+    ) {
+        let stored: Vec<Entry> = try_store(0, &directives, &[], &get(URL, &[]), &settings).into_iter().collect();
+        let mut headers = header_list(&request_directives);
+        let mut options = RequestOptions { only_if_cached, ..RequestOptions::default() };
+        let mut method = http::Method::GET;
+        match which {
+            0 => method = http::Method::POST,
+            1 => headers.push(("if-none-match", "\"p\"".to_string())),
+            2 => options.force_refresh = true,
+            _ => options.expire_after = Some(Expiry::DoNotCache),
+        }
+        let request = req(method, URL, &as_pairs(&headers));
+        prop_assert_eq!(
+            decide(at(later), &request, &stored, &settings, &options),
+            decide(at(later), &request, &[], &settings, &options)
+        );
+    }
+
     /// `decide` is a function: the same inputs give the same action.
     #[test]
     fn decide_is_deterministic(
