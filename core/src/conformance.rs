@@ -618,7 +618,14 @@ pub fn refresh_of_a_removed_entry_stores_it_whole<S: Store + ?Sized>(store: &S) 
             let what = format!("refresh of a {size}-byte entry after {removal}");
             assert_entries(&ok(store.get(&key(n)), "get"), &[&refreshed], &what);
             assert_eq!(ok(store.scan(), "scan").iter().filter(|m| m.key == key(n)).count(), 1, "{what}");
-            ok(store.remove(&key(n)), "remove");
+            // Removed, though it may be queued still (a store that writes refreshes
+            // behind must not take a key with nothing written yet for an absent one).
+            if round % 2 == 0 {
+                assert_eq!(ok(store.remove(&key(n)), "remove"), 1, "{what}");
+            } else {
+                assert!(ok(store.remove_variant(&key(n), VariantId(0)), "remove_variant"), "{what}");
+            }
+            assert!(ok(store.get(&key(n)), "get").is_empty(), "{what}: removed");
         }
     }
 }

@@ -86,18 +86,34 @@ impl AsyncStore for AsyncFsStore {
         Ok(())
     }
 
+    /// Looks for the key's file on the calling task, as a read does, and goes to the
+    /// thread pool only when there may be something to remove.
     fn remove(&self, key: &CacheKey) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let key = *key;
-        self.run(move |store| store.remove(&key))
+        let removal = self.store.may_hold(&key).then(|| self.run(move |store| store.remove(&key)));
+        async move {
+            match removal {
+                Some(removal) => removal.await,
+                None => Ok(0),
+            }
+        }
     }
 
+    /// As [`remove`](AsyncStore::remove).
     fn remove_variant(
         &self,
         key: &CacheKey,
         variant: VariantId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let key = *key;
-        self.run(move |store| store.remove_variant(&key, variant))
+        let removal =
+            self.store.may_hold(&key).then(|| self.run(move |store| store.remove_variant(&key, variant)));
+        async move {
+            match removal {
+                Some(removal) => removal.await,
+                None => Ok(false),
+            }
+        }
     }
 
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {

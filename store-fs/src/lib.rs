@@ -393,6 +393,17 @@ impl FsStore {
         self.inner.root.join(&hex[..2]).join(container::body_file_name(key, generation))
     }
 
+    /// Whether `key` may have something to remove: a refresh queued for it, or its file
+    /// (anything but "no such file" counts as there). The async store looks on the
+    /// calling task and goes to the thread pool only then: a removal is what every
+    /// successful unsafe request causes (RFC 9111 §4.4), and most of them target URLs
+    /// with nothing stored.
+    pub(crate) fn may_hold(&self, key: &CacheKey) -> bool {
+        !self.inner.behind.queued_for(key).is_empty()
+            || std::fs::symlink_metadata(self.path_of(key))
+                .map_or_else(|error| error.kind() != std::io::ErrorKind::NotFound, |_| true)
+    }
+
     /// The file that holds (or would hold) `key`'s variants.
     pub fn path_of(&self, key: &CacheKey) -> PathBuf {
         // Built in one allocation sized for it: every hit and write asks for a path, and

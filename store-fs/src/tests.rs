@@ -778,3 +778,31 @@ fn a_read_does_not_read_a_variant_a_queued_refresh_replaces() {
     store.write_queued();
     assert_eq!(store.read_stored(&stored.key, &[]).unwrap(), vec![refreshed], "the refresh replaced it");
 }
+
+#[test]
+fn a_removal_looks_for_the_key_first_and_finds_what_is_only_queued() {
+    // RFC 9111 §4.4: every successful unsafe request removes what is stored for its
+    // URLs, mostly nothing; the async store answers that without the thread pool.
+    let fixture = open_in(Format::Binary, 1 << 30);
+    let store = &fixture.store;
+    let absent = conformance::key(40);
+    assert!(!store.may_hold(&absent));
+    let stored = entry(41, 0, 1_000);
+    store.put(&stored).unwrap();
+    assert!(store.may_hold(&stored.key));
+    let async_store = store.clone().into_async();
+    futures_executor::block_on(async {
+        assert_eq!(AsyncStore::remove(&async_store, &absent).await.unwrap(), 0);
+        assert!(!AsyncStore::remove_variant(&async_store, &absent, VariantId(0)).await.unwrap());
+        assert_eq!(AsyncStore::remove(&async_store, &stored.key).await.unwrap(), 1);
+        assert!(AsyncStore::get(&async_store, &stored.key).await.unwrap().is_empty());
+    });
+    assert!(!store.may_hold(&stored.key), "its file is gone");
+    // A refresh queued for a key with no file yet is something to remove.
+    let queued = conformance::revalidated(&entry(42, 0, 1_000), 1);
+    store.queue_refresh_unwritten(&queued);
+    assert!(store.may_hold(&queued.key));
+    store.write_queued();
+    assert!(store.may_hold(&queued.key), "written to its file");
+    assert_eq!(store.remove(&queued.key).unwrap(), 1);
+}

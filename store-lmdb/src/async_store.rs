@@ -92,14 +92,23 @@ impl AsyncStore for AsyncLmdbStore {
         Ok(())
     }
 
+    /// Looks on the calling task, as a read does, and goes to the [`blocking`] pool to
+    /// write only when there is something to remove.
     async fn remove(&self, key: &CacheKey) -> Result<usize, StoreError> {
+        if !self.store.holds(key, None)? {
+            return Ok(0);
+        }
         let (store, key) = (self.store.clone(), *key);
-        Ok(blocking::unblock(move || store.remove_key(&key)).await?)
+        Ok(blocking::unblock(move || store.remove_held(&key)).await?)
     }
 
+    /// As [`remove`](AsyncStore::remove).
     async fn remove_variant(&self, key: &CacheKey, variant: VariantId) -> Result<bool, StoreError> {
+        if !self.store.holds(key, Some(variant))? {
+            return Ok(false);
+        }
         let (store, key) = (self.store.clone(), *key);
-        Ok(blocking::unblock(move || store.remove_one(&key, variant)).await?)
+        Ok(blocking::unblock(move || store.remove_one_held(&key, variant)).await?)
     }
 
     async fn clear(&self) -> Result<(), StoreError> {

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use heed::types::{Bytes as Raw, DecodeIgnore, Str, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithTls};
 use httpcache_core::behind::overlay;
-use httpcache_core::{CacheKey, DecodeError, Entry, EntryMeta, Store, StoreError, VariantId, WriteBehind};
+use httpcache_core::{
+    CacheKey, DecodeError, Entry, EntryMeta, Queued, Store, StoreError, VariantId, WriteBehind,
+};
 
 use crate::error::LmdbError;
 use crate::records::{
@@ -996,7 +998,39 @@ impl LmdbStore {
         self.put_all(&prepared, Write::Put).map(drop)
     }
 
+    /// Whether anything is stored or queued under `key` (or, given a variant, under that
+    /// variant of it): a removal that would find nothing is answered without a write
+    /// transaction, and the async store answers it without leaving the task. A removal
+    /// is what every successful unsafe request causes (RFC 9111 §4.4), and most of them
+    /// target URLs with nothing stored.
+    pub(crate) fn holds(&self, key: &CacheKey, variant: Option<VariantId>) -> Result<bool, LmdbError> {
+        let queued = self.shared.behind.queued_for(key);
+        if queued.iter().any(|write| variant.is_none_or(|variant| write.variant() == variant)) {
+            return Ok(true);
+        }
+        let id = variant.map(|variant| record_id(key, variant));
+        let prefix = id.as_ref().map_or(&key.as_bytes()[..], |id| &id[..]);
+        let shared = &self.shared;
+        shared.read("look for a key", |txn| {
+            for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
+                if db.prefix_iter(txn, prefix)?.next().transpose()?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Removes every variant of `key`; how many there were.
     pub(crate) fn remove_key(&self, key: &CacheKey) -> Result<usize, LmdbError> {
+        if !self.holds(key, None)? {
+            return Ok(0);
+        }
+        self.remove_held(key)
+    }
+
+    /// [`remove_key`](Self::remove_key) once [`holds`](Self::holds) found something.
+    pub(crate) fn remove_held(&self, key: &CacheKey) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
         shared.write("remove", |txn| {
@@ -1021,7 +1055,16 @@ impl LmdbStore {
         })
     }
 
+    /// Removes one variant of `key`; whether it was there.
     pub(crate) fn remove_one(&self, key: &CacheKey, variant: VariantId) -> Result<bool, LmdbError> {
+        if !self.holds(key, Some(variant))? {
+            return Ok(false);
+        }
+        self.remove_one_held(key, variant)
+    }
+
+    /// [`remove_one`](Self::remove_one) once [`holds`](Self::holds) found the variant.
+    pub(crate) fn remove_one_held(&self, key: &CacheKey, variant: VariantId) -> Result<bool, LmdbError> {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
         let id = record_id(key, variant);

@@ -761,3 +761,34 @@ fn a_thread_keeps_its_reader_slot_until_it_exits() {
     let after = std::thread::scope(|scope| scope.spawn(|| store.get(&stored.key)).join().unwrap());
     assert_eq!(after.unwrap(), vec![stored]);
 }
+
+#[test]
+fn a_removal_looks_for_the_key_first_and_finds_what_is_only_queued() {
+    // RFC 9111 §4.4: every successful unsafe request removes what is stored for its
+    // URLs, mostly nothing; `holds` answers that without a write transaction.
+    let (_dir, store) = temp_store();
+    assert!(!store.holds(&key(30), None).unwrap());
+    assert_eq!(store.remove(&key(30)).unwrap(), 0);
+    assert!(!store.remove_variant(&key(30), VariantId(4)).unwrap());
+    // A refresh queued for a key with nothing in the map yet is something to remove.
+    let refreshed = revalidated(&entry(key(30), 4, body(30, 1_000)), 1);
+    store.queue_refresh_unwritten(&refreshed);
+    assert!(store.holds(&key(30), None).unwrap());
+    assert!(store.holds(&key(30), Some(VariantId(4))).unwrap());
+    assert!(!store.holds(&key(30), Some(VariantId(5))).unwrap(), "another variant is not held");
+    store.write_queued();
+    assert!(store.holds(&key(30), Some(VariantId(4))).unwrap(), "written to the map");
+    assert_eq!(store.remove(&key(30)).unwrap(), 1);
+    assert!(!store.holds(&key(30), None).unwrap());
+    // A stored variant, and the async store's removals, which look on the calling task.
+    store.put(&entry(key(31), 0, body(31, 1_000))).unwrap();
+    assert!(store.holds(&key(31), Some(VariantId(0))).unwrap());
+    assert!(!store.holds(&key(31), Some(VariantId(1))).unwrap());
+    let store = store.into_async();
+    futures_executor::block_on(async {
+        assert!(!AsyncStore::remove_variant(&store, &key(31), VariantId(1)).await.unwrap());
+        assert_eq!(AsyncStore::remove(&store, &key(32)).await.unwrap(), 0);
+        assert!(AsyncStore::remove_variant(&store, &key(31), VariantId(0)).await.unwrap());
+        assert!(AsyncStore::get(&store, &key(31)).await.unwrap().is_empty());
+    });
+}
