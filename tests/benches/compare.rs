@@ -40,7 +40,10 @@
 //!   - `hit`: a fresh stored response (`/blob/{n}`, `max-age=60`), origin untouched;
 //!   - `revalidate`: a stored response that is always stale (`/bytes-etag/{n}`,
 //!     `no-cache`): conditional request, 304, entry refreshed, stored body served;
-//!   - `pass-through`: a `no-store` response (`/no-store-bytes/{n}`), never stored;
+//!   - `pass-through (no-store)`: a `no-store` response (`/no-store-bytes/{n}`), never
+//!     stored; `pass-through (POST)`: a method the cache does not store (a `POST` of
+//!     `/blob/{n}?post=1`, timed alternately with `plain POST`), whose success
+//!     invalidates what is stored for its URL (RFC 9111 §4.4: here, nothing);
 //!   - `miss+store`: `force_refresh` (skip the read, fetch, store over the entry),
 //!     so the store does not grow during the run.
 //! * `store/{mem,fs,lmdb} get`, `refresh` and `put`: the store alone (sync `Store`):
@@ -527,6 +530,8 @@ fn ours<S: AsyncStore + 'static>(
     let etag = parsed(table.origin, &format!("/bytes-etag/{n}"));
     let no_store = parsed(table.origin, &format!("/no-store-bytes/{n}"));
     let miss = parsed(table.origin, &format!("/blob/{n}?miss=1"));
+    // Its own URL: a POST invalidates what is stored for its target (RFC 9111 §4.4).
+    let post = parsed(table.origin, &format!("/blob/{n}?post=1"));
     runtime.block_on(async {
         // Prime: the first request stores, the second is the first hit/revalidation.
         for url in [&hit, &etag] {
@@ -548,6 +553,13 @@ fn ours<S: AsyncStore + 'static>(
             budget,
             async || fetch(plain.get(no_store.clone())).await,
             async || fetch_cached(client.get(no_store.clone())).await,
+        ))
+    });
+    table.paired_row(&format!("ours/{name} pass-through (POST)"), "plain POST", |budget| {
+        runtime.block_on(measure_paired(
+            budget,
+            async || fetch(plain.post(post.clone())).await,
+            async || fetch_cached(client.post(post.clone())).await,
         ))
     });
     table.row(&format!("ours/{name} miss+store (force_refresh)"), |budget| {
@@ -1597,21 +1609,24 @@ fn client_targets(table: &Table<'_>, client: &str, size: &str, lmdb_limit: f64) 
 }
 
 /// The pass-through target of each store: the paired median of
-/// `ours/{client}{store} pass-through (no-store)` at most `limit` x the plain request's.
+/// `ours/{client}{store} pass-through (no-store)` at most `limit` x the plain request's,
+/// and the same for `pass-through (POST)` (a method not stored), where measured.
 fn pass_through_verdicts(table: &Table<'_>, size: &str, client: &str, limit: f64) {
-    for store in ["mem", "fs", "lmdb"] {
-        let label = format!("ours/{client}{store} pass-through (no-store)");
-        if let (Some(pass), Some(bare)) = (table.median(&label), table.paired_median(&label)) {
-            let ratio = pass.as_secs_f64() / bare.as_secs_f64();
-            verdict(
-                ratio <= limit,
-                format!(
-                    "{size}: {client}{store} pass-through {} <= {limit:.2} x {client}plain no-store (paired) {} \
-                     (x{ratio:.3})",
-                    human(pass),
-                    human(bare)
-                ),
-            );
+    for (kind, plain) in [("no-store", "no-store"), ("POST", "POST")] {
+        for store in ["mem", "fs", "lmdb"] {
+            let label = format!("ours/{client}{store} pass-through ({kind})");
+            if let (Some(pass), Some(bare)) = (table.median(&label), table.paired_median(&label)) {
+                let ratio = pass.as_secs_f64() / bare.as_secs_f64();
+                verdict(
+                    ratio <= limit,
+                    format!(
+                        "{size}: {client}{store} pass-through ({kind}) {} <= {limit:.2} x {client}plain {plain} \
+                         (paired) {} (x{ratio:.3})",
+                        human(pass),
+                        human(bare)
+                    ),
+                );
+            }
         }
     }
 }
