@@ -693,7 +693,8 @@ impl<S> Cache<S> {
         } else {
             forward.stored.as_ref().map(Cow::Borrowed)
         };
-        let outcome = store_entry(now, &exchange, stored, &forward.settings, &forward.options);
+        let key_of = |parts: &request::Parts| crate::key::request_key(parts, &[], &forward.settings);
+        let outcome = store_entry(now, &exchange, stored, &forward.settings, &forward.options, &key_of);
         tracing::debug!(target: "httpcache", key = %key, status = %head.status, outcome = %outcome.reason(), "store");
         let mut status = CacheStatus::bypass(forward.reason);
         status.cache_key = Some(key);
@@ -874,13 +875,9 @@ impl<S> Cache<S> {
             response_time: now,
             final_url,
         };
-        let writes = match crate::machine::store(
-            now,
-            &exchange,
-            forward.stored.as_ref(),
-            &forward.settings,
-            &forward.options,
-        ) {
+        let key_of = |parts: &request::Parts| crate::key::request_key(parts, &[], &forward.settings);
+        let stored = forward.stored.as_ref().map(Cow::Borrowed);
+        let writes = match store_entry(now, &exchange, stored, &forward.settings, &forward.options, &key_of) {
             // Too large to store (the only storable response `wants_body` turns down).
             Outcome::Store { invalidate, .. } => invalidate.into_iter().map(Write::Remove).collect(),
             Outcome::Invalidate { keys, uris, reason } => {

@@ -743,7 +743,11 @@ fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, share
 /// same-origin `Location` / `Content-Location` of the response, as GET keys (which also
 /// cover HEAD, keyed alike), plus the URIs themselves when keys depend on request
 /// headers (`match_headers`, `key_fn`) and so cannot be derived from the URI alone.
-fn invalidation(exchange: &Exchange<'_>, settings: &Settings) -> (Vec<CacheKey>, Vec<Uri>) {
+fn invalidation(
+    exchange: &Exchange<'_>,
+    settings: &Settings,
+    key_of: KeyOf<'_>,
+) -> (Vec<CacheKey>, Vec<Uri>) {
     let target = &exchange.request.uri;
     let mut uris = vec![target.clone()];
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
@@ -759,7 +763,7 @@ fn invalidation(exchange: &Exchange<'_>, settings: &Settings) -> (Vec<CacheKey>,
         let mut parts = exchange.request.clone();
         parts.method = Method::GET;
         parts.uri = uri.clone();
-        let key = cache_key(&parts, &[], settings);
+        let key = key_of(&parts);
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -827,8 +831,16 @@ pub fn store(
     settings: &Settings,
     options: &RequestOptions,
 ) -> Outcome {
-    store_entry(now, exchange, stored.map(Cow::Borrowed), settings, options)
+    store_entry(now, exchange, stored.map(Cow::Borrowed), settings, options, &|parts| {
+        cache_key(parts, &[], settings)
+    })
 }
+
+/// How [`store_entry`] derives the keys of the URLs an unsafe method invalidates (a GET
+/// of each, RFC 9111 §4.4): [`cache_key`] for [`store`], and the drivers' remembered
+/// keys ([`crate::key::request_key`]), so that repeated requests to one URL do not
+/// hash it again each time.
+pub(crate) type KeyOf<'a> = &'a dyn Fn(&request::Parts) -> CacheKey;
 
 /// [`store`], given the stored variant either borrowed or owned: a driver that owns it
 /// (and needs it no more) saves a copy of the whole entry when a 304 refreshes it.
@@ -838,6 +850,7 @@ pub(crate) fn store_entry(
     stored: Option<Cow<'_, Entry>>,
     settings: &Settings,
     options: &RequestOptions,
+    key_of: KeyOf<'_>,
 ) -> Outcome {
     if settings.disabled {
         return Outcome::Skip(Reason::Disabled);
@@ -851,7 +864,7 @@ pub(crate) fn store_entry(
         && (status.is_success() || status.is_redirection())
         && !settings.read_only
     {
-        invalidation(exchange, settings)
+        invalidation(exchange, settings, key_of)
     } else {
         (Vec::new(), Vec::new())
     };

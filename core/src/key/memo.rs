@@ -80,6 +80,9 @@ impl<'a> UrlParts<'a> {
     /// Which slot the URL goes in, from the pieces' lengths and the last bytes of its
     /// path and query, where URLs of one site mostly differ. URLs that differ elsewhere
     /// may share a slot: that only costs a derivation, since a slot is compared in full.
+    /// The method moves it along by one slot per common method, so one URL under two
+    /// of them never shares: an unsafe request and the GET it invalidates (RFC 9111
+    /// §4.4) are keyed together, every time.
     fn slot(&self, method: &Method) -> usize {
         let tail = |piece: &str| {
             let bytes = piece.as_bytes();
@@ -89,10 +92,25 @@ impl<'a> UrlParts<'a> {
             u64::from_le_bytes(word)
         };
         let lengths = u64::from(self.ends[1]) << 32 | u64::from(self.ends[3]);
-        let shape = lengths ^ (u64::from(self.present) << 56) ^ (method.as_str().len() as u64) << 48;
+        let shape = lengths ^ (u64::from(self.present) << 56);
         let hash = (tail(self.pieces[2]).wrapping_mul(MIX) ^ tail(self.pieces[3]) ^ shape).wrapping_mul(MIX);
-        (hash >> 59) as usize % SLOTS
+        ((hash >> 59) as usize + method_offset(method)) % SLOTS
     }
+}
+
+/// How far [`UrlParts::slot`] moves a URL's slot for `method`: apart for each common
+/// method (at most [`SLOTS`] of them).
+fn method_offset(method: &Method) -> usize {
+    const COMMON: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+    ];
+    COMMON.iter().position(|common| common == method).unwrap_or(COMMON.len())
 }
 
 impl Slot {
@@ -183,6 +201,21 @@ mod tests {
 
     fn parts(method: Method, uri: &str) -> request::Parts {
         http::Request::builder().method(method).uri(uri).body(()).expect("request").into_parts().0
+    }
+
+    /// One URL under the common methods takes as many slots: a POST and the GET it
+    /// invalidates (RFC 9111 §4.4) do not push each other out.
+    #[test]
+    fn one_url_under_two_methods_takes_two_slots() {
+        let methods = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+        for path in ["/", "/a", "/api/v1/items?page=2", "/blob/1024?post=1", "/x/y/z/w"] {
+            let uri: http::Uri = format!("https://example.com{path}").parse().expect("URI");
+            let url = UrlParts::of(&uri);
+            let mut slots: Vec<usize> = methods.iter().map(|method| url.slot(method)).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            assert_eq!(slots.len(), methods.len(), "{path}");
+        }
     }
 
     #[test]
