@@ -1011,13 +1011,11 @@ impl LmdbStore {
         let id = variant.map(|variant| record_id(key, variant));
         let prefix = id.as_ref().map_or(&key.as_bytes()[..], |id| &id[..]);
         let shared = &self.shared;
+        // The entry records alone: every variant has one (its meta and body are written
+        // with it, in one transaction), and a body without one is what `compact`
+        // deletes.
         shared.read("look for a key", |txn| {
-            for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
-                if db.prefix_iter(txn, prefix)?.next().transpose()?.is_some() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+            Ok(shared.dbs.entries.prefix_iter(txn, prefix)?.next().transpose()?.is_some())
         })
     }
 
