@@ -462,7 +462,7 @@ impl<S> Cache<S> {
             }
             _ => Taken::Nothing,
         };
-        Choice::Decided(Box::new(Chosen { now, action, taken }))
+        Choice::Decided(Box::new(Chosen { now, action, taken, unread: false }))
     }
 
     /// What planning settles before it reads the store: the action when the request
@@ -470,9 +470,9 @@ impl<S> Cache<S> {
     /// stored (remembered in [`NotStored`] within [`Settings::remember_not_stored`])
     /// and the request may go to the origin; else `None`: read, then [`Cache::choose`].
     #[inline(always)]
-    fn before_reading(&self, planned: &Planned) -> Option<Before> {
+    fn before_reading(&self, planned: &Planned) -> Option<Chosen> {
         if let Some(action) = decide_unread(&planned.parts, &planned.settings, &planned.options) {
-            return Some(Before { now: self.now(), action, remembered: false });
+            return Some(Chosen { now: self.now(), action, taken: Taken::Nothing, unread: false });
         }
         if let Some(since) = self.not_stored.remembered(&planned.key) {
             let settings = &planned.settings;
@@ -484,7 +484,7 @@ impl<S> Cache<S> {
                 // (a 504 on an empty store) reads it after all.
                 let action = decide_stored(now, &planned.parts, &[], settings, &planned.options);
                 if action == Action::Fetch(Reason::Miss) {
-                    return Some(Before { now, action, remembered: true });
+                    return Some(Chosen { now, action, taken: Taken::Nothing, unread: true });
                 }
             }
         }
@@ -531,7 +531,10 @@ impl<S> Cache<S> {
 
     /// The pure part of planning: what to do, given what [`Cache::choose`] chose.
     fn step(&self, planned: Planned, chosen: Chosen, coalesce: bool) -> Step {
-        let Chosen { now, action, taken } = chosen;
+        let Chosen { now, action, taken, unread } = chosen;
+        // A request planned on the memory of a response not stored is not held back
+        // for one that will most likely not be stored either.
+        let coalesce = coalesce && !unread;
         let key = planned.key;
         trace_decision(&planned, &action);
         let forward = |planned: Planned, conditional, stored, reason, guard| Forward {
@@ -544,13 +547,13 @@ impl<S> Cache<S> {
             request_time: now,
             options: planned.options,
             settings: arc_swap::Guard::into_inner(planned.settings),
-            unread: false,
+            unread,
             _guard: guard,
         };
         // `choose` takes out an entry for every action that needs one; were one ever
         // missing, the request goes on as a miss.
         let as_miss = |planned| {
-            let chosen = Chosen { now, action: Action::Fetch(Reason::Miss), taken: Taken::Nothing };
+            let chosen = Chosen { now, action: Action::Fetch(Reason::Miss), taken: Taken::Nothing, unread };
             self.step(planned, chosen, coalesce)
         };
         match action {
@@ -693,8 +696,8 @@ impl<S> Cache<S> {
         } else {
             forward.stored.as_ref().map(Cow::Borrowed)
         };
-        let key_of = |parts: &request::Parts| crate::key::request_key(parts, &[], &forward.settings);
-        let outcome = store_entry(now, &exchange, stored, &forward.settings, &forward.options, &key_of);
+        let (settings, options) = (&forward.settings, &forward.options);
+        let outcome = store_entry(now, &exchange, stored, settings, options, &remembered_keys(settings));
         tracing::debug!(target: "httpcache", key = %key, status = %head.status, outcome = %outcome.reason(), "store");
         let mut status = CacheStatus::bypass(forward.reason);
         status.cache_key = Some(key);
@@ -875,9 +878,10 @@ impl<S> Cache<S> {
             response_time: now,
             final_url,
         };
-        let key_of = |parts: &request::Parts| crate::key::request_key(parts, &[], &forward.settings);
+        let (settings, options) = (&forward.settings, &forward.options);
         let stored = forward.stored.as_ref().map(Cow::Borrowed);
-        let writes = match store_entry(now, &exchange, stored, &forward.settings, &forward.options, &key_of) {
+        let writes = match store_entry(now, &exchange, stored, settings, options, &remembered_keys(settings))
+        {
             // Too large to store (the only storable response `wants_body` turns down).
             Outcome::Store { invalidate, .. } => invalidate.into_iter().map(Write::Remove).collect(),
             Outcome::Invalidate { keys, uris, reason } => {
@@ -931,24 +935,9 @@ struct Chosen {
     now: SystemTime,
     action: Action,
     taken: Taken,
-}
-
-/// An action [`Cache::before_reading`] decided without reading the store.
-struct Before {
-    now: SystemTime,
-    action: Action,
-    /// Decided so because the key's last response was not stored: the request goes on
-    /// unread ([`Forward::unread`]) and not coalesced.
-    remembered: bool,
-}
-
-/// Marks a plan's request as planned without reading the store, when it was (see
-/// [`Forward::unread`]).
-fn unread(mut plan: Plan, remembered: bool) -> Plan {
-    if let Plan::Forward(forward) = &mut plan {
-        forward.unread = remembered;
-    }
-    plan
+    /// Decided without reading the store because the key's last response was not
+    /// stored: the request goes on unread ([`Forward::unread`]) and not coalesced.
+    unread: bool,
 }
 
 /// The part of the chosen entry planning goes on with.
@@ -1064,6 +1053,12 @@ impl Write {
 }
 
 /// The writes that invalidate `keys`, and the entries stored for `uris` (found by URL).
+/// How the drivers derive the keys an unsafe request invalidates: through the thread's
+/// memo of keys (see [`crate::machine::KeyOf`]).
+fn remembered_keys(settings: &Arc<Settings>) -> impl Fn(&request::Parts) -> CacheKey + '_ {
+    move |parts| crate::key::request_key(parts, &[], settings)
+}
+
 fn invalidation_writes(
     key: CacheKey,
     keys: Vec<CacheKey>,
@@ -1188,10 +1183,8 @@ impl<S: Store> Cache<S> {
         let mut planned = Planned { parts, body, options, key, settings };
         let mut coalesce = !options.force_refresh;
         loop {
-            let (chosen, remembered) = match self.before_reading(&planned) {
-                Some(Before { now, action, remembered }) => {
-                    (Chosen { now, action, taken: Taken::Nothing }, remembered)
-                }
+            let chosen = match self.before_reading(&planned) {
+                Some(chosen) => chosen,
                 None => {
                     let mut choice = None;
                     self.store.read_with(&key, &mut |read| choice = Some(self.choose(&planned, read)));
@@ -1199,12 +1192,12 @@ impl<S: Store> Cache<S> {
                     let choice = choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
                     match choice {
                         Choice::Served(response) => return Plan::Respond(response),
-                        Choice::Decided(chosen) => (*chosen, false),
+                        Choice::Decided(chosen) => *chosen,
                     }
                 }
             };
-            match self.step(planned, chosen, coalesce && !remembered) {
-                Step::Plan(plan) => return unread(plan, remembered),
+            match self.step(planned, chosen, coalesce) {
+                Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
                     let returned = returned.detached();
                     // Bounded: a leader that never finishes (a hung origin, or a caller
@@ -1363,10 +1356,8 @@ impl<S: AsyncStore> Cache<S> {
         let key = crate::key::request_key(&parts, &body, &settings);
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
-        let (chosen, remembered) = match self.before_reading(&planned) {
-            Some(Before { now, action, remembered }) => {
-                (Chosen { now, action, taken: Taken::Nothing }, remembered)
-            }
+        let chosen = match self.before_reading(&planned) {
+            Some(chosen) => chosen,
             None => {
                 let mut choice = None;
                 if !self.store.read_now(&key, &mut |read| choice = Some(self.choose(&planned, read))) {
@@ -1375,12 +1366,12 @@ impl<S: AsyncStore> Cache<S> {
                 // A store that says it read but never called back had nothing to lend: a miss.
                 match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
                     Choice::Served(response) => return Ok(Plan::Respond(response)),
-                    Choice::Decided(chosen) => (*chosen, false),
+                    Choice::Decided(chosen) => *chosen,
                 }
             }
         };
-        match self.step(planned, chosen, coalesce && !remembered) {
-            Step::Plan(plan) => Ok(unread(plan, remembered)),
+        match self.step(planned, chosen, coalesce) {
+            Step::Plan(plan) => Ok(plan),
             Step::Wait(listener, planned) => Err(PendingPlan {
                 planned: Box::new(planned.detached()),
                 coalesce: false,
@@ -1399,20 +1390,18 @@ impl<S: AsyncStore> Cache<S> {
         loop {
             // Again after a wait: the request waited for may have left the key
             // remembered as not stored.
-            let (chosen, remembered) = match self.before_reading(&planned) {
-                Some(Before { now, action, remembered }) => {
-                    (Chosen { now, action, taken: Taken::Nothing }, remembered)
-                }
+            let chosen = match self.before_reading(&planned) {
+                Some(chosen) => chosen,
                 None => {
                     let read = self.store.get(&planned.key).await.map(Variants::Owned);
                     match self.choose(&planned, read) {
                         Choice::Served(response) => return Plan::Respond(response),
-                        Choice::Decided(chosen) => (*chosen, false),
+                        Choice::Decided(chosen) => *chosen,
                     }
                 }
             };
-            match self.step(*planned, chosen, coalesce && !remembered) {
-                Step::Plan(plan) => return unread(plan, remembered),
+            match self.step(*planned, chosen, coalesce) {
+                Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
                     listener.await;
                     planned = returned;
