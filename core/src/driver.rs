@@ -470,9 +470,9 @@ impl<S> Cache<S> {
     /// stored (remembered in [`NotStored`] within [`Settings::remember_not_stored`])
     /// and the request may go to the origin; else `None`: read, then [`Cache::choose`].
     #[inline(always)]
-    fn before_reading(&self, planned: &Planned) -> Option<Chosen> {
+    fn before_reading(&self, planned: &Planned) -> Option<Unread> {
         if let Some(action) = decide_unread(&planned.parts, &planned.settings, &planned.options) {
-            return Some(Chosen { now: self.now(), action, taken: Taken::Nothing, unread: false });
+            return Some(Unread { now: self.now(), action, remembered: false });
         }
         if let Some(since) = self.not_stored.remembered(&planned.key) {
             let settings = &planned.settings;
@@ -484,7 +484,7 @@ impl<S> Cache<S> {
                 // (a 504 on an empty store) reads it after all.
                 let action = decide_stored(now, &planned.parts, &[], settings, &planned.options);
                 if action == Action::Fetch(Reason::Miss) {
-                    return Some(Chosen { now, action, taken: Taken::Nothing, unread: true });
+                    return Some(Unread { now, action, remembered: true });
                 }
             }
         }
@@ -940,6 +940,22 @@ struct Chosen {
     unread: bool,
 }
 
+/// A decision [`Cache::before_reading`] made without reading the store. Kept apart from
+/// [`Chosen`] (which can hold a whole entry) so that the check every request makes
+/// returns a few words, not room for an entry.
+struct Unread {
+    now: SystemTime,
+    action: Action,
+    /// Because the key's last response was not stored (see [`Chosen::unread`]).
+    remembered: bool,
+}
+
+impl Unread {
+    fn chosen(self) -> Chosen {
+        Chosen { now: self.now, action: self.action, taken: Taken::Nothing, unread: self.remembered }
+    }
+}
+
 /// The part of the chosen entry planning goes on with.
 #[expect(
     clippy::large_enum_variant,
@@ -1184,7 +1200,7 @@ impl<S: Store> Cache<S> {
         let mut coalesce = !options.force_refresh;
         loop {
             let chosen = match self.before_reading(&planned) {
-                Some(chosen) => chosen,
+                Some(unread) => unread.chosen(),
                 None => {
                     let mut choice = None;
                     self.store.read_with(&key, &mut |read| choice = Some(self.choose(&planned, read)));
@@ -1357,7 +1373,7 @@ impl<S: AsyncStore> Cache<S> {
         let planned = Planned { parts, body, options, key, settings };
         let coalesce = !options.force_refresh;
         let chosen = match self.before_reading(&planned) {
-            Some(chosen) => chosen,
+            Some(unread) => unread.chosen(),
             None => {
                 let mut choice = None;
                 if !self.store.read_now(&key, &mut |read| choice = Some(self.choose(&planned, read))) {
@@ -1391,7 +1407,7 @@ impl<S: AsyncStore> Cache<S> {
             // Again after a wait: the request waited for may have left the key
             // remembered as not stored.
             let chosen = match self.before_reading(&planned) {
-                Some(chosen) => chosen,
+                Some(unread) => unread.chosen(),
                 None => {
                     let read = self.store.get(&planned.key).await.map(Variants::Owned);
                     match self.choose(&planned, read) {
