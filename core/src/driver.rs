@@ -131,10 +131,10 @@ pub struct Forward {
     request_time: SystemTime,
     options: RequestOptions,
     settings: Arc<Settings>,
-    /// Planned without reading the store, because its key's last response was not
-    /// stored (see [`Settings::remember_not_stored`]): its response, not stored either,
-    /// does not renew that memory.
-    unread: bool,
+    /// Planned on the memory that its key's last response was not stored (without a
+    /// store read, see [`Settings::remember_not_stored`]): its response, not stored
+    /// either, does not renew that memory.
+    remembered: bool,
     /// Held for its `Drop`: releases coalesced waiters.
     _guard: Option<InflightGuard>,
 }
@@ -156,7 +156,7 @@ impl Forward {
             request_time: self.request_time,
             options: self.options,
             settings: self.settings.clone(),
-            unread: self.unread,
+            remembered: self.remembered,
             _guard: None,
         }
     }
@@ -462,7 +462,7 @@ impl<S> Cache<S> {
             }
             _ => Taken::Nothing,
         };
-        Choice::Decided(Box::new(Chosen { now, action, taken, unread: false }))
+        Choice::Decided(Box::new(Chosen { now, action, taken, remembered: false }))
     }
 
     /// What planning settles before it reads the store: the action when the request
@@ -497,7 +497,7 @@ impl<S> Cache<S> {
         if let Some(key) = &forward.key
             && forward.reason == Reason::Miss
             && forward.stored.is_none()
-            && !forward.unread
+            && !forward.remembered
             && !forward.settings.read_only
             && !forward.settings.remember_not_stored.is_zero()
         {
@@ -531,10 +531,10 @@ impl<S> Cache<S> {
 
     /// The pure part of planning: what to do, given what [`Cache::choose`] chose.
     fn step(&self, planned: Planned, chosen: Chosen, coalesce: bool) -> Step {
-        let Chosen { now, action, taken, unread } = chosen;
+        let Chosen { now, action, taken, remembered } = chosen;
         // A request planned on the memory of a response not stored is not held back
         // for one that will most likely not be stored either.
-        let coalesce = coalesce && !unread;
+        let coalesce = coalesce && !remembered;
         let key = planned.key;
         trace_decision(&planned, &action);
         let forward = |planned: Planned, conditional, stored, reason, guard| Forward {
@@ -547,13 +547,14 @@ impl<S> Cache<S> {
             request_time: now,
             options: planned.options,
             settings: arc_swap::Guard::into_inner(planned.settings),
-            unread,
+            remembered,
             _guard: guard,
         };
         // `choose` takes out an entry for every action that needs one; were one ever
         // missing, the request goes on as a miss.
         let as_miss = |planned| {
-            let chosen = Chosen { now, action: Action::Fetch(Reason::Miss), taken: Taken::Nothing, unread };
+            let chosen =
+                Chosen { now, action: Action::Fetch(Reason::Miss), taken: Taken::Nothing, remembered };
             self.step(planned, chosen, coalesce)
         };
         match action {
@@ -668,7 +669,7 @@ impl<S> Cache<S> {
             request_time: self.now(),
             options,
             settings: self.settings(),
-            unread: false,
+            remembered: false,
             _guard: None,
         }))
     }
@@ -936,8 +937,9 @@ struct Chosen {
     action: Action,
     taken: Taken,
     /// Decided without reading the store because the key's last response was not
-    /// stored: the request goes on unread ([`Forward::unread`]) and not coalesced.
-    unread: bool,
+    /// stored: the request goes on without a read ([`Forward::remembered`]) and is not
+    /// coalesced.
+    remembered: bool,
 }
 
 /// A decision [`Cache::before_reading`] made without reading the store. Kept apart from
@@ -946,13 +948,13 @@ struct Chosen {
 struct Unread {
     now: SystemTime,
     action: Action,
-    /// Because the key's last response was not stored (see [`Chosen::unread`]).
+    /// Because the key's last response was not stored (see [`Chosen::remembered`]).
     remembered: bool,
 }
 
 impl Unread {
     fn chosen(self) -> Chosen {
-        Chosen { now: self.now, action: self.action, taken: Taken::Nothing, unread: self.remembered }
+        Chosen { now: self.now, action: self.action, taken: Taken::Nothing, remembered: self.remembered }
     }
 }
 
