@@ -26,16 +26,24 @@ use crate::drive::blocking::run;
 
 /// A caching blocking HTTP client: a [`reqwest::blocking::Client`] in front of which
 /// every request goes through an httpcache [`Cache`] over a [`Store`]. Cheap to
-/// clone (clones share the client and the cache).
+/// clone: clones share the client and the cache.
+///
+/// Give each thread that sends many requests a clone of its own rather than a
+/// reference to one client: a request made with [`CachedClient::get`] and the like
+/// holds a reference count of the client it was made from, and each clone has its own,
+/// so hits from several threads do not wait on each other for it.
 #[derive(Debug)]
 pub struct CachedClient<S = httpcache_lmdb::LmdbStore> {
-    client: Client,
-    cache: Arc<Cache<S>>,
+    handle: Arc<Handle<S>>,
 }
 
+/// What a blocking [`CachedClient`]'s requests take from it.
+type Handle<S> = crate::front::Handle<Client, S>;
+
 impl<S> Clone for CachedClient<S> {
+    /// A client sharing this one's reqwest client and cache, with a handle of its own.
     fn clone(&self) -> Self {
-        CachedClient { client: self.client.clone(), cache: self.cache.clone() }
+        CachedClient { handle: self.handle.fork() }
     }
 }
 
@@ -79,7 +87,7 @@ impl CachedClient<httpcache_lmdb::LmdbStore> {
 impl<S: Store + 'static> CachedClient<S> {
     /// Wraps an existing blocking client, keeping all its configuration.
     pub fn wrap(client: Client, store: S, settings: Settings) -> Self {
-        CachedClient { client, cache: Arc::new(Cache::new(store, settings)) }
+        CachedClient { handle: Handle::new(client, Arc::new(Cache::new(store, settings))) }
     }
 
     request_constructors!();
@@ -97,22 +105,22 @@ impl<S: Store + 'static> CachedClient<S> {
     /// # Errors
     /// As [`CachedClient::execute`].
     pub fn execute_with(&self, request: Request, options: RequestOptions) -> reqwest::Result<Response> {
-        run(&self.cache, &self.client, request, options)
+        run(&self.handle.cache, &self.handle.client, request, options)
     }
 
     /// The blocking reqwest client requests are sent with.
     pub fn inner(&self) -> &Client {
-        &self.client
+        &self.handle.client
     }
 
-    cache_accessors!(Inventory);
+    cache_accessors!(Inventory, handle.cache);
 }
 
 /// A request on its way through a blocking [`CachedClient`]: reqwest's builder plus
 /// the per-request cache controls of [`CacheRequestExt`](crate::CacheRequestExt).
 #[derive(Debug)]
 pub struct RequestBuilder<S = httpcache_lmdb::LmdbStore> {
-    cache: Arc<Cache<S>>,
+    handle: Arc<Handle<S>>,
     inner: reqwest::blocking::RequestBuilder,
     options: RequestOptions,
 }
@@ -125,7 +133,30 @@ impl<S: Store + 'static> RequestBuilder<S> {
     /// # Errors
     /// reqwest's builder and transport errors.
     pub fn send(self) -> reqwest::Result<Response> {
-        let (client, request) = self.inner.build_split();
-        run(&self.cache, &client, request?, self.options)
+        // The builder's clone of the reqwest client is the one the handle holds: dropped
+        // now, while its shared reference count is still in this core's cache.
+        let (_, request) = self.inner.build_split();
+        run(&self.handle.cache, &self.handle.client, request?, self.options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use httpcache_mem::MemoryStore;
+
+    use super::*;
+
+    /// As for the async client: clones share the cache, and a request made from one
+    /// clone takes a reference count that no other clone's requests update.
+    #[test]
+    fn a_clones_requests_count_on_its_own_handle() {
+        let a = CachedClient::wrap(Client::new(), MemoryStore::new(1 << 20), Settings::default());
+        let b = a.clone();
+        assert!(Arc::ptr_eq(a.cache(), b.cache()), "one cache");
+        let request = b.get("http://localhost/a");
+        assert_eq!((Arc::strong_count(&a.handle), Arc::strong_count(&b.handle)), (1, 2));
+        drop(request);
+        assert_eq!(Arc::strong_count(&b.handle), 1);
+        assert_eq!(Arc::strong_count(a.cache()), 2, "one count per handle, none per request");
     }
 }

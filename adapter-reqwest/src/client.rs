@@ -13,8 +13,13 @@ use crate::convert::served;
 use crate::drive::{Exchange, Origin, exchange, plan_at_once, spawn_revalidation};
 
 /// A caching async HTTP client: a [`reqwest::Client`] in front of which every request
-/// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone (clones
-/// share the client and the cache).
+/// goes through an httpcache [`Cache`] over an [`AsyncStore`]. Cheap to clone: clones
+/// share the client and the cache.
+///
+/// Give each thread or task that sends many requests a clone of its own rather than a
+/// reference to one client. A request holds a reference count of the client it was
+/// made from, and each clone has its own: one that threads do not update at once, so
+/// hits from several threads do not wait on each other for it.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,13 +33,16 @@ use crate::drive::{Exchange, Origin, exchange, plan_at_once, spawn_revalidation}
 /// ```
 #[derive(Debug)]
 pub struct CachedClient<S = DefaultStore> {
-    client: reqwest::Client,
-    cache: Arc<Cache<S>>,
+    handle: Arc<Handle<S>>,
 }
 
+/// What a [`CachedClient`]'s requests take from it.
+type Handle<S> = crate::front::Handle<reqwest::Client, S>;
+
 impl<S> Clone for CachedClient<S> {
+    /// A client sharing this one's reqwest client and cache, with a handle of its own.
     fn clone(&self) -> Self {
-        CachedClient { client: self.client.clone(), cache: self.cache.clone() }
+        CachedClient { handle: self.handle.fork() }
     }
 }
 
@@ -123,7 +131,7 @@ impl CachedClient<httpcache_lmdb::AsyncLmdbStore> {
 impl<S: AsyncStore + 'static> CachedClient<S> {
     /// Wraps an existing reqwest client, keeping all its configuration.
     pub fn wrap(client: reqwest::Client, store: S, settings: Settings) -> Self {
-        CachedClient { client, cache: Arc::new(Cache::new(store, settings)) }
+        CachedClient { handle: Handle::new(client, Arc::new(Cache::new(store, settings))) }
     }
 
     request_constructors!();
@@ -148,22 +156,22 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         request: reqwest::Request,
         options: RequestOptions,
     ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
-        Sending::new(Cow::Borrowed(&self.cache), Cow::Borrowed(&self.client), Ok(request), options)
+        Sending::new(Cow::Borrowed(&self.handle), Ok(request), options)
     }
 
     /// The reqwest client requests are sent with.
     pub fn inner(&self) -> &reqwest::Client {
-        &self.client
+        &self.handle.client
     }
 
-    cache_accessors!(AsyncInventory);
+    cache_accessors!(AsyncInventory, handle.cache);
 }
 
 /// A request on its way through a [`CachedClient`]: reqwest's builder plus the
 /// per-request cache controls of [`CacheRequestExt`](crate::CacheRequestExt).
 #[derive(Debug)]
 pub struct RequestBuilder<S = DefaultStore> {
-    cache: Arc<Cache<S>>,
+    handle: Arc<Handle<S>>,
     inner: reqwest::RequestBuilder,
     options: RequestOptions,
 }
@@ -176,59 +184,72 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     /// # Errors
     /// reqwest's builder and transport errors.
     pub fn send(self) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<S> {
-        let (client, request) = self.inner.build_split();
-        Sending::new(Cow::Owned(self.cache), Cow::Owned(client), request, self.options)
+        // The builder's clone of the reqwest client is the one the handle holds: dropped
+        // now, while its shared reference count is still in this core's cache.
+        let (_, request) = self.inner.build_split();
+        Sending::new(Cow::Owned(self.handle), request, self.options)
     }
 }
 
-/// reqwest's client as the origin of [`exchange`], borrowed ([`CachedClient::execute`])
-/// or owned (a builder's).
-struct ClientOrigin<'a>(Cow<'a, reqwest::Client>);
+/// A client's handle, borrowed ([`CachedClient::execute`]) or owned (a builder's), as
+/// the cache and the origin of [`exchange`].
+struct ClientOrigin<'a, S>(Cow<'a, Arc<Handle<S>>>);
 
-impl<'a, S: AsyncStore + 'static> Origin<S> for ClientOrigin<'a> {
+impl<S> Clone for ClientOrigin<'_, S> {
+    fn clone(&self) -> Self {
+        ClientOrigin(self.0.clone())
+    }
+}
+
+impl<S> std::ops::Deref for ClientOrigin<'_, S> {
+    type Target = Arc<Cache<S>>;
+
+    fn deref(&self) -> &Arc<Cache<S>> {
+        &self.0.cache
+    }
+}
+
+impl<'a, S: AsyncStore + 'static> Origin<S> for ClientOrigin<'a, S> {
     type Error = reqwest::Error;
 
     fn send(
         &mut self,
         request: reqwest::Request,
     ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + Send + use<'a, S> {
-        self.0.execute(request)
+        self.0.client.execute(request)
     }
 
-    /// Starts it on a Tokio task. The cache and the client are cloned (atomic reference
-    /// counts shared by every thread) only when a revalidation actually starts, not on
-    /// every request.
+    /// Starts it on a Tokio task, which holds the handle: the reference counts shared
+    /// by every clone are not touched.
     fn revalidate_later(&self, cache: &Arc<Cache<S>>, forward: Box<Forward>, request: reqwest::Request) {
-        let client = self.0.clone().into_owned();
-        spawn_revalidation(cache.clone(), forward, request, move |r| client.execute(r));
+        let handle = Arc::clone(&self.0);
+        spawn_revalidation(cache.clone(), forward, request, move |r| handle.client.execute(r));
     }
 }
 
 /// A request on its way through the cache, as a future written out by hand: its first
 /// poll plans the request without waiting ([`plan_at_once`]), so a hit from memory or
 /// LMDB is answered then, having built, moved and polled no other future. Whatever
-/// else (a wait, an exchange with the origin) goes on in one boxed future. The cache
-/// and the client are borrowed ([`CachedClient::execute`]) or owned (a builder's).
+/// else (a wait, an exchange with the origin) goes on in one boxed future. The client's
+/// handle is borrowed ([`CachedClient::execute`]) or owned (a builder's).
 struct Sending<'a, S> {
     start: Option<Start<'a, S>>,
     exchange: Option<Exchange<'a, reqwest::Error>>,
 }
 
 struct Start<'a, S> {
-    cache: Cow<'a, Arc<Cache<S>>>,
-    client: Cow<'a, reqwest::Client>,
+    handle: Cow<'a, Arc<Handle<S>>>,
     request: reqwest::Result<reqwest::Request>,
     options: RequestOptions,
 }
 
 impl<'a, S: AsyncStore + 'static> Sending<'a, S> {
     fn new(
-        cache: Cow<'a, Arc<Cache<S>>>,
-        client: Cow<'a, reqwest::Client>,
+        handle: Cow<'a, Arc<Handle<S>>>,
         request: reqwest::Result<reqwest::Request>,
         options: RequestOptions,
     ) -> Self {
-        Sending { start: Some(Start { cache, client, request, options }), exchange: None }
+        Sending { start: Some(Start { handle, request, options }), exchange: None }
     }
 }
 
@@ -237,17 +258,18 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(Start { cache, client, request, options }) = this.start.take() {
+        if let Some(Start { handle, request, options }) = this.start.take() {
             let mut request = request?;
-            let origin = ClientOrigin(client);
-            let left = match plan_at_once(&cache, &mut request, options) {
+            let origin = ClientOrigin(handle);
+            let cache = &origin.0.cache;
+            let left = match plan_at_once(cache, &mut request, options) {
                 Ok(response) => {
-                    let background = |forward, request| origin.revalidate_later(&cache, forward, request);
+                    let background = |forward, request| origin.revalidate_later(cache, forward, request);
                     return Poll::Ready(Ok(served(*response, &request, background)));
                 }
                 Err(left) => left,
             };
-            this.exchange = Some(exchange(cache, origin, request, left));
+            this.exchange = Some(exchange(origin.clone(), origin, request, left));
         }
         match &mut this.exchange {
             Some(exchange) => exchange.as_mut().poll(cx),
@@ -265,6 +287,24 @@ mod tests {
     use super::*;
     use crate::drive::{Left, exchange};
 
+    /// Clones share the cache, and each has a handle of its own: a request made from one
+    /// clone takes a reference count that no other clone's requests update.
+    #[test]
+    fn a_clones_requests_count_on_its_own_handle() {
+        let store = Inline(MemoryStore::new(1 << 20));
+        let a = CachedClient::wrap(reqwest::Client::new(), store, Settings::default());
+        let b = a.clone();
+        assert!(Arc::ptr_eq(a.cache(), b.cache()), "one cache");
+        assert!(!Arc::ptr_eq(&a.handle, &b.handle), "two handles");
+        let request = b.get("http://localhost/a");
+        assert_eq!((Arc::strong_count(&a.handle), Arc::strong_count(&b.handle)), (1, 2));
+        let sending = request.send();
+        assert_eq!(Arc::strong_count(&b.handle), 2, "the future holds the builder's count");
+        drop(sending);
+        assert_eq!(Arc::strong_count(&b.handle), 1);
+        assert_eq!(Arc::strong_count(a.cache()), 2, "one count per handle, none per request");
+    }
+
     /// A request that goes to the origin is one boxed future, and the box of one planned
     /// at once (a miss on the memory store, through reqwest's client, as
     /// `CachedClient::execute` sends it) stays within 1,024 bytes: glibc serves and frees
@@ -273,12 +313,13 @@ mod tests {
     #[test]
     fn the_exchange_of_a_miss_fits_the_allocators_thread_cache() {
         let cache = Arc::new(Cache::new(Inline(MemoryStore::new(1 << 20)), Settings::default()));
-        let client = reqwest::Client::new();
+        let handle = Handle::new(reqwest::Client::new(), cache.clone());
         let url = reqwest::Url::parse("http://localhost/a").expect("url");
         let mut request = reqwest::Request::new(http::Method::GET, url);
         let left = plan_at_once(&cache, &mut request, RequestOptions::default());
         let Err(left @ Left::Forward(_)) = left else { panic!("an empty store: a miss, planned at once") };
-        let exchange = exchange(Cow::Borrowed(&cache), ClientOrigin(Cow::Borrowed(&client)), request, left);
+        let origin = ClientOrigin(Cow::Borrowed(&handle));
+        let exchange = exchange(origin.clone(), origin, request, left);
         let size = std::mem::size_of_val(&*exchange);
         assert!(size <= 1024, "the boxed exchange is {size} bytes");
     }

@@ -59,7 +59,7 @@ impl<S: AsyncStore + 'static> CacheMiddleware<S> {
         self
     }
 
-    cache_accessors!(AsyncInventory);
+    cache_accessors!(AsyncInventory, cache);
 }
 
 impl<S: AsyncStore + 'static> CacheMiddleware<S> {

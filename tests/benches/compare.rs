@@ -1273,7 +1273,8 @@ fn one_and_two_threads<W: AsyncFnMut() + Send + 'static>(
 #[derive(Clone, Copy)]
 enum Sending {
     /// `client.get(url).send()`: reqwest's builder, which holds a clone of the reqwest
-    /// client, and ours, which holds the cache: two reference counts every thread updates.
+    /// client (a count every thread updates, which `send` drops at once), and ours,
+    /// which holds the client clone's handle (a count only this thread's clone updates).
     Builder,
     /// `client.execute(reqwest::Request::new(..))`: no reference count shared with the
     /// other threads is taken per request.
