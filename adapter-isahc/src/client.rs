@@ -383,7 +383,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         }
         let limit = cache.settings().max_entry_bytes;
         let mut buffered = forward.body_buffer(&head);
-        if let Err(error) = (&mut body).take(limit.saturating_add(1)).read_to_end(&mut buffered).await {
+        if let Err(error) = read_at_most(&mut body, limit.saturating_add(1), &mut buffered).await {
             return Settled::Done(self.fail_async(cache, *forward, error.into(), asked));
         }
         if buffered.len() as u64 > limit {
@@ -536,9 +536,118 @@ fn spawn_revalidation(work: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// How far ahead of what has been read [`read_at_most`] zeroes its buffer.
+const READ_STEP: usize = 64 << 10;
+
+/// Reads `body` into `buffer` until the body ends or `buffer` holds `limit` bytes; the
+/// rest stays in `body`.
+///
+/// Not `futures_lite`'s `read_to_end`: before each read it zeroes the buffer up to its
+/// capacity, which a `Vec` doubles as it grows, so that a body without
+/// `Content-Length` just past a `max_entry_bytes` of 16 MiB had 32 MiB zeroed and
+/// resident before it was handed on (measured: a peak RSS of 39.5 MiB streaming 1 GiB
+/// through the async client, against 23 MiB through the blocking one). This zeroes at
+/// most [`READ_STEP`] ahead of what has been read, and each byte once.
+async fn read_at_most(
+    body: &mut (impl futures_lite::AsyncRead + Unpin),
+    limit: u64,
+    buffer: &mut Vec<u8>,
+) -> io::Result<()> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut filled = buffer.len();
+    let read = loop {
+        if filled >= limit {
+            break Ok(());
+        }
+        if filled == buffer.len() {
+            buffer.resize(filled + READ_STEP.min(limit - filled), 0);
+        }
+        match body.read(&mut buffer[filled..]).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => break Err(error),
+        }
+    };
+    buffer.truncate(filled);
+    read
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader handing out `chunk` bytes at a time, interrupted before every other
+    /// read while `interrupts`, failing with `fail` once `data` is read if set.
+    struct Trickle {
+        data: io::Cursor<Vec<u8>>,
+        chunk: usize,
+        interrupts: bool,
+        interrupt: bool,
+        fail: bool,
+        /// The most room a read was offered: how far ahead the buffer was zeroed.
+        widest: usize,
+    }
+
+    impl futures_lite::AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.widest = self.widest.max(buf.len());
+            self.interrupt = self.interrupts && !self.interrupt;
+            if self.interrupt {
+                return std::task::Poll::Ready(Err(io::ErrorKind::Interrupted.into()));
+            }
+            let end = buf.len().min(self.chunk);
+            let n = io::Read::read(&mut self.data, &mut buf[..end])?;
+            if n == 0 && self.fail {
+                return std::task::Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    fn trickle(len: usize, chunk: usize, fail: bool) -> Trickle {
+        let data = (0..len).map(|i| (i % 251) as u8).collect();
+        Trickle { data: io::Cursor::new(data), chunk, interrupts: true, interrupt: false, fail, widest: 0 }
+    }
+
+    /// A body longer than the limit: exactly `limit` bytes read (what the caller needs to
+    /// tell it is too long), the rest left to stream, and the buffer zeroed no further
+    /// than one step past what was read.
+    #[test]
+    fn a_long_body_is_read_up_to_the_limit_and_no_further() {
+        for (len, limit, chunk) in
+            [(300_000, 200_001, 7_000), (10, 5, 3), (READ_STEP * 3, READ_STEP + 1, READ_STEP)]
+        {
+            let mut body = trickle(len, chunk, false);
+            let mut buffer = vec![9, 9];
+            future::block_on(read_at_most(&mut body, limit as u64, &mut buffer)).expect("read");
+            assert_eq!(buffer.len(), limit, "{len} bytes, limit {limit}");
+            assert!(body.widest <= READ_STEP, "zeroed {} bytes ahead", body.widest);
+            // `read_to_end` gives up on an interruption.
+            body.interrupts = false;
+            let mut rest = Vec::new();
+            future::block_on(futures_lite::AsyncReadExt::read_to_end(&mut body, &mut rest)).expect("rest");
+            let whole: Vec<u8> = [&buffer[2..], &rest[..]].concat();
+            assert_eq!(whole, trickle(len, 1, false).data.into_inner(), "nothing lost or repeated");
+        }
+    }
+
+    /// A body shorter than the limit is read whole, and a failure mid-body is returned
+    /// with what was read before it kept.
+    #[test]
+    fn a_short_body_is_read_whole_and_a_failure_is_returned() {
+        let mut buffer = Vec::new();
+        future::block_on(read_at_most(&mut trickle(5_000, 999, false), 1 << 20, &mut buffer)).expect("read");
+        assert_eq!(buffer, trickle(5_000, 1, false).data.into_inner());
+        let mut buffer = Vec::new();
+        let failed = future::block_on(read_at_most(&mut trickle(5_000, 999, true), 1 << 20, &mut buffer));
+        assert_eq!(failed.map_err(|error| error.kind()), Err(io::ErrorKind::ConnectionReset));
+        assert_eq!(buffer.len(), 5_000, "the bytes read before the failure");
+    }
 
     #[test]
     fn stored_bodies_keep_their_length() {
