@@ -1937,33 +1937,34 @@ fn profile_hit(client: &str, iterations: usize, route: &str, method: &Method) {
     }
 }
 
-/// `--profile-hit-lmdb N [--route R]` / `--profile-hit-fs N [--route R]`: only the LMDB
+/// `--profile-hit-lmdb N [--route R] [--method M]` / `--profile-hit-fs N [...]`: only the LMDB
 /// (or fs) store hit at 1 KiB through the reqwest client, N times; `--route
 /// /bytes-etag/1024` profiles revalidations instead, as for `--profile-hit`; `--threads
 /// T` runs the loop on T threads at once, sharing the client and the store.
-fn profile_hit_disk(store: &str, iterations: usize, route: &str, threads: usize) {
+fn profile_hit_disk(store: &str, iterations: usize, route: &str, method: &Method, threads: usize) {
     let origin = Origin::start();
     let url = parsed(&origin, route);
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join(store);
     if store == "fs" {
         let client = CachedClient::fs(&path, Settings::default()).expect("fs client");
-        profile_loop(store, &client, &url, iterations, threads);
+        profile_loop(store, &client, method, &url, iterations, threads);
     } else {
         let client = CachedClient::lmdb(&path, Settings::default()).expect("lmdb client");
-        profile_loop(store, &client, &url, iterations, threads);
+        profile_loop(store, &client, method, &url, iterations, threads);
     }
-    if route.starts_with("/blob/") {
+    if route.starts_with("/blob/") && method == Method::GET {
         assert_eq!(origin.total_hits(), 1, "every profiled request was a hit");
     }
 }
 
-/// `iterations` requests for `url` through `client` after a first one, timed, on each
-/// of `threads` threads at once (each with its own current-thread runtime, all sharing
-/// the client): for sampling what threads that share a store contend for.
+/// `iterations` `method` requests for `url` through `client` after a first one, timed,
+/// on each of `threads` threads at once (each with its own current-thread runtime, all
+/// sharing the client): for sampling what threads that share a store contend for.
 fn profile_loop<S: AsyncStore + 'static>(
     store: &str,
     client: &CachedClient<S>,
+    method: &Method,
     url: &reqwest::Url,
     iterations: usize,
     threads: usize,
@@ -1971,10 +1972,10 @@ fn profile_loop<S: AsyncStore + 'static>(
     let run = || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
-            fetch_cached(client.get(url.clone())).await;
+            fetch_cached(client.request(method.clone(), url.clone())).await;
             let start = now();
             for _ in 0..iterations {
-                black_box(fetch_cached(client.get(url.clone())).await);
+                black_box(fetch_cached(client.request(method.clone(), url.clone())).await);
             }
             let elapsed = start.elapsed();
             println!(
@@ -2031,7 +2032,9 @@ fn main() {
         if args.iter().any(|a| a == flag) {
             let iterations = value(flag).and_then(|v| v.parse().ok()).unwrap_or(100_000);
             let threads = value("--threads").and_then(|v| v.parse().ok()).unwrap_or(1);
-            profile_hit_disk(store, iterations, value("--route").as_deref().unwrap_or("/blob/1024"), threads);
+            let method = value("--method").and_then(|method| method.parse().ok()).unwrap_or(Method::GET);
+            let route = value("--route");
+            profile_hit_disk(store, iterations, route.as_deref().unwrap_or("/blob/1024"), &method, threads);
             return;
         }
     }
