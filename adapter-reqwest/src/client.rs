@@ -156,7 +156,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         request: reqwest::Request,
         options: RequestOptions,
     ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
-        Sending::new(Cow::Borrowed(&self.handle), Ok(request), options)
+        Sending::new(Cow::Borrowed(&self.handle), None, Ok(request), options)
     }
 
     /// The reqwest client requests are sent with.
@@ -184,10 +184,12 @@ impl<S: AsyncStore + 'static> RequestBuilder<S> {
     /// # Errors
     /// reqwest's builder and transport errors.
     pub fn send(self) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<S> {
-        // The builder's clone of the reqwest client is the one the handle holds: dropped
-        // now, while its shared reference count is still in this core's cache.
-        let (_, request) = self.inner.build_split();
-        Sending::new(Cow::Owned(self.handle), request, self.options)
+        // The builder's clone of the reqwest client is the one the handle holds: the
+        // future drops it on its first poll, while its shared reference count is still in
+        // this core's cache. (Dropped here, it would have the request, or the future,
+        // copied once more on a hit: a call between building a value and returning it.)
+        let (client, request) = self.inner.build_split();
+        Sending::new(Cow::Owned(self.handle), Some(client), request, self.options)
     }
 }
 
@@ -239,6 +241,9 @@ struct Sending<'a, S> {
 
 struct Start<'a, S> {
     handle: Cow<'a, Arc<Handle<S>>>,
+    /// A builder's clone of the reqwest client, which the handle also holds: dropped on
+    /// the first poll.
+    spare: Option<reqwest::Client>,
     request: reqwest::Result<reqwest::Request>,
     options: RequestOptions,
 }
@@ -246,10 +251,11 @@ struct Start<'a, S> {
 impl<'a, S: AsyncStore + 'static> Sending<'a, S> {
     fn new(
         handle: Cow<'a, Arc<Handle<S>>>,
+        spare: Option<reqwest::Client>,
         request: reqwest::Result<reqwest::Request>,
         options: RequestOptions,
     ) -> Self {
-        Sending { start: Some(Start { handle, request, options }), exchange: None }
+        Sending { start: Some(Start { handle, spare, request, options }), exchange: None }
     }
 }
 
@@ -258,7 +264,8 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(Start { handle, request, options }) = this.start.take() {
+        if let Some(Start { handle, spare, request, options }) = this.start.take() {
+            drop(spare);
             let mut request = request?;
             let origin = ClientOrigin(handle);
             let cache = &origin.0.cache;
