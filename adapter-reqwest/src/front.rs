@@ -100,8 +100,8 @@ macro_rules! request_constructors {
         pub fn request(&self, method: ::http::Method, url: impl ::reqwest::IntoUrl) -> RequestBuilder<S> {
             // Two reference counts: this clone's handle, which no other clone updates,
             // and the reqwest client's, in reqwest's builder, which every clone shares.
-            // `send` drops the latter at once, so that its cache line is taken from the
-            // other cores once per request, not twice.
+            // The request's future drops the latter on its first poll, so that its cache
+            // line is taken from the other cores once per request, not twice.
             RequestBuilder {
                 handle: self.handle.clone(),
                 inner: self.handle.client.request(method, url),

@@ -1280,7 +1280,7 @@ fn one_and_two_threads<W: AsyncFnMut() + Send + 'static>(
 #[derive(Clone, Copy)]
 enum Sending {
     /// `client.get(url).send()`: reqwest's builder, which holds a clone of the reqwest
-    /// client (a count every thread updates, which `send` drops at once), and ours,
+    /// client (a count every thread updates, which the future drops on its first poll), and ours,
     /// which holds the client clone's handle (a count only this thread's clone updates).
     Builder,
     /// `client.execute(reqwest::Request::new(..))`: no reference count shared with the
