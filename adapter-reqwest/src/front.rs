@@ -10,9 +10,10 @@ use httpcache_core::Cache;
 /// Each clone of a client has a handle of its own, so the reference count a request
 /// takes (its builder and its future must own their client) is one that only the
 /// threads using that clone update. A count every thread updates is a cache line that
-/// moves between cores on every request: on two cores, about a tenth of a memory hit's
-/// time. The counts the handles share (the reqwest client's, the cache's) change only
-/// when a client is cloned or dropped.
+/// moves between cores on every request, about 0.1 µs each time on the 2-core
+/// development machine, against 1.3 to 2 µs for a whole memory hit. The cache's count
+/// changes only when a client is cloned or dropped; the reqwest client's is also taken
+/// by reqwest's builder, once per request (see `request_constructors!`).
 #[derive(Debug)]
 pub(crate) struct Handle<C, S> {
     pub(crate) client: C,
