@@ -132,6 +132,9 @@ use httpcache_mem::MemoryStore;
 use httpcache_reqwest::{CacheRequestExt, CachedClient};
 use httpcache_tests::origin::Origin;
 
+#[path = "../common/stream.rs"]
+mod stream;
+
 const SIZES: [(usize, &str); 3] = [(1 << 10, "1 KiB"), (64 << 10, "64 KiB"), (1 << 20, "1 MiB")];
 /// The size of the response the memory check streams.
 const MEMORY_BYTES: u64 = 1 << 30;
@@ -1561,30 +1564,24 @@ fn peak_rss_kib() -> Option<u64> {
 fn memory_child(client: &str, route: &str) {
     let origin = Origin::start();
     let url = origin.url(route);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let settings = Settings { max_entry_bytes: MEMORY_MAX_ENTRY, ..Settings::default() };
     let start = now();
-    let isahc = || httpcache_isahc::CachedClient::memory(settings.clone(), 256 << 20).expect("isahc client");
     let bytes = match client {
-        "ureq" => Some(cached_agent(MemoryStore::new(256 << 20), &settings).fetch(&url, Ask::Get)),
-        "isahc" => Some(isahc().fetch(&url, Ask::Get)),
-        "isahc-async" => Some(runtime.block_on(Async(&isahc()).fetch(&url, Ask::Get))),
-        _ => None,
+        "plain" => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(
+                async {
+                    let mut response = reqwest::Client::new().get(&url).send().await.expect("request");
+                    let mut bytes = 0u64;
+                    while let Some(chunk) = response.chunk().await.expect("chunk") {
+                        bytes += chunk.len() as u64;
+                    }
+                    bytes
+                },
+            )
+        }
+        "ours" => stream::stream_through("reqwest", &url, &settings),
+        other => stream::stream_through(other, &url, &settings),
     };
-    let bytes = bytes.map(|n| n as u64).unwrap_or_else(|| {
-        runtime.block_on(async {
-            let mut response = match client {
-                "ours" => CachedClient::memory(settings, 256 << 20).get(&url).send().await,
-                _ => reqwest::Client::new().get(&url).send().await,
-            }
-            .expect("request");
-            let mut bytes = 0u64;
-            while let Some(chunk) = response.chunk().await.expect("chunk") {
-                bytes += chunk.len() as u64;
-            }
-            bytes
-        })
-    });
     let secs = start.elapsed().as_secs_f64();
     println!("bytes={bytes} secs={secs:.3} vmhwm_kib={}", peak_rss_kib().unwrap_or(0));
 }

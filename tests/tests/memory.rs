@@ -13,6 +13,9 @@ use httpcache_core::Settings;
 use httpcache_reqwest::CachedClient;
 use httpcache_tests::origin::Origin;
 
+#[path = "../common/stream.rs"]
+mod stream;
+
 /// What the child fetches, and through which adapter: `client route` (`route` a
 /// `/lazy...` route without its size), set by the parent.
 const CHILD_ENV: &str = "HTTPCACHE_MEMORY_CHILD";
@@ -75,40 +78,7 @@ fn memory_child() {
     let origin = Origin::start();
     let url = origin.url(&format!("{route}/{}", bytes()));
     let settings = Settings { max_entry_bytes: MAX_ENTRY_BYTES, ..Settings::default() };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let isahc = || httpcache_isahc::CachedClient::memory(settings.clone(), 256 << 20).expect("isahc client");
-    let mut sink = std::io::sink();
-    let read = match client {
-        "reqwest" => runtime.block_on(async {
-            let client = CachedClient::memory(settings.clone(), 256 << 20);
-            let mut response = client.get(&url).send().await.expect("request");
-            assert!(response.status().is_success());
-            let mut read = 0u64;
-            while let Some(chunk) = response.chunk().await.expect("chunk") {
-                read += chunk.len() as u64;
-            }
-            read
-        }),
-        "ureq" => {
-            let cache =
-                httpcache_core::Cache::new(httpcache_mem::MemoryStore::new(256 << 20), settings.clone());
-            let agent = httpcache_ureq::CachedAgent::new(cache);
-            let mut response = agent.agent().get(&url).call().expect("request");
-            std::io::copy(&mut response.body_mut().as_reader(), &mut sink).expect("body")
-        }
-        "isahc" => {
-            let mut response =
-                isahc().send(http::Request::get(&url).body(()).expect("request")).expect("request");
-            std::io::copy(response.body_mut(), &mut sink).expect("body")
-        }
-        "isahc-async" => runtime.block_on(async {
-            let client = isahc();
-            let request = http::Request::get(&url).body(()).expect("request");
-            let mut response = client.send_async(request).await.expect("request");
-            futures_lite::io::copy(response.body_mut(), &mut futures_lite::io::sink()).await.expect("body")
-        }),
-        other => panic!("no client {other}"),
-    };
+    let read = stream::stream_through(client, &url, &settings);
     println!("read={read} vmhwm_kib={}", status_kib("VmHWM"));
 }
 
