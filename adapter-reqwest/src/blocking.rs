@@ -105,7 +105,7 @@ impl<S: Store + 'static> CachedClient<S> {
     /// # Errors
     /// As [`CachedClient::execute`].
     pub fn execute_with(&self, request: Request, options: RequestOptions) -> reqwest::Result<Response> {
-        run(&self.handle.cache, &self.handle.client, request, options)
+        run(&self.handle.cache, &self.handle.client, request, options, false)
     }
 
     /// The blocking reqwest client requests are sent with.
@@ -136,7 +136,7 @@ impl<S: Store + 'static> RequestBuilder<S> {
         // The builder's clone of the reqwest client is the one the handle holds: dropped
         // now, while its shared reference count is still in this core's cache.
         let (_, request) = self.inner.build_split();
-        run(&self.handle.cache, &self.handle.client, request?, self.options)
+        run(&self.handle.cache, &self.handle.client, request?, self.options, true)
     }
 }
 

@@ -265,6 +265,8 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if let Some(Start { handle, spare, request, options }) = this.start.take() {
+            // Only a builder's request has a spare client.
+            let built = spare.is_some();
             drop(spare);
             let mut request = request?;
             let origin = ClientOrigin(handle);
@@ -276,7 +278,7 @@ impl<S: AsyncStore + 'static> Future for Sending<'_, S> {
                 }
                 Err(left) => left,
             };
-            this.exchange = Some(exchange(origin.clone(), origin, request, left));
+            this.exchange = Some(exchange(origin.clone(), origin, request, left, built));
         }
         match &mut this.exchange {
             Some(exchange) => exchange.as_mut().poll(cx),
@@ -326,7 +328,7 @@ mod tests {
         let left = plan_at_once(&cache, &mut request, RequestOptions::default());
         let Err(left @ Left::Forward(_)) = left else { panic!("an empty store: a miss, planned at once") };
         let origin = ClientOrigin(Cow::Borrowed(&handle));
-        let exchange = exchange(origin.clone(), origin, request, left);
+        let exchange = exchange(origin.clone(), origin, request, left, false);
         let size = std::mem::size_of_val(&*exchange);
         assert!(size <= 1024, "the boxed exchange is {size} bytes");
     }

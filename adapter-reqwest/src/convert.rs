@@ -4,6 +4,7 @@
 //! and blocking): [`Outgoing`] and [`Incoming`] let one function serve both.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, Method, StatusCode, Uri, Version, request, response};
@@ -19,6 +20,8 @@ pub(crate) trait Outgoing: Sized {
     fn url(&self) -> &Url;
     fn version(&self) -> Version;
     fn headers_mut(&mut self) -> &mut HeaderMap;
+    fn timeout(&self) -> Option<Duration>;
+    fn timeout_mut(&mut self) -> &mut Option<Duration>;
     /// The body as the cache keys it: the bytes (empty without a body), or `None` for
     /// a stream, which cannot be replayed.
     fn replayable_body(&self) -> Option<Bytes>;
@@ -54,6 +57,12 @@ macro_rules! reqwest_family {
             }
             fn headers_mut(&mut self) -> &mut HeaderMap {
                 <$request>::headers_mut(self)
+            }
+            fn timeout(&self) -> Option<Duration> {
+                <$request>::timeout(self).copied()
+            }
+            fn timeout_mut(&mut self) -> &mut Option<Duration> {
+                <$request>::timeout_mut(self)
             }
             fn replayable_body(&self) -> Option<Bytes> {
                 match <$request>::body(self) {
@@ -168,18 +177,59 @@ pub(crate) fn served<R: Outgoing>(
     R::Response::from(with_url(response, request.url()))
 }
 
-/// The request to send for `forward`: `first` the first time, then copies of
-/// `template`, else one rebuilt from the driver's copy (only requests with a replayable
-/// body are ever retried). It gets the driver's headers: the caller's, plus the
-/// conditional ones when revalidating.
+/// How the request for a retry is made. Only a revalidation is ever retried: when the
+/// 304 selects no stored response (RFC 9111 §4.3.4), the request goes again without its
+/// conditions.
+#[derive(Debug)]
+pub(crate) enum Retry<R> {
+    /// From a copy of the first request, taken before it was sent. A request given to
+    /// `execute` may carry extensions (one converted from an `http::Request` does), which
+    /// reqwest lets out only in a copy of the whole request.
+    Copy(Box<R>),
+    /// Rebuilt from the driver's copy, given this timeout: a request from reqwest's
+    /// builder carries nothing else the driver does not hold (its builder sets no
+    /// extension but the timeout), so no copy is taken before sending.
+    Rebuild(Option<Duration>),
+}
+
+impl<R: Outgoing> Retry<R> {
+    /// What a retry of `request`, planned as `forward`, is made from: `None` when
+    /// `forward` is never retried (it is no revalidation), or when the request cannot be
+    /// copied (a streamed body, never replayed). `built`: the request came from
+    /// reqwest's builder.
+    pub(crate) fn of(forward: &Forward, request: &R, built: bool) -> Option<Retry<R>> {
+        if !forward.may_retry() {
+            return None;
+        }
+        if built {
+            return Some(Retry::Rebuild(request.timeout()));
+        }
+        request.try_clone().map(|copy| Retry::Copy(Box::new(copy)))
+    }
+}
+
+/// The request to send for `forward`: `first` the first time, then one made as `retry`
+/// says, else one rebuilt from the driver's copy (only requests with a replayable body
+/// are ever retried). It gets the driver's headers: the caller's, plus the conditional
+/// ones when revalidating.
 pub(crate) fn outgoing<R: Outgoing>(
     first: &mut Option<R>,
-    template: Option<&R>,
+    retry: Option<&Retry<R>>,
     forward: &Forward,
 ) -> reqwest::Result<R> {
-    let mut request = match first.take().or_else(|| template?.try_clone()) {
+    let copy = || match retry? {
+        Retry::Copy(template) => template.try_clone(),
+        Retry::Rebuild(_) => None,
+    };
+    let mut request = match first.take().or_else(copy) {
         Some(request) => request,
-        None => R::from_http(forward.request())?,
+        None => {
+            let mut rebuilt = R::from_http(forward.request())?;
+            if let Some(Retry::Rebuild(Some(timeout))) = retry {
+                *rebuilt.timeout_mut() = Some(*timeout);
+            }
+            rebuilt
+        }
     };
     *request.headers_mut() = forward.request_headers();
     Ok(request)
@@ -256,6 +306,53 @@ pub(crate) fn with_url<B>(response: http::Response<B>, fallback: &Url) -> http::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9111 §4.3.4: a revalidation whose 304 selects no stored response is sent
+    /// again, without its conditions (the driver drops them). The request sent again is
+    /// the first one: from reqwest's builder it is rebuilt from the driver's copy with
+    /// the first one's timeout, from `execute` it is a copy taken before sending.
+    #[test]
+    fn a_retry_is_the_first_request_again() {
+        use httpcache_core::{Cache, Plan, RequestOptions, Settings};
+        use httpcache_mem::MemoryStore;
+
+        let cache = Cache::new(MemoryStore::new(1 << 20), Settings::default());
+        let client = reqwest::Client::new();
+        let timeout = Duration::from_millis(250);
+        let request = || {
+            let builder = client.get("http://localhost/etag").header("x-a", "1").timeout(timeout);
+            builder.version(Version::HTTP_11).build().expect("request")
+        };
+        let plan = |request: &mut reqwest::Request| {
+            let (parts, body) = plan_input(request).expect("a valid URL");
+            cache.plan(parts, body.expect("no body: replayable"), RequestOptions::default())
+        };
+        let mut first = request();
+        let Plan::Forward(miss) = plan(&mut first) else { panic!("an empty store: a miss") };
+        assert!(Retry::of(&miss, &first, true).is_none(), "a miss is never retried");
+        let stored = http::Response::builder()
+            .header("cache-control", "no-cache")
+            .header("etag", "\"v1\"")
+            .body(Bytes::from_static(b"v1"))
+            .expect("response");
+        let _ = cache.complete(*miss, stored, None);
+        let mut second = request();
+        let Plan::Forward(revalidation) = plan(&mut second) else { panic!("no-cache: a revalidation") };
+
+        let rebuilt = Retry::of(&revalidation, &second, true);
+        assert!(matches!(rebuilt, Some(Retry::Rebuild(Some(kept))) if kept == timeout), "{rebuilt:?}");
+        let copied = Retry::of(&revalidation, &second, false);
+        assert!(matches!(copied, Some(Retry::Copy(_))), "{copied:?}");
+        for retry in [rebuilt, copied] {
+            let again = outgoing(&mut None, retry.as_ref(), &revalidation).expect("request");
+            assert_eq!(again.method(), Method::GET);
+            assert_eq!(again.url().as_str(), "http://localhost/etag");
+            assert_eq!(again.version(), Version::HTTP_11);
+            assert_eq!(again.timeout(), Some(&timeout), "{retry:?}");
+            assert_eq!(again.headers().get("x-a").map(|v| v.as_bytes()), Some(&b"1"[..]));
+            assert_eq!(again.headers().get("if-none-match").map(|v| v.as_bytes()), Some(&b"\"v1\""[..]));
+        }
+    }
 
     // The kept conversion never answers for another URL: a run of repeated, changed and
     // alternating URLs converts exactly as parsing each one would (RFC 9111 §4.1: the

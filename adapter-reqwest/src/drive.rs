@@ -13,7 +13,7 @@ use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, 
 
 use crate::body::Prefixed;
 use crate::convert::{
-    give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url,
+    Retry, give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url,
 };
 
 /// Runs a stale-while-revalidate revalidation on a Tokio task when there is a runtime
@@ -34,8 +34,8 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
         return;
     };
     runtime.spawn(async move {
-        let template = template(&forward, &request);
-        if let Ok(response) = forward_loop(&cache, forward, request, template, send).await {
+        let retry = Retry::of(&forward, &request, false);
+        if let Ok(response) = forward_loop(&cache, forward, request, retry, send).await {
             // Drain what the cache did not buffer (it is not stored anyway).
             let _ = response.bytes().await;
         }
@@ -104,11 +104,15 @@ pub(crate) type Exchange<'a, E> = Pin<Box<dyn Future<Output = Result<reqwest::Re
 /// files), [`forward_loop`] itself. Keeping that box under 1 KiB matters: the system
 /// allocator serves and takes back blocks up to about 1 KiB from a per-thread cache,
 /// larger ones from its shared bins, at several times the cost.
+///
+/// `built`: the request came from reqwest's builder, so a retry can be rebuilt from
+/// the driver's copy rather than from a copy taken before sending ([`Retry`]).
 pub(crate) fn exchange<'a, S, C, O>(
     cache: C,
     mut origin: O,
     request: reqwest::Request,
     left: Left,
+    built: bool,
 ) -> Exchange<'a, O::Error>
 where
     S: AsyncStore + 'a,
@@ -117,17 +121,12 @@ where
 {
     match left {
         Left::Forward(forward) => {
-            let template = template(&forward, &request);
-            Box::pin(forward_loop(cache, forward, request, template, move |request| origin.send(request)))
+            let retry = Retry::of(&forward, &request, built);
+            Box::pin(forward_loop(cache, forward, request, retry, move |request| origin.send(request)))
         }
-        Left::Pending(pending) => Box::pin(after_waiting(cache, origin, request, pending)),
+        Left::Pending(pending) => Box::pin(after_waiting(cache, origin, request, pending, built)),
         Left::Unplannable => Box::pin(origin.send(request)),
     }
-}
-
-/// A copy of `request` for a retry, which only a revalidation can need.
-fn template(forward: &Forward, request: &reqwest::Request) -> Option<Box<reqwest::Request>> {
-    if forward.may_retry() { request.try_clone().map(Box::new) } else { None }
 }
 
 /// The cache loop for a request whose planning must wait (for the store, or for an
@@ -143,6 +142,7 @@ fn after_waiting<S, C, O>(
     mut origin: O,
     request: reqwest::Request,
     pending: PendingPlan,
+    built: bool,
 ) -> impl Future<Output = Result<reqwest::Response, O::Error>>
 where
     S: AsyncStore,
@@ -157,14 +157,13 @@ where
             }
             Plan::Forward(forward) => forward,
         };
-        let template = template(&forward, &request);
-        forward_loop(&*cache, forward, request, template, |request| origin.send(request)).await
+        let retry = Retry::of(&forward, &request, built);
+        forward_loop(&*cache, forward, request, retry, |request| origin.send(request)).await
     }
 }
 
-/// Sends `first` (then copies of `template` on a retry) and completes `forward`. A
-/// function returning an `async` block, for the reason [`after_waiting`] gives; `template`
-/// is boxed for the same reason (only revalidations have one).
+/// Sends `first` (then, on a retry, the request `retry` makes) and completes `forward`.
+/// A function returning an `async` block, for the reason [`after_waiting`] gives.
 ///
 /// What is done with each response before the completion ([`receive`]) is a future
 /// of its own, awaited at one point: its locals (the response, its head, the buffer)
@@ -174,7 +173,7 @@ fn forward_loop<S, C, E, F, Fut>(
     cache: C,
     mut forward: Box<Forward>,
     first: reqwest::Request,
-    template: Option<Box<reqwest::Request>>,
+    retry: Option<Retry<reqwest::Request>>,
     mut send: F,
 ) -> impl Future<Output = Result<reqwest::Response, E>>
 where
@@ -188,7 +187,7 @@ where
     let mut first = Some(first);
     async move {
         loop {
-            let request = outgoing(&mut first, template.as_deref(), &forward)?;
+            let request = outgoing(&mut first, retry.as_ref(), &forward)?;
             let response = match send(request).await {
                 Ok(response) => response,
                 Err(error) => return stale_or(cache.fail_async(*forward), &asked, error),
@@ -308,16 +307,19 @@ pub(crate) mod blocking {
 
     use crate::body::{Prefixed, ReadBody};
     use crate::convert::{
-        give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or, with_url,
+        Retry, give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or,
+        with_url,
     };
 
     /// The blocking cache loop for one request: plan, then send and complete.
-    /// Stale-while-revalidate revalidations run on a thread of their own.
+    /// Stale-while-revalidate revalidations run on a thread of their own. `built`: the
+    /// request came from reqwest's builder (see [`Retry`]).
     pub(crate) fn run<S: Store + 'static>(
         cache: &Arc<Cache<S>>,
         client: &Client,
         mut request: Request,
         options: RequestOptions,
+        built: bool,
     ) -> reqwest::Result<Response> {
         let plan = match plan_input(&mut request) {
             None => return client.execute(request),
@@ -329,9 +331,8 @@ pub(crate) mod blocking {
                 spawn_revalidation(cache.clone(), client.clone(), forward, request)
             })),
             Plan::Forward(forward) => {
-                // A copy for a retry, which only a revalidation can need.
-                let template = if forward.may_retry() { request.try_clone() } else { None };
-                forward_loop(cache, client, forward, request, template)
+                let retry = Retry::of(&forward, &request, built);
+                forward_loop(cache, client, forward, request, retry)
             }
         }
     }
@@ -344,8 +345,8 @@ pub(crate) mod blocking {
         request: Request,
     ) {
         let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
-            let template = request.try_clone();
-            if let Ok(response) = forward_loop(&cache, &client, forward, request, template) {
+            let retry = Retry::of(&forward, &request, false);
+            if let Ok(response) = forward_loop(&cache, &client, forward, request, retry) {
                 let _ = response.bytes();
             }
         });
@@ -364,18 +365,18 @@ pub(crate) mod blocking {
         Failed,
     }
 
-    /// Sends `first` (then copies of `template` on a retry) and completes `forward`.
+    /// Sends `first` (then, on a retry, the request `retry` makes) and completes `forward`.
     fn forward_loop<S: Store>(
         cache: &Cache<S>,
         client: &Client,
         mut forward: Box<Forward>,
         first: Request,
-        template: Option<Request>,
+        retry: Option<Retry<Request>>,
     ) -> reqwest::Result<Response> {
         let asked = first.url().clone();
         let mut first = Some(first);
         loop {
-            let request = outgoing(&mut first, template.as_ref(), &forward)?;
+            let request = outgoing(&mut first, retry.as_ref(), &forward)?;
             let mut response = match client.execute(request) {
                 Ok(response) => response,
                 Err(error) => return stale_or(cache.fail(*forward), &asked, error),

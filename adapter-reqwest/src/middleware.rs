@@ -92,7 +92,7 @@ impl<S: AsyncStore + 'static> Middleware for CacheMiddleware<S> {
                 // caller's extensions, which the first send lends to the rest of the chain.
                 let spare = extensions.clone();
                 let chain = Chain { middleware: self, next, lent: Some(extensions), spare };
-                exchange(&self.cache, chain, request, left).await
+                exchange(&self.cache, chain, request, left, false).await
             }
         }
     }
