@@ -48,7 +48,8 @@ use crate::header::cache_control::{RequestDirectives, ResponseDirectives};
 use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, KeyHash, cache_key};
 use crate::machine::{
-    Action, Exchange, Outcome, Reason, Revalidate, Serve, decide_stored, decide_unread, on_error, store_entry,
+    Action, Conditional, Exchange, Outcome, Reason, Revalidate, Serve, decide_stored, decide_unread,
+    on_error, store_entry,
 };
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
@@ -124,7 +125,7 @@ impl Clone for PendingRevalidation {
 pub struct Forward {
     parts: request::Parts,
     body: Bytes,
-    conditional: http::HeaderMap,
+    conditional: Conditional,
     key: Option<CacheKey>,
     stored: Option<Entry>,
     reason: Reason,
@@ -164,9 +165,7 @@ impl Forward {
     /// The request to send: the user's, plus conditional headers when revalidating.
     pub fn request(&self) -> Request<Bytes> {
         let mut request = Request::from_parts(self.parts.clone(), self.body.clone());
-        for (name, value) in &self.conditional {
-            request.headers_mut().insert(name, value.clone());
-        }
+        self.conditional.add_to(request.headers_mut());
         request
     }
 
@@ -175,9 +174,7 @@ impl Forward {
     /// need to set its headers (cheaper than building the whole request).
     pub fn request_headers(&self) -> http::HeaderMap {
         let mut headers = self.parts.headers.clone();
-        for (name, value) in &self.conditional {
-            headers.insert(name, value.clone());
-        }
+        self.conditional.add_to(&mut headers);
         headers
     }
 
@@ -591,7 +588,7 @@ impl<S> Cache<S> {
                 Step::Plan(Plan::Respond(Box::new(synthesized(StatusCode::GATEWAY_TIMEOUT, status, now))))
             }
             Action::PassThrough(reason) => {
-                let mut forward = forward(planned, http::HeaderMap::new(), None, reason, None);
+                let mut forward = forward(planned, Conditional::default(), None, reason, None);
                 forward.key = None;
                 Step::Plan(Plan::Forward(Box::new(forward)))
             }
@@ -605,7 +602,7 @@ impl<S> Cache<S> {
                 };
                 Step::Plan(Plan::Forward(Box::new(forward(
                     planned,
-                    http::HeaderMap::new(),
+                    Conditional::default(),
                     None,
                     reason,
                     guard,
@@ -662,7 +659,7 @@ impl<S> Cache<S> {
         Plan::Forward(Box::new(Forward {
             parts,
             body,
-            conditional: http::HeaderMap::new(),
+            conditional: Conditional::default(),
             key: None,
             stored: None,
             reason,
@@ -792,7 +789,7 @@ impl<S> Cache<S> {
             }
             Outcome::Retry(reason) => {
                 let mut retry = forward;
-                retry.conditional.clear();
+                retry.conditional = Conditional::default();
                 retry.stored = None;
                 retry.reason = reason;
                 retry.request_time = now;

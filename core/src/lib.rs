@@ -59,7 +59,7 @@
 //!         Action::Revalidate(revalidate) => Some(variants[revalidate.index].clone()),
 //!         Action::Fetch(_) => None,
 //!     };
-//!     // 4. send (adding `revalidate.conditional` headers when revalidating)
+//!     // 4. send (when revalidating, with `revalidate.conditional.add_to(headers)`)
 //!     let (request_time, response) = (now, origin(&request));
 //!     origin_calls += 1;
 //!     // 5. store
@@ -108,7 +108,7 @@ pub use driver::{Cache, Completion, Forward, PendingPlan, Plan};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;
 pub use key::{CacheKey, cache_key};
-pub use machine::{Action, Outcome, Reason, decide, store};
+pub use machine::{Action, Conditional, Outcome, Reason, decide, store};
 pub use options::CacheRequestExt;
 pub use settings::{Expiry, MatchHeaders, RequestOptions, Settings, StaleAllowance, UrlPattern};
 pub use status::{CacheStatus, CacheStatusExt};

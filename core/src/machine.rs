@@ -189,7 +189,7 @@ pub struct Serve {
     pub stale: bool,
     /// Revalidate it in the background with these conditional headers
     /// (stale-while-revalidate, RFC 5861 §3).
-    pub revalidate_in_background: Option<HeaderMap>,
+    pub revalidate_in_background: Option<Conditional>,
     /// Why.
     pub reason: Reason,
 }
@@ -202,7 +202,7 @@ pub struct Revalidate {
     /// `If-None-Match` / `If-Modified-Since` to add (RFC 9111 §4.3.1); empty when the
     /// stored response has no validator (the request is then unconditional, but the
     /// stored response still backs `stale-if-error`).
-    pub conditional: HeaderMap,
+    pub conditional: Conditional,
     /// Why.
     pub reason: Reason,
 }
@@ -398,27 +398,59 @@ fn select(request: &request::Parts, stored: &[Entry]) -> Option<(usize, Glance)>
     best.map(|(index, _)| (index, Glance::of(&stored[index].response.headers)))
 }
 
-/// The conditional headers that revalidate `entry` (RFC 9111 §4.3.1).
-pub fn conditional_headers(entry: &Entry) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Some((tag, line)) = etag_ref(&entry.response.headers) {
+/// The conditional header fields a revalidation adds to the request (RFC 9111 §4.3.1):
+/// at most two, so kept as two fields rather than a header map (which would allocate
+/// two tables for them). Add them to a request with [`Conditional::add_to`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditional {
+    /// `If-None-Match`: the stored response's entity tag.
+    pub if_none_match: Option<HeaderValue>,
+    /// `If-Modified-Since`: the stored response's `Last-Modified`, when it is a valid date.
+    pub if_modified_since: Option<HeaderValue>,
+}
+
+impl Conditional {
+    /// Whether there is no field to add (the stored response has no validator).
+    pub fn is_empty(&self) -> bool {
+        self.if_none_match.is_none() && self.if_modified_since.is_none()
+    }
+
+    /// The fields, as (name, value) pairs: `If-None-Match` first.
+    pub fn iter(&self) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+        let if_none_match = self.if_none_match.as_ref().map(|value| (header::IF_NONE_MATCH, value));
+        let if_modified_since =
+            self.if_modified_since.as_ref().map(|value| (header::IF_MODIFIED_SINCE, value));
+        if_none_match.into_iter().chain(if_modified_since)
+    }
+
+    /// Sets the fields in `headers`, replacing any of the same names.
+    pub fn add_to(&self, headers: &mut HeaderMap) {
+        if let Some(value) = &self.if_none_match {
+            headers.insert(header::IF_NONE_MATCH, value.clone());
+        }
+        if let Some(value) = &self.if_modified_since {
+            headers.insert(header::IF_MODIFIED_SINCE, value.clone());
+        }
+    }
+}
+
+/// The conditional header fields that revalidate `entry` (RFC 9111 §4.3.1).
+pub fn conditional_headers(entry: &Entry) -> Conditional {
+    let headers = &entry.response.headers;
+    let if_none_match = etag_ref(headers).and_then(|(tag, line)| {
         // The stored line as it is, when it is the tag alone (it nearly always is).
-        let value = if line.as_bytes().len() == tag.tag.len() + if tag.weak { 4 } else { 2 } {
+        if line.as_bytes().len() == tag.tag.len() + if tag.weak { 4 } else { 2 } {
             Some(line.clone())
         } else {
             let prefix = if tag.weak { "W/" } else { "" };
             HeaderValue::from_str(&format!("{prefix}\"{}\"", tag.tag)).ok()
-        };
-        if let Some(value) = value {
-            headers.insert(header::IF_NONE_MATCH, value);
         }
-    }
-    if let Some(last_modified) = entry.response.headers.get(header::LAST_MODIFIED)
-        && date_header(&entry.response.headers, &header::LAST_MODIFIED).is_some()
-    {
-        headers.insert(header::IF_MODIFIED_SINCE, last_modified.clone());
-    }
-    headers
+    });
+    let if_modified_since = headers
+        .get(header::LAST_MODIFIED)
+        .filter(|_| date_header(headers, &header::LAST_MODIFIED).is_some())
+        .cloned();
+    Conditional { if_none_match, if_modified_since }
 }
 
 fn allowance_covers(allowance: StaleAllowance, staleness: Duration) -> bool {

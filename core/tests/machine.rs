@@ -255,7 +255,7 @@ fn rfc9111_4_2_fresh_is_served_and_stale_is_revalidated() {
     match decide(at(60), &request, &stored, &settings, &options) {
         Action::Revalidate(revalidate) => {
             assert_eq!(revalidate.reason, Reason::Stale);
-            assert_eq!(revalidate.conditional[IF_NONE_MATCH], "\"v1\""); // §4.3.1
+            assert_eq!(revalidate.conditional.if_none_match.expect("If-None-Match"), "\"v1\""); // §4.3.1
         }
         other => panic!("expected a revalidation, got {other:?}"),
     }
@@ -280,7 +280,7 @@ fn rfc9111_4_3_1_if_none_match_carries_the_stored_entity_tag() {
         let stored = [stored_with(&headers)];
         match decide(at(5), &get(URL, &[]), &stored, &settings, &options) {
             Action::Revalidate(revalidate) => assert_eq!(
-                revalidate.conditional.get(IF_NONE_MATCH).map(|value| value.to_str().expect("ASCII")),
+                revalidate.conditional.if_none_match.as_ref().map(|value| value.to_str().expect("ASCII")),
                 expected,
                 "ETag lines {lines:?}"
             ),
@@ -295,11 +295,55 @@ fn rfc9111_4_3_1_last_modified_becomes_if_modified_since() {
     let stored = [stored_with(&[("cache-control", "max-age=1"), ("last-modified", &date(0))])];
     match decide(at(5), &get(URL, &[]), &stored, &settings, &options) {
         Action::Revalidate(revalidate) => {
-            assert_eq!(revalidate.conditional[IF_MODIFIED_SINCE], date(0).as_str());
-            assert!(!revalidate.conditional.contains_key(IF_NONE_MATCH));
+            assert_eq!(
+                revalidate.conditional.if_modified_since.expect("If-Modified-Since"),
+                date(0).as_str()
+            );
+            assert!(revalidate.conditional.if_none_match.is_none());
         }
         other => panic!("expected a revalidation, got {other:?}"),
     }
+}
+
+// §4.3.1: a revalidation sends every validator the stored response has, `If-None-Match`
+// first; added to the request's fields, each replaces any field of its name.
+#[test]
+fn rfc9111_4_3_1_conditional_fields_are_set_on_the_request() {
+    let (settings, options) = defaults();
+    let last_modified = date(0);
+    let stored = [stored_with(&[
+        ("cache-control", "max-age=1"),
+        ("etag", "\"v1\""),
+        ("last-modified", &last_modified),
+    ])];
+    let Action::Revalidate(revalidate) = decide(at(5), &get(URL, &[]), &stored, &settings, &options) else {
+        panic!("expected a revalidation");
+    };
+    let conditional = revalidate.conditional;
+    assert!(!conditional.is_empty());
+    let names: Vec<HeaderName> = conditional.iter().map(|(name, _)| name).collect();
+    assert_eq!(names, [IF_NONE_MATCH, IF_MODIFIED_SINCE]);
+
+    let mut headers = HeaderMap::new();
+    headers.append(IF_NONE_MATCH, HeaderValue::from_static("\"old\""));
+    headers.append(IF_NONE_MATCH, HeaderValue::from_static("\"older\""));
+    headers.insert("x-a", HeaderValue::from_static("1"));
+    conditional.add_to(&mut headers);
+    let sent: Vec<&HeaderValue> = headers.get_all(IF_NONE_MATCH).iter().collect();
+    assert_eq!(sent, ["\"v1\""]);
+    assert_eq!(headers[IF_MODIFIED_SINCE], last_modified.as_str());
+    assert_eq!(headers["x-a"], "1");
+    assert_eq!(headers.len(), 3);
+
+    // No validator: nothing to add, and adding it changes nothing.
+    let bare = [stored_with(&[("cache-control", "max-age=1")])];
+    let Action::Revalidate(revalidate) = decide(at(5), &get(URL, &[]), &bare, &settings, &options) else {
+        panic!("expected a revalidation");
+    };
+    assert!(revalidate.conditional.is_empty());
+    let mut unchanged = headers.clone();
+    revalidate.conditional.add_to(&mut unchanged);
+    assert_eq!(unchanged, headers);
 }
 
 #[test]
@@ -731,7 +775,10 @@ fn rfc5861_3_stale_while_revalidate_serves_and_revalidates_in_background() {
         Action::Serve(serve) => {
             assert!(serve.stale);
             assert_eq!(serve.reason, Reason::StaleWhileRevalidate);
-            assert_eq!(serve.revalidate_in_background.expect("background")[IF_NONE_MATCH], "\"v\"");
+            assert_eq!(
+                serve.revalidate_in_background.expect("background").if_none_match.expect("If-None-Match"),
+                "\"v\""
+            );
         }
         other => panic!("expected stale-while-revalidate, got {other:?}"),
     }
