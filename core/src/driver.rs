@@ -127,7 +127,7 @@ pub struct Forward {
     body: Bytes,
     conditional: Conditional,
     key: Option<CacheKey>,
-    stored: Option<Entry>,
+    stored: Option<Box<Entry>>,
     reason: Reason,
     request_time: SystemTime,
     options: RequestOptions,
@@ -455,11 +455,11 @@ impl<S> Cache<S> {
             }
             // A hit that starts a revalidation needs the whole entry.
             Action::Serve(Serve { index, .. }) | Action::Revalidate(Revalidate { index, .. }) => {
-                variants.take(*index).map_or(Taken::Nothing, Taken::Entry)
+                variants.take(*index).map_or(Taken::Nothing, |entry| Taken::Entry(Box::new(entry)))
             }
             _ => Taken::Nothing,
         };
-        Choice::Decided(Box::new(Chosen { now, action, taken, remembered: false }))
+        Choice::Decided(Chosen { now, action, taken, remembered: false })
     }
 
     /// What planning settles before it reads the store: the action when the request
@@ -690,9 +690,9 @@ impl<S> Cache<S> {
         // A 304 refreshes the stored entry and nothing reads it afterwards: hand it over
         // instead of having the refresh copy it.
         let stored = if head.status == StatusCode::NOT_MODIFIED {
-            forward.stored.take().map(Cow::Owned)
+            forward.stored.take().map(|entry| Cow::Owned(*entry))
         } else {
-            forward.stored.as_ref().map(Cow::Borrowed)
+            forward.stored.as_deref().map(Cow::Borrowed)
         };
         let (settings, options) = (&forward.settings, &forward.options);
         let outcome = store_entry(now, &exchange, stored, settings, options, &remembered_keys(settings));
@@ -774,10 +774,12 @@ impl<S> Cache<S> {
                 };
                 Finish { response, writes, retry: None }
             }
-            Outcome::ServeStale { reason, .. } => {
-                let entry = forward.stored.clone().expect("ServeStale is only returned with a stored entry");
-                Finish::respond(self.stale_response(&forward, entry, reason, now))
-            }
+            Outcome::ServeStale { reason, .. } => match forward.stored.as_deref() {
+                Some(entry) => Finish::respond(self.stale_response(&forward, entry, reason, now)),
+                // `store` serves stale only with a stored entry; were one ever missing,
+                // the origin's answer goes back as it is.
+                None => Finish::respond(with_status(Response::from_parts(head, body), status, now)),
+            },
             Outcome::Invalidate { keys, uris, reason } => {
                 status.reason = reason;
                 let writes = invalidation_writes(key, keys, uris, &forward.settings);
@@ -811,7 +813,7 @@ impl<S> Cache<S> {
     fn stale_response(
         &self,
         forward: &Forward,
-        entry: Entry,
+        entry: &Entry,
         reason: Reason,
         now: SystemTime,
     ) -> Response<Bytes> {
@@ -829,7 +831,8 @@ impl<S> Cache<S> {
             age: Some(age),
             reason,
         };
-        respond_from_entry(entry.response, forward.parts.method == Method::HEAD, age, status, now)
+        let response = entry.response.clone_to_serve();
+        respond_from_entry(response, forward.parts.method == Method::HEAD, age, status, now)
     }
 
     /// The pure part of completing a response whose body is streamed, not buffered:
@@ -877,7 +880,7 @@ impl<S> Cache<S> {
             final_url,
         };
         let (settings, options) = (&forward.settings, &forward.options);
-        let stored = forward.stored.as_ref().map(Cow::Borrowed);
+        let stored = forward.stored.as_deref().map(Cow::Borrowed);
         let writes = match store_entry(now, &exchange, stored, settings, options, &remembered_keys(settings))
         {
             // Too large to store (the only storable response `wants_body` turns down).
@@ -895,9 +898,9 @@ impl<S> Cache<S> {
     fn recover(&self, forward: &Forward) -> Option<Response<Bytes>> {
         forward.key?;
         let now = self.now();
-        match on_error(now, &forward.parts, forward.stored.as_ref(), &forward.settings, &forward.options) {
+        match on_error(now, &forward.parts, forward.stored.as_deref(), &forward.settings, &forward.options) {
             Outcome::ServeStale { reason, .. } => {
-                let entry = forward.stored.clone()?;
+                let entry = forward.stored.as_deref()?;
                 Some(self.stale_response(forward, entry, reason, now))
             }
             _ => None,
@@ -918,13 +921,14 @@ impl<S> Drop for DisabledGuard<'_, S> {
     }
 }
 
-/// What [`Cache::choose`] made of the stored variants. Both kinds are boxed, so that a
-/// hit, answered at once, moves a pointer rather than room for an entry.
+/// What [`Cache::choose`] made of the stored variants. A hit, answered at once, is
+/// boxed so that it moves a pointer; a decision holds no more than a few words and
+/// the entry it took, boxed, so it is not (a box would cost every miss an allocation).
 enum Choice {
     /// A plain hit, answered.
     Served(Box<Response<Bytes>>),
     /// Anything else, for [`Cache::step`].
-    Decided(Box<Chosen>),
+    Decided(Chosen),
 }
 
 /// A decision and what [`Cache::choose`] took out of the stored variants for it.
@@ -956,15 +960,15 @@ impl Unread {
 }
 
 /// The part of the chosen entry planning goes on with.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives for one planning step, on the stack; boxing the entry would add an allocation to every revalidation"
-)]
 enum Taken {
     /// None (a miss, a pass-through...).
     Nothing,
     /// The whole entry: a revalidation, or a hit that starts one in the background.
-    Entry(Entry),
+    /// Boxed, and kept in the box by the [`Forward`] that goes on with it: what moves
+    /// from planning to the request and on to its completion is a pointer, not the
+    /// entry's 400-odd bytes, and a [`Forward`] without one (a miss, a pass-through)
+    /// is no bigger for it.
+    Entry(Box<Entry>),
 }
 
 /// A request whose key is known, on its way through [`Cache::step`].
@@ -1207,7 +1211,7 @@ impl<S: Store> Cache<S> {
                     let choice = choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default())));
                     match choice {
                         Choice::Served(response) => return Plan::Respond(response),
-                        Choice::Decided(chosen) => *chosen,
+                        Choice::Decided(chosen) => chosen,
                     }
                 }
             };
@@ -1381,7 +1385,7 @@ impl<S: AsyncStore> Cache<S> {
                 // A store that says it read but never called back had nothing to lend: a miss.
                 match choice.unwrap_or_else(|| self.choose(&planned, Ok(Variants::default()))) {
                     Choice::Served(response) => return Ok(Plan::Respond(response)),
-                    Choice::Decided(chosen) => *chosen,
+                    Choice::Decided(chosen) => chosen,
                 }
             }
         };
@@ -1411,7 +1415,7 @@ impl<S: AsyncStore> Cache<S> {
                     let read = self.store.get(&planned.key).await.map(Variants::Owned);
                     match self.choose(&planned, read) {
                         Choice::Served(response) => return Plan::Respond(response),
-                        Choice::Decided(chosen) => *chosen,
+                        Choice::Decided(chosen) => chosen,
                     }
                 }
             };
