@@ -443,7 +443,7 @@ pub fn conditional_headers(entry: &Entry) -> Conditional {
             Some(line.clone())
         } else {
             let prefix = if tag.weak { "W/" } else { "" };
-            HeaderValue::from_str(&format!("{prefix}\"{}\"", tag.tag)).ok()
+            HeaderValue::from_str(&format!("{prefix}\"{}\"", String::from_utf8_lossy(tag.tag))).ok()
         }
     });
     let if_modified_since = headers

@@ -5,9 +5,10 @@ use http::{HeaderMap, HeaderValue};
 
 use super::{is_ows, trim_ows};
 
-/// Whether `byte` is an `etagc` (RFC 9110 §8.8.3): `%x21 / %x23-7E / obs-text`.
-fn is_etagc(byte: u8) -> bool {
-    byte == 0x21 || (0x23..=0x7e).contains(&byte) || byte >= 0x80
+/// Whether `byte`, known not to be `"`, is an `etagc` (RFC 9110 §8.8.3:
+/// `%x21 / %x23-7E / obs-text`): anything but controls, space and DEL.
+fn is_etagc_unquoted(byte: u8) -> bool {
+    byte > b' ' && byte != 0x7f
 }
 
 /// Reads one entity tag at the start of `value`, returning it and the rest.
@@ -26,11 +27,13 @@ fn parse_ref_prefix(value: &[u8]) -> Option<(TagRef<'_>, &[u8])> {
     };
     let rest = rest.strip_prefix(b"\"")?;
     let end = rest.iter().position(|&b| b == b'"')?;
-    let opaque = &rest[..end];
-    if !opaque.iter().all(|&b| is_etagc(b)) {
+    let tag = &rest[..end];
+    // Branch-free over the bytes (no quote among them, so `etagc` is all but controls,
+    // space and DEL), and a UTF-8 check only when there is obs-text.
+    let malformed = tag.iter().fold(false, |malformed, &byte| malformed | !is_etagc_unquoted(byte));
+    if malformed || (!tag.is_ascii() && std::str::from_utf8(tag).is_err()) {
         return None;
     }
-    let tag = std::str::from_utf8(opaque).ok()?;
     Some((TagRef { weak, tag }, &rest[end + 1..]))
 }
 
@@ -40,8 +43,9 @@ fn parse_ref_prefix(value: &[u8]) -> Option<(TagRef<'_>, &[u8])> {
 pub(crate) struct TagRef<'a> {
     /// `W/` prefix present.
     pub(crate) weak: bool,
-    /// The opaque tag without the quotes.
-    pub(crate) tag: &'a str,
+    /// The opaque tag without the quotes: valid UTF-8 (checked when parsed), kept as
+    /// bytes so that an ASCII tag, nearly every one, is not checked again.
+    pub(crate) tag: &'a [u8],
 }
 
 impl TagRef<'_> {
@@ -54,7 +58,8 @@ impl TagRef<'_> {
     }
 
     fn to_owned(self) -> EntityTag {
-        EntityTag { weak: self.weak, tag: self.tag.to_owned() }
+        // Lossless: the tag was checked to be UTF-8 when parsed.
+        EntityTag { weak: self.weak, tag: String::from_utf8_lossy(self.tag).into_owned() }
     }
 
     /// Strong comparison (RFC 9110 §8.8.3.2).
@@ -250,6 +255,8 @@ mod tests {
             b"\"a\" x",
             b"\"a\", \"b\"",
             b"\"\xff\"",
+            b"\"a\x7fb\"",
+            b"\"a\x00\"",
             b"*",
         ] {
             assert_eq!(EntityTag::parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
