@@ -1073,13 +1073,13 @@ impl Write {
     }
 }
 
-/// The writes that invalidate `keys`, and the entries stored for `uris` (found by URL).
 /// How the drivers derive the keys an unsafe request invalidates: through the thread's
 /// memo of keys (see [`crate::machine::KeyOf`]).
-fn remembered_keys(settings: &Arc<Settings>) -> impl Fn(&request::Parts) -> CacheKey + '_ {
-    move |parts| crate::key::request_key(parts, &[], settings)
+fn remembered_keys(settings: &Arc<Settings>) -> impl Fn(&request::Parts, &Uri) -> CacheKey + '_ {
+    move |request, uri| crate::key::memo::get_key(request, uri, settings)
 }
 
+/// The writes that invalidate `keys`, and the entries stored for `uris` (found by URL).
 fn invalidation_writes(
     key: CacheKey,
     keys: Vec<CacheKey>,

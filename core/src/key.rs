@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::{MatchHeaders, Settings};
 
-mod memo;
+pub(crate) mod memo;
 pub(crate) use memo::request_key;
 
 /// A fixed-size cache key: SHA-256, shown as 64 lower-case hex digits.

@@ -780,28 +780,28 @@ fn invalidation(
     settings: &Settings,
     key_of: KeyOf<'_>,
 ) -> (Vec<CacheKey>, Vec<Uri>) {
-    let target = &exchange.request.uri;
-    let mut uris = vec![target.clone()];
+    let request = exchange.request;
+    let target = &request.uri;
+    // The URLs are kept only for a store whose keys also depend on header fields: it
+    // finds the other variants stored for them by URL.
+    let keyed_by_headers = settings.match_headers != MatchHeaders::None || settings.key_fn.is_some();
+    let mut keys = vec![key_of(request, target)];
+    let mut uris = if keyed_by_headers { vec![target.clone()] } else { Vec::new() };
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         if let Some(uri) =
             exchange.response.headers.get(&name).and_then(|value| resolve_reference(target, value))
             && same_origin(target, &uri)
         {
-            uris.push(uri);
+            let key = key_of(request, &uri);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+            if keyed_by_headers {
+                uris.push(uri);
+            }
         }
     }
-    let mut keys = Vec::with_capacity(uris.len());
-    for uri in &uris {
-        let mut parts = exchange.request.clone();
-        parts.method = Method::GET;
-        parts.uri = uri.clone();
-        let key = key_of(&parts);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    let keyed_by_headers = settings.match_headers != MatchHeaders::None || settings.key_fn.is_some();
-    (keys, if keyed_by_headers { uris } else { Vec::new() })
+    (keys, uris)
 }
 
 /// Resolves a `Location`-style reference against `base`: absolute URIs as they are,
@@ -863,16 +863,16 @@ pub fn store(
     settings: &Settings,
     options: &RequestOptions,
 ) -> Outcome {
-    store_entry(now, exchange, stored.map(Cow::Borrowed), settings, options, &|parts| {
-        cache_key(parts, &[], settings)
+    store_entry(now, exchange, stored.map(Cow::Borrowed), settings, options, &|request, uri| {
+        cache_key(&crate::key::memo::get_request(request, uri), &[], settings)
     })
 }
 
-/// How [`store_entry`] derives the keys of the URLs an unsafe method invalidates (a GET
-/// of each, RFC 9111 §4.4): [`cache_key`] for [`store`], and the drivers' remembered
-/// keys ([`crate::key::request_key`]), so that repeated requests to one URL do not
-/// hash it again each time.
-pub(crate) type KeyOf<'a> = &'a dyn Fn(&request::Parts) -> CacheKey;
+/// How [`store_entry`] derives the keys of the URLs an unsafe method invalidates: the key
+/// of a GET of the URL with the request's header fields (RFC 9111 §4.4). [`cache_key`]
+/// for [`store`], and the drivers' remembered keys ([`crate::key::memo::get_key`]), so
+/// that repeated requests to one URL neither hash it nor copy the request again.
+pub(crate) type KeyOf<'a> = &'a dyn Fn(&request::Parts, &Uri) -> CacheKey;
 
 /// [`store`], given the stored variant either borrowed or owned: a driver that owns it
 /// (and needs it no more) saves a copy of the whole entry when a 304 refreshes it.
@@ -892,7 +892,7 @@ pub(crate) fn store_entry(
     let status = response.status;
 
     // §4.4: a successful unsafe method invalidates what is stored for its URLs.
-    let (invalidate, invalidate_uris) = if !request.method.is_safe()
+    let (mut invalidate, mut invalidate_uris) = if !request.method.is_safe()
         && (status.is_success() || status.is_redirection())
         && !settings.read_only
     {
@@ -960,13 +960,14 @@ pub(crate) fn store_entry(
         }
     }
 
-    let skip = |reason| {
+    // At most one of the returns below takes the invalidation: it is moved, not copied.
+    let mut skip = |reason| {
         if invalidate.is_empty() {
             Outcome::Skip(reason)
         } else {
             Outcome::Invalidate {
-                keys: invalidate.clone(),
-                uris: invalidate_uris.clone(),
+                keys: std::mem::take(&mut invalidate),
+                uris: std::mem::take(&mut invalidate_uris),
                 reason: Reason::Invalidated,
             }
         }

@@ -1086,9 +1086,24 @@ fn rfc9111_4_4_invalidation_finds_entries_keyed_by_headers() {
         Outcome::Invalidate { uris, .. } => assert_eq!(uris, [URL.parse::<http::Uri>().unwrap()]),
         other => panic!("expected an invalidation, got {other:?}"),
     }
+    // A same-origin `Location` is found by URL too, after the target; a cross-origin
+    // `Content-Location` is not.
+    let created = resp(201, &[("location", "/items/7"), ("content-location", "https://other.example/x")]);
+    match outcome(0, &post, &created, b"{}", None, &settings, &RequestOptions::default()) {
+        Outcome::Invalidate { keys, uris, .. } => {
+            let expected: [http::Uri; 2] =
+                [URL.parse().unwrap(), "https://example.com/items/7".parse().unwrap()];
+            assert_eq!(uris, expected);
+            assert_eq!(keys.len(), 2);
+        }
+        other => panic!("expected an invalidation, got {other:?}"),
+    }
     // Without header-dependent keys the keys suffice and no scan is asked for.
-    match outcome(0, &post, &resp(200, &[]), b"{}", None, &Settings::default(), &RequestOptions::default()) {
-        Outcome::Invalidate { uris, .. } => assert!(uris.is_empty()),
+    match outcome(0, &post, &created, b"{}", None, &Settings::default(), &RequestOptions::default()) {
+        Outcome::Invalidate { keys, uris, .. } => {
+            assert!(uris.is_empty());
+            assert_eq!(keys.len(), 2);
+        }
         other => panic!("expected an invalidation, got {other:?}"),
     }
 }
