@@ -1,8 +1,10 @@
 //! What a response says about the cache: [`CacheStatus`] in its extensions and an
 //! RFC 9211 `Cache-Status` header.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::header::HeaderName;
 use http::{Extensions, HeaderValue};
 
@@ -78,7 +80,74 @@ impl CacheStatus {
 
     /// The RFC 9211 `Cache-Status` value, e.g. `httpcache; hit; ttl=42; key="..."`.
     /// `now` gives `ttl` (negative when stale).
+    ///
+    /// Each thread remembers the last few values it made (see [`Said`]): the same
+    /// answer for the same key within the same second, what repeated requests for one
+    /// resource get, is a shared copy of the value made first, with no text built and
+    /// nothing allocated.
     pub fn header_value(&self, now: SystemTime) -> HeaderValue {
+        thread_local! {
+            static SAID: RefCell<[Option<(Said, HeaderValue)>; SAID_SLOTS]> =
+                const { RefCell::new([const { None }; SAID_SLOTS]) };
+        }
+        let said = Said::of(self, now);
+        // On a thread whose memory is gone (asked from another thread-local's
+        // destructor), or were it ever borrowed twice, the value is made.
+        let remembered = SAID.try_with(|memo| {
+            let mut memo = memo.try_borrow_mut().ok()?;
+            let slot = &mut memo[said.slot()];
+            if let Some((seen, value)) = slot.as_ref()
+                && *seen == said
+            {
+                return Some(value.clone());
+            }
+            let value = said.value();
+            *slot = Some((said, value.clone()));
+            Some(value)
+        });
+        remembered.ok().flatten().unwrap_or_else(|| said.value())
+    }
+}
+
+/// How many `Cache-Status` values each thread remembers: one per slot, chosen by the
+/// key's first byte.
+const SAID_SLOTS: usize = 8;
+
+/// What a `Cache-Status` value is made from: all of it, and nothing else, so that two
+/// statuses with the same `Said` have the same value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Said {
+    source: Source,
+    reason: Reason,
+    stored: bool,
+    /// A stored entry was found (a key and a creation time): `fwd=stale`.
+    found: bool,
+    /// Whole seconds of freshness left, or past (`true`) when stale.
+    ttl: Option<(bool, u64)>,
+    key: Option<CacheKey>,
+}
+
+impl Said {
+    fn of(status: &CacheStatus, now: SystemTime) -> Self {
+        Said {
+            source: status.source,
+            reason: status.reason,
+            stored: status.stored,
+            found: status.cache_key.is_some() && status.created_at.is_some(),
+            ttl: status.expires.map(|expires| match expires.duration_since(now) {
+                Ok(left) => (false, left.as_secs()),
+                Err(past) => (true, past.duration().as_secs()),
+            }),
+            key: status.cache_key,
+        }
+    }
+
+    fn slot(&self) -> usize {
+        self.key.map_or(0, |key| usize::from(key.0[0])) % SAID_SLOTS
+    }
+
+    /// The value, made.
+    fn value(&self) -> HeaderValue {
         let mut out = HeaderText::default();
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
@@ -92,7 +161,7 @@ impl CacheStatus {
                     Reason::ForceRefresh | Reason::RequestNoCache => "request",
                     Reason::Disabled | Reason::BodyNotReplayable | Reason::MethodNotCacheable => "bypass",
                     Reason::ClientConditional => "request",
-                    _ if self.cache_key.is_some() && self.created_at.is_some() => "stale",
+                    _ if self.found => "stale",
                     _ => "miss",
                 };
                 out.extend_from_slice(b"; fwd=");
@@ -102,25 +171,20 @@ impl CacheStatus {
                 }
             }
         }
-        if let Some(expires) = self.expires {
-            out.extend_from_slice(b"; ttl=");
-            match expires.duration_since(now) {
-                Ok(left) => out.decimal(left.as_secs()),
-                Err(past) => {
-                    out.extend_from_slice(b"-");
-                    out.decimal(past.duration().as_secs());
-                }
-            }
+        if let Some((past, seconds)) = self.ttl {
+            out.extend_from_slice(if past { b"; ttl=-" } else { b"; ttl=" });
+            out.decimal(seconds);
         }
-        if let Some(key) = self.cache_key {
+        if let Some(key) = self.key {
             out.extend_from_slice(b"; key=\"");
             out.extend_from_slice(&key.to_hex());
             out.extend_from_slice(b"\"");
         }
         out.extend_from_slice(b"; detail=");
         out.extend_from_slice(self.reason.as_str().as_bytes());
-        // One allocation: the value's own copy of the text built on the stack.
-        HeaderValue::from_bytes(out.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        // One allocation, the text's own: its copies share it.
+        HeaderValue::from_maybe_shared(Bytes::from_owner(out))
+            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
     }
 }
 
@@ -153,6 +217,12 @@ impl HeaderText {
 
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for HeaderText {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -285,6 +355,62 @@ mod tests {
         assert_eq!(status.header_value(at(5)), zero.as_str());
         assert_eq!(key.to_string().len(), 64);
         assert_eq!(key.to_string().parse::<CacheKey>(), Ok(key));
+    }
+
+    /// The value a thread remembers is never one for another second, key or answer:
+    /// the ttl counts down across a second's boundary, and keys that share a slot
+    /// (the same first byte) each get their own.
+    #[test]
+    fn a_remembered_value_is_for_its_second_and_key() {
+        let mut status = CacheStatus::bypass(Reason::Fresh);
+        status.source = Source::Cache;
+        status.expires = Some(at(1_100));
+        let mut a = [7u8; 32];
+        let mut b = [7u8; 32];
+        a[1] = 1;
+        b[1] = 2;
+        for key in [CacheKey(a), CacheKey(b), CacheKey(a)] {
+            status.cache_key = Some(key);
+            let at_ms = |ms| at(1_000) + Duration::from_millis(ms);
+            let first = status.header_value(at_ms(100));
+            assert_eq!(first, format!("httpcache; hit; ttl=99; key=\"{key}\"; detail=fresh").as_str());
+            assert_eq!(status.header_value(at_ms(900)), first, "the same second");
+            let later = format!("httpcache; hit; ttl=98; key=\"{key}\"; detail=fresh");
+            assert_eq!(status.header_value(at_ms(1_100)), later.as_str(), "the next second");
+        }
+        status.reason = Reason::Stale;
+        status.cache_key = Some(CacheKey(a));
+        assert_eq!(
+            status.header_value(at(1_000)),
+            format!("httpcache; hit; ttl=100; key=\"{}\"; detail=stale", CacheKey(a)).as_str()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a thread asked before, the value it gets is the one made afresh
+        /// from the status and the time.
+        #[test]
+        fn the_remembered_value_is_the_made_one(
+            asks in proptest::collection::vec(
+                (0usize..4, 0usize..4, proptest::prelude::any::<bool>(), 0usize..3, proptest::option::of(0u64..4), 0u64..4_000),
+                1..40,
+            ),
+        ) {
+            let sources = [Source::Cache, Source::Revalidated, Source::Origin, Source::Synthesized];
+            let reasons = [Reason::Fresh, Reason::Miss, Reason::Stale, Reason::MethodNotCacheable];
+            // Keys 1 and 2 share a slot; `None` has one of its own.
+            let keys = [None, Some(CacheKey([3; 32])), Some(CacheKey([3 + SAID_SLOTS as u8; 32]))];
+            for (source, reason, stored, key, expires, now_ms) in asks {
+                let mut status = CacheStatus::bypass(reasons[reason]);
+                status.source = sources[source];
+                status.stored = stored;
+                status.cache_key = keys[key];
+                status.created_at = keys[key].map(|_| at(0));
+                status.expires = expires.map(at);
+                let now = at(0) + Duration::from_millis(now_ms);
+                proptest::prop_assert_eq!(status.header_value(now), Said::of(&status, now).value());
+            }
+        }
     }
 
     // RFC 9211 §2.2: `fwd` says why the request went forward; §2.5 `stored`.
