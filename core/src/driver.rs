@@ -1104,10 +1104,11 @@ impl Finish {
         Finish { response, writes: Vec::new(), retry: None }
     }
 
-    /// Marks the response as not stored when a `Put` or `Refresh` failed.
-    fn stored(mut self, all_puts_succeeded: bool) -> Self {
+    /// Marks the response as not stored when a `Put` or `Refresh` failed; `now` (asked
+    /// only then) gives its `Cache-Status` again.
+    fn stored(mut self, all_puts_succeeded: bool, now: impl FnOnce() -> SystemTime) -> Self {
         if !all_puts_succeeded {
-            mark_not_stored(&mut self.response);
+            mark_not_stored(&mut self.response, now());
         }
         self
     }
@@ -1234,7 +1235,7 @@ impl<S: Store> Cache<S> {
 
     fn write(&self, mut finish: Finish) -> Completion {
         let ok = perform(&self.store, std::mem::take(&mut finish.writes));
-        finish.stored(ok).into_completion()
+        finish.stored(ok, || self.now()).into_completion()
     }
 
     /// Finishes a forwarded request with the origin's response (body buffered).
@@ -1315,9 +1316,17 @@ fn release_after(completion: Completion, guard: Option<InflightGuard>) -> Comple
     }
 }
 
-fn mark_not_stored(response: &mut Response<Bytes>) {
-    if let Some(status) = response.extensions_mut().get_mut::<CacheStatus>() {
-        status.stored = false;
+/// Says in the [`CacheStatus`] extension, and in the `Cache-Status` field the cache
+/// added (the last one: those of caches before it stay, RFC 9211 §2), that the response
+/// was not stored after all.
+fn mark_not_stored(response: &mut Response<Bytes>, now: SystemTime) {
+    let Some(status) = response.extensions_mut().get_mut::<CacheStatus>() else { return };
+    status.stored = false;
+    let value = status.header_value(now);
+    if let header::Entry::Occupied(mut fields) = response.headers_mut().entry(CACHE_STATUS)
+        && let Some(ours) = fields.iter_mut().last()
+    {
+        *ours = value;
     }
 }
 
@@ -1505,7 +1514,7 @@ impl<S: AsyncStore> Cache<S> {
             // Awaited before `finish` is touched: as the argument of `finish.stored(..)`,
             // the await would hold a moved copy of `finish` (176 bytes) in the future too.
             let made = writes.made().await;
-            release_after(finish.stored(made).into_completion(), guard)
+            release_after(finish.stored(made, || self.now()).into_completion(), guard)
         }
     }
 

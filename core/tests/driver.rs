@@ -301,6 +301,11 @@ fn a_failing_store_never_fails_the_request() {
         let response = cache.send(get(URL), RequestOptions::default(), send).unwrap();
         assert_eq!(response.body(), "ok");
         assert!(!status(&response).stored, "a failed write is reported as not stored");
+        // RFC 9211 §2.5: `stored` only when the response was stored; the header agrees
+        // with the extension.
+        let cache_status = response.headers()[CACHE_STATUS].to_str().unwrap();
+        assert!(cache_status.starts_with("httpcache; fwd=uri-miss; ttl=60; key="), "{cache_status}");
+        assert!(cache_status.ends_with("; detail=miss"), "{cache_status}");
     }
     assert_eq!(origin.count(), 2);
 }
