@@ -81,10 +81,10 @@ impl CacheStatus {
     /// The RFC 9211 `Cache-Status` value, e.g. `httpcache; hit; ttl=42; key="..."`.
     /// `now` gives `ttl` (negative when stale).
     ///
-    /// Each thread remembers the last few values it made (see [`Said`]): the same
-    /// answer for the same key within the same second, what repeated requests for one
-    /// resource get, is a shared copy of the value made first, with no text built and
-    /// nothing allocated.
+    /// Each thread remembers the last few values it made, with everything each was
+    /// made from: the same answer for the same key within the same second, what
+    /// repeated requests for one resource get, is a shared copy of the value made
+    /// first, with no text built and nothing allocated.
     pub fn header_value(&self, now: SystemTime) -> HeaderValue {
         thread_local! {
             static SAID: RefCell<[Option<(Said, HeaderValue)>; SAID_SLOTS]> =
