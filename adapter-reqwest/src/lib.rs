@@ -5,6 +5,8 @@
 //! [`reqwest_middleware`] middleware (feature `middleware`). All the policy lives in
 //! [`httpcache_core`]'s driver; this crate converts requests and responses.
 //!
+//! [`reqwest_middleware`]: https://docs.rs/reqwest-middleware
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use httpcache_reqwest::{CacheRequestExt, CacheStatusExt, CachedClient};
