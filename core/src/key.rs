@@ -272,6 +272,13 @@ pub fn body_is_keyed(method: &Method, settings: &Settings) -> bool {
     *method != Method::GET && *method != Method::HEAD && settings.allowable_methods.contains(method)
 }
 
+/// Whether a request's key may depend on its header fields: a `key_fn`, or
+/// [`Settings::match_headers`]. Such keys are neither remembered per URL nor enough to
+/// find every variant stored for a URL.
+pub(crate) fn keyed_by_fields(settings: &Settings) -> bool {
+    settings.key_fn.is_some() || settings.match_headers != MatchHeaders::None
+}
+
 /// Feeds a length-prefixed field.
 fn update_field(hasher: &mut Sha256, field: &[u8]) {
     hasher.update((field.len() as u64).to_le_bytes());

@@ -784,7 +784,7 @@ fn invalidation(
     let target = &request.uri;
     // The URLs are kept only for a store whose keys also depend on header fields: it
     // finds the other variants stored for them by URL.
-    let keyed_by_headers = settings.match_headers != MatchHeaders::None || settings.key_fn.is_some();
+    let keyed_by_headers = crate::key::keyed_by_fields(settings);
     let mut keys = vec![key_of(request, target)];
     let mut uris = if keyed_by_headers { vec![target.clone()] } else { Vec::new() };
     for name in [header::LOCATION, header::CONTENT_LOCATION] {

@@ -19,8 +19,8 @@ use std::sync::{Arc, Weak};
 
 use http::{Method, Uri, request};
 
-use super::{CacheKey, MIX, body_is_keyed, cache_key};
-use crate::settings::{MatchHeaders, Settings};
+use super::{CacheKey, MIX, body_is_keyed, cache_key, keyed_by_fields};
+use crate::settings::Settings;
 
 /// How many keys each thread remembers.
 const SLOTS: usize = 8;
@@ -158,10 +158,7 @@ impl Slot {
 /// The key of `request`: [`cache_key`], remembered by the thread for requests whose key
 /// depends only on their method and URL (see the [module docs](self)).
 pub(crate) fn request_key(request: &request::Parts, body: &[u8], settings: &Arc<Settings>) -> CacheKey {
-    if settings.key_fn.is_some()
-        || settings.match_headers != MatchHeaders::None
-        || body_is_keyed(&request.method, settings)
-    {
+    if keyed_by_fields(settings) || body_is_keyed(&request.method, settings) {
         return cache_key(request, body, settings);
     }
     remembered(&request.method, &request.uri, settings, || cache_key(request, body, settings))
@@ -172,7 +169,7 @@ pub(crate) fn request_key(request: &request::Parts, body: &[u8], settings: &Arc<
 /// built only when its key is derived, not when the thread remembers it.
 pub(crate) fn get_key(request: &request::Parts, uri: &Uri, settings: &Arc<Settings>) -> CacheKey {
     let derive = || cache_key(&get_request(request, uri), b"", settings);
-    if settings.key_fn.is_some() || settings.match_headers != MatchHeaders::None {
+    if keyed_by_fields(settings) {
         return derive();
     }
     remembered(&Method::GET, uri, settings, derive)
@@ -234,6 +231,7 @@ mod tests {
 
     use super::*;
     use crate::key::default_cache_key;
+    use crate::settings::MatchHeaders;
 
     fn parts(method: Method, uri: &str) -> request::Parts {
         http::Request::builder().method(method).uri(uri).body(()).expect("request").into_parts().0
