@@ -156,7 +156,8 @@ pub fn lifetime_of_expiry(expiry: Expiry, source: LifetimeSource) -> Lifetime {
 
 /// The instant a response with `lifetime` stops being fresh, given its age inputs:
 /// `response_time + lifetime - corrected_initial_age` for durations.
-/// `None` means never; [`Lifetime::DoNotCache`] maps to `Some(response_time)`.
+/// `None` means never (so does a lifetime past what `SystemTime` can hold);
+/// [`Lifetime::DoNotCache`] maps to `Some(response_time)`.
 pub fn expires_at(lifetime: Lifetime, inputs: &AgeInputs) -> Option<SystemTime> {
     match lifetime {
         Lifetime::Forever => None,
@@ -170,11 +171,13 @@ pub fn expires_at(lifetime: Lifetime, inputs: &AgeInputs) -> Option<SystemTime> 
                 _ => inputs.corrected_initial_age(),
             };
             let base = inputs.response_time;
-            Some(if duration >= initial_age {
-                base.checked_add(duration - initial_age).unwrap_or(base)
+            if duration >= initial_age {
+                // Past what `SystemTime` can hold: never, rather than a wrapped instant or
+                // the receipt time, which would read as stale at once (§1.2.2).
+                base.checked_add(duration - initial_age)
             } else {
-                base.checked_sub(initial_age - duration).unwrap_or(base)
-            })
+                Some(base.checked_sub(initial_age - duration).unwrap_or(base))
+            }
         }
     }
 }

@@ -600,7 +600,11 @@ pub(crate) fn decide_stored(
             must_ask = Some(Reason::RequestMinFresh);
         } else if match options.expire_after {
             Some(Expiry::Immediately) => true,
-            Some(Expiry::After(limit)) => age >= limit,
+            // Counted from receipt, as a stored `After` is (`expires_at`), not by the
+            // response's age: a response that arrived old is not stale at once.
+            Some(Expiry::After(limit)) => {
+                now.duration_since(entry.response_time).unwrap_or(Duration::ZERO) >= limit
+            }
             Some(Expiry::At(at)) => now >= at,
             _ => false,
         } {

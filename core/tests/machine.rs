@@ -438,6 +438,15 @@ fn expiration_precedence_headers_then_request_then_url_then_session() {
     );
 }
 
+// A user's lifetime too long for `SystemTime` means never stale, not stale at once
+// (RFC 9111 §1.2.2: an overflowing calculation must not turn a lifetime around).
+#[test]
+fn a_user_lifetime_past_the_end_of_time_never_expires() {
+    let settings = Settings { expire_after: Some(Expiry::After(Duration::MAX)), ..Settings::default() };
+    let plain = resp(200, &[]);
+    assert_eq!(store_expiry(URL, &plain, &settings, &RequestOptions::default()), None);
+}
+
 fn store_expiry(
     url: &str,
     response: &http::response::Parts,
@@ -593,6 +602,22 @@ fn options_refresh_force_refresh_expire_after_and_settings() {
     assert!(
         matches!(decide_with(11, &[], &stored, short), Action::Revalidate(r) if r.reason == Reason::RequestExpireAfter)
     );
+    // `Expiry::After` counts from receipt, when stored and when read alike: a response
+    // that arrived with `Age: 3000` is not past a per-request 60 s a second later.
+    let minute = RequestOptions { expire_after: Some(Expiry::After(Duration::from_secs(60))), ..none };
+    let aged = resp(200, &[("age", "3000"), ("etag", "\"v\"")]);
+    let Outcome::Store { entry: aged, .. } =
+        outcome(0, &get(URL, &[]), &aged, b"x", None, &Settings::default(), &minute)
+    else {
+        panic!("a response with a validator is stored");
+    };
+    assert_eq!(aged.expires, Some(at(60)));
+    let aged = [*aged];
+    assert!(matches!(decide_with(1, &[], &aged, minute), Action::Serve(s) if s.reason == Reason::Fresh));
+    assert!(matches!(
+        decide_with(60, &[], &aged, minute),
+        Action::Revalidate(r) if r.reason == Reason::RequestExpireAfter
+    ));
 
     let mut settings = Settings { always_revalidate: true, ..Settings::default() };
     assert!(matches!(
