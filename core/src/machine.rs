@@ -651,9 +651,11 @@ pub(crate) fn decide_stored(
             });
         }
     }
-    if options.only_if_cached && (fresh || stale_allowed) {
-        // requests-cache semantics: never contact the origin, serve what is stored;
-        // but never a stale response the origin forbids (§4.2.4: must-revalidate, no-cache).
+    let origin_requires_validation = matches!(directives.no_cache, Some(FieldScope::All));
+    if options.only_if_cached && (fresh || stale_allowed) && !origin_requires_validation {
+        // requests-cache semantics: never contact the origin, serve what is stored; but
+        // never a response the origin forbids using unvalidated: stale under
+        // must-revalidate (§4.2.4), or under `no-cache`, fresh or not (§5.2.2.4).
         return Action::Serve(Serve {
             index,
             age,

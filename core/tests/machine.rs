@@ -576,6 +576,20 @@ fn rfc9111_5_2_2_4_response_no_cache_always_revalidates() {
     ));
 }
 
+// §5.2.2.4: a `no-cache` response is never used without validation, not even fresh, not
+// even under the per-request only_if_cached option, which otherwise serves what is stored.
+#[test]
+fn rfc9111_5_2_2_4_only_if_cached_never_serves_a_no_cache_response() {
+    let stored = [stored_with(&[("cache-control", "no-cache, max-age=100"), ("etag", "\"v\"")])];
+    let option = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    for at in [1, 500] {
+        assert_eq!(decide_with(at, &[], &stored, option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
+    }
+    // `no-cache` with field names restricts only those fields: the response is served.
+    let fields = [stored_with(&[("cache-control", "no-cache=\"set-cookie\", max-age=100")])];
+    assert!(matches!(decide_with(1, &[], &fields, option), Action::Serve(s) if !s.stale));
+}
+
 #[test]
 fn rfc8246_immutable_ignores_a_reload_max_age() {
     let stored = [stored_with(&[("cache-control", "max-age=100, immutable"), ("etag", "\"v\"")])];
