@@ -228,7 +228,8 @@ impl Forward {
         // Responses that will certainly not be stored stream straight through: no copy
         // into a buffer only to throw it away.
         let never_stored = || {
-            ResponseDirectives::parse(&response.headers).no_store
+            crate::machine::storage_refused(&ResponseDirectives::parse(&response.headers), response.status)
+                .is_some()
                 || RequestDirectives::parse(&self.parts.headers).no_store
                 || Vary::parse(&response.headers) == Vary::Any
                 || crate::machine::is_partial(response.status, &response.headers)

@@ -557,9 +557,9 @@ pub(crate) fn decide_stored(
     } else {
         ResponseDirectives::parse(&entry.response.headers)
     };
-    if directives.no_store {
+    if let Some(reason) = storage_refused(&directives, entry.response.status) {
         // §5.2.2.5: it should never have been stored (a 304 merge can add the directive).
-        return fetch(Reason::ResponseNoStore);
+        return fetch(reason);
     }
     if partial(entry.response.status, glance.content_range) {
         // §3.3: an incomplete response never answers a request for the whole.
@@ -688,6 +688,19 @@ fn partial(status: StatusCode, content_range: bool) -> bool {
 /// The status codes whose caching requirements this cache understands (§5.2.2.3).
 fn understood_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 200..=205 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
+}
+
+/// Why a response with `directives` and `status` must not be stored, by its
+/// `Cache-Control` alone: `no-store` (§5.2.2.5), unless `must-understand` comes with it
+/// and this cache understands the status code, in which case `no-store` is ignored, as
+/// §5.2.2.3 says a cache SHOULD; a status code it does not understand is never stored
+/// under `must-understand`.
+pub(crate) fn storage_refused(directives: &ResponseDirectives, status: StatusCode) -> Option<Reason> {
+    if directives.must_understand {
+        (!understood_status(status)).then_some(Reason::MustUnderstand)
+    } else {
+        directives.no_store.then_some(Reason::ResponseNoStore)
+    }
 }
 
 /// The response facts freshness depends on.
@@ -989,11 +1002,8 @@ pub(crate) fn store_entry(
         return skip(Reason::RequestNoStore);
     }
     let directives = ResponseDirectives::parse(&response.headers);
-    if directives.no_store {
-        return skip(Reason::ResponseNoStore);
-    }
-    if directives.must_understand && !understood_status(status) {
-        return skip(Reason::MustUnderstand);
+    if let Some(reason) = storage_refused(&directives, status) {
+        return skip(reason);
     }
     if is_partial(status, &response.headers) {
         return skip(Reason::PartialContent);
@@ -1175,13 +1185,13 @@ fn refreshed(
 }
 
 /// Whether a refreshed entry may be written back: never in read-only mode, never when
-/// the request or the merged response says `no-store` (§5.2.1.5, §5.2.2.5: the 304
-/// validates the response for this use only), never under `Vary: *`, and in a shared
-/// cache never when the merge made it `private` (§5.2.2.7).
+/// the request says `no-store` or the merged response refuses storage ([`storage_refused`];
+/// §5.2.1.5, §5.2.2.5: the 304 validates the response for this use only), never under
+/// `Vary: *`, and in a shared cache never when the merge made it `private` (§5.2.2.7).
 fn may_persist(exchange: &Exchange<'_>, refreshed: &Refreshed, settings: &Settings) -> bool {
     let directives = &refreshed.directives;
     let forbidden = settings.read_only
-        || directives.no_store
+        || storage_refused(directives, refreshed.entry.response.status).is_some()
         || RequestDirectives::parse(&exchange.request.headers).no_store
         || refreshed.vary == Vary::Any
         || (settings.shared && matches!(directives.private, Some(FieldScope::All)));

@@ -62,6 +62,29 @@ fn rfc9111_5_2_2_5_response_no_store_is_not_stored() {
     assert_eq!(skip_reason(outcome), Reason::ResponseNoStore);
 }
 
+// §5.2.2.3: with `must-understand`, a cache that understands the status code SHOULD
+// ignore `no-store`, and one that does not MUST NOT store the response.
+#[test]
+fn rfc9111_5_2_2_3_must_understand_overrides_no_store_for_an_understood_status() {
+    let (settings, options) = defaults();
+    let both = [("cache-control", "max-age=60, must-understand, no-store")];
+    let stored = match outcome(0, &get(URL, &[]), &resp(200, &both), b"x", None, &settings, &options) {
+        Outcome::Store { entry, .. } => *entry,
+        other => panic!("a 200 is understood: {other:?}"),
+    };
+    // And the stored response is used: `no-store` does not turn it away when read.
+    assert!(matches!(decide_with(1, &[], &[stored], options), Action::Serve(s) if s.reason == Reason::Fresh));
+    // A status code it does not understand is never stored, `no-store` or not.
+    for headers in [&both[..], &[("cache-control", "max-age=60, must-understand")]] {
+        let unknown = outcome(0, &get(URL, &[]), &resp(299, headers), b"x", None, &settings, &options);
+        assert_eq!(skip_reason(unknown), Reason::MustUnderstand);
+    }
+    // The request's own `no-store` still applies.
+    let request = get(URL, &[("cache-control", "no-store")]);
+    let asked = outcome(0, &request, &resp(200, &both), b"x", None, &settings, &options);
+    assert_eq!(skip_reason(asked), Reason::RequestNoStore);
+}
+
 #[test]
 fn rfc9111_5_2_1_5_request_no_store_is_not_stored() {
     let (settings, options) = defaults();
