@@ -581,6 +581,20 @@ fn a_client_conditional_request_goes_to_the_origin() {
 
 // ---- RFC 9111 §5.2.2: response directives ----
 
+// §5.2.2.4: a `no-cache` response is never used without validation, not even fresh, not
+// even under the per-request only_if_cached option, which otherwise serves what is stored.
+#[test]
+fn rfc9111_5_2_2_4_only_if_cached_never_serves_a_no_cache_response() {
+    let stored = [stored_with(&[("cache-control", "no-cache, max-age=100"), ("etag", "\"v\"")])];
+    let option = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    for at in [1, 500] {
+        assert_eq!(decide_with(at, &[], &stored, option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
+    }
+    // `no-cache` with field names restricts only those fields: the response is served.
+    let fields = [stored_with(&[("cache-control", "no-cache=\"set-cookie\", max-age=100")])];
+    assert!(matches!(decide_with(1, &[], &fields, option), Action::Serve(s) if !s.stale));
+}
+
 #[test]
 fn rfc9111_5_2_2_2_must_revalidate_forbids_serving_stale() {
     let stored = [stored_with(&[("cache-control", "max-age=10, must-revalidate"), ("etag", "\"v\"")])];
@@ -599,18 +613,26 @@ fn rfc9111_5_2_2_4_response_no_cache_always_revalidates() {
     ));
 }
 
-// §5.2.2.4: a `no-cache` response is never used without validation, not even fresh, not
-// even under the per-request only_if_cached option, which otherwise serves what is stored.
+// §4.2.1: a response with invalid freshness information (a `max-age` that is not
+// delta-seconds) is stale, not fresh by `Expires`, the settings or a heuristic.
 #[test]
-fn rfc9111_5_2_2_4_only_if_cached_never_serves_a_no_cache_response() {
-    let stored = [stored_with(&[("cache-control", "no-cache, max-age=100"), ("etag", "\"v\"")])];
-    let option = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
-    for at in [1, 500] {
-        assert_eq!(decide_with(at, &[], &stored, option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
+fn rfc9111_4_2_1_an_invalid_max_age_is_stale() {
+    let settings =
+        Settings { expire_after: Some(Expiry::After(Duration::from_secs(1000))), ..Settings::default() };
+    let none = RequestOptions::default();
+    let year_old = httpcache_core::header::format_http_date(at(0) - Duration::from_secs(365 * 86_400));
+    for bad in ["max-age=-1", "max-age=1.5", "max-age", "max-age=60, max-age=abc"] {
+        let response = resp(
+            200,
+            &[
+                ("cache-control", bad),
+                ("date", &date(0)),
+                ("expires", &date(3600)),
+                ("last-modified", &year_old),
+            ],
+        );
+        assert_eq!(store_expiry(URL, &response, &settings, &none), Some(at(0)), "{bad}");
     }
-    // `no-cache` with field names restricts only those fields: the response is served.
-    let fields = [stored_with(&[("cache-control", "no-cache=\"set-cookie\", max-age=100")])];
-    assert!(matches!(decide_with(1, &[], &fields, option), Action::Serve(s) if !s.stale));
 }
 
 #[test]

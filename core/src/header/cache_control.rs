@@ -102,10 +102,14 @@ impl ResponseDirectives {
             for directive in directives(line.as_bytes()) {
                 let name = directive.name;
                 let argument = &directive.argument;
+                // An invalid lifetime (`max-age=-1`, `max-age=1.5`, `max-age` alone) is
+                // zero, not absent: RFC 9111 §4.2.1 encourages treating a response with
+                // invalid freshness information as stale, where an absent one could let
+                // `Expires` or a heuristic make it fresh.
                 if name.eq_ignore_ascii_case(b"max-age") {
-                    merge_conflict_is_stale(&mut parsed.max_age, argument.delta_seconds());
+                    merge_conflict_is_stale(&mut parsed.max_age, Some(argument.lifetime()));
                 } else if name.eq_ignore_ascii_case(b"s-maxage") {
-                    merge_conflict_is_stale(&mut parsed.s_maxage, argument.delta_seconds());
+                    merge_conflict_is_stale(&mut parsed.s_maxage, Some(argument.lifetime()));
                 } else if name.eq_ignore_ascii_case(b"no-cache") {
                     merge_scope(&mut parsed.no_cache, argument.field_scope());
                 } else if name.eq_ignore_ascii_case(b"no-store") {
@@ -260,6 +264,12 @@ impl Argument<'_> {
             Argument::Value(value) => parse_delta_seconds(value),
             Argument::Absent | Argument::Malformed => None,
         }
+    }
+
+    /// A response's `max-age` / `s-maxage`: its delta-seconds, or zero when it has none
+    /// that is valid (§4.2.1: invalid freshness information means stale).
+    fn lifetime(&self) -> Duration {
+        self.delta_seconds().unwrap_or(Duration::ZERO)
     }
 
     /// The scope of `no-cache` / `private` (RFC 9111 §5.2.2.4, §5.2.2.7): a list with
@@ -524,7 +534,8 @@ mod tests {
         assert_eq!(parsed, ResponseDirectives { max_age: secs(9), ..Default::default() });
     }
 
-    // RFC 9111 §1.2.2: invalid delta-seconds make the directive absent.
+    // RFC 9111 §1.2.2 / §4.2.1: invalid delta-seconds make a request's directive absent,
+    // and a response's lifetime zero (invalid freshness information: stale).
     #[test]
     fn invalid_delta_seconds_is_absent_rfc9111_1_2_2() {
         for bad in [
@@ -542,8 +553,16 @@ mod tests {
             b"max-age=\xff",
             b"max-age=\"\xc3\xa9\"",
         ] {
-            assert_eq!(response(&[bad]).max_age, None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(response(&[bad]).max_age, Some(Duration::ZERO), "{:?}", String::from_utf8_lossy(bad));
             assert_eq!(request(&[bad]).max_age, None, "{:?}", String::from_utf8_lossy(bad));
+            // A valid one beside it conflicts with it: stale too.
+            let with_valid = [&b"max-age=60"[..], bad];
+            assert_eq!(
+                response(&with_valid).max_age,
+                Some(Duration::ZERO),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -566,13 +585,15 @@ mod tests {
         assert_eq!(response(&[b"max-age=60, max-age=120, max-age=60"]).max_age, secs(0));
     }
 
-    // RFC 9111 §4.2.1: identical repeats are not a conflict; an invalid repeat is absent.
+    // RFC 9111 §4.2.1: identical repeats are not a conflict; an invalid repeat is invalid
+    // freshness information, which makes the response stale (in a request, it is absent).
     #[test]
-    fn agreeing_or_invalid_repeats_keep_value_rfc9111_4_2_1() {
+    fn agreeing_repeats_keep_value_invalid_ones_are_stale_rfc9111_4_2_1() {
         assert_eq!(response(&[b"max-age=60, MAX-AGE=\"60\""]).max_age, secs(60));
         assert_eq!(response(&[b"max-age=060, max-age=60"]).max_age, secs(60));
-        assert_eq!(response(&[b"max-age=60, max-age=1.5"]).max_age, secs(60));
-        assert_eq!(response(&[b"max-age=x, max-age=7"]).max_age, secs(7));
+        assert_eq!(response(&[b"max-age=60, max-age=1.5"]).max_age, secs(0));
+        assert_eq!(response(&[b"max-age=x, max-age=7"]).max_age, secs(0));
+        assert_eq!(request(&[b"max-age=x, max-age=7"]).max_age, secs(7));
     }
 
     // RFC 9111 §4.2.1: other repeated directives take the first valid occurrence.
