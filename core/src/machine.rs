@@ -83,6 +83,9 @@ pub enum Reason {
     Revalidated,
     /// A `HEAD` response freshened the stored `GET` response (§4.3.5).
     HeadFreshened,
+    /// A `HEAD` response's validators or `Content-Length` disagree with the stored `GET`
+    /// response's: that one is stale (§4.3.5), and is removed.
+    HeadMismatch,
     /// The request said `no-store` (§5.2.1.5).
     RequestNoStore,
     /// The response said `no-store` (§5.2.2.5).
@@ -150,6 +153,7 @@ impl Reason {
             Stored => "stored",
             Revalidated => "revalidated",
             HeadFreshened => "head-freshened",
+            HeadMismatch => "head-mismatch",
             RequestNoStore => "request-no-store",
             ResponseNoStore => "response-no-store",
             PartialContent => "partial-content",
@@ -962,8 +966,9 @@ pub(crate) fn store_entry(
         if settings.read_only {
             return Outcome::Skip(Reason::ReadOnly);
         }
+        // "Matching values" of the validators: the same entity tag, weak or strong alike.
         let validators_agree = match (etag_ref(&response.headers), etag_ref(&entry.response.headers)) {
-            (Some((new, _)), Some((old, _))) => new.strong_eq(&old),
+            (Some((new, _)), Some((old, _))) => new == old,
             (None, None) => {
                 date_header(&response.headers, &header::LAST_MODIFIED)
                     == date_header(&entry.response.headers, &header::LAST_MODIFIED)
@@ -977,6 +982,14 @@ pub(crate) fn store_entry(
         if validators_agree && length_agrees {
             return refreshed(exchange, Cow::Borrowed(entry), settings, options, Reason::HeadFreshened);
         }
+        // Else the stored response is stale (§4.3.5), and most likely outdated: it is
+        // removed, not replaced by this response, which has no body for a GET. The
+        // HEAD response goes back unstored.
+        return Outcome::Invalidate {
+            keys: vec![exchange.key],
+            uris: Vec::new(),
+            reason: Reason::HeadMismatch,
+        };
     }
 
     // At most one of the returns below takes the invalidation: it is moved, not copied.

@@ -815,11 +815,37 @@ fn rfc9111_4_3_5_head_freshens_the_stored_get() {
         }
         other => panic!("expected a HEAD freshening, got {other:?}"),
     }
-    // Validators that disagree: the GET is not touched by this HEAD.
+    // Validators that disagree: the stored GET is stale (§4.3.5), and removed, never
+    // replaced by the body-less HEAD response.
     let changed = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v2\"")]);
-    assert!(!matches!(
+    assert_eq!(
         outcome(50, &head, &changed, b"", Some(&stored), &settings, &options),
-        Outcome::Refresh { .. }
+        Outcome::Invalidate { keys: vec![stored.key], uris: Vec::new(), reason: Reason::HeadMismatch }
+    );
+    // So is a `Content-Length` that disagrees with the stored body.
+    let longer = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-length", "5")]);
+    assert!(matches!(
+        outcome(50, &head, &longer, b"", Some(&stored), &settings, &options),
+        Outcome::Invalidate { reason: Reason::HeadMismatch, .. }
+    ));
+}
+
+// §4.3.5 asks for "matching values" of the validators: a weak tag matches the same weak
+// tag (the strong comparison never matches weak tags), not the strong tag of that name.
+#[test]
+fn rfc9111_4_3_5_head_with_the_same_weak_etag_freshens_the_stored_get() {
+    let (settings, options) = defaults();
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "W/\"v1\"")]);
+    let head = req(Method::HEAD, URL, &[]);
+    let same = resp(200, &[("cache-control", "max-age=100"), ("etag", "W/\"v1\"")]);
+    assert!(matches!(
+        outcome(50, &head, &same, b"", Some(&stored), &settings, &options),
+        Outcome::Refresh { reason: Reason::HeadFreshened, .. }
+    ));
+    let strong = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\"")]);
+    assert!(matches!(
+        outcome(50, &head, &strong, b"", Some(&stored), &settings, &options),
+        Outcome::Invalidate { reason: Reason::HeadMismatch, .. }
     ));
 }
 

@@ -62,11 +62,6 @@ impl TagRef<'_> {
         EntityTag { weak: self.weak, tag: String::from_utf8_lossy(self.tag).into_owned() }
     }
 
-    /// Strong comparison (RFC 9110 §8.8.3.2).
-    pub(crate) fn strong_eq(&self, other: &TagRef<'_>) -> bool {
-        !self.weak && !other.weak && self.tag == other.tag
-    }
-
     /// Weak comparison (RFC 9110 §8.8.3.2).
     pub(crate) fn weak_eq(&self, other: &TagRef<'_>) -> bool {
         self.tag == other.tag
