@@ -120,8 +120,6 @@ struct Said {
     source: Source,
     reason: Reason,
     stored: bool,
-    /// A stored entry was found (a key and a creation time): `fwd=stale`.
-    found: bool,
     /// Whole seconds of freshness left, or past (`true`) when stale.
     ttl: Option<(bool, u64)>,
     key: Option<CacheKey>,
@@ -133,7 +131,6 @@ impl Said {
             source: status.source,
             reason: status.reason,
             stored: status.stored,
-            found: status.cache_key.is_some() && status.created_at.is_some(),
             ttl: status.expires.map(|expires| match expires.duration_since(now) {
                 Ok(left) => (false, left.as_secs()),
                 Err(past) => (true, past.duration().as_secs()),
@@ -155,13 +152,30 @@ impl Said {
             Source::Revalidated => out.extend_from_slice(b"; fwd=stale; fwd-status=304"),
             Source::Synthesized => out.extend_from_slice(b"; fwd=miss"),
             Source::Origin => {
+                // Why the request was forwarded (RFC 9211 §2.2), from why the machine
+                // sent it, whether or not the origin's answer was then stored.
                 let fwd = match self.reason {
                     Reason::Miss => "uri-miss",
                     Reason::VaryMismatch => "vary-miss",
-                    Reason::ForceRefresh | Reason::RequestNoCache => "request",
-                    Reason::Disabled | Reason::BodyNotReplayable | Reason::MethodNotCacheable => "bypass",
-                    Reason::ClientConditional => "request",
-                    _ if self.found => "stale",
+                    // (An invalidation follows only an unsafe method.)
+                    Reason::MethodNotCacheable | Reason::Invalidated => "method",
+                    Reason::Disabled | Reason::BodyNotReplayable => "bypass",
+                    // The request (its directives, or the caller's options) did not allow
+                    // using what is stored.
+                    Reason::ClientConditional
+                    | Reason::ForceRefresh
+                    | Reason::Refresh
+                    | Reason::RequestNoCache
+                    | Reason::RequestMaxAge
+                    | Reason::RequestMinFresh
+                    | Reason::RequestExpireAfter => "request",
+                    // A stored response was selected, but it was stale or had to be
+                    // validated first (and a 304 that did not match it is fetched again).
+                    Reason::Stale
+                    | Reason::AlwaysRevalidate
+                    | Reason::ResponseNoCache
+                    | Reason::ValidatorMismatch => "stale",
+                    Reason::PartialContent => "partial",
                     _ => "miss",
                 };
                 out.extend_from_slice(b"; fwd=");

@@ -310,6 +310,49 @@ fn a_failing_store_never_fails_the_request() {
     assert_eq!(origin.count(), 2);
 }
 
+/// The `fwd` parameter of the cache's `Cache-Status` field in `response`.
+fn forwarded_because(response: &Response<Bytes>) -> String {
+    let value = response.headers()[CACHE_STATUS].to_str().unwrap();
+    let fwd = value.split("; ").find_map(|parameter| parameter.strip_prefix("fwd="));
+    fwd.unwrap_or_else(|| panic!("no fwd in {value}")).to_owned()
+}
+
+// RFC 9211 §2.2: `fwd` says why the request went forward, whether or not the answer
+// was stored: `stale` for a stale stored response, `request` when the request did not
+// allow a fresh one, `method` for a method whose responses are not stored.
+#[test]
+fn cache_status_says_why_the_request_was_forwarded() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let fresh_for_10 = |r: Request<Bytes>| {
+        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=10"), ("etag", "\"v1\"")], "old"))
+    };
+    let not_stored =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "no-store")], "new"));
+    let first = cache.send(get(URL), RequestOptions::default(), fresh_for_10).unwrap();
+    assert_eq!(forwarded_because(&first), "uri-miss");
+    // Fresh, but the request's `max-age=0` refuses it: `request`.
+    clock.set(5);
+    let reload = Request::get(URL).header("cache-control", "max-age=0").body(Bytes::new()).unwrap();
+    let reloaded = cache.send(reload, RequestOptions::default(), not_stored).unwrap();
+    assert_eq!(
+        (status(&reloaded).reason, forwarded_because(&reloaded).as_str()),
+        (Reason::RequestMaxAge, "request")
+    );
+    let refreshed =
+        cache.send(get(URL), RequestOptions { refresh: true, ..RequestOptions::default() }, not_stored);
+    assert_eq!(forwarded_because(&refreshed.unwrap()), "request");
+    // Stale, and the origin's new answer is not stored: still `stale`, not `miss`.
+    clock.set(100);
+    let stale = cache.send(get(URL), RequestOptions::default(), not_stored).unwrap();
+    assert_eq!((status(&stale).reason, forwarded_because(&stale).as_str()), (Reason::Stale, "stale"));
+    assert_eq!(stale.body(), "new");
+    let post = Request::post(URL).body(Bytes::new()).unwrap();
+    let posted = cache.send(post, RequestOptions::default(), not_stored).unwrap();
+    assert_eq!(forwarded_because(&posted), "method");
+    assert_eq!(origin.count(), 5);
+}
+
 #[test]
 fn stale_if_error_covers_a_transport_error() {
     let (cache, clock) = cache(Settings::default());
