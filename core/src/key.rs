@@ -718,20 +718,24 @@ pub fn strip_scheme(url: &str) -> &str {
     }
 }
 
-/// Whether a prefix of `text` matches the glob `pattern` (`*` any run, `?` one character),
-/// case-insensitively.
+/// Whether a prefix of `text` (a URL without its scheme) matches the glob `pattern` (`*`
+/// any run, `?` one character), ignoring case in the host only.
 ///
-/// `*` matches any run of characters, `/` included; `?` exactly one character. The
-/// match is iterative (at most `pattern × text` steps, no exponential backtracking).
+/// `*` matches any run of characters, `/` included; `?` exactly one character. The host,
+/// `text` up to its first `/`, `?` or `#`, is matched ignoring case, as hosts compare;
+/// the path and query exactly, as they compare (RFC 3986 §6.2.2.1). The match is
+/// iterative (at most `pattern × text` steps, no exponential backtracking).
 ///
 /// ```
 /// use httpcache_core::key::glob_prefix_match;
 ///
 /// assert!(glob_prefix_match("*.example.com/api/*", "www.Example.com/api/v1/users"));
 /// assert!(glob_prefix_match("example.com/static", "example.com/static/app.js"));
+/// assert!(!glob_prefix_match("example.com/static", "example.com/Static/app.js"));
 /// assert!(!glob_prefix_match("example.com/static", "example.org/static"));
 /// ```
 pub fn glob_prefix_match(pattern: &str, text: &str) -> bool {
+    let host_end = host_end(text);
     // Prefix matching is a full match of `pattern*`; the classic single-backtrack
     // algorithm applies: on a mismatch, let the last `*` swallow one more character.
     let next = |s: &str, at: usize| s[at..].chars().next();
@@ -746,7 +750,7 @@ pub fn glob_prefix_match(pattern: &str, text: &str) -> bool {
             continue;
         }
         if let Some(tc) = next(text, t)
-            && (pc == '?' || chars_equal_ignoring_case(pc, tc))
+            && (pc == '?' || pc == tc || (t < host_end && chars_equal_ignoring_case(pc, tc)))
         {
             p += pc.len_utf8();
             t += tc.len_utf8();
@@ -769,6 +773,11 @@ pub fn glob_prefix_match(pattern: &str, text: &str) -> bool {
 
 fn chars_equal_ignoring_case(a: char, b: char) -> bool {
     a == b || a.to_lowercase().eq(b.to_lowercase())
+}
+
+/// Where the host of `url` (without its scheme) ends: at its first `/`, `?` or `#`.
+pub(crate) fn host_end(url: &str) -> usize {
+    url.find(['/', '?', '#']).unwrap_or(url.len())
 }
 
 #[cfg(test)]
@@ -1203,6 +1212,14 @@ mod tests {
         assert!(!glob_prefix_match("a?c", "ac"));
         // `*` crosses `/`.
         assert!(glob_prefix_match("e.com/*/x", "e.com/a/b/c/x"));
+        // Case counts after the host (RFC 3986 §6.2.2.1), wherever the text is reached
+        // from: a literal, a `*`, or a pattern with no host part.
+        assert!(glob_prefix_match("example.com/static", "EXAMPLE.com/static/app.js"));
+        assert!(!glob_prefix_match("example.com/static", "example.com/STATIC/app.js"));
+        assert!(!glob_prefix_match("*/static", "example.com/Static"));
+        assert!(glob_prefix_match("*/Static", "Example.com/Static"));
+        assert!(!glob_prefix_match("example.com?Q=1", "example.com?q=1"));
+        assert!(glob_prefix_match("EXAMPLE.COM", "example.com/"));
         // Pathological patterns stay fast.
         let text = "a".repeat(10_000);
         let pattern = format!("{}b", "*a".repeat(50));

@@ -36,7 +36,9 @@ pub enum Expiry {
 ///
 /// `*` matches any run of characters (including `/`), `?` one character. A pattern
 /// matches a URL that *starts* with something it matches, so `example.com/static`
-/// covers `example.com/static/app.js`. Matching is case-insensitive on the host.
+/// covers `example.com/static/app.js`. Matching ignores case in the host, not in the
+/// path or query (RFC 3986 §6.2.2.1): `example.com/static` does not cover
+/// `EXAMPLE.com/Static/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlPattern {
     pub(crate) pattern: String,
@@ -46,8 +48,11 @@ impl UrlPattern {
     /// A pattern from its text; a leading `http://` or `https://` is ignored.
     pub fn new(pattern: impl Into<String>) -> Self {
         let pattern = pattern.into();
-        let stripped = crate::key::strip_scheme(&pattern).to_ascii_lowercase();
-        UrlPattern { pattern: stripped }
+        let stripped = crate::key::strip_scheme(&pattern);
+        // The host in lower case (patterns that differ only there are equal), the rest
+        // as written.
+        let (host, rest) = stripped.split_at(crate::key::host_end(stripped));
+        UrlPattern { pattern: format!("{}{rest}", host.to_ascii_lowercase()) }
     }
 
     /// The pattern's text, without a scheme.

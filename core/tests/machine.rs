@@ -420,6 +420,17 @@ fn rfc9111_4_2_2_heuristic_freshness_is_a_tenth_of_last_modified_age() {
     assert_eq!(entry.expires, Some(at(600)));
 }
 
+// `UrlPattern` ignores case in the host only: paths compare exactly (RFC 3986 §6.2.2.1).
+#[test]
+fn url_patterns_ignore_case_in_the_host_only() {
+    let pattern = UrlPattern::new("https://Example.COM/static");
+    assert_eq!(pattern.as_str(), "example.com/static");
+    assert!(pattern.matches("https://EXAMPLE.com/static/app.js"));
+    assert!(!pattern.matches("https://example.com/STATIC/app.js"));
+    assert_eq!(UrlPattern::new("*/Static"), UrlPattern::new("*/Static"));
+    assert_ne!(UrlPattern::new("e.com/Static"), UrlPattern::new("e.com/static"));
+}
+
 #[test]
 fn expiration_precedence_headers_then_request_then_url_then_session() {
     let mut settings = Settings {
@@ -570,17 +581,6 @@ fn rfc9111_5_2_1_7_only_if_cached() {
     assert_eq!(decide_with(1, &[], &[], option), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
 }
 
-#[test]
-fn a_client_conditional_request_goes_to_the_origin() {
-    let stored = fresh_for_100();
-    assert_eq!(
-        decide_with(1, &[("if-none-match", "\"v\"")], &stored, RequestOptions::default()),
-        Action::Fetch(Reason::ClientConditional)
-    );
-}
-
-// ---- RFC 9111 §5.2.2: response directives ----
-
 // §5.2.2.4: a `no-cache` response is never used without validation, not even fresh, not
 // even under the per-request only_if_cached option, which otherwise serves what is stored.
 #[test]
@@ -594,6 +594,17 @@ fn rfc9111_5_2_2_4_only_if_cached_never_serves_a_no_cache_response() {
     let fields = [stored_with(&[("cache-control", "no-cache=\"set-cookie\", max-age=100")])];
     assert!(matches!(decide_with(1, &[], &fields, option), Action::Serve(s) if !s.stale));
 }
+
+#[test]
+fn a_client_conditional_request_goes_to_the_origin() {
+    let stored = fresh_for_100();
+    assert_eq!(
+        decide_with(1, &[("if-none-match", "\"v\"")], &stored, RequestOptions::default()),
+        Action::Fetch(Reason::ClientConditional)
+    );
+}
+
+// ---- RFC 9111 §5.2.2: response directives ----
 
 #[test]
 fn rfc9111_5_2_2_2_must_revalidate_forbids_serving_stale() {
