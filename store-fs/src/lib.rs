@@ -599,6 +599,20 @@ impl FsStore {
         }
     }
 
+    /// Deletes an unreadable file of `size` bytes, which reads as absent either way: a
+    /// file that cannot be deleted (a read-only medium, another user's directory) is
+    /// left, with a warning, rather than failing the read or the listing it was met in.
+    fn discard_broken(&self, path: &Path, size: u64) {
+        match self.remove_file(path) {
+            Ok(removed) => {
+                if removed {
+                    self.add_used(0, size);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "an unreadable cache file could not be deleted"),
+        }
+    }
+
     fn add_used(&self, added: u64, removed: u64) {
         let update = |used: u64| Some(used.saturating_add(added).saturating_sub(removed));
         // `fetch_update` with a closure that always returns `Some` cannot fail.
@@ -681,9 +695,7 @@ impl FsStore {
             Ok(ranges) => Ok(Some(Loaded { data, ranges })),
             Err(container::Invalid) => {
                 tracing::debug!(key = %key, path = %path.display(), "deleting an unreadable cache file");
-                if self.remove_file(path)? {
-                    self.add_used(0, data.len() as u64);
-                }
+                self.discard_broken(path, data.len() as u64);
                 Ok(None)
             }
         }
@@ -1338,9 +1350,7 @@ impl Store for FsStore {
             };
             if broken {
                 tracing::debug!(path = %file.path.display(), "deleting an unreadable cache file");
-                if self.remove_file(&file.path)? {
-                    self.add_used(0, file.metadata.len());
-                }
+                self.discard_broken(&file.path, file.metadata.len());
             }
         }
         self.delete_orphan_bodies(bodies, &referenced, wall_clock())?;

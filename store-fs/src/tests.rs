@@ -806,3 +806,62 @@ fn a_removal_looks_for_the_key_first_and_finds_what_is_only_queued() {
     assert!(store.may_hold(&queued.key), "written to its file");
     assert_eq!(store.remove(&queued.key).unwrap(), 1);
 }
+
+/// Makes `file` impossible to delete for this process, as on a read-only medium or in
+/// another user's directory: its directory read-only (not root), or the file immutable
+/// (root, where `chattr` can). Returns how to undo it, or `None` when neither works here.
+#[cfg(unix)]
+fn undeletable(file: &Path) -> Option<impl FnOnce()> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    let dir = file.parent().expect("a shard directory").to_path_buf();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).ok()?;
+    let probe = dir.join("probe");
+    let writable = fs::write(&probe, b"").is_ok();
+    let _ = fs::remove_file(&probe);
+    let immutable =
+        writable && Command::new("chattr").arg("+i").arg(file).status().is_ok_and(|status| status.success());
+    let undo = {
+        let (dir, file) = (dir.clone(), file.to_path_buf());
+        move || {
+            if immutable {
+                let _ = Command::new("chattr").arg("-i").arg(&file).status();
+            }
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        }
+    };
+    if writable && !immutable {
+        undo();
+        return None;
+    }
+    Some(undo)
+}
+
+// A corrupt file that cannot be deleted is a miss when read, and is left out of the
+// listing, with the other entries listed: it never fails the read, `ls`, `stats`,
+// `purge` or `export`.
+#[cfg(unix)]
+#[test]
+fn an_undeletable_corrupt_file_is_a_miss_and_never_fails_the_listing() {
+    for format in [Format::Binary, Format::Json] {
+        let fixture = open_in(format, 1 << 30);
+        let store = &fixture.store;
+        let (good, bad) = (entry(1, 0, 10), entry(2, 0, 10));
+        store.put(&good).unwrap();
+        store.put(&bad).unwrap();
+        let path = store.path_of(&bad.key);
+        fs::write(&path, b"not a cache file").unwrap();
+        let Some(undo) = undeletable(&path) else {
+            eprintln!("no way to make a file undeletable here: skipped");
+            return;
+        };
+        let (read, scanned) = (store.get(&bad.key), store.scan());
+        let still_there = path.exists();
+        undo();
+        assert!(still_there, "{format:?}: the file could be deleted after all");
+        assert_eq!(read.unwrap_or_else(|error| panic!("{format:?}: read failed: {error}")), Vec::new());
+        let metas =
+            scanned.unwrap_or_else(|error| panic!("{format:?}: one bad file failed the listing: {error}"));
+        assert_eq!(metas, vec![good.meta()], "{format:?}");
+    }
+}
