@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use http::{HeaderMap, Uri};
-use httpcache_core::inventory::{CopyReport, Filter, Inventory, Query, SortBy};
-use httpcache_core::key::normalize_url;
+use httpcache_core::inventory::{CopyReport, Filter, Inventory, Query, SortBy, stored_url_is, wanted_url};
 use httpcache_core::{CacheKey, Entry, EntryMeta, Settings, Store};
 use serde_json::{Value, json};
 
@@ -114,13 +113,11 @@ fn keys_for(store: &dyn Store, target: &str) -> Result<Vec<CacheKey>, CliError> 
     }
     let uri = parse_uri(target)?;
     let settings = Settings::default();
-    let wanted = normalize_url(&uri, &settings);
+    let wanted = wanted_url(&uri, &settings);
     let keys: BTreeSet<CacheKey> = store
         .scan()?
         .into_iter()
-        .filter(|meta| {
-            meta.url.parse::<Uri>().is_ok_and(|stored| normalize_url(&stored, &settings) == wanted)
-        })
+        .filter(|meta| stored_url_is(&meta.url, &wanted, &settings))
         .map(|meta| meta.key)
         .collect();
     Ok(keys.into_iter().collect())

@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::entry::{Entry, EntryMeta};
 use crate::header::VariantId;
-use crate::key::{CacheKey, normalize_url};
+use crate::key::{CacheKey, normalize_url, redact_url};
 use crate::settings::Settings;
 use crate::store::{AsyncStore, Store, StoreError};
 
@@ -220,7 +220,21 @@ fn vanished(listed: Vec<EntryMeta>, entries: &[Entry]) -> Vec<EntryMeta> {
 
 /// The normalised forms of `urls`.
 fn normalized_set(urls: &[http::Uri], settings: &Settings) -> HashSet<String> {
-    urls.iter().map(|url| normalize_url(url, settings)).collect()
+    urls.iter().map(|url| wanted_url(url, settings)).collect()
+}
+
+/// What stored URLs are compared with when `url` is asked for: `url` as it would be
+/// stored ([`redact_url`]: a password in it, and the values of ignored parameters,
+/// become `REDACTED`), then [`normalize_url`]d, as [`stored_url_is`] does to stored URLs.
+/// Without the redaction, a URL with a password would never find what was stored for it.
+pub fn wanted_url(url: &http::Uri, settings: &Settings) -> String {
+    normalize_stored(&redact_url(url, settings), settings).unwrap_or_else(|| normalize_url(url, settings))
+}
+
+/// Whether the stored URL `stored` (as an [`EntryMeta`] lists it) is the one [`wanted_url`]
+/// made `wanted` from; a stored URL that does not parse is none.
+pub fn stored_url_is(stored: &str, wanted: &str, settings: &Settings) -> bool {
+    normalize_stored(stored, settings).is_some_and(|stored| stored == wanted)
 }
 
 /// The normalised form of a stored URL, `None` when it does not parse.
@@ -259,14 +273,11 @@ impl<'a, S: Store + ?Sized> Inventory<'a, S> {
     }
 
     /// Whether an entry is stored for `url`: stored URLs and `url` are compared after
-    /// [`normalize_url`] with `settings`; stored URLs that do not parse are skipped.
+    /// [`normalize_url`] with `settings`, `url` redacted as stored URLs are ([`wanted_url`]);
+    /// stored URLs that do not parse are skipped.
     pub fn has_url(&self, url: &http::Uri, settings: &Settings) -> Result<bool, StoreError> {
-        let wanted = normalize_url(url, settings);
-        Ok(self
-            .store
-            .scan()?
-            .iter()
-            .any(|meta| normalize_stored(&meta.url, settings).is_some_and(|stored| stored == wanted)))
+        let wanted = wanted_url(url, settings);
+        Ok(self.store.scan()?.iter().any(|meta| stored_url_is(&meta.url, &wanted, settings)))
     }
 
     /// Every stored URL (as stored, i.e. redacted), sorted, without duplicates.
@@ -414,13 +425,8 @@ impl<'a, S: AsyncStore + ?Sized> AsyncInventory<'a, S> {
 
     /// Whether an entry is stored for `url`. See [`Inventory::has_url`].
     pub async fn has_url(&self, url: &http::Uri, settings: &Settings) -> Result<bool, StoreError> {
-        let wanted = normalize_url(url, settings);
-        Ok(self
-            .store
-            .scan()
-            .await?
-            .iter()
-            .any(|meta| normalize_stored(&meta.url, settings).is_some_and(|stored| stored == wanted)))
+        let wanted = wanted_url(url, settings);
+        Ok(self.store.scan().await?.iter().any(|meta| stored_url_is(&meta.url, &wanted, settings)))
     }
 
     /// Every stored URL, sorted, without duplicates.
@@ -849,6 +855,29 @@ mod tests {
             let inventory = AsyncInventory::new(&store);
             assert!(inventory.has_url(&uri("https://b.example"), &settings).await.unwrap());
             assert_eq!(inventory.delete_urls(&[uri("https://b.example/")], &settings).await.unwrap(), 1);
+        });
+    }
+
+    // A URL is stored redacted (a password and ignored parameters' values become
+    // `REDACTED`): asked for as the caller knows it, with the secrets, it is found.
+    #[test]
+    fn urls_with_secrets_find_their_redacted_entries() {
+        let settings = Settings::default();
+        let asked = "https://user:secret@a.example/x?api_key=k1&page=2".parse::<http::Uri>().unwrap();
+        let stored = redact_url(&asked, &settings);
+        assert_eq!(stored, "https://user:REDACTED@a.example/x?api_key=REDACTED&page=2");
+        let other = "https://user:secret@a.example/x?api_key=k1&page=3".parse::<http::Uri>().unwrap();
+        let store = TestStore::with(&[entry(1, 0, &stored, 10, 0, None)]);
+        let inventory = Inventory::new(&store);
+        assert!(inventory.has_url(&asked, &settings).unwrap());
+        assert!(!inventory.has_url(&other, &settings).unwrap());
+        assert!(stored_url_is(&stored, &wanted_url(&asked, &settings), &settings));
+        let store = Inline(store);
+        futures_executor::block_on(async {
+            let inventory = AsyncInventory::new(&store);
+            assert!(inventory.has_url(&asked, &settings).await.unwrap());
+            assert_eq!(inventory.delete_urls(&[other], &settings).await.unwrap(), 0);
+            assert_eq!(inventory.delete_urls(&[asked], &settings).await.unwrap(), 1);
         });
     }
 }
