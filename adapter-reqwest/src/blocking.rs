@@ -15,7 +15,9 @@
 //! Stale-while-revalidate revalidations run on a thread of their own. A response
 //! without `Content-Length` that grows past `max_entry_bytes` is returned as the
 //! buffered prefix followed by the rest, read from the original response as the
-//! caller reads (on the caller's thread, as every blocking response is read).
+//! caller reads (on the caller's thread, as every blocking response is read). A body
+//! the origin cuts off is not stored: unless a stored response may stand in
+//! (`stale-if-error`), the caller reads what came, then the error, as without the cache.
 
 use std::sync::Arc;
 

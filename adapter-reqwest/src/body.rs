@@ -1,4 +1,5 @@
-//! Response bodies for responses too large to store: the buffered prefix, then the rest.
+//! Response bodies for responses the cache does not store: the buffered prefix, then
+//! the rest (of a response too large to store), or the error that cut it off.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -101,5 +102,40 @@ impl<R: std::io::Read + Unpin> Body for ReadBody<R> {
 
     fn is_end_stream(&self) -> bool {
         self.done
+    }
+}
+
+/// What is left of a body whose reading failed: the error, once, then the end. It
+/// follows the prefix read before the failure ([`Prefixed`]), so that the caller meets
+/// the error as it would without the cache. Reading on from the origin instead would
+/// not: reqwest's blocking reader ends the body after giving its error once, and the
+/// caller would take the prefix for the whole body.
+#[cfg(feature = "blocking")]
+#[derive(Debug)]
+pub(crate) struct Failed {
+    error: Option<std::io::Error>,
+}
+
+#[cfg(feature = "blocking")]
+impl Failed {
+    pub(crate) fn new(error: std::io::Error) -> Self {
+        Failed { error: Some(error) }
+    }
+}
+
+#[cfg(feature = "blocking")]
+impl Body for Failed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(self.error.take().map(Err))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.error.is_none()
     }
 }

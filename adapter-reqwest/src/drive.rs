@@ -302,10 +302,11 @@ pub(crate) mod blocking {
 
     use bytes::Bytes;
     use httpcache_core::driver::stored_body;
+    use httpcache_core::status::CACHE_STATUS;
     use httpcache_core::{Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Store};
     use reqwest::blocking::{Client, Request, Response};
 
-    use crate::body::{Prefixed, ReadBody};
+    use crate::body::{Failed, Prefixed, ReadBody};
     use crate::convert::{
         Retry, give_extensions_back, mark_streamed, origin_head, outgoing, plan_input, served, stale_or,
         with_url,
@@ -361,8 +362,8 @@ pub(crate) mod blocking {
         Complete,
         /// Past `max_entry_bytes`, without a `Content-Length`.
         Overflow,
-        /// A read failed.
-        Failed,
+        /// A read failed, with this error.
+        Failed(std::io::Error),
     }
 
     /// Sends `first` (then, on a retry, the request `retry` makes) and completes `forward`.
@@ -403,12 +404,11 @@ pub(crate) mod blocking {
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(error) => {
                         tracing::debug!(target: "httpcache", %error, "reading the response body failed");
-                        break Buffered::Failed;
+                        break Buffered::Failed(error);
                     }
                 }
             };
             let url = response.url().clone();
-            // Past the limit (or a failed read): the prefix, then the rest as it comes, unstored.
             match read {
                 Buffered::Complete => {
                     give_extensions_back(&mut head, &mut response);
@@ -420,23 +420,50 @@ pub(crate) mod blocking {
                         }
                         Completion::Retry(retry) => forward = retry,
                     }
-                    continue;
                 }
-                Buffered::Overflow => cache.complete_streamed(*forward, &mut head, final_url.as_ref()),
-                Buffered::Failed => match cache.fail(*forward) {
-                    Some(stale) => return Ok(Response::from(with_url(stale, &asked))),
-                    // The caller meets the error when reading past what was buffered.
-                    None => {
-                        head.extensions.insert(CacheStatus::bypass(Reason::OriginError));
+                // Past the limit: the prefix, then the rest as the caller reads it.
+                Buffered::Overflow => {
+                    cache.complete_streamed(*forward, &mut head, final_url.as_ref());
+                    return Ok(unstored(head, response, buffer, &url, ReadBody::new));
+                }
+                Buffered::Failed(error) => {
+                    if let Some(stale) = cache.fail(*forward) {
+                        return Ok(Response::from(with_url(stale, &asked)));
                     }
-                },
+                    // The prefix, then the error: reading on from `response` would give
+                    // the end of the body, not the error (see `Failed`).
+                    add_verdict(&mut head, CacheStatus::bypass(Reason::OriginError), cache.now());
+                    return Ok(unstored(head, response, buffer, &url, |_| Failed::new(error)));
+                }
             }
-            mark_streamed(&mut head, &mut response);
-            let mut streamed = http_response(&mut response, reqwest::Body::from(Bytes::new()));
-            *streamed.body_mut() =
-                reqwest::Body::wrap(Prefixed::new(Bytes::from(buffer), ReadBody::new(response)));
-            return Ok(Response::from(with_url(streamed, &url)));
         }
+    }
+
+    /// `response`, not stored: its head given back from `head` (where
+    /// [`origin_head`] moved it and the driver added its verdict), and a body of
+    /// `prefix` (what was buffered), then of what `rest` makes of the response.
+    fn unstored<B>(
+        mut head: http::response::Parts,
+        mut response: Response,
+        prefix: Vec<u8>,
+        url: &reqwest::Url,
+        rest: impl FnOnce(Response) -> B,
+    ) -> Response
+    where
+        B: http_body::Body<Data = Bytes, Error = std::io::Error> + Send + Sync + Unpin + 'static,
+    {
+        mark_streamed(&mut head, &mut response);
+        let mut streamed = http_response(&mut response, reqwest::Body::from(Bytes::new()));
+        *streamed.body_mut() = reqwest::Body::wrap(Prefixed::new(Bytes::from(prefix), rest(response)));
+        Response::from(with_url(streamed, url))
+    }
+
+    /// Adds the cache's verdict on a response it passes through to `head`: the
+    /// [`CacheStatus`] extension and the `Cache-Status` field that says the same, as
+    /// the driver adds them to every response it passes through.
+    fn add_verdict(head: &mut http::response::Parts, status: CacheStatus, now: std::time::SystemTime) {
+        head.headers.append(CACHE_STATUS, status.header_value(now));
+        head.extensions.insert(status);
     }
 
     /// An `http` response with `response`'s head (taking its headers, if still there,
