@@ -96,10 +96,43 @@ impl<S: Store + 'static> CachedClient<S> {
 
     /// Sends a request through the cache with default per-request options.
     ///
+    /// Options set on an `http::Request` ([`CacheRequestExt`](crate::CacheRequestExt))
+    /// before converting it to a `reqwest::blocking::Request` cannot be seen here:
+    /// reqwest keeps a request's extensions, where they travel, to itself. Send such a
+    /// request with [`CachedClient::execute_http`], or give the options to
+    /// [`CachedClient::execute_with`].
+    ///
     /// # Errors
     /// reqwest's, when the origin could not be reached and no stale response may stand in.
     pub fn execute(&self, request: Request) -> reqwest::Result<Response> {
         self.execute_with(request, RequestOptions::default())
+    }
+
+    /// Sends an `http::Request` through the cache with the per-request options set on
+    /// it ([`CacheRequestExt`](crate::CacheRequestExt), which keeps them in its
+    /// extensions), converted as `reqwest::blocking::Request::try_from` converts it.
+    ///
+    /// ```no_run
+    /// use httpcache_reqwest::blocking::CachedClient;
+    /// use httpcache_reqwest::core::Settings;
+    /// use httpcache_reqwest::CacheRequestExt;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = CachedClient::lmdb("/tmp/my-cache", Settings::default())?;
+    /// let request = http::Request::get("http://localhost:8080/").body(Vec::new())?.force_refresh();
+    /// let response = client.execute_http(request)?;
+    /// println!("{}", response.status());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// reqwest's, when it cannot convert the request; else as [`CachedClient::execute`].
+    pub fn execute_http<B: Into<reqwest::blocking::Body>>(
+        &self,
+        request: http::Request<B>,
+    ) -> reqwest::Result<Response> {
+        let options = RequestOptions::from_extensions(request.extensions());
+        self.execute_with(Request::try_from(request)?, options)
     }
 
     /// Sends a request through the cache with per-request `options`.

@@ -138,6 +138,11 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
 
     /// Sends a request through the cache with default per-request options.
     ///
+    /// Options set on an `http::Request` ([`CacheRequestExt`](crate::CacheRequestExt))
+    /// before converting it to a `reqwest::Request` cannot be seen here: reqwest keeps a
+    /// request's extensions, where they travel, to itself. Send such a request with
+    /// [`CachedClient::execute_http`], or give the options to [`CachedClient::execute_with`].
+    ///
     /// # Errors
     /// reqwest's, when the origin could not be reached and no stale response may stand in.
     pub fn execute(
@@ -145,6 +150,32 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
         request: reqwest::Request,
     ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
         self.execute_with(request, RequestOptions::default())
+    }
+
+    /// Sends an `http::Request` through the cache with the per-request options set on
+    /// it ([`CacheRequestExt`](crate::CacheRequestExt), which keeps them in its
+    /// extensions), converted as `reqwest::Request::try_from` converts it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use httpcache_reqwest::core::Settings;
+    /// use httpcache_reqwest::{CacheRequestExt, CachedClient};
+    ///
+    /// let client = CachedClient::lmdb("/tmp/my-cache", Settings::default())?;
+    /// let request = http::Request::get("http://localhost:8080/").body(Vec::new())?.only_if_cached();
+    /// let response = client.execute_http(request).await?;
+    /// println!("{}", response.status());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// reqwest's, when it cannot convert the request; else as [`CachedClient::execute`].
+    pub fn execute_http<B: Into<reqwest::Body>>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + '_ {
+        let options = RequestOptions::from_extensions(request.extensions());
+        Sending::new(Cow::Borrowed(&self.handle), None, reqwest::Request::try_from(request), options)
     }
 
     /// Sends a request through the cache with per-request `options`.

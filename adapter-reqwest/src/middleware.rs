@@ -15,10 +15,14 @@
 //! ```
 //!
 //! Per-request controls ([`CacheRequestExt`] on [`reqwest_middleware::RequestBuilder`])
-//! travel as a [`RequestOptions`] in the request's extensions. Stale-while-revalidate
-//! revalidations run on a Tokio task and are sent with the middleware's background
-//! client ([`CacheMiddleware::background_client`]), not through the rest of the chain,
-//! which cannot outlive the request.
+//! travel as a [`RequestOptions`] in the request's extensions: the ones the chain
+//! carries, not a `reqwest::Request`'s own, which reqwest keeps to itself. So options
+//! set on an `http::Request` are lost when it is converted to a `reqwest::Request`;
+//! give them to `ClientWithMiddleware::execute_with_extensions` instead.
+//!
+//! Stale-while-revalidate revalidations run on a Tokio task and are sent with the
+//! middleware's background client ([`CacheMiddleware::background_client`]), not
+//! through the rest of the chain, which cannot outlive the request.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -193,3 +193,44 @@ fn a_passed_through_response_keeps_reqwests_extensions() {
     assert!(response.headers().contains_key("cache-status"));
     assert_eq!(origin.hits("/no-store-bytes/16"), 2);
 }
+
+/// Options set on an `http::Request` ([`CacheRequestExt`], which keeps them in its
+/// extensions) are honoured by `execute_http`, as the ureq and isahc adapters honour
+/// them: `only-if-cached` on an empty cache is a 504 without asking the origin (RFC 9111
+/// §5.2.1.7), and `force_refresh` goes to the origin although a fresh response is
+/// stored. The async and the blocking client alike.
+#[test]
+fn execute_http_honours_the_options_of_an_http_request() {
+    let origin = httpcache_tests::origin::Origin::start();
+    let request = |url: &str| http::Request::get(url).body(Vec::<u8>::new()).expect("request");
+    let body = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    let runtime = runtime();
+    let client = CachedClient::memory(Settings::default(), 1 << 20);
+    let url = origin.url("/max-age/60");
+    let send = |request: http::Request<Vec<u8>>| {
+        runtime.block_on(async { client.execute_http(request).await?.bytes().await })
+    };
+    let status = |request: http::Request<Vec<u8>>| {
+        runtime.block_on(client.execute_http(request)).expect("response").status()
+    };
+    assert_eq!(status(request(&url).only_if_cached()), 504);
+    assert_eq!(origin.hits("/max-age/60"), 0, "only-if-cached never asks the origin");
+    assert_eq!(body(&send(request(&url)).expect("miss")), "max-age=60 hit 1");
+    assert_eq!(body(&send(request(&url)).expect("hit")), "max-age=60 hit 1", "stored and fresh");
+    assert_eq!(body(&send(request(&url).force_refresh()).expect("refreshed")), "max-age=60 hit 2");
+    assert_eq!(origin.hits("/max-age/60"), 2);
+
+    let client = httpcache_reqwest::blocking::CachedClient::memory(Settings::default(), 1 << 20)
+        .expect("blocking client");
+    let url = origin.url("/max-age/61");
+    let send =
+        |request: http::Request<Vec<u8>>| client.execute_http(request).and_then(|response| response.bytes());
+    let status = |request: http::Request<Vec<u8>>| client.execute_http(request).expect("response").status();
+    assert_eq!(status(request(&url).only_if_cached()), 504);
+    assert_eq!(origin.hits("/max-age/61"), 0, "only-if-cached never asks the origin");
+    assert_eq!(body(&send(request(&url)).expect("miss")), "max-age=61 hit 1");
+    assert_eq!(body(&send(request(&url)).expect("hit")), "max-age=61 hit 1", "stored and fresh");
+    assert_eq!(body(&send(request(&url).force_refresh()).expect("refreshed")), "max-age=61 hit 2");
+    assert_eq!(origin.hits("/max-age/61"), 2);
+}
