@@ -18,8 +18,11 @@ pub enum LmdbError {
         #[source]
         source: io::Error,
     },
-    /// The map is at its maximum size (or the entry exceeds `max_bytes`) and evicting
-    /// entries could not make room.
+    /// An entry exceeds `max_bytes`, or the map is at its maximum size and evicting
+    /// entries could not make room: the write needs more pages than even an empty map
+    /// has, or a longer run of them than eviction is counted on to free (both refused
+    /// before anything is evicted), or it still did not fit once the store was empty.
+    /// See the [crate docs](crate#size).
     #[error("store full: {0}")]
     Full(String),
     /// The path holds something that is not an httpcache LMDB store.

@@ -127,8 +127,33 @@
 //! the data). A write that fills it doubles the map, up to [`DEFAULT_MAX_MAP_SIZE`]
 //! or [`LmdbBuilder::max_map_size`]; past that, expired entries and then the oldest
 //! are evicted until the write fits. [`LmdbBuilder::max_bytes`] bounds the total
-//! size of the entries (records and bodies) the same way. A put fails for lack of
-//! room only when the entry alone is too big.
+//! size of the entries (records and bodies) the same way.
+//!
+//! A put fails for lack of room ([`LmdbError::Full`]), without evicting anything, in
+//! three cases:
+//!
+//! * the entry alone exceeds `max_bytes`;
+//! * or it could not fit even in an empty map of `max_map_size`, counted in LMDB's
+//!   pages: a value longer than about half a page (about 2 KiB of a 4 KiB page) takes
+//!   overflow pages of its own, `(length + 16) / page size` rounded up; the entry's
+//!   other records take a leaf page in each of the five databases they go to; an empty
+//!   store takes 4 pages (two meta pages, the main database's root, the leaf of
+//!   `info`); and every write copies the pages it changes and rewrites the free list.
+//!   With 4 KiB pages, a 1 MiB map takes a body of at most 241 pages (987,120 bytes);
+//! * or, when the map at its largest has no room for it, its longest record needs more
+//!   consecutive pages than eviction is counted on to free: a quarter of the pages the
+//!   map has used so far. LMDB puts a long value on one run of pages, taken from the
+//!   never-used end of the map or from pages freed below it, never from both, and the
+//!   pages an emptied store still uses can lie anywhere among the freed ones. In a map
+//!   that has filled, that refuses a body of more than about a quarter of the map.
+//!
+//! Only when these counts err (the store is emptied and LMDB still finds no run of
+//! free pages long enough) does a put that fails leave entries evicted. A put also
+//! fails, evicting nothing, when the map is so full that the transaction that would
+//! evict for it finds no free page either (LMDB copies every page it changes,
+//! deletions included).
+//! [`LmdbStore::put_batch`] counts its entries together, and a refresh that keeps the
+//! stored body (see below) is not refused for the body's run.
 //!
 //! Each put is one transaction. By default ([`SyncMode::Relaxed`]) a commit is flushed
 //! with one `fsync` and the metadata page's flush is deferred: the environment stays
@@ -161,6 +186,7 @@
 mod async_store;
 mod default;
 mod error;
+mod pages;
 mod records;
 mod store;
 

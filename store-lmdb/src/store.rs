@@ -19,6 +19,7 @@ use httpcache_core::{
 };
 
 use crate::error::LmdbError;
+use crate::pages::{Geometry, WritePages};
 use crate::records::{
     EntryRecord, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
     record_id,
@@ -119,7 +120,9 @@ impl LmdbBuilder {
     }
 
     /// The largest the map may grow to (default [`DEFAULT_MAX_MAP_SIZE`], never less
-    /// than `map_size`). Once it is reached, writes evict entries to make room.
+    /// than `map_size`). Once it is reached, writes evict entries to make room; a
+    /// write eviction could not make room for is refused instead (see the
+    /// [crate docs](crate#size)).
     pub fn max_map_size(mut self, bytes: usize) -> Self {
         self.max_map_size = bytes;
         self
@@ -215,6 +218,8 @@ struct Shared {
     path: PathBuf,
     max_map_size: usize,
     max_bytes: Option<u64>,
+    /// The environment's page size, read once at open: what [`WritePages`] counts in.
+    geometry: Geometry,
     /// Refreshes accepted and not yet written (see [`Store::flush`]).
     behind: WriteBehind<PreparedEntry>,
 }
@@ -295,6 +300,9 @@ impl Shared {
             }
         }
         let dbs = Self::open_databases(&env, &path)?;
+        // The page size LMDB uses (`ms_psize`), from the environment itself: no
+        // transaction needed.
+        let geometry = Geometry::new(env.unnamed_database_stat().page_size);
         Ok(Shared {
             env,
             dbs,
@@ -302,6 +310,7 @@ impl Shared {
             path,
             max_map_size,
             max_bytes: builder.max_bytes,
+            geometry,
             behind: WriteBehind::default(),
         })
     }
@@ -621,6 +630,68 @@ impl Shared {
         }
     }
 
+    /// The map's size (the largest it may grow to, or the size another process gave it
+    /// if that is larger) and the number of its last page used (its high-water mark:
+    /// LMDB never lowers it), read without a transaction.
+    fn map_extent(&self) -> (u64, u64) {
+        // Under the gate: a resize by another thread of this process remaps the meta
+        // pages `info` reads.
+        let _shared = self.gate();
+        let info = self.env.info();
+        (self.max_map_size.max(info.map_size) as u64, info.last_page_number as u64)
+    }
+
+    /// Refuses a write that could not fit even in an empty map: its records need more
+    /// pages than such a map has room for, counted as [`WritePages`] and
+    /// [`Geometry::room_in_empty_map`] do. Arithmetic only, so it runs before every
+    /// write, and before anything is written or evicted for it.
+    fn refuse_what_never_fits(&self, write: &WritePages, bytes: u64) -> Result<(), LmdbError> {
+        let (map_size, _) = self.map_extent();
+        let room = self.geometry.room_in_empty_map(map_size);
+        if write.pages <= room {
+            return Ok(());
+        }
+        Err(LmdbError::Full(format!(
+            "{bytes} bytes of entries take {} pages of {} bytes, and an empty {map_size}-byte LMDB map \
+             has room for {room}: {}",
+            write.pages,
+            self.geometry.page_size(),
+            self.path.display()
+        )))
+    }
+
+    /// Refuses a write that found the map full, before anything is evicted for it, when
+    /// eviction is not counted on to make room: its longest record needs a longer run of
+    /// consecutive pages than [`Geometry::run_after_eviction`], a quarter of those below
+    /// the map's high-water mark (LMDB gives such a run from pages freed there, or from
+    /// the never-used end, never from both; and the write found the end too short).
+    fn refuse_what_eviction_cannot_place(&self, write: &WritePages, bytes: u64) -> Result<(), LmdbError> {
+        let (map_size, last_page) = self.map_extent();
+        let run = self.geometry.run_after_eviction(last_page);
+        if write.longest_run <= run {
+            return Ok(());
+        }
+        Err(LmdbError::Full(format!(
+            "{bytes} bytes of entries need a run of {} consecutive pages, and evicting from the \
+             {map_size}-byte LMDB map (used up to page {last_page}) is counted on for {run}: \
+             nothing evicted for them: {}",
+            write.longest_run,
+            self.path.display()
+        )))
+    }
+
+    /// Commits a write that changes nothing (the byte counter, rewritten as it is), so
+    /// that the pages the last commit freed can be reused: LMDB reuses a page only in a
+    /// transaction at least two after the one that freed it (the snapshot before that
+    /// one must stay whole until another commit replaces it), so without this the write
+    /// right after an eviction cannot use a page the eviction freed.
+    fn make_freed_pages_reusable(&self) -> Result<(), LmdbError> {
+        self.write("let freed pages be reused", |txn| {
+            let total = self.total_bytes(txn)?;
+            self.set_total_bytes(txn, total)
+        })
+    }
+
     /// Deletes records found undecodable, if they still hold the bytes that failed.
     /// `records` are (record id, the bytes seen, whether those were the meta record).
     fn remove_corrupt(&self, records: &[(Vec<u8>, Bytes, bool)]) {
@@ -851,9 +922,8 @@ impl LmdbStore {
         }
     }
 
-    /// Writes an encoded entry. When the map cannot grow any more, evicts expired then
-    /// oldest entries until the write fits; fails only when the store is empty and the
-    /// entry still does not fit (or it alone exceeds `max_bytes`).
+    /// Writes an encoded entry, evicting to make room as [`put_all`](Self::put_all)
+    /// does (see there for when it fails instead).
     pub(crate) fn put_prepared(&self, entry: &PreparedEntry) -> Result<(), LmdbError> {
         let _settled = self.shared.behind.settle();
         self.put_all(std::slice::from_ref(entry), Write::Put).map(drop)
@@ -933,10 +1003,22 @@ impl LmdbStore {
         self.shared.behind.len()
     }
 
-    /// Writes encoded entries in one transaction. When the map cannot grow any more,
-    /// evicts expired then oldest entries until the write fits; fails only when the
-    /// store is empty and the entries still do not fit (or one alone exceeds `max_bytes`).
-    /// Returns how many stored bodies a refresh kept.
+    /// Writes encoded entries in one transaction; returns how many stored bodies a
+    /// refresh kept.
+    ///
+    /// When the map is full and cannot grow any more, evicts expired then oldest
+    /// entries until the write fits. Fails for lack of room ([`LmdbError::Full`]):
+    ///
+    /// * before anything is written, when one entry alone exceeds `max_bytes`, or when
+    ///   the entries could not fit even in an empty map: their records take more pages
+    ///   than a map of `max_map_size` has once LMDB's own are counted
+    ///   ([`Shared::refuse_what_never_fits`]);
+    /// * once the map is found full, before anything is evicted, when eviction is not
+    ///   counted on to make room: a record needs a longer run of consecutive pages than
+    ///   a quarter of those the map has used ([`Shared::refuse_what_eviction_cannot_place`]);
+    /// * after evicting, only when these counts were wrong: the store is then empty and
+    ///   the write still does not fit (LMDB found no run of free pages long enough where
+    ///   one was counted on). The one case where a write that fails has evicted entries.
     fn put_all<E: Borrow<PreparedEntry>>(&self, entries: &[E], how: Write) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let mut size = 0u64;
@@ -952,35 +1034,54 @@ impl LmdbStore {
             }
             size = size.saturating_add(entry_size);
         }
-        if size >= shared.max_map_size as u64 {
-            return Err(LmdbError::Full(format!(
-                "{size} bytes of entries cannot fit in the {}-byte map of {}",
-                shared.max_map_size,
-                shared.path.display()
-            )));
-        }
+        // Every body counted, whether or not a refresh keeps it: a body that cannot fit
+        // in an empty map cannot be the one stored.
+        let whole = WritePages::of(&shared.geometry, entries.iter().map(|entry| (entry.borrow(), true)));
+        shared.refuse_what_never_fits(&whole, size)?;
         let now = nanos(wall_clock());
         let what = match how {
             Write::Put => "put",
             Write::Refresh => "refresh",
         };
+        // Which bodies the last attempt kept (a refresh's), to count what it wrote.
+        let mut kept_bodies = vec![false; entries.len()];
+        let mut checked = false;
+        let mut just_evicted = false;
         loop {
             let outcome = shared.write(what, |txn| {
-                let mut kept = 0;
-                for entry in entries {
+                kept_bodies.fill(false);
+                for (entry, kept) in entries.iter().zip(&mut kept_bodies) {
                     let entry = entry.borrow();
-                    let reuse_body = how == Write::Refresh && shared.stored_body_is(txn, entry)?;
-                    shared.put_in(txn, entry, now, reuse_body)?;
-                    kept += usize::from(reuse_body);
+                    *kept = how == Write::Refresh && shared.stored_body_is(txn, entry)?;
+                    shared.put_in(txn, entry, now, *kept)?;
                 }
-                Ok(kept)
+                Ok(kept_bodies.iter().filter(|&&kept| kept).count())
             });
             match outcome {
                 Err(LmdbError::Full(message)) => {
+                    if !checked {
+                        let written = WritePages::of(
+                            &shared.geometry,
+                            entries.iter().zip(&kept_bodies).map(|(entry, &kept)| (entry.borrow(), !kept)),
+                        );
+                        shared.refuse_what_eviction_cannot_place(&written, size)?;
+                        checked = true;
+                    }
+                    // The write right after an eviction cannot reuse the pages it freed
+                    // (see `make_freed_pages_reusable`): one more commit, then one more
+                    // try, before evicting more. Should that commit find no free page
+                    // either, the next eviction's commit does its work.
+                    if just_evicted {
+                        just_evicted = false;
+                        if shared.make_freed_pages_reusable().is_ok() {
+                            continue;
+                        }
+                    }
                     let needed = size.saturating_mul(2).saturating_add(EVICTION_SLACK);
                     if shared.evict_bytes(needed, now)? == 0 {
                         return Err(LmdbError::Full(message));
                     }
+                    just_evicted = true;
                 }
                 other => return other,
             }
@@ -989,7 +1090,9 @@ impl LmdbStore {
 
     /// Stores several entries in one write transaction: all or none are written, and
     /// the cost of committing (an `fsync`) is paid once. Same rules as
-    /// [`Store::put`] otherwise; under `max_bytes`, later entries of the batch may
+    /// [`Store::put`] otherwise, the batch counted as one write: a batch that could
+    /// not fit in an empty map is refused before anything is evicted (see the
+    /// [crate docs](crate#size)). Under `max_bytes`, later entries of the batch may
     /// evict earlier ones. Meant for imports and copies, in batches of up to some
     /// tens of thousands of entries (LMDB bounds how much one transaction may change).
     pub fn put_batch<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<(), LmdbError> {
@@ -1290,6 +1393,31 @@ impl LmdbStore {
     pub(crate) fn body_count(&self) -> u64 {
         let shared = &self.shared;
         shared.read("count bodies", |txn| shared.dbs.bodies.len(txn)).expect("count bodies")
+    }
+
+    /// The environment's page size, and the number of the last page its map uses.
+    pub(crate) fn page_size_and_last_page(&self) -> (u64, u64) {
+        (self.shared.geometry.page_size(), self.shared.map_extent().1)
+    }
+
+    /// Whether a put of `entry` passes the check made before anything is written
+    /// (that it could fit in an empty map).
+    pub(crate) fn could_fit_in_an_empty_map(&self, entry: &Entry) -> bool {
+        let prepared = PreparedEntry::new(entry);
+        let pages = WritePages::of(&self.shared.geometry, [(&prepared, true)]);
+        self.shared.refuse_what_never_fits(&pages, prepared.stored_len()).is_ok()
+    }
+
+    /// How many transactions [`Shared::make_freed_pages_reusable`] commits.
+    pub(crate) fn commits_to_make_freed_pages_reusable(&self) -> usize {
+        let shared = &self.shared;
+        let last_commit = || {
+            let _shared = shared.gate();
+            shared.env.info().last_txn_id
+        };
+        let before = last_commit();
+        shared.make_freed_pages_reusable().expect("commit");
+        last_commit() - before
     }
 
     /// How many keys each index holds: (by expiry, by creation).
