@@ -842,7 +842,13 @@ impl LmdbStore {
         drop(shared.behind.settle());
         let (entries, bytes) =
             shared.read("stats", |txn| Ok((shared.dbs.entries.len(txn)?, shared.total_bytes(txn)?)))?;
-        Ok(LmdbStats { entries, bytes, map_size: shared.env.info().map_size })
+        // `info` reads the meta pages, in the map: under the gate, so that no resize by
+        // another thread remaps them meanwhile.
+        let map_size = {
+            let _shared = shared.gate();
+            shared.env.info().map_size
+        };
+        Ok(LmdbStats { entries, bytes, map_size })
     }
 
     /// Reads every variant of `key` in one read transaction: each record, and each
