@@ -1281,7 +1281,10 @@ impl<S: Store> Cache<S> {
 
     /// Runs the whole loop: `origin` sends a request and returns the response with its
     /// body, or an error. Store failures never surface; origin errors do, unless a
-    /// stale response may stand in.
+    /// stale response may stand in. A response served under stale-while-revalidate is
+    /// returned without its [`PendingRevalidation`], which this loop has no background
+    /// to run: dropped, it lets the next request for the key revalidate, where kept in
+    /// the response it would hold identical requests back until the response is gone.
     pub fn send<E>(
         &self,
         request: Request<Bytes>,
@@ -1290,7 +1293,7 @@ impl<S: Store> Cache<S> {
     ) -> Result<Response<Bytes>, E> {
         let (parts, body) = request.into_parts();
         let mut forward = match self.plan(parts, body, options) {
-            Plan::Respond(response) => return Ok(*response),
+            Plan::Respond(response) => return Ok(without_revalidation(*response)),
             Plan::Forward(forward) => forward,
         };
         loop {
@@ -1303,6 +1306,12 @@ impl<S: Store> Cache<S> {
             }
         }
     }
+}
+
+/// `response` without a [`PendingRevalidation`] (see [`Cache::send`]).
+fn without_revalidation(mut response: Response<Bytes>) -> Response<Bytes> {
+    response.extensions_mut().remove::<PendingRevalidation>();
+    response
 }
 
 /// Releases coalesced waiters (by dropping `guard`) only once the entry is written, so
@@ -1545,7 +1554,8 @@ impl<S: AsyncStore> Cache<S> {
         self.recover(&forward)
     }
 
-    /// [`Cache::send`] over an [`AsyncStore`] with an async `origin`.
+    /// [`Cache::send`] over an [`AsyncStore`] with an async `origin` (a
+    /// stale-while-revalidate response also comes without its revalidation).
     pub async fn send_async<E, F, Fut>(
         &self,
         request: Request<Bytes>,
@@ -1558,7 +1568,7 @@ impl<S: AsyncStore> Cache<S> {
     {
         let (parts, body) = request.into_parts();
         let mut forward = match self.plan_async(parts, body, options).await {
-            Plan::Respond(response) => return Ok(*response),
+            Plan::Respond(response) => return Ok(without_revalidation(*response)),
             Plan::Forward(forward) => forward,
         };
         loop {

@@ -452,6 +452,36 @@ fn force_refresh_and_refresh_go_to_the_origin() {
     assert_eq!(origin.count(), 3);
 }
 
+// `send` has no background to revalidate in: the stale response comes without its
+// pending revalidation, so the key's lead is released (RFC 5861 §3 asks for a
+// revalidation, not that a later request for the key wait for one that never runs).
+#[test]
+fn send_drops_a_stale_while_revalidate_hits_revalidation_and_its_lead() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-while-revalidate=60"), ("etag", "\"a\"")];
+    let send = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old"));
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    clock.set(20);
+    let held = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&held).stale && status(&held).reason == Reason::StaleWhileRevalidate);
+    assert!(held.extensions().get::<PendingRevalidation>().is_none());
+    // The lead is free: this request is planned at once, not made to wait for it.
+    let store = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let async_send =
+        |r: Request<Bytes>| std::future::ready(Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")));
+    futures_executor::block_on(async {
+        store.send_async(get(URL), RequestOptions::default(), async_send).await.unwrap();
+        clock.set(40);
+        let held = store.send_async(get(URL), RequestOptions::default(), async_send).await.unwrap();
+        assert!(held.extensions().get::<PendingRevalidation>().is_none());
+        let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
+        let planned = store.plan_now(get(URL).into_parts().0, Bytes::new(), refresh);
+        assert!(matches!(planned, Ok(Plan::Forward(_))), "the key's lead is still held");
+    });
+    assert_eq!(origin.count(), 2, "the stale responses were served without asking");
+}
+
 #[test]
 fn stale_while_revalidate_hands_back_a_pending_revalidation() {
     let (cache, clock) = cache(Settings::default());
