@@ -708,8 +708,14 @@ impl<S> Cache<S> {
                 status.expires = entry.expires;
                 status.is_expired = entry.is_expired(now);
                 let mut puts = vec![*entry];
-                // Remember the redirect target too, so asking for it directly is a hit.
-                if let Some(final_url) = final_url.filter(|url| **url != forward.parts.uri) {
+                // Remember the redirect target too, so asking for it directly is a hit:
+                // for a GET or HEAD only, which a client follows as the same request. It
+                // may follow another method's redirect with a GET (301, 302, 303), and
+                // never sent this method, with this body, to the target.
+                let followed_as_sent = matches!(forward.parts.method, Method::GET | Method::HEAD);
+                if let Some(final_url) =
+                    final_url.filter(|url| followed_as_sent && **url != forward.parts.uri)
+                {
                     let mut parts = forward.parts.clone();
                     parts.uri = final_url.clone();
                     let mut alias = puts[0].clone();

@@ -533,6 +533,28 @@ fn redirect_target_is_remembered_and_served_directly() {
     assert_eq!(origin.count(), 1);
 }
 
+// A POST's redirect may be followed with a GET (RFC 9110 §15.4.4, 303): what came back is
+// not the answer to a POST of the target, and is not remembered as one.
+#[test]
+fn a_redirected_post_is_not_remembered_as_a_post_of_its_target() {
+    let methods = vec![http::Method::GET, http::Method::HEAD, http::Method::POST];
+    let (cache, _clock) = cache(Settings { allowable_methods: methods, ..Settings::default() });
+    let origin = Origin::default();
+    let post = |url: &str| Request::post(url).body(Bytes::from_static(b"a=1")).unwrap();
+    let (parts, body) = post(URL).into_parts();
+    let Plan::Forward(forward) = cache.plan(parts, body, RequestOptions::default()) else {
+        panic!("miss expected");
+    };
+    let final_url: http::Uri = "https://example.com/moved".parse().unwrap();
+    let response = origin.respond(&forward.request(), 200, &[("cache-control", "max-age=60")], "the GET's");
+    let Completion::Respond(first) = cache.complete(*forward, response, Some(&final_url)) else { panic!() };
+    assert!(status(&first).stored);
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[], "the POST's"));
+    let direct = cache.send(post("https://example.com/moved"), RequestOptions::default(), ok).unwrap();
+    assert_eq!(direct.body(), "the POST's");
+    assert_eq!(origin.count(), 2);
+}
+
 #[test]
 fn identical_concurrent_misses_reach_the_origin_once() {
     const FOLLOWERS: usize = 7;
