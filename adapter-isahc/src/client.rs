@@ -230,6 +230,11 @@ impl<S: Store + 'static> CachedClient<S> {
             return Settled::Done(self.fail(cache, *forward, error.into(), asked));
         }
         if buffered.len() as u64 > limit {
+            // A server error stale-if-error covers gives way to the stored response,
+            // however large its page.
+            if let Some(stale) = cache.stale_instead_of(&forward, &head) {
+                return Settled::Done(Ok(self.deliver(cache, stale, None, asked)));
+            }
             cache.complete_streamed(*forward, &mut head, final_url);
             let body = Body::from_reader(io::Cursor::new(buffered).chain(body));
             return Settled::Done(Ok(Response::from_parts(head, body)));
@@ -387,6 +392,10 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
             return Settled::Done(self.fail_async(cache, *forward, error.into(), asked));
         }
         if buffered.len() as u64 > limit {
+            // As in the blocking loop: stale-if-error, whatever the error page's size.
+            if let Some(stale) = cache.stale_instead_of(&forward, &head) {
+                return Settled::Done(Ok(self.deliver_async(cache, stale, None, asked)));
+            }
             cache.complete_streamed_async(*forward, &mut head, final_url).await;
             let body = AsyncBody::from_reader(futures_lite::io::Cursor::new(buffered).chain(body));
             return Settled::Done(Ok(Response::from_parts(head, body)));

@@ -271,6 +271,11 @@ where
             }
         };
         if overflow {
+            // A server error stale-if-error covers gives way to the stored response,
+            // however large its page.
+            if let Some(stale) = cache.stale_instead_of(&forward, &head) {
+                return Received::Done(Ok(reqwest::Response::from(with_url(stale, asked))));
+            }
             cache.complete_streamed_async(*forward, &mut head, final_url.as_ref()).await;
             mark_streamed(&mut head, &mut response);
             let url = response.url().clone();
@@ -423,6 +428,11 @@ pub(crate) mod blocking {
                 }
                 // Past the limit: the prefix, then the rest as the caller reads it.
                 Buffered::Overflow => {
+                    // A server error stale-if-error covers gives way to the stored
+                    // response, however large its page.
+                    if let Some(stale) = cache.stale_instead_of(&forward, &head) {
+                        return Ok(Response::from(with_url(stale, &asked)));
+                    }
                     cache.complete_streamed(*forward, &mut head, final_url.as_ref());
                     return Ok(unstored(head, response, buffer, &url, ReadBody::new));
                 }

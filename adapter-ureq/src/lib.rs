@@ -288,6 +288,11 @@ impl<S: Store + 'static> CacheMiddleware<S> {
             return Settled::Done(self.fail(*forward, error.into(), asked));
         }
         if buffered.len() as u64 > limit {
+            // A server error stale-if-error covers gives way to the stored response,
+            // however large its page.
+            if let Some(stale) = self.cache.stale_instead_of(&forward, &head) {
+                return Settled::Done(self.deliver(stale, None, asked));
+            }
             self.cache.complete_streamed(*forward, &mut head, final_url);
             let body = body_builder(&head.headers).reader(io::Cursor::new(buffered).chain(reader));
             return Settled::Done(self.check_status(Response::from_parts(head, body)));

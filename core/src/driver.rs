@@ -49,7 +49,7 @@ use crate::header::{VariantId, Vary};
 use crate::key::{CacheKey, KeyHash, cache_key};
 use crate::machine::{
     Action, Conditional, Exchange, Outcome, Reason, Revalidate, Serve, decide_stored, decide_unread,
-    on_error, store_entry,
+    on_error, stale_instead_of_error, store_entry,
 };
 use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
@@ -642,6 +642,25 @@ impl<S> Cache<S> {
     pub fn coalesced_waiters(&self) -> usize {
         let map = self.inflight.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.values().map(|event| event.total_listeners()).sum()
+    }
+
+    /// The stored response to serve instead of the origin's, whose head is `response`,
+    /// when that is a server error stale-if-error lets the stored one stand in for
+    /// (RFC 5861 §4: 500, 502, 503, 504): what [`Cache::complete`] would answer, decided
+    /// from the head alone, with no store access. For adapters that gave up buffering
+    /// the body ([`Forward::wants_body`] asks for a server error's when a response is
+    /// stored, to decide this): an error page too large to store still gives way to the
+    /// stored response. `Some`: serve it and drop `forward` (the origin's response
+    /// with it); `None`: finish with [`Cache::complete_streamed`].
+    pub fn stale_instead_of(
+        &self,
+        forward: &Forward,
+        response: &http::response::Parts,
+    ) -> Option<Response<Bytes>> {
+        let entry = forward.stored.as_deref().filter(|_| forward.key.is_some())?;
+        let now = self.now();
+        stale_instead_of_error(now, response.status, &forward.parts, entry, &forward.settings)?;
+        Some(self.stale_response(forward, entry, Reason::StaleIfError, now))
     }
 
     /// Becomes the leader for `key`, or gets a listener for the current leader.

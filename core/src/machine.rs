@@ -853,6 +853,22 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
         && port(a) == port(b)
 }
 
+/// Whether stale-if-error lets `entry` stand in for the origin's `status` response to
+/// `request`, a server error (RFC 5861 §4 names 500, 502, 503 and 504), and how stale
+/// it is. Decided from the status alone, never from the error's body.
+pub(crate) fn stale_instead_of_error(
+    now: SystemTime,
+    status: StatusCode,
+    request: &request::Parts,
+    entry: &Entry,
+    settings: &Settings,
+) -> Option<Duration> {
+    if !matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+        return None;
+    }
+    stale_if_error_allows(now, request, entry, settings)
+}
+
 /// Whether stale-if-error lets `entry` stand in for a failed origin (RFC 5861 §4).
 fn stale_if_error_allows(
     now: SystemTime,
@@ -950,9 +966,8 @@ pub(crate) fn store_entry(
 
     // RFC 5861 §4: serve stale on a server error.
     let stored = stored.as_deref();
-    if matches!(status.as_u16(), 500 | 502 | 503 | 504)
-        && let Some(entry) = stored
-        && let Some(staleness) = stale_if_error_allows(now, request, entry, settings)
+    if let Some(entry) = stored
+        && let Some(staleness) = stale_instead_of_error(now, status, request, entry, settings)
     {
         return Outcome::ServeStale { staleness, reason: Reason::StaleIfError };
     }

@@ -353,6 +353,40 @@ fn cache_status_says_why_the_request_was_forwarded() {
     assert_eq!(origin.count(), 5);
 }
 
+// RFC 5861 §4: a 500, 502, 503 or 504 may be answered with the stale stored response,
+// decided from the head alone (`stale_instead_of`, for adapters that did not buffer the
+// error page); any other status, or no stored response, leaves the origin's.
+#[test]
+fn stale_instead_of_an_error_is_decided_from_its_status() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-if-error=60"), ("etag", "\"a\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "ok")))
+        .unwrap();
+    clock.set(20);
+    let Plan::Forward(forward) = cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("a stale entry is revalidated");
+    };
+    let head = |code: u16| Response::builder().status(code).body(()).unwrap().into_parts().0;
+    for code in [500, 502, 503, 504] {
+        let stale = cache.stale_instead_of(&forward, &head(code)).expect("stale-if-error");
+        assert_eq!((stale.body().as_ref(), status(&stale).reason), (&b"ok"[..], Reason::StaleIfError));
+    }
+    for code in [200, 404, 501, 505] {
+        assert!(cache.stale_instead_of(&forward, &head(code)).is_none(), "{code}");
+    }
+    clock.set(100); // past the 60 s stale-if-error allows
+    assert!(cache.stale_instead_of(&forward, &head(503)).is_none());
+    let Plan::Forward(miss) =
+        cache.plan(get("https://example.com/other").into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("a miss");
+    };
+    assert!(cache.stale_instead_of(&miss, &head(503)).is_none(), "nothing stored");
+}
+
 #[test]
 fn stale_if_error_covers_a_transport_error() {
     let (cache, clock) = cache(Settings::default());
