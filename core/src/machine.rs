@@ -990,10 +990,13 @@ pub(crate) fn store_entry(
             }
             _ => false,
         };
-        // No `Content-Length`, or one that says the stored body's length (a malformed
-        // one disagrees).
+        // No `Content-Length`, or the stored response's (a malformed one disagrees):
+        // its field, which a client that decoded the body (`Content-Encoding`) kept as
+        // the origin sent it, else its body's length.
+        let stored_length =
+            content_length(&entry.response.headers).unwrap_or(entry.response.body.len() as u64);
         let length_agrees = !response.headers.contains_key(header::CONTENT_LENGTH)
-            || content_length(&response.headers) == Some(entry.response.body.len() as u64);
+            || content_length(&response.headers) == Some(stored_length);
         if validators_agree && length_agrees {
             return refreshed(exchange, Cow::Borrowed(entry), settings, options, Reason::HeadFreshened);
         }

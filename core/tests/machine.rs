@@ -841,6 +841,26 @@ fn rfc9111_4_3_5_head_freshens_the_stored_get() {
     ));
 }
 
+// §4.3.5 compares the HEAD's `Content-Length` with the stored response's: its field when
+// it has one (a client that decoded a compressed body keeps the origin's length there).
+#[test]
+fn rfc9111_4_3_5_head_length_is_compared_with_the_stored_field() {
+    let (settings, options) = defaults();
+    let compressed = [("cache-control", "max-age=10"), ("etag", "\"v1\""), ("content-length", "10")];
+    let stored = stored_with(&compressed); // its body, decoded, is "body": 4 bytes
+    let head = req(Method::HEAD, URL, &[]);
+    let same = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-length", "10")]);
+    assert!(matches!(
+        outcome(50, &head, &same, b"", Some(&stored), &settings, &options),
+        Outcome::Refresh { reason: Reason::HeadFreshened, .. }
+    ));
+    let decoded = resp(200, &[("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-length", "4")]);
+    assert!(matches!(
+        outcome(50, &head, &decoded, b"", Some(&stored), &settings, &options),
+        Outcome::Invalidate { reason: Reason::HeadMismatch, .. }
+    ));
+}
+
 // §4.3.5 asks for "matching values" of the validators: a weak tag matches the same weak
 // tag (the strong comparison never matches weak tags), not the strong tag of that name.
 #[test]
