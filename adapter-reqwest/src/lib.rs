@@ -29,7 +29,7 @@
 //! ## How requests flow
 //!
 //! Every request runs [`Cache`](httpcache_core::Cache)'s step API: `plan` →
-//! (send through reqwest) → `complete` / `complete_streamed` / `fail`.
+//! (send through reqwest) → `complete` / `stale_instead_of` + `complete_streamed` / `fail`.
 //!
 //! * Responses are the client's own ([`reqwest::Response`]), carrying a
 //!   [`CacheStatus`](httpcache_core::CacheStatus) in their extensions (read it with [`CacheStatusExt`]) and an

@@ -23,10 +23,16 @@
 //! error is traced. Concurrent identical misses are coalesced: one goes to the
 //! origin, the others wait for it and are then served from the cache.
 //!
+//! An adapter that stops buffering a body (it grew past `max_entry_bytes`) asks
+//! [`Cache::stale_instead_of`] before passing the response through with
+//! [`Cache::complete_streamed`]: a server error that stale-if-error covers is answered
+//! with the stored response, whatever the size of its page.
+//!
 //! Stale-while-revalidate: when a stale response is served for revalidation in the
 //! background, the response carries a [`PendingRevalidation`] in its extensions.
 //! The adapter takes it out and runs it (on a task or a thread) with
-//! [`Cache::complete`]; if nobody does, the entry is simply revalidated later.
+//! [`Cache::complete`]; if nobody does (and [`Cache::send`] does not: it drops it),
+//! the entry is simply revalidated later.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
