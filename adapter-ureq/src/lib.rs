@@ -59,7 +59,13 @@
 //!   ureq would have made it one. Using [`CacheMiddleware`] by hand, build the agent
 //!   with `http_status_as_error(false)` and set [`CacheMiddleware::status_as_error`]; if
 //!   ureq still turns statuses into errors, 5xx errors go through stale-if-error and
-//!   4xx/5xx responses are never stored.
+//!   4xx/5xx responses are never stored. Give the sender `http_status_as_error(false)`
+//!   too, or a 4xx/5xx it fetches in the background never reaches the cache.
+//!   **A request's own `http_status_as_error`** (`agent.get(url).config()
+//!   .http_status_as_error(false).build()`) is not seen: ureq keeps a request's own
+//!   config from middleware (it has no public getter), so the agent's setting applies
+//!   to every request of a cached agent. To read error bodies, build the agent with
+//!   `http_status_as_error(false)` and look at `status()`.
 //!
 //! ## Bodies
 //!
@@ -203,7 +209,8 @@ impl<S: Store + 'static> CacheMiddleware<S> {
 
     /// The agent used to send requests outside a middleware call: background
     /// revalidations (stale-while-revalidate) and the resend after a 304 whose validator
-    /// does not match. Give it your settings and no cache middleware.
+    /// does not match. Give it your settings, `http_status_as_error(false)` (what it
+    /// fetches goes to the cache, a 404 it may store included) and no cache middleware.
     pub fn sender(mut self, agent: Agent) -> Self {
         self.sender = Some(agent);
         self
@@ -492,19 +499,21 @@ impl<S: Store + 'static> CachedAgent<S> {
         Self::with_config(cache, |config| config)
     }
 
-    /// An agent over `cache` with the settings `configure` makes, called twice: once for
-    /// the agent and once for its sender (the same settings, no cache; see
-    /// [`CacheMiddleware::sender`]). The agent gets `http_status_as_error(false)` and the
-    /// cache middleware last; the middleware applies your `http_status_as_error`.
+    /// An agent over `cache` with the settings `configure` makes, called three times:
+    /// to read your `http_status_as_error`, for the agent, and for its sender (the same
+    /// settings, no cache; see [`CacheMiddleware::sender`]). The agent and the sender get
+    /// `http_status_as_error(false)`, the agent the cache middleware last; the
+    /// middleware applies your `http_status_as_error` to what it returns.
     pub fn with_config(
         cache: impl Into<Arc<Cache<S>>>,
         configure: impl Fn(ConfigBuilder<AgentScope>) -> ConfigBuilder<AgentScope>,
     ) -> Self {
         let cache = cache.into();
-        let sender: Agent = configure(Config::builder()).build().into();
-        let middleware = CacheMiddleware::new(cache.clone())
-            .status_as_error(sender.config().http_status_as_error())
-            .sender(sender);
+        let status_as_error = configure(Config::builder()).build().http_status_as_error();
+        // What the sender gets (background revalidations, resends) goes to the cache,
+        // never to a caller: a 4xx/5xx turned into an error would never reach it.
+        let sender: Agent = configure(Config::builder()).http_status_as_error(false).build().into();
+        let middleware = CacheMiddleware::new(cache.clone()).status_as_error(status_as_error).sender(sender);
         let agent = configure(Config::builder()).http_status_as_error(false).middleware(middleware).build();
         CachedAgent { agent: agent.into(), cache: Some(cache) }
     }

@@ -199,6 +199,33 @@ fn background_revalidation_through_the_sender() {
     assert_eq!(origin.hits("/max-age/60"), 2);
 }
 
+/// A `CachedAgent` with ureq's default `http_status_as_error(true)`: its callers get a
+/// 404 as an error, but the 404 its sender fetches in the background reaches the cache
+/// and is stored (allowed here), not dropped as an error.
+#[test]
+fn background_revalidation_stores_an_error_status() {
+    let origin = Origin::start();
+    let settings = Settings {
+        allowable_codes: vec![http::StatusCode::OK, http::StatusCode::NOT_FOUND],
+        stale_while_revalidate: StaleAllowance::Always,
+        cache_control: false,
+        expire_after: Some(Expiry::Immediately),
+        ..Settings::default()
+    };
+    let cached = CachedAgent::with_config(memory_cache(settings), |config| config.timeout_global(TIMEOUT));
+    let stored_at = || {
+        let entries = cached.inventory().expect("an inventory").values().expect("entries");
+        entries.iter().map(|entry| entry.response_time).max()
+    };
+    let url = origin.url("/status/404");
+    assert_eq!(status_of(cached.get(&url).call()), Err(404));
+    let first = stored_at().expect("the 404 was stored");
+    assert_eq!(status_of(cached.get(&url).call()), Err(404), "the stale 404");
+    let landed = httpcache_tests::scenarios::eventually(|| stored_at() > Some(first));
+    assert!(landed, "the background revalidation's 404 was stored");
+    assert_eq!(origin.hits("/status/404"), 2);
+}
+
 /// A large response passes through streamed, whole, and is not stored; ureq's URI works on it.
 #[test]
 fn large_stream_passes_through() {
