@@ -129,6 +129,34 @@
 //! are evicted until the write fits. [`LmdbBuilder::max_bytes`] bounds the total
 //! size of the entries (records and bodies) the same way.
 //!
+//! Once the map is at its largest, puts keep an *eviction reserve* of it free: a put
+//! that would leave fewer pages free is treated as not fitting, and evicts first. LMDB
+//! copies every page a write changes, deletions included, and reuses the pages a commit
+//! frees only two commits later, so a map with no free page cannot be written at all: a
+//! put that finds it full cannot evict for itself, nor can any put after it, and
+//! removals and purges fail too; only `clear` got such a map going again (before the
+//! reserve, all of 60 maps of 256 KiB to 4 MiB filled with small entries ended so,
+//! within a few dozen puts of filling). So the map may grow to `max_map_size`, but
+//! entries fill it only up to `max_map_size` less the reserve; evictions, removals,
+//! purges and `clear` may use it, leaving the pages of their commit and one more (8
+//! pages). The reserve is what evicting one record and the commits around it take,
+//! counted from the depths of the B-trees an entry goes to (five):
+//!
+//! * for each tree, twice its depth: the path to the record, copied, and a neighbour
+//!   per level when the deletion leaves a leaf less than a quarter full (LMDB merges
+//!   it);
+//! * 4 pages for each of three commits (the put's, the eviction's and the one after it,
+//!   which lets the pages the eviction freed be reused): the copies of the main
+//!   database's root and of `info`'s leaf, and the free list's leaf and its copy;
+//! * and 4 pages of margin (a deeper or longer free list, a split).
+//!
+//! That is 26 pages in a store holding one entry, 30 to 34 (120 to 136 KiB of 4 KiB
+//! pages) in a map of a few MiB of small entries, and about 60 by the same count in one
+//! of several GiB, whose trees are deeper. Whether a put leaves it is not estimated but
+//! tried: in a transaction nested in the put's, then aborted, LMDB is asked for that
+//! many pages, one at a time, from where the writes after it will take theirs (no I/O;
+//! only while the map cannot grow by the reserve).
+//!
 //! A put fails for lack of room ([`LmdbError::Full`]), without evicting anything, in
 //! three cases:
 //!
@@ -138,20 +166,19 @@
 //!   overflow pages of its own, `(length + 16) / page size` rounded up; the entry's
 //!   other records take a leaf page in each of the five databases they go to; an empty
 //!   store takes 4 pages (two meta pages, the main database's root, the leaf of
-//!   `info`); and every write copies the pages it changes and rewrites the free list.
-//!   With 4 KiB pages, a 1 MiB map takes a body of at most 241 pages (987,120 bytes);
+//!   `info`); every write copies the pages it changes and rewrites the free list; and
+//!   the eviction reserve of a store holding one entry stays free. With 4 KiB pages, a
+//!   1 MiB map takes a body of at most 215 pages (880,624 bytes);
 //! * or, when the map at its largest has no room for it, its longest record needs more
 //!   consecutive pages than eviction is counted on to free: a quarter of the pages the
-//!   map has used so far. LMDB puts a long value on one run of pages, taken from the
-//!   never-used end of the map or from pages freed below it, never from both, and the
-//!   pages an emptied store still uses can lie anywhere among the freed ones. In a map
-//!   that has filled, that refuses a body of more than about a quarter of the map.
+//!   map has used so far, the empty store's and the reserve's excepted. LMDB puts a
+//!   long value on one run of pages, taken from the never-used end of the map or from
+//!   pages freed below it, never from both, and the pages an emptied store still uses
+//!   can lie anywhere among the freed ones. In a map that has filled, that refuses a
+//!   body of more than about a quarter of the map (a fifth of a 1 MiB one).
 //!
 //! Only when these counts err (the store is emptied and LMDB still finds no run of
-//! free pages long enough) does a put that fails leave entries evicted. A put also
-//! fails, evicting nothing, when the map is so full that the transaction that would
-//! evict for it finds no free page either (LMDB copies every page it changes,
-//! deletions included).
+//! free pages long enough) does a put that fails leave entries evicted.
 //! [`LmdbStore::put_batch`] counts its entries together, and a refresh that keeps the
 //! stored body (see below) is not refused for the body's run.
 //!

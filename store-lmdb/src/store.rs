@@ -19,7 +19,7 @@ use httpcache_core::{
 };
 
 use crate::error::LmdbError;
-use crate::pages::{Geometry, WritePages};
+use crate::pages::{COMMIT_RESERVE, Geometry, ONE_ENTRY_DEPTHS, TreeDepths, WritePages, eviction_reserve};
 use crate::records::{
     EntryRecord, MetaHeader, PreparedEntry, RecordId, decode_meta_record, index_key, nanos, parse_index_key,
     record_id,
@@ -58,6 +58,9 @@ const INFO: &str = "info";
 /// `info` keys.
 const FORMAT_KEY: &str = "format";
 const BYTES_KEY: &str = "bytes";
+/// The first byte of the keys [`Shared::pages_left`] writes in `info`, in a transaction
+/// it aborts: not UTF-8, so no `info` key has it.
+const PROBE_KEY_TAG: u8 = 0xFF;
 /// The value of `info["format"]`: marks the environment as ours.
 const FORMAT: &[u8] = b"httpcache-lmdb/1";
 
@@ -121,8 +124,13 @@ impl LmdbBuilder {
 
     /// The largest the map may grow to (default [`DEFAULT_MAX_MAP_SIZE`], never less
     /// than `map_size`). Once it is reached, writes evict entries to make room; a
-    /// write eviction could not make room for is refused instead (see the
-    /// [crate docs](crate#size)).
+    /// write eviction could not make room for is refused instead.
+    ///
+    /// The map (and the file) may grow to `max_map_size`, but entries fill it only up
+    /// to `max_map_size` less an *eviction reserve*: pages a put must leave free so
+    /// that evicting for the next one can always run (LMDB copies the pages a deletion
+    /// changes too). 30 to 34 pages (120 to 136 KiB of 4 KiB pages) in a map of a few
+    /// MiB of small entries, about 60 in one of several GiB; see the [crate docs](crate#size).
     pub fn max_map_size(mut self, bytes: usize) -> Self {
         self.max_map_size = bytes;
         self
@@ -204,6 +212,31 @@ enum Write {
 enum Index {
     Expiry,
     Created,
+}
+
+/// What a write transaction leaves free of a map that cannot grow, for the writes after
+/// it: LMDB copies every page a write changes, deletions included, so a map with no free
+/// page cannot be written at all, not even to evict (see the [crate docs](crate#size)).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Keep {
+    /// The eviction reserve ([`eviction_reserve`]): what puts and refreshes leave, so
+    /// that evicting for the next put, and the commits around it, find their pages.
+    Reserve,
+    /// One more commit ([`COMMIT_RESERVE`]): what evictions, removals, purges and
+    /// `clear` leave, so that the commit after them, which lets the pages they freed be
+    /// reused, can be made.
+    Commit,
+    /// Nothing: the commit that lets freed pages be reused, whose pages the others keep.
+    Nothing,
+}
+
+/// How many transactions [`Shared::delete_in_batches`] commits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Batches {
+    /// One: an eviction, which the put it makes room for then retries.
+    One,
+    /// As many as it takes to delete everything asked for: a purge.
+    UntilDone,
 }
 
 /// What the process shares for one path.
@@ -395,13 +428,15 @@ impl Shared {
         Err(LmdbError::Lmdb { context: what.to_owned(), message: "the map kept being resized".into() })
     }
 
-    /// Runs `f` in a write transaction and commits it. When the map is full it grows
-    /// (up to `max_map_size`) and retries; when it cannot grow, the error is
-    /// [`LmdbError::Full`] and nothing was written. `f` must not open another
+    /// Runs `f` in a write transaction and commits it, if it leaves what `keep` says
+    /// free ([`keep_room`](Self::keep_room)). When the map is full (or that room is not
+    /// left) it grows (up to `max_map_size`) and retries; when it cannot grow, the error
+    /// is [`LmdbError::Full`] and nothing was written. `f` must not open another
     /// transaction.
     fn write<R>(
         &self,
         what: &str,
+        keep: Keep,
         mut f: impl FnMut(&mut RwTxn<'_>) -> heed::Result<R>,
     ) -> Result<R, LmdbError> {
         for _ in 0..MAX_ATTEMPTS {
@@ -409,7 +444,9 @@ impl Shared {
                 let _shared = self.gate();
                 let map_size = self.env.info().map_size;
                 let outcome = match self.env.write_txn() {
-                    Ok(mut txn) => f(&mut txn).and_then(|value| txn.commit().map(|()| value)),
+                    Ok(mut txn) => f(&mut txn)
+                        .and_then(|value| self.keep_room(&mut txn, keep, map_size).map(|()| value))
+                        .and_then(|value| txn.commit().map(|()| value)),
                     Err(error) => Err(error),
                 };
                 (outcome, map_size)
@@ -461,6 +498,63 @@ impl Shared {
     }
 
     // ---- helpers running inside a write transaction ----
+
+    /// Fails with `MDB_MAP_FULL`, as LMDB would, unless the map (`map_size` bytes now,
+    /// able to grow to `max_map_size`) keeps what `keep` says free after this write
+    /// transaction's changes: pages it could still take now, or by growing the map. A
+    /// write failing so grows the map, or at its largest is [`LmdbError::Full`], which
+    /// makes a put evict first.
+    fn keep_room(&self, txn: &mut RwTxn<'_>, keep: Keep, map_size: usize) -> heed::Result<()> {
+        let pages = match keep {
+            Keep::Nothing => return Ok(()),
+            Keep::Commit => COMMIT_RESERVE,
+            Keep::Reserve => eviction_reserve(self.tree_depths(txn)?),
+        };
+        let growth = self.max_map_size.saturating_sub(map_size) as u64 / self.geometry.page_size();
+        let wanted = pages.saturating_sub(growth);
+        if wanted == 0 || self.pages_left(txn, wanted)? == wanted {
+            Ok(())
+        } else {
+            Err(heed::Error::Mdb(MdbError::MapFull))
+        }
+    }
+
+    /// The depths of the five B-trees a write changes, as this transaction sees them.
+    fn tree_depths(&self, txn: &RoTxn<'_>) -> heed::Result<TreeDepths> {
+        let depth = |stat: heed::DatabaseStat| u64::from(stat.depth);
+        Ok([
+            depth(self.dbs.entries.stat(txn)?),
+            depth(self.dbs.bodies.stat(txn)?),
+            depth(self.dbs.metas.stat(txn)?),
+            depth(self.dbs.by_expiry.stat(txn)?),
+            depth(self.dbs.by_created.stat(txn)?),
+        ])
+    }
+
+    /// How many of `wanted` more pages this write transaction could still take (up to
+    /// `wanted`): it takes them, in a nested transaction that is then aborted, one page
+    /// at a time (values of one overflow page each, in `info` under keys no record has),
+    /// the way the pages of the writes after it will be taken: from pages freed by
+    /// commits at least two before, or from the never-used end of the map. Exact where
+    /// counting would not be: LMDB reports neither how many pages the free list holds
+    /// nor which of them are reusable yet.
+    fn pages_left(&self, txn: &mut RwTxn<'_>, wanted: u64) -> heed::Result<u64> {
+        let info = self.dbs.info.remap_key_type::<Raw>();
+        // `(len + 16) / page size` rounded up: one overflow page.
+        let value = vec![0u8; (self.geometry.page_size() - 16) as usize];
+        let mut probe = self.env.nested_write_txn(txn)?;
+        for n in 0..wanted {
+            let mut key = [PROBE_KEY_TAG; 9];
+            key[1..].copy_from_slice(&n.to_be_bytes());
+            match info.put(&mut probe, &key, &value) {
+                Ok(()) => {}
+                Err(heed::Error::Mdb(MdbError::MapFull)) => return Ok(n),
+                Err(error) => return Err(error),
+            }
+        }
+        // Dropping `probe` aborts it: the parent transaction is as it was.
+        Ok(wanted)
+    }
 
     fn total_bytes(&self, txn: &RoTxn<'_>) -> heed::Result<u64> {
         Ok(self
@@ -599,34 +693,73 @@ impl Shared {
         Ok(Some(freed))
     }
 
-    /// Evicts records until `needed` bytes are freed or nothing is left; returns how
-    /// many records went.
+    /// Evicts records until `needed` bytes are freed or nothing is left, in one batch
+    /// ([`delete_in_batches`](Self::delete_in_batches): fewer records when the map has
+    /// no room to delete that many); returns how many records went.
     fn evict_bytes(&self, needed: u64, now: u64) -> Result<usize, LmdbError> {
-        let batch = self.write("evict", |txn| {
+        self.delete_in_batches("evict", Batches::One, |txn, limit, evicted| {
             let mut total = self.total_bytes(txn)?;
-            let (mut freed, mut evicted) = (0u64, 0usize);
-            while freed < needed {
+            let mut freed = 0u64;
+            while freed < needed && *evicted < limit {
                 match self.evict_one(txn, now, None)? {
                     Some(bytes) => {
                         freed = freed.saturating_add(bytes);
                         total = total.saturating_sub(bytes);
-                        evicted += 1;
+                        *evicted += 1;
                     }
                     None => break,
                 }
             }
             self.set_total_bytes(txn, total)?;
-            Ok(evicted)
-        });
-        match batch {
-            // A big deletion needs pages of its own: fall back to one record at a time.
-            Err(LmdbError::Full(_)) => self.write("evict", |txn| {
-                let total = self.total_bytes(txn)?;
-                let freed = self.evict_one(txn, now, None)?;
-                self.set_total_bytes(txn, total.saturating_sub(freed.unwrap_or(0)))?;
-                Ok(usize::from(freed.is_some()))
-            }),
-            other => other,
+            Ok((*evicted, true))
+        })
+    }
+
+    /// Deletes records in write transactions that leave one more commit's pages
+    /// ([`Keep::Commit`]), as many per transaction as the map has room to delete: LMDB
+    /// copies every page a deletion changes, so in a full map a deletion of many records
+    /// (spread over many leaves) can need more pages than are free, even though it
+    /// frees more. `delete` deletes at most `limit` records (index keys, for a purge)
+    /// in the transaction it is given, counting them in its last argument, and returns
+    /// what it reports and whether nothing is left to delete.
+    ///
+    /// The first transaction has no limit; one the map has no room for is retried on
+    /// half as many records as it got through, down to one (which the eviction reserve
+    /// is counted for), and should even that find no room, once more after a commit
+    /// that lets the pages freed by the last commit be reused (a write that kept less
+    /// than the reserve, a removal or an older build's, may have come last). With
+    /// [`Batches::UntilDone`], transactions follow one another, the limit doubling after
+    /// each, until `delete` says it is done; the reports of the committed ones are
+    /// summed.
+    fn delete_in_batches(
+        &self,
+        what: &str,
+        batches: Batches,
+        mut delete: impl FnMut(&mut RwTxn<'_>, usize, &mut usize) -> heed::Result<(usize, bool)>,
+    ) -> Result<usize, LmdbError> {
+        let (mut limit, mut reported, mut freed_pages_made_reusable) = (usize::MAX, 0usize, false);
+        loop {
+            let mut deleted = 0;
+            let outcome = self.write(what, Keep::Commit, |txn| {
+                deleted = 0;
+                delete(txn, limit, &mut deleted)
+            });
+            match outcome {
+                Ok((report, done)) => {
+                    reported = reported.saturating_add(report);
+                    if done || batches == Batches::One {
+                        return Ok(reported);
+                    }
+                    limit = limit.saturating_mul(2);
+                    freed_pages_made_reusable = false;
+                }
+                Err(LmdbError::Full(_)) if limit > 1 => limit = (deleted / 2).clamp(1, limit - 1),
+                Err(LmdbError::Full(_)) if !freed_pages_made_reusable => {
+                    self.make_freed_pages_reusable()?;
+                    freed_pages_made_reusable = true;
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
@@ -647,7 +780,7 @@ impl Shared {
     /// write, and before anything is written or evicted for it.
     fn refuse_what_never_fits(&self, write: &WritePages, bytes: u64) -> Result<(), LmdbError> {
         let (map_size, _) = self.map_extent();
-        let room = self.geometry.room_in_empty_map(map_size);
+        let room = self.geometry.room_for_entries(map_size);
         if write.pages <= room {
             return Ok(());
         }
@@ -664,10 +797,14 @@ impl Shared {
     /// eviction is not counted on to make room: its longest record needs a longer run of
     /// consecutive pages than [`Geometry::run_after_eviction`], a quarter of those below
     /// the map's high-water mark (LMDB gives such a run from pages freed there, or from
-    /// the never-used end, never from both; and the write found the end too short).
+    /// the never-used end, never from both; and the write found the end too short). The
+    /// pages of the eviction reserve, which the write must leave free, are not counted
+    /// among them (those of a store holding one entry, [`ONE_ENTRY_DEPTHS`]: the store
+    /// is emptied before the count can err).
     fn refuse_what_eviction_cannot_place(&self, write: &WritePages, bytes: u64) -> Result<(), LmdbError> {
         let (map_size, last_page) = self.map_extent();
-        let run = self.geometry.run_after_eviction(last_page);
+        let run =
+            self.geometry.run_after_eviction(last_page.saturating_sub(eviction_reserve(ONE_ENTRY_DEPTHS)));
         if write.longest_run <= run {
             return Ok(());
         }
@@ -686,7 +823,7 @@ impl Shared {
     /// one must stay whole until another commit replaces it), so without this the write
     /// right after an eviction cannot use a page the eviction freed.
     fn make_freed_pages_reusable(&self) -> Result<(), LmdbError> {
-        self.write("let freed pages be reused", |txn| {
+        self.write("let freed pages be reused", Keep::Nothing, |txn| {
             let total = self.total_bytes(txn)?;
             self.set_total_bytes(txn, total)
         })
@@ -703,7 +840,7 @@ impl Shared {
                 "deleting an undecodable cache record"
             );
         }
-        let outcome = self.write("delete corrupt records", |txn| {
+        let outcome = self.write("delete corrupt records", Keep::Commit, |txn| {
             let mut total = self.total_bytes(txn)?;
             for (id, seen, is_meta) in records {
                 let db = if *is_meta { self.dbs.metas } else { self.dbs.entries };
@@ -795,22 +932,31 @@ impl LmdbStore {
 
     /// Deletes every entry whose expiry is at or before `now`, walking the expiry
     /// index (entries that never expire are not visited). Returns how many went.
+    ///
+    /// One write transaction, unless the map is too full to delete them all at once
+    /// (LMDB copies every page a deletion changes): then several, each deleting as many
+    /// as the map has room for.
     pub fn purge_expired(&self, now: SystemTime) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
         let now = nanos(now);
-        shared.write("purge expired", |txn| {
-            let expired: Vec<Vec<u8>> = {
+        shared.delete_in_batches("purge expired", Batches::UntilDone, |txn, limit, visited| {
+            let (expired, done) = {
                 let upper = now.checked_add(1).map(u64::to_be_bytes);
                 let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (
                     Bound::Unbounded,
                     upper.as_ref().map_or(Bound::Unbounded, |upper| Bound::Excluded(&upper[..])),
                 );
                 let mut keys = Vec::new();
+                let mut done = true;
                 for item in shared.dbs.by_expiry.range(txn, &bounds)? {
+                    if keys.len() == limit {
+                        done = false;
+                        break;
+                    }
                     keys.push(item?.0.to_vec());
                 }
-                keys
+                (keys, done)
             };
             let mut total = shared.total_bytes(txn)?;
             let mut removed = 0;
@@ -830,9 +976,10 @@ impl LmdbStore {
                     }
                 }
                 shared.dbs.by_expiry.delete(txn, key)?;
+                *visited += 1;
             }
             shared.set_total_bytes(txn, total)?;
-            Ok(removed)
+            Ok((removed, done))
         })
     }
 
@@ -1013,15 +1160,17 @@ impl LmdbStore {
     /// refresh kept.
     ///
     /// When the map is full and cannot grow any more, evicts expired then oldest
-    /// entries until the write fits. Fails for lack of room ([`LmdbError::Full`]):
+    /// entries until the write fits and leaves the eviction reserve free
+    /// ([`Keep::Reserve`]). Fails for lack of room ([`LmdbError::Full`]):
     ///
     /// * before anything is written, when one entry alone exceeds `max_bytes`, or when
     ///   the entries could not fit even in an empty map: their records take more pages
-    ///   than a map of `max_map_size` has once LMDB's own are counted
+    ///   than a map of `max_map_size` has once LMDB's own and the reserve are counted
     ///   ([`Shared::refuse_what_never_fits`]);
     /// * once the map is found full, before anything is evicted, when eviction is not
     ///   counted on to make room: a record needs a longer run of consecutive pages than
-    ///   a quarter of those the map has used ([`Shared::refuse_what_eviction_cannot_place`]);
+    ///   a quarter of those the map has used, the reserve's excepted
+    ///   ([`Shared::refuse_what_eviction_cannot_place`]);
     /// * after evicting, only when these counts were wrong: the store is then empty and
     ///   the write still does not fit (LMDB found no run of free pages long enough where
     ///   one was counted on). The one case where a write that fails has evicted entries.
@@ -1054,7 +1203,7 @@ impl LmdbStore {
         let mut checked = false;
         let mut just_evicted = false;
         loop {
-            let outcome = shared.write(what, |txn| {
+            let outcome = shared.write(what, Keep::Reserve, |txn| {
                 kept_bodies.fill(false);
                 for (entry, kept) in entries.iter().zip(&mut kept_bodies) {
                     let entry = entry.borrow();
@@ -1140,7 +1289,7 @@ impl LmdbStore {
     pub(crate) fn remove_held(&self, key: &CacheKey) -> Result<usize, LmdbError> {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
-        shared.write("remove", |txn| {
+        shared.write("remove", Keep::Commit, |txn| {
             let mut ids = Vec::new();
             for db in [shared.dbs.entries, shared.dbs.metas, shared.dbs.bodies] {
                 for item in db.prefix_iter(txn, key.as_bytes())? {
@@ -1175,7 +1324,7 @@ impl LmdbStore {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
         let id = record_id(key, variant);
-        shared.write("remove variant", |txn| {
+        shared.write("remove variant", Keep::Commit, |txn| {
             let unlinked = shared.unlink(txn, &id, false)?;
             if unlinked.freed > 0 {
                 let total = shared.total_bytes(txn)?;
@@ -1188,7 +1337,7 @@ impl LmdbStore {
     pub(crate) fn clear_all(&self) -> Result<(), LmdbError> {
         let shared = &self.shared;
         let _settled = shared.behind.settle();
-        shared.write("clear", |txn| {
+        shared.write("clear", Keep::Commit, |txn| {
             shared.dbs.entries.clear(txn)?;
             shared.dbs.bodies.clear(txn)?;
             shared.dbs.metas.clear(txn)?;
@@ -1226,7 +1375,7 @@ impl LmdbStore {
         if orphans.is_empty() {
             return Ok(0);
         }
-        shared.write("delete orphan bodies", |txn| {
+        shared.write("delete orphan bodies", Keep::Commit, |txn| {
             let mut total = shared.total_bytes(txn)?;
             let mut deleted = 0;
             for id in &orphans {
@@ -1351,7 +1500,7 @@ impl LmdbStore {
         let header = MetaHeader { created: 0, expires: None, entry_len: bytes.len() as u64 };
         let meta = crate::records::meta_record(&header, bytes);
         shared
-            .write("write raw", |txn| {
+            .write("write raw", Keep::Reserve, |txn| {
                 let total = shared.total_bytes(txn)?;
                 let total = total.saturating_sub(shared.unlink(txn, &id, false)?.freed);
                 shared.dbs.entries.put(txn, &id, bytes)?;
@@ -1368,7 +1517,7 @@ impl LmdbStore {
         let shared = &self.shared;
         let id = record_id(key, variant);
         shared
-            .write("write a raw body", |txn| {
+            .write("write a raw body", Keep::Reserve, |txn| {
                 let before = shared.dbs.bodies.get(txn, &id)?.map_or(0, |body| body.len() as u64);
                 let after = bytes.map_or(0, |bytes| bytes.len() as u64);
                 match bytes {
@@ -1387,7 +1536,7 @@ impl LmdbStore {
         let shared = &self.shared;
         let id = record_id(key, variant);
         shared
-            .write("delete all but the body", |txn| {
+            .write("delete all but the body", Keep::Commit, |txn| {
                 let freed = shared.unlink(txn, &id, true)?.freed;
                 let total = shared.total_bytes(txn)?;
                 shared.set_total_bytes(txn, total.saturating_sub(freed))
@@ -1424,6 +1573,17 @@ impl LmdbStore {
         let before = last_commit();
         shared.make_freed_pages_reusable().expect("commit");
         last_commit() - before
+    }
+
+    /// How many pages a write transaction could take now, up to `limit` (without
+    /// committing anything), and the eviction reserve the store's trees call for.
+    pub(crate) fn pages_left_and_reserve(&self, limit: u64) -> (u64, u64) {
+        let shared = &self.shared;
+        let _shared = shared.gate();
+        let mut txn = shared.env.write_txn().expect("a write transaction");
+        let left = shared.pages_left(&mut txn, limit).expect("probe");
+        let reserve = eviction_reserve(shared.tree_depths(&txn).expect("depths"));
+        (left, reserve)
     }
 
     /// How many keys each index holds: (by expiry, by creation).
