@@ -307,7 +307,6 @@ pub(crate) mod blocking {
 
     use bytes::Bytes;
     use httpcache_core::driver::stored_body;
-    use httpcache_core::status::CACHE_STATUS;
     use httpcache_core::{Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Store};
     use reqwest::blocking::{Client, Request, Response};
 
@@ -442,7 +441,7 @@ pub(crate) mod blocking {
                     }
                     // The prefix, then the error: reading on from `response` would give
                     // the end of the body, not the error (see `Failed`).
-                    add_verdict(&mut head, CacheStatus::bypass(Reason::OriginError), cache.now());
+                    CacheStatus::bypass(Reason::OriginError).mark(&mut head, cache.now());
                     return Ok(unstored(head, response, buffer, &url, |_| Failed::new(error)));
                 }
             }
@@ -466,14 +465,6 @@ pub(crate) mod blocking {
         let mut streamed = http_response(&mut response, reqwest::Body::from(Bytes::new()));
         *streamed.body_mut() = reqwest::Body::wrap(Prefixed::new(Bytes::from(prefix), rest(response)));
         Response::from(with_url(streamed, url))
-    }
-
-    /// Adds the cache's verdict on a response it passes through to `head`: the
-    /// [`CacheStatus`] extension and the `Cache-Status` field that says the same, as
-    /// the driver adds them to every response it passes through.
-    fn add_verdict(head: &mut http::response::Parts, status: CacheStatus, now: std::time::SystemTime) {
-        head.headers.append(CACHE_STATUS, status.header_value(now));
-        head.extensions.insert(status);
     }
 
     /// An `http` response with `response`'s head (taking its headers, if still there,

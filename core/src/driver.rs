@@ -877,8 +877,7 @@ impl<S> Cache<S> {
         final_url: Option<&Uri>,
     ) -> Vec<Write> {
         let (status, writes, now) = self.streamed_outcome(forward, head, final_url);
-        head.headers.append(CACHE_STATUS, status.header_value(now));
-        head.extensions.insert(status);
+        status.mark(head, now);
         writes
     }
 

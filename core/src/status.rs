@@ -78,6 +78,14 @@ impl CacheStatus {
         }
     }
 
+    /// Puts this status on a response's head, as the drivers put theirs: the
+    /// `Cache-Status` field ([`header_value`](Self::header_value) at `now`), after any
+    /// an upstream cache sent (RFC 9211 §2), and the extension.
+    pub fn mark(self, head: &mut http::response::Parts, now: SystemTime) {
+        head.headers.append(CACHE_STATUS, self.header_value(now));
+        head.extensions.insert(self);
+    }
+
     /// The RFC 9211 `Cache-Status` value, e.g. `httpcache; hit; ttl=42; key="..."`.
     /// `now` gives `ttl` (negative when stale).
     ///
@@ -341,6 +349,23 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    // RFC 9211 §2: each cache appends its field, after those of caches nearer the origin.
+    #[test]
+    fn a_mark_comes_after_an_upstream_caches_field() {
+        let (mut head, ()) = http::Response::builder()
+            .header(CACHE_STATUS, "upstream; hit")
+            .body(())
+            .expect("a response")
+            .into_parts();
+        CacheStatus::bypass(Reason::OriginError).mark(&mut head, at(0));
+        let fields: Vec<_> = head.headers.get_all(CACHE_STATUS).iter().collect();
+        assert_eq!(fields, ["upstream; hit", "httpcache; fwd=miss; detail=origin-error"]);
+        assert_eq!(
+            head.extensions.get::<CacheStatus>().map(|status| status.reason),
+            Some(Reason::OriginError)
+        );
     }
 
     // RFC 9211 §2: a hit carries `hit` and a `ttl` parameter, negative when stale (§2.4).
