@@ -102,6 +102,9 @@ pub enum Reason {
     Authorization,
     /// `Vary: *` never matches, so storing is pointless (§4.1).
     VaryStar,
+    /// `Vary` names a field among [`Settings::ignored_parameters`], which stored requests
+    /// keep redacted: no later request would match it (§4.1), so storing is pointless.
+    VaryRedacted,
     /// `must-understand` with a status code this cache does not understand (§5.2.2.3).
     MustUnderstand,
     /// [`Settings::filter_fn`] said no.
@@ -162,6 +165,7 @@ impl Reason {
             Private => "private",
             Authorization => "authorization",
             VaryStar => "vary-star",
+            VaryRedacted => "vary-redacted",
             MustUnderstand => "must-understand",
             Filtered => "filtered",
             TooLarge => "too-large",
@@ -694,6 +698,14 @@ fn understood_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 200..=205 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
 }
 
+/// Whether `vary` names a field the stored request keeps redacted (one of the ignored
+/// parameters): the stored value, `REDACTED`, would then be what a later request's is
+/// compared with (§4.1), which no real one matches, and a request that sent that very
+/// text would be served another's response.
+fn varies_on_redacted(vary: &Vary, settings: &Settings) -> bool {
+    matches!(vary, Vary::Fields(names) if names.iter().any(|name| settings.is_ignored(name.as_str())))
+}
+
 /// Why a response with `directives` and `status` must not be stored, by its
 /// `Cache-Control` alone: `no-store` (§5.2.2.5), unless `must-understand` comes with it
 /// and this cache understands the status code, in which case `no-store` is ignored, as
@@ -1055,6 +1067,9 @@ pub(crate) fn store_entry(
     if vary == Vary::Any {
         return skip(Reason::VaryStar);
     }
+    if varies_on_redacted(&vary, settings) {
+        return skip(Reason::VaryRedacted);
+    }
     if exchange.body.len() as u64 > settings.max_entry_bytes {
         return skip(Reason::TooLarge);
     }
@@ -1225,6 +1240,7 @@ fn may_persist(exchange: &Exchange<'_>, refreshed: &Refreshed, settings: &Settin
         || storage_refused(directives, refreshed.entry.response.status).is_some()
         || RequestDirectives::parse(&exchange.request.headers).no_store
         || refreshed.vary == Vary::Any
+        || varies_on_redacted(&refreshed.vary, settings)
         || (settings.shared && matches!(directives.private, Some(FieldScope::All)));
     !forbidden
 }

@@ -245,6 +245,35 @@ fn rfc9111_4_1_vary_selects_the_matching_variant() {
     );
 }
 
+// §4.1: a stored response is reused only when the varied fields match. A field among
+// the ignored parameters is stored redacted, so a response varying on it could never
+// match a real request, and would match one that sent the text `REDACTED`: it is not
+// stored (nor written back after a 304 that adds such a `Vary`).
+#[test]
+fn rfc9111_4_1_a_response_varying_on_a_redacted_field_is_not_stored() {
+    let (settings, options) = defaults();
+    let alice = get(URL, &[("authorization", "Bearer alice")]);
+    for vary in ["Authorization", "accept, X-API-Key"] {
+        let response = resp(200, &[("cache-control", "max-age=60"), ("vary", vary)]);
+        let outcome = outcome(0, &alice, &response, b"alice's", None, &settings, &options);
+        assert_eq!(skip_reason(outcome), Reason::VaryRedacted, "{vary}");
+    }
+    // Not ignored, `Authorization` is a field like any other: stored, and selected by it.
+    let open = Settings { ignored_parameters: Vec::new(), ..Settings::default() };
+    let response = resp(200, &[("cache-control", "max-age=60"), ("vary", "Authorization")]);
+    let stored = [entry(0, &alice, &response, b"alice's", &open)];
+    assert!(matches!(decide(at(1), &alice, &stored, &open, &options), Action::Serve(_)));
+    let bob = get(URL, &[("authorization", "Bearer bob")]);
+    assert_eq!(decide(at(1), &bob, &stored, &open, &options), Action::Fetch(Reason::VaryMismatch));
+    // A 304 that makes the stored response vary on a redacted field is not written back.
+    let stored = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\"")]);
+    let vary_304 = resp(304, &[("etag", "\"v1\""), ("vary", "Authorization")]);
+    match outcome(50, &alice, &vary_304, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { persist, .. } => assert!(!persist, "written back"),
+        other => panic!("a 304 refreshes: {other:?}"),
+    }
+}
+
 #[test]
 fn rfc9111_4_1_stored_request_keeps_only_the_headers_needed() {
     let (mut settings, _) = defaults();
