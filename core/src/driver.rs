@@ -237,7 +237,7 @@ impl Forward {
             crate::machine::storage_refused(&ResponseDirectives::parse(&response.headers), response.status)
                 .is_some()
                 || RequestDirectives::parse(&self.parts.headers).no_store
-                || Vary::parse(&response.headers) == Vary::Any
+                || crate::machine::vary_refused(&Vary::parse(&response.headers), &self.settings).is_some()
                 || crate::machine::is_partial(response.status, &response.headers)
         };
         !too_long

@@ -698,12 +698,18 @@ fn understood_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 200..=205 | 300..=308 | 400..=418 | 421..=429 | 431 | 451 | 500..=511)
 }
 
-/// Whether `vary` names a field the stored request keeps redacted (one of the ignored
-/// parameters): the stored value, `REDACTED`, would then be what a later request's is
-/// compared with (§4.1), which no real one matches, and a request that sent that very
-/// text would be served another's response.
-fn varies_on_redacted(vary: &Vary, settings: &Settings) -> bool {
-    matches!(vary, Vary::Fields(names) if names.iter().any(|name| settings.is_ignored(name.as_str())))
+/// Why a response varying as `vary` says must not be stored, since no later request
+/// could select it (§4.1): `Vary: *`, or a field the stored request keeps redacted (one
+/// of the ignored parameters), whose stored value, `REDACTED`, no real request matches
+/// (and a request that sent that very text would be served another's response).
+pub(crate) fn vary_refused(vary: &Vary, settings: &Settings) -> Option<Reason> {
+    match vary {
+        Vary::Any => Some(Reason::VaryStar),
+        Vary::Fields(names) if names.iter().any(|name| settings.is_ignored(name.as_str())) => {
+            Some(Reason::VaryRedacted)
+        }
+        Vary::Fields(_) => None,
+    }
 }
 
 /// Why a response with `directives` and `status` must not be stored, by its
@@ -1064,11 +1070,8 @@ pub(crate) fn store_entry(
         return skip(Reason::Authorization);
     }
     let vary = Vary::parse(&response.headers);
-    if vary == Vary::Any {
-        return skip(Reason::VaryStar);
-    }
-    if varies_on_redacted(&vary, settings) {
-        return skip(Reason::VaryRedacted);
+    if let Some(reason) = vary_refused(&vary, settings) {
+        return skip(reason);
     }
     if exchange.body.len() as u64 > settings.max_entry_bytes {
         return skip(Reason::TooLarge);
@@ -1239,8 +1242,7 @@ fn may_persist(exchange: &Exchange<'_>, refreshed: &Refreshed, settings: &Settin
     let forbidden = settings.read_only
         || storage_refused(directives, refreshed.entry.response.status).is_some()
         || RequestDirectives::parse(&exchange.request.headers).no_store
-        || refreshed.vary == Vary::Any
-        || varies_on_redacted(&refreshed.vary, settings)
+        || vary_refused(&refreshed.vary, settings).is_some()
         || (settings.shared && matches!(directives.private, Some(FieldScope::All)));
     !forbidden
 }
