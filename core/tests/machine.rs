@@ -441,6 +441,21 @@ fn rfc9111_4_2_3_age_header_and_apparent_age_shorten_freshness() {
     assert_eq!(dated.expires, Some(at(60)));
 }
 
+// §5.1: a list-based `Age` (lines a proxy joined) counts by its first member. Ignored
+// whole, a response already 100 s old with 60 s of freshness was served fresh for a minute.
+#[test]
+fn rfc9111_5_1_a_list_based_age_counts_by_its_first_member() {
+    let (settings, options) = defaults();
+    let response = resp(200, &[("cache-control", "max-age=60"), ("age", "100, 5"), ("etag", "\"v\"")]);
+    let aged = entry(0, &get(URL, &[]), &response, b"x", &settings);
+    assert_eq!(aged.initial_age, Duration::from_secs(100));
+    assert_eq!(aged.expires, Some(at(0) - Duration::from_secs(40)));
+    assert!(matches!(
+        decide(at(1), &get(URL, &[]), &[aged], &settings, &options),
+        Action::Revalidate(r) if r.reason == Reason::Stale
+    ));
+}
+
 #[test]
 fn rfc9111_4_2_2_heuristic_freshness_is_a_tenth_of_last_modified_age() {
     let entry = stored_with(&[("date", &date(0)), ("last-modified", "Tue, 14 Nov 2023 20:33:20 GMT")]);

@@ -40,10 +40,13 @@ pub fn parse_delta_seconds(value: &[u8]) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
-/// The `Age` header (RFC 9111 §5.1): the first line, when it is valid delta-seconds.
+/// The `Age` header (RFC 9111 §5.1): the first member of its first line, when it is
+/// valid delta-seconds. Age is a singleton, but a list (`Age: 100, 5`, lines a proxy
+/// joined) is read by its first member, as §5.1 says a cache SHOULD: ignored whole, an
+/// old response would count as new, and be served fresh when it is not.
 pub fn age(headers: &HeaderMap) -> Option<Duration> {
     let first = headers.get(AGE)?;
-    parse_delta_seconds(trim_ows(first.as_bytes()))
+    parse_delta_seconds(split_list(first.as_bytes()).next()?)
 }
 
 /// Whether `Pragma` contains `no-cache` (RFC 9111 §5.4).
@@ -310,13 +313,27 @@ pub(crate) mod tests {
     // RFC 9111 §5.1: an invalid Age counts as absent (tolerance, RFC 9111 §4.2.3).
     #[test]
     fn age_invalid_is_none_rfc9111_5_1() {
-        for bad in [&b""[..], b"-5", b"1.5", b"abc", b"1, 2", b"\xff"] {
+        for bad in [&b""[..], b"-5", b"1.5", b"abc", b"x, 2", b"\xff"] {
             assert_eq!(age(&map(&[("age", bad)])), None, "{bad:?}");
         }
         // The first line decides, even when a later line is valid.
         assert_eq!(age(&map(&[("age", b"x"), ("age", b"7")])), None);
         assert_eq!(age(&map(&[("age", b" 9 ")])), Some(Duration::from_secs(9)));
         assert_eq!(age(&map(&[("age", b"99999999999")])), Some(Duration::from_secs(MAX_DELTA_SECONDS)));
+    }
+
+    // RFC 9111 §5.1: a list-based Age is read by its first member, the others discarded;
+    // an invalid first member makes the field ignored.
+    #[test]
+    fn age_list_uses_the_first_member_rfc9111_5_1() {
+        assert_eq!(age(&map(&[("age", b"100, 5")])), Some(Duration::from_secs(100)));
+        assert_eq!(age(&map(&[("age", b" 7 ,x")])), Some(Duration::from_secs(7)));
+        assert_eq!(
+            age(&map(&[("age", b", 8")])),
+            Some(Duration::from_secs(8)),
+            "empty elements do not count"
+        );
+        assert_eq!(age(&map(&[("age", b"1.5, 2")])), None);
     }
 
     // RFC 9111 §5.4: Pragma: no-cache, in any line, any case, among other directives.
