@@ -210,7 +210,7 @@ impl Forward {
     /// Whether the response's body is worth buffering for the cache: `false` when the
     /// cache is bypassed, the method or status is not stored, the response will not be
     /// stored anyway (`no-store`, `Vary: *`, partial), or `Content-Length` exceeds
-    /// `max_entry_bytes`. Stream such responses straight to the caller and
+    /// `max_entry_bytes` (not a HEAD response's, which has no body). Stream such responses straight to the caller and
     /// finish with [`Cache::complete_streamed`] (not [`Cache::complete`] on an empty
     /// body, which could store an empty entry).
     pub fn wants_body(&self, response: &http::response::Parts) -> bool {
@@ -225,8 +225,8 @@ impl Forward {
         if self.settings.read_only {
             return self.stored.is_some() && response.status.is_server_error();
         }
-        let too_long = crate::header::content_length(&response.headers)
-            .is_some_and(|length| length > self.settings.max_entry_bytes);
+        let too_long =
+            self.body_length(response).is_some_and(|length| length > self.settings.max_entry_bytes);
         let stale_if_error = self.stored.is_some() && response.status.is_server_error();
         if stale_if_error {
             return true;
@@ -246,6 +246,16 @@ impl Forward {
             && !never_stored()
     }
 
+    /// The length of the body that comes with `response`, as its `Content-Length`
+    /// announces it: zero for a HEAD response, whose `Content-Length` is the length a GET
+    /// would get (RFC 9110 §9.3.2, §8.6), not that of its own (empty) body.
+    fn body_length(&self, response: &http::response::Parts) -> Option<u64> {
+        if self.parts.method == Method::HEAD {
+            return Some(0);
+        }
+        crate::header::content_length(&response.headers)
+    }
+
     /// A buffer to read a body [`Forward::wants_body`] wants into: with room for its
     /// `Content-Length` when that is within `max_entry_bytes` (at most 8 MiB set aside
     /// before any of it arrives), and [`END_ROOM`] bytes more, so that a body of the
@@ -253,7 +263,8 @@ impl Forward {
     /// (`futures_lite`'s `read_to_end` doubles a full buffer before it reads again).
     /// Hand the bytes read to [`Cache::complete`] through [`stored_body`].
     pub fn body_buffer(&self, response: &http::response::Parts) -> Vec<u8> {
-        let room = crate::header::content_length(&response.headers)
+        let room = self
+            .body_length(response)
             .filter(|length| *length <= self.settings.max_entry_bytes)
             .map_or(0, |length| length.min(MAX_BODY_SET_ASIDE) + END_ROOM);
         Vec::with_capacity(usize::try_from(room).unwrap_or(0))

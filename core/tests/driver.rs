@@ -784,6 +784,58 @@ fn responses_that_will_not_be_stored_are_not_buffered() {
     assert_eq!(cache.store().len(), 0);
 }
 
+// A HEAD response's `Content-Length` is the length of the body a GET would get (RFC 9110
+// §9.3.2, §8.6): its own body is empty, so a large one is no reason not to want it. A
+// HEAD for a large resource is stored, sets no room aside for its length, and a stored GET whose
+// validators a forced HEAD finds changed is invalidated (RFC 9111 §4.3.5).
+#[test]
+fn a_head_response_for_a_large_resource_is_wanted_and_sets_little_room_aside() {
+    let settings = Settings { max_entry_bytes: 1000, ..Settings::default() };
+    let (cache, _clock) = cache(settings);
+    let head_request = || Request::head(URL).body(Bytes::new()).unwrap().into_parts().0;
+    let large = |etag: &str| {
+        Response::builder()
+            .header("cache-control", "max-age=60")
+            .header("etag", etag)
+            .header("content-length", "5000")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    };
+    let Plan::Forward(forward) = cache.plan(head_request(), Bytes::new(), RequestOptions::default()) else {
+        panic!("miss expected");
+    };
+    assert!(forward.wants_body(&large("\"v1\"")), "a HEAD response is never too large to store");
+    let room = forward.body_buffer(&large("\"v1\"")).capacity() as u64;
+    assert!(room <= httpcache_core::driver::END_ROOM, "it has no body to read: {room} bytes set aside");
+    let Completion::Respond(response) =
+        cache.complete(*forward, Response::from_parts(large("\"v1\""), Bytes::new()), None)
+    else {
+        panic!("no retry expected");
+    };
+    assert!(status(&response).stored);
+
+    // A stored GET (fresh), and a HEAD the caller forces to the origin: its validator
+    // changed, so the stored GET goes, however large the resource now is.
+    let origin = Origin::default();
+    let small = [("cache-control", "max-age=60"), ("etag", "\"v1\""), ("content-length", "4")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &small, "body")))
+        .unwrap();
+    let mut forced = head_request();
+    forced.headers.insert("cache-control", http::HeaderValue::from_static("no-cache"));
+    let Plan::Forward(forward) = cache.plan(forced, Bytes::new(), RequestOptions::default()) else {
+        panic!("a revalidation expected");
+    };
+    assert!(forward.wants_body(&large("\"v2\"")));
+    let _ = cache.complete(*forward, Response::from_parts(large("\"v2\""), Bytes::new()), None);
+    let again = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &small, "new!")))
+        .unwrap();
+    assert_eq!(again.body(), "new!", "the changed stored GET was not served");
+}
+
 // A body is read into room for its announced length, within `max_entry_bytes` and the
 // 8 MiB set aside at most; the body stored is exactly its bytes, whatever room the
 // buffer grew to (a memory store weighs an entry by its body's length).
