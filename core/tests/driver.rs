@@ -195,6 +195,44 @@ fn stale_entry_is_revalidated_with_304() {
     assert!(status(&hit).from_cache);
 }
 
+// RFC 9111 §5.2.2.4: fields named by `no-cache="..."` are not sent again without a
+// successful revalidation, so they are not stored; but the response a 304 just validated
+// may carry the ones the 304 sent (a fresh `Set-Cookie`): without the cache, the caller
+// would have had them in a 200. The merge strips them from the one entry that is both
+// served and stored, so the caller never sees them.
+#[test]
+#[ignore = "Outcome::Refresh serves and stores one entry: keeping a 304's no-cache-named fields for this response only needs a change of its shape (a design question)"]
+fn a_304s_no_cache_named_fields_reach_the_caller_but_are_not_stored() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send = |r: Request<Bytes>| {
+        Ok::<_, ()>(if r.headers().contains_key(http::header::IF_NONE_MATCH) {
+            origin.respond(&r, 304, &[("etag", "\"v1\""), ("set-cookie", "session=renewed")], "")
+        } else {
+            let headers = [
+                ("cache-control", "max-age=10, no-cache=\"set-cookie\""),
+                ("etag", "\"v1\""),
+                ("set-cookie", "session=first"),
+            ];
+            origin.respond(&r, 200, &headers, "payload")
+        })
+    };
+    let first = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(first.headers()["set-cookie"], "session=first");
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&revalidated).revalidated);
+    assert_eq!(
+        revalidated.headers().get("set-cookie").map(|v| v.to_str().unwrap()),
+        Some("session=renewed"),
+        "the 304's cookie is lost"
+    );
+    clock.set(105);
+    let hit = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&hit).from_cache);
+    assert!(hit.headers().get("set-cookie").is_none(), "not sent again without revalidation");
+}
+
 /// (puts, refreshes) the store has seen.
 fn writes(store: &TestStore) -> (usize, usize) {
     (store.puts.load(Ordering::SeqCst), store.refreshes.load(Ordering::SeqCst))
