@@ -157,6 +157,11 @@ impl Said {
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
             Source::Cache => out.extend_from_slice(b"; hit"),
+            // RFC 9211 §2.3: the status the origin answered with: a 304, or the 200 of
+            // a HEAD whose validators freshened the stored GET (RFC 9111 §4.3.5).
+            Source::Revalidated if self.reason == Reason::HeadFreshened => {
+                out.extend_from_slice(b"; fwd=stale; fwd-status=200");
+            }
             Source::Revalidated => out.extend_from_slice(b"; fwd=stale; fwd-status=304"),
             Source::Synthesized => out.extend_from_slice(b"; fwd=miss"),
             Source::Origin => {
@@ -465,6 +470,18 @@ mod tests {
         assert_eq!(
             revalidated.header_value(at(0)),
             "httpcache; fwd=stale; fwd-status=304; detail=revalidated"
+        );
+    }
+
+    // RFC 9211 §2.3: `fwd-status` is the status the next hop answered with: a HEAD that
+    // freshened the stored GET (RFC 9111 §4.3.5) was answered with a 200, not a 304.
+    #[test]
+    fn a_head_freshening_forwarded_a_200() {
+        let mut freshened = CacheStatus::bypass(Reason::HeadFreshened);
+        freshened.source = Source::Revalidated;
+        assert_eq!(
+            freshened.header_value(at(0)),
+            "httpcache; fwd=stale; fwd-status=200; detail=head-freshened"
         );
     }
 }
