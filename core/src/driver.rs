@@ -779,7 +779,7 @@ impl<S> Cache<S> {
                     retry: None,
                 }
             }
-            Outcome::Refresh { entry, persist, replaces, reason } => {
+            Outcome::Refresh { entry, persist, replaces, reason, served_only } => {
                 status.source = Source::Revalidated;
                 status.from_cache = true;
                 status.revalidated = reason == Reason::Revalidated;
@@ -802,7 +802,7 @@ impl<S> Cache<S> {
                     None => Write::Refresh(entry),
                     Some(_) => Write::Put(entry),
                 };
-                let response = if reason == Reason::HeadFreshened {
+                let mut response = if reason == Reason::HeadFreshened {
                     writes.extend(persist.then(|| write(entry)));
                     with_status(Response::from_parts(head, body), status, now)
                 } else if persist {
@@ -815,6 +815,11 @@ impl<S> Cache<S> {
                 } else {
                     respond_from_entry(entry.response, is_head, age, status, now)
                 };
+                if !served_only.is_empty() {
+                    // The 304 validated this response: the fields it names as not to be
+                    // reused unvalidated go to this caller, not to the store (§5.2.2.4).
+                    response.headers_mut().extend(served_only);
+                }
                 Finish { response, writes, retry: None }
             }
             Outcome::ServeStale { reason, .. } => match forward.stored.as_deref() {

@@ -289,6 +289,10 @@ pub enum Outcome {
         replaces: Option<VariantId>,
         /// Why.
         reason: Reason,
+        /// The 304's fields that the merged response's `no-cache="..."` (or, in a shared
+        /// cache, `private="..."`) names: served with this response, which the 304 just
+        /// validated, and never stored (RFC 9111 §5.2.2.4, §5.2.2.7). Usually empty.
+        served_only: HeaderMap,
     },
     /// The origin failed: serve the stored response that was being revalidated.
     ServeStale {
@@ -812,6 +816,28 @@ fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, share
     }
 }
 
+/// The lines of `headers` whose fields [`make_storable`] drops by name (`no-cache="..."`,
+/// and in a shared cache `private="..."`); empty, allocating nothing, when none is named.
+fn named_fields(headers: &HeaderMap, directives: &ResponseDirectives, shared: bool) -> HeaderMap {
+    let mut named = HeaderMap::new();
+    let mut take = |scope: &Option<FieldScope>| {
+        if let Some(FieldScope::Fields(names)) = scope {
+            for name in names {
+                if !named.contains_key(name) {
+                    for value in headers.get_all(name) {
+                        named.append(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    };
+    take(&directives.no_cache);
+    if shared {
+        take(&directives.private);
+    }
+    named
+}
+
 /// What an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
 /// same-origin `Location` / `Content-Location` of the response, as GET keys (which also
 /// cover HEAD, keyed alike), plus the URIs themselves when keys depend on request
@@ -1175,6 +1201,7 @@ fn refresh(
         stored.insert(header::DATE, date);
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
+    let served_only = named_fields(incoming, &directives, settings.shared);
     make_storable(&mut updated.response.headers, &directives, settings.shared);
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
@@ -1197,7 +1224,7 @@ fn refresh(
         Lifetime::DoNotCache => Some(exchange.response_time),
         lifetime => expires_at(lifetime, &inputs),
     };
-    Refreshed { entry: updated, vary_changed, directives, vary }
+    Refreshed { entry: updated, vary_changed, directives, vary, served_only }
 }
 
 /// A stored response merged with a 304 or HEAD response, with what was parsed from
@@ -1208,6 +1235,8 @@ struct Refreshed {
     vary_changed: bool,
     directives: ResponseDirectives,
     vary: Vary,
+    /// See [`Outcome::Refresh::served_only`].
+    served_only: HeaderMap,
 }
 
 /// The outcome of refreshing `entry` from a 304 (`Revalidated`) or a HEAD
@@ -1230,6 +1259,7 @@ fn refreshed(
             reason
         },
         entry: Box::new(refreshed.entry),
+        served_only: refreshed.served_only,
     }
 }
 

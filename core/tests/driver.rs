@@ -198,10 +198,9 @@ fn stale_entry_is_revalidated_with_304() {
 // RFC 9111 §5.2.2.4: fields named by `no-cache="..."` are not sent again without a
 // successful revalidation, so they are not stored; but the response a 304 just validated
 // may carry the ones the 304 sent (a fresh `Set-Cookie`): without the cache, the caller
-// would have had them in a 200. The merge strips them from the one entry that is both
-// served and stored, so the caller never sees them.
+// would have had them in a 200. The merge strips them from the entry it stores;
+// `Outcome::Refresh::served_only` carries them to this response alone.
 #[test]
-#[ignore = "Outcome::Refresh serves and stores one entry: keeping a 304's no-cache-named fields for this response only needs a change of its shape (a design question)"]
 fn a_304s_no_cache_named_fields_reach_the_caller_but_are_not_stored() {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
