@@ -188,7 +188,8 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 /// 3. for a method other than GET/HEAD that [`Settings::allowable_methods`] lets the
 ///    cache store (a POST cached by choice): a SHA-256 digest of the body with ignored
 ///    JSON or form fields *removed* (JSON is re-serialised with sorted object keys,
-///    form fields are sorted); otherwise nothing;
+///    form fields are sorted, fields that share a name kept in their order); otherwise
+///    nothing;
 /// 4. the headers [`Settings::match_headers`] selects: none; all but the ignored ones,
 ///    sorted by name, each with its values in order; or the listed names in the given
 ///    order, each present (with its values) or absent — a listed name is keyed by value
@@ -333,14 +334,27 @@ fn body_digest(content_type: Option<&HeaderValue>, body: &[u8], settings: &Setti
         },
         BodyKind::Form => {
             hasher.update(b"form\0");
-            let mut fields: Vec<&[u8]> = body
+            let sent: Vec<&[u8]> = body
                 .split(|&b| b == b'&')
                 .filter(|field| !field.is_empty() && !is_ignored_encoded(settings, form_name(field)))
                 .collect();
+            let mut fields = sent.clone();
             fields.sort();
             hasher.update((fields.len() as u64).to_le_bytes());
-            for field in fields {
+            for field in &fields {
                 update_field(&mut hasher, field);
+            }
+            // Fields that share a name keep their order, as in the URL: `sort=b&sort=a`
+            // is not `sort=a&sort=b` to an origin that reads them in turn. The sorted
+            // list above loses it, so where a name repeats, its fields go in again as
+            // sent (nothing more is fed when no name repeats).
+            let repeated = repeated_in_order(&sent);
+            if !repeated.is_empty() {
+                hasher.update(b"order\0");
+                hasher.update((repeated.len() as u64).to_le_bytes());
+                for field in repeated {
+                    update_field(&mut hasher, field);
+                }
             }
         }
         BodyKind::Other => {
@@ -421,6 +435,19 @@ fn redact_json_fields(value: &mut serde_json::Value, settings: &Settings) -> boo
         _ => {}
     }
     changed
+}
+
+/// The fields of `fields` whose name another field also has, in their order.
+fn repeated_in_order<'a>(fields: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut names: Vec<&[u8]> = fields.iter().map(|field| form_name(field)).collect();
+    names.sort_unstable();
+    let mut repeated: Vec<&[u8]> =
+        names.windows(2).filter(|pair| pair[0] == pair[1]).map(|pair| pair[0]).collect();
+    if repeated.is_empty() {
+        return Vec::new();
+    }
+    repeated.dedup();
+    fields.iter().copied().filter(|field| repeated.binary_search(&form_name(field)).is_ok()).collect()
 }
 
 /// The name part of a `name=value` query or form field.
@@ -1073,6 +1100,23 @@ mod tests {
         let c = default_cache_key(&form, b"q=2&access_token=one", &allowed);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    /// A form body's fields may come in any order, but fields that share a name keep
+    /// theirs, as a URL's query parameters do: an origin that reads `sort` in turn
+    /// answers `sort=b&sort=a` differently from `sort=a&sort=b` (RFC 9111 §2: a stored
+    /// response answers only the request it was stored for).
+    #[test]
+    fn form_fields_sharing_a_name_keep_their_order() {
+        let allowed = Settings { allowable_methods: vec![Method::POST], ..Settings::default() };
+        let form =
+            parts(Method::POST, "http://e.com/", &[("content-type", "application/x-www-form-urlencoded")]);
+        let key = |body: &[u8]| default_cache_key(&form, body, &allowed);
+        assert_ne!(key(b"sort=b&sort=a"), key(b"sort=a&sort=b"));
+        assert_ne!(key(b"q=1&sort=b&x=2&sort=a"), key(b"q=1&sort=a&x=2&sort=b"));
+        // Other fields still move freely around them, and ignored ones still go.
+        assert_eq!(key(b"sort=b&q=1&sort=a"), key(b"q=1&sort=b&sort=a&api_key=s"));
+        assert_eq!(key(b"a=1&b=2"), key(b"b=2&a=1"));
     }
 
     #[test]
