@@ -188,8 +188,9 @@ pub fn cache_key(request: &request::Parts, body: &[u8], settings: &Settings) -> 
 /// 3. for a method other than GET/HEAD that [`Settings::allowable_methods`] lets the
 ///    cache store (a POST cached by choice): a SHA-256 digest of the body with ignored
 ///    JSON or form fields *removed* (JSON is re-serialised with sorted object keys,
-///    form fields are sorted, fields that share a name kept in their order); otherwise
-///    nothing;
+///    form fields are sorted, fields that share a name kept in their order; a JSON
+///    body with a number `f64` cannot hold as written, or invalid JSON, is hashed as
+///    written, ignored fields and all); otherwise nothing;
 /// 4. the headers [`Settings::match_headers`] selects: none; all but the ignored ones,
 ///    sorted by name, each with its values in order; or the listed names in the given
 ///    order, each present (with its values) or absent — a listed name is keyed by value
@@ -320,14 +321,16 @@ impl std::io::Write for HashSink<'_> {
 fn body_digest(content_type: Option<&HeaderValue>, body: &[u8], settings: &Settings) -> [u8; 32] {
     let mut hasher = Sha256::new();
     match BodyKind::of(content_type) {
+        // A number `f64` cannot hold as written (`0.30000000000000001`, an integer past
+        // `u64`) would be re-serialised as another one's: such a body is keyed as written.
         BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(mut value) => {
+            Ok(mut value) if json_numbers_are_exact(body) => {
                 remove_json_fields(&mut value, settings);
                 hasher.update(b"json\0");
                 // `Value` maps keep keys sorted, so key order in the body does not matter.
                 let _ = serde_json::to_writer(HashSink(&mut hasher), &value);
             }
-            Err(_) => {
+            _ => {
                 hasher.update(b"raw\0");
                 hasher.update(body);
             }
@@ -435,6 +438,84 @@ fn redact_json_fields(value: &mut serde_json::Value, settings: &Settings) -> boo
         _ => {}
     }
     changed
+}
+
+/// Whether every number in the JSON text `body` is one `serde_json::Value` keeps as
+/// written: an integer within `u64` or `i64`, or a number whose shortest `f64` form is
+/// the same decimal number (`1.50` is `1.5`). Others (`0.30000000000000001`, which
+/// reads as `0.3`, or `100000000000000000001`) lose digits in a `Value`, so two
+/// different bodies would be re-serialised alike.
+fn json_numbers_are_exact(body: &[u8]) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < body.len() {
+        let byte = body[i];
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if byte == b'-' || byte.is_ascii_digit() {
+            let start = i;
+            while i < body.len() && matches!(body[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                i += 1;
+            }
+            let Ok(number) = std::str::from_utf8(&body[start..i]) else { return false };
+            if !json_number_is_exact(number) {
+                return false;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// See [`json_numbers_are_exact`]: one number's text.
+fn json_number_is_exact(number: &str) -> bool {
+    // Up to 18 digits, an integer always fits an `i64`.
+    if number.len() <= 18 && !number.contains(['.', 'e', 'E']) {
+        return true;
+    }
+    if number.parse::<u64>().is_ok() || number.parse::<i64>().is_ok() {
+        return true;
+    }
+    match number.parse::<f64>() {
+        Ok(float) if float.is_finite() => {
+            let shortest = format!("{float:e}");
+            decimal(number).is_some_and(|written| decimal(&shortest) == Some(written))
+        }
+        _ => false,
+    }
+}
+
+/// A decimal number's text as (negative, significant digits, exponent): the same for
+/// every way of writing one number (`1.50`, `15e-1`, `0.15E+1`); zero has no digits and
+/// no sign.
+fn decimal(text: &str) -> Option<(bool, Vec<u8>, i64)> {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).skip_while(|&b| b == b'0').collect();
+    let mut exponent = exponent.checked_sub(i64::try_from(fraction.len()).ok()?)?;
+    while digits.last() == Some(&b'0') {
+        digits.pop();
+        exponent = exponent.checked_add(1)?;
+    }
+    if digits.is_empty() {
+        return Some((false, digits, 0));
+    }
+    Some((negative, digits, exponent))
 }
 
 /// The fields of `fields` whose name another field also has, in their order.
@@ -1100,6 +1181,39 @@ mod tests {
         let c = default_cache_key(&form, b"q=2&access_token=one", &allowed);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    /// Two JSON bodies with different numbers never share a key, even where `f64`
+    /// holds them alike (RFC 9111 §2: a stored response answers only the request it
+    /// was stored for); numbers written differently but equal still do.
+    #[test]
+    fn json_numbers_a_float_cannot_hold_stay_apart() {
+        let allowed = Settings { allowable_methods: vec![Method::POST], ..Settings::default() };
+        let json = parts(Method::POST, "http://e.com/", &[("content-type", "application/json")]);
+        let key = |body: &str| default_cache_key(&json, body.as_bytes(), &allowed);
+        assert_ne!(key(r#"{"x":0.30000000000000001}"#), key(r#"{"x":0.3}"#));
+        assert_ne!(key(r#"{"id":100000000000000000001}"#), key(r#"{"id":100000000000000000000}"#));
+        assert_ne!(key(r#"[1e-400]"#), key(r#"[0.0]"#));
+        assert_ne!(key(r#"{"a":-18446744073709551617}"#), key(r#"{"a":-18446744073709551616}"#));
+        // Exact numbers are keyed as before: equal values, key order, ignored fields.
+        assert_eq!(key(r#"{"x":1.50,"y":2}"#), key(r#"{"y":2, "x":1.5, "api_key":"s"}"#));
+        assert_eq!(
+            key(r#"{"x":0.1,"s":"0.30000000000000001"}"#),
+            key(r#"{"s":"0.30000000000000001","x":1e-1}"#)
+        );
+        assert_eq!(key(r#"{"n":18446744073709551615}"#), key(r#"{ "n": 18446744073709551615 }"#));
+        assert_eq!(key(r#"{"n":-9223372036854775808}"#), key(r#"{"n":-9223372036854775808,"api_key":1}"#));
+    }
+
+    #[test]
+    fn decimals_compare_by_value() {
+        assert_eq!(decimal("1.50"), decimal("15e-1"));
+        assert_eq!(decimal("0.15E+1"), decimal("1.5"));
+        assert_eq!(decimal("-0.0"), decimal("0"));
+        assert_ne!(decimal("1.5"), decimal("-1.5"));
+        assert_ne!(decimal("100"), decimal("1"));
+        assert!(json_number_is_exact("1e20") && json_number_is_exact("0.1"));
+        assert!(!json_number_is_exact("0.30000000000000001"));
     }
 
     /// A form body's fields may come in any order, but fields that share a name keep
