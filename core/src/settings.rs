@@ -33,6 +33,8 @@ pub enum Expiry {
 }
 
 /// A URL glob such as `*.example.com/api/*`, matched against a URL without its scheme.
+/// The cache matches a request's URL without its userinfo and without a default port
+/// (`https://example.com:443/api` is matched as `example.com/api`), as its key has it.
 ///
 /// `*` matches any run of characters (including `/`), `?` one character. A pattern
 /// matches a URL that *starts* with something it matches, so `example.com/static`
@@ -249,13 +251,43 @@ impl Settings {
     }
 
     /// [`Settings::expiry_for_url`] for a request's URI, which is written out as text
-    /// only when there are URL patterns to match it against.
+    /// only when there are URL patterns to match it against: as [`pattern_text`]
+    /// writes it, so that every spelling of a URL that shares its cache key (a default
+    /// port written out, a user name) gets the same expiry.
     pub(crate) fn expiry_for_uri(&self, uri: &http::Uri) -> Option<Expiry> {
         if self.urls_expire_after.is_empty() {
             return self.expire_after;
         }
-        self.expiry_for_url(&uri.to_string())
+        self.expiry_for_url(&pattern_text(uri))
     }
+}
+
+/// `uri` as [`UrlPattern`]s see it: host, port unless the scheme's default (80 for
+/// `http`, 443 for `https`, dropped as the cache key drops it), path and query; no
+/// scheme, and no userinfo (RFC 9110 §4.2.4: not part of the resource's identity).
+fn pattern_text(uri: &http::Uri) -> String {
+    use std::fmt::Write;
+
+    let mut text = String::with_capacity(uri.path_and_query().map_or(0, |pq| pq.as_str().len()) + 64);
+    if let Some(authority) = uri.authority() {
+        text.push_str(authority.host());
+        let default_port = match uri.scheme_str() {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => Some(80),
+            Some(scheme) if scheme.eq_ignore_ascii_case("https") => Some(443),
+            _ => None,
+        };
+        if let Some(port) = authority.port_u16().filter(|&port| Some(port) != default_port) {
+            // Writing into a String cannot fail.
+            let _ = write!(text, ":{port}");
+        }
+    }
+    let path = uri.path();
+    text.push_str(if path.is_empty() { "/" } else { path });
+    if let Some(query) = uri.query() {
+        text.push('?');
+        text.push_str(query);
+    }
+    text
 }
 
 /// Controls for one request, on top of the [`Settings`].

@@ -475,6 +475,38 @@ fn url_patterns_ignore_case_in_the_host_only() {
     assert_ne!(UrlPattern::new("e.com/Static"), UrlPattern::new("e.com/static"));
 }
 
+// One resource, one expiry: a URL pattern covers every spelling of a URL that shares
+// its cache key, a default port written out (RFC 9110 §4.2.3: `https://h:443/` is
+// `https://h/`) or a user name before the host (RFC 9110 §4.2.4). Else a pattern's
+// `DoNotCache` or TTL held for one spelling and not for the other, which still read
+// the entry the other stored.
+#[test]
+fn url_patterns_cover_default_ports_and_userinfo() {
+    let settings = Settings {
+        urls_expire_after: vec![
+            (UrlPattern::new("example.com/private"), Expiry::DoNotCache),
+            (UrlPattern::new("example.com:8443/x"), Expiry::After(Duration::from_secs(7))),
+        ],
+        expire_after: Some(Expiry::After(Duration::from_secs(1000))),
+        ..Settings::default()
+    };
+    let none = RequestOptions::default();
+    let plain = resp(200, &[("etag", "\"e\"")]);
+    for url in [
+        "https://example.com/private/a",
+        "https://example.com:443/private/a",
+        "http://example.com:80/private/a",
+        "https://user@example.com/private/a",
+        "https://user:pw@EXAMPLE.com:443/private/a",
+    ] {
+        let outcome = outcome(0, &get(url, &[]), &plain, b"x", None, &settings, &none);
+        assert_eq!(skip_reason(outcome), Reason::DoNotCache, "{url}");
+    }
+    // A port that is not the scheme's default stays.
+    assert_eq!(store_expiry("https://example.com:8443/x", &plain, &settings, &none), Some(at(7)));
+    assert_eq!(store_expiry("http://example.com:443/private/a", &plain, &settings, &none), Some(at(1000)));
+}
+
 #[test]
 fn expiration_precedence_headers_then_request_then_url_then_session() {
     let mut settings = Settings {
