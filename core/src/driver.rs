@@ -1098,15 +1098,13 @@ impl Write {
         settings: &Settings,
         metas: Vec<EntryMeta>,
     ) -> impl Iterator<Item = (CacheKey, VariantId)> {
-        let wanted = crate::key::normalize_url(uri, settings);
+        // As stored URLs are: redacted (a password in it is `REDACTED`), then normalised.
+        let wanted = crate::inventory::wanted_url(uri, settings);
         metas
             .into_iter()
             .filter(move |meta| {
                 (meta.method == Method::GET || meta.method == Method::HEAD)
-                    && meta
-                        .url
-                        .parse::<Uri>()
-                        .is_ok_and(|url| crate::key::normalize_url(&url, settings) == wanted)
+                    && crate::inventory::stored_url_is(&meta.url, &wanted, settings)
             })
             .map(|meta| (meta.key, meta.variant))
     }

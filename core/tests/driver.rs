@@ -799,6 +799,27 @@ fn invalidation_reaches_entries_keyed_by_request_headers() {
     assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, found by URL");
 }
 
+// RFC 9111 §4.4 for a URL with a password: it is stored redacted (`user:REDACTED@`),
+// and the invalidation found by URL looks for it as stored, not as the POST spells it.
+#[test]
+fn invalidation_by_url_finds_a_url_stored_with_its_password_redacted() {
+    let settings = Settings { match_headers: httpcache_core::MatchHeaders::All, ..Settings::default() };
+    let (cache, _clock) = cache(settings);
+    let origin = Origin::default();
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let url = "https://user:pw@example.com/data?api_key=k";
+    let with_accept = Request::get(url).header("accept", "text/plain").body(Bytes::new()).unwrap();
+    cache.send(with_accept, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    let post = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    cache.send(post, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, found by URL");
+}
+
 #[test]
 fn a_new_vary_prunes_the_variants_it_makes_obsolete() {
     let (cache, clock) = cache(Settings::default());
