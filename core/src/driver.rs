@@ -754,11 +754,20 @@ impl<S> Cache<S> {
                 {
                     let mut parts = forward.parts.clone();
                     parts.uri = final_url.clone();
-                    let mut alias = puts[0].clone();
-                    alias.key = cache_key(&parts, &forward.body, &forward.settings);
-                    alias.request.url = crate::key::redact_url(final_url, &forward.settings);
-                    alias.response.final_url = None;
-                    puts.push(alias);
+                    // Stored as the target's own response would be: its URL patterns give
+                    // its expiry, or keep it out (`DoNotCache`), as they would have kept
+                    // out the target asked for directly. (A redirect only, never a hit.)
+                    let alias = Exchange {
+                        request: &parts,
+                        key: cache_key(&parts, &forward.body, settings),
+                        final_url: None,
+                        ..exchange
+                    };
+                    if let Outcome::Store { entry, .. } =
+                        store_entry(now, &alias, None, settings, options, &remembered_keys(settings))
+                    {
+                        puts.push(*entry);
+                    }
                 }
                 let _ = reason;
                 for put in &puts {

@@ -14,7 +14,8 @@ use httpcache_core::driver::{Cache, Completion, FinalUrl, PendingRevalidation, P
 use httpcache_core::machine::Reason;
 use httpcache_core::status::CACHE_STATUS;
 use httpcache_core::{
-    CacheKey, CacheStatus, Entry, EntryMeta, Inline, RequestOptions, Settings, Store, StoreError, VariantId,
+    CacheKey, CacheStatus, Entry, EntryMeta, Expiry, Inline, RequestOptions, Settings, Store, StoreError,
+    UrlPattern, VariantId,
 };
 use support::{T0_SECS, at, date};
 
@@ -637,6 +638,50 @@ fn redirect_target_is_remembered_and_served_directly() {
     let direct = cache.send(get("https://example.com/moved"), RequestOptions::default(), ok).unwrap();
     assert_eq!(direct.body(), "moved here");
     assert_eq!(origin.count(), 1);
+}
+
+// The redirect target is remembered as if it had been asked for: its own URL pattern
+// gives its expiry, and a pattern that says `DoNotCache` keeps it out, as it would
+// have kept out the target fetched directly.
+#[test]
+fn a_redirect_target_is_remembered_under_its_own_url_patterns() {
+    let settings = Settings {
+        expire_after: Some(Expiry::After(std::time::Duration::from_secs(600))),
+        urls_expire_after: vec![
+            (UrlPattern::new("example.com/private"), Expiry::DoNotCache),
+            (UrlPattern::new("example.com/short"), Expiry::After(std::time::Duration::from_secs(5))),
+        ],
+        ..Settings::default()
+    };
+    let (cache, clock) = cache(settings);
+    let origin = Origin::default();
+    let redirected = |target: &str| {
+        let Plan::Forward(forward) =
+            cache.plan(get(URL).into_parts().0, Bytes::new(), RequestOptions::default())
+        else {
+            panic!("miss expected");
+        };
+        let final_url: http::Uri = target.parse().unwrap();
+        // No freshness of its own: the settings give it.
+        let response = origin.respond(&forward.request(), 200, &[("etag", "\"t\"")], "target");
+        let Completion::Respond(first) = cache.complete(*forward, response, Some(&final_url)) else {
+            panic!()
+        };
+        assert!(status(&first).stored);
+    };
+    let ok = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[], "origin"));
+
+    redirected("https://example.com/private/a");
+    let direct = cache.send(get("https://example.com/private/a"), RequestOptions::default(), ok).unwrap();
+    assert_eq!(direct.body(), "origin", "DoNotCache: never answered from the cache");
+    assert_eq!(origin.count(), 2);
+
+    cache.store().clear().unwrap();
+    redirected("https://example.com/short/a");
+    clock.0.fetch_add(10, Ordering::SeqCst);
+    let direct = cache.send(get("https://example.com/short/a"), RequestOptions::default(), ok).unwrap();
+    assert!(!status(&direct).from_cache || status(&direct).revalidated, "stale after its own 5 s");
+    assert_eq!(origin.count(), 4);
 }
 
 // A POST's redirect may be followed with a GET (RFC 9110 §15.4.4, 303): what came back is
