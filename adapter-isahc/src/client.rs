@@ -258,7 +258,9 @@ impl<S: Store + 'static> CachedClient<S> {
     ) -> Result<Response<Body>, isahc::Error> {
         match cache.fail(forward) {
             Some(stale) => {
-                tracing::debug!(target: "httpcache", %error, uri = %asked, "origin failed; serving stale");
+                // The URL as stored: without the ignored parameters' values (an API key).
+                let uri = httpcache_core::key::redact_url(asked, &cache.settings());
+                tracing::debug!(target: "httpcache", %error, %uri, "origin failed; serving stale");
                 Ok(self.deliver(cache, stale, None, asked))
             }
             None => Err(error),
@@ -420,7 +422,9 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
     ) -> Result<Response<AsyncBody>, isahc::Error> {
         match cache.fail_async(forward) {
             Some(stale) => {
-                tracing::debug!(target: "httpcache", %error, uri = %asked, "origin failed; serving stale");
+                // The URL as stored: without the ignored parameters' values (an API key).
+                let uri = httpcache_core::key::redact_url(asked, &cache.settings());
+                tracing::debug!(target: "httpcache", %error, %uri, "origin failed; serving stale");
                 Ok(self.deliver_async(cache, stale, None, asked))
             }
             None => Err(error),

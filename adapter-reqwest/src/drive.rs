@@ -407,7 +407,8 @@ pub(crate) mod blocking {
                     }
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(error) => {
-                        tracing::debug!(target: "httpcache", %error, "reading the response body failed");
+                        // Its kind only: a reqwest error's text may hold the URL, ignored parameters and all.
+                        tracing::debug!(target: "httpcache", kind = %error.kind(), "reading the response body failed");
                         break Buffered::Failed(error);
                     }
                 }

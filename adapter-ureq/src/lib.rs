@@ -316,7 +316,9 @@ impl<S: Store + 'static> CacheMiddleware<S> {
     fn fail(&self, forward: Forward, error: ureq::Error, asked: &Uri) -> Result<Response<Body>, ureq::Error> {
         match self.cache.fail(forward) {
             Some(stale) => {
-                tracing::debug!(target: "httpcache", %error, uri = %asked, "origin failed; serving stale");
+                // The URL as stored: without the ignored parameters' values (an API key).
+                let uri = httpcache_core::key::redact_url(asked, &self.cache.settings());
+                tracing::debug!(target: "httpcache", %error, %uri, "origin failed; serving stale");
                 self.deliver(stale, None, asked)
             }
             None => Err(error),
