@@ -169,12 +169,26 @@ macro_rules! request_builder {
                 self
             }
 
-            /// Builds the request.
+            /// Builds the request, without this builder's per-request cache options
+            /// ([`CacheRequestExt`](crate::CacheRequestExt): `only_if_cached`,
+            /// `refresh`...): reqwest keeps a request's extensions, where they would
+            /// travel, to itself, so `execute` on the built request uses the defaults.
+            /// To keep them, use [`build_with_options`](Self::build_with_options) and
+            /// `execute_with`, or call `send`.
             ///
             /// # Errors
             /// reqwest's builder errors (an invalid URL or header).
             pub fn build(self) -> ::reqwest::Result<$request> {
                 self.inner.build()
+            }
+
+            /// Builds the request, and returns it with this builder's per-request cache
+            /// options, for the client's `execute_with`.
+            ///
+            /// # Errors
+            /// reqwest's builder errors (an invalid URL or header).
+            pub fn build_with_options(self) -> ::reqwest::Result<($request, ::httpcache_core::RequestOptions)> {
+                Ok((self.inner.build()?, self.options))
             }
         }
 

@@ -234,3 +234,25 @@ fn execute_http_honours_the_options_of_an_http_request() {
     assert_eq!(body(&send(request(&url).force_refresh()).expect("refreshed")), "max-age=61 hit 2");
     assert_eq!(origin.hits("/max-age/61"), 2);
 }
+
+/// A builder's per-request options survive `build_with_options` into `execute_with`
+/// (`build` alone cannot carry them: reqwest keeps a request's extensions private):
+/// `only-if-cached` on an empty cache is a 504 without asking the origin (RFC 9111
+/// §5.2.1.7). The async and the blocking client alike.
+#[test]
+fn build_with_options_keeps_the_builders_options() {
+    let origin = httpcache_tests::origin::Origin::start();
+    let runtime = runtime();
+    let client = CachedClient::memory(Settings::default(), 1 << 20);
+    let url = origin.url("/max-age/62");
+    let (request, options) = client.get(&url).only_if_cached().build_with_options().expect("request");
+    assert!(options.only_if_cached);
+    let response = runtime.block_on(client.execute_with(request, options)).expect("response");
+    assert_eq!(response.status(), 504);
+
+    let client = httpcache_reqwest::blocking::CachedClient::memory(Settings::default(), 1 << 20)
+        .expect("blocking client");
+    let (request, options) = client.get(&url).only_if_cached().build_with_options().expect("request");
+    assert_eq!(client.execute_with(request, options).expect("response").status(), 504);
+    assert_eq!(origin.hits("/max-age/62"), 0, "only-if-cached never asks the origin");
+}
