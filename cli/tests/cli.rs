@@ -192,6 +192,12 @@ fn only_if_cached_miss_exits_4_without_asking_the_origin() {
     cache.get(&url, &[]).ok();
     let hit = cache.get(&url, &["--only-if-cached"]);
     assert_eq!(hit.ok(), "max-age=60 hit 1");
+
+    // A method the cache does not store is not sent either (RFC 9111 §5.2.1.7): a POST
+    // has side effects the user said not to cause.
+    let post = cache.get(&url, &["-X", "POST", "--only-if-cached"]);
+    assert!(post.fails_with(4).contains("not in the cache"), "{post:#?}");
+    assert_eq!(origin.hits("/max-age/60"), 1);
 }
 
 #[test]

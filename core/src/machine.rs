@@ -520,10 +520,9 @@ pub(crate) fn decide_unread(
     if settings.disabled {
         return Some(Action::PassThrough(Reason::Disabled));
     }
-    if !settings.allowable_methods.contains(&request.method) {
-        return Some(Action::Fetch(Reason::MethodNotCacheable));
-    }
-    let reason = if !request.headers.is_empty()
+    let reason = if !settings.allowable_methods.contains(&request.method) {
+        Reason::MethodNotCacheable
+    } else if !request.headers.is_empty()
         && CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name))
     {
         Reason::ClientConditional

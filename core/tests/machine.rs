@@ -1295,6 +1295,28 @@ fn rfc9111_4_2_4_only_if_cached_never_serves_what_the_origin_forbids() {
     );
 }
 
+// §5.2.1.7: only-if-cached never reaches the origin, whatever the method. A method the
+// cache does not store (POST by default) has nothing stored to answer with: 504, and the
+// request, with its side effects, is not sent.
+#[test]
+fn rfc9111_5_2_1_7_only_if_cached_never_sends_a_method_not_stored() {
+    let settings = Settings::default();
+    let option = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    let post = req(Method::POST, URL, &[]);
+    assert_eq!(
+        decide(at(1), &post, &[], &settings, &option),
+        Action::GatewayTimeout(Reason::OnlyIfCachedMiss)
+    );
+    let header = req(Method::DELETE, URL, &[("cache-control", "only-if-cached")]);
+    let none = RequestOptions::default();
+    assert_eq!(
+        decide(at(1), &header, &[], &settings, &none),
+        Action::GatewayTimeout(Reason::OnlyIfCachedMiss)
+    );
+    // Without it, such a request goes to the origin as before.
+    assert_eq!(decide(at(1), &post, &[], &settings, &none), Action::Fetch(Reason::MethodNotCacheable));
+}
+
 #[test]
 fn rfc9111_4_4_invalidation_finds_entries_keyed_by_headers() {
     let settings = Settings { match_headers: MatchHeaders::All, ..Settings::default() };
