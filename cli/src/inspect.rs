@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, Uri};
 use httpcache_core::inventory::{CopyReport, Filter, Inventory, Query, SortBy, stored_url_is, wanted_url};
 use httpcache_core::{CacheKey, Entry, EntryMeta, Settings, Store};
+use reqwest::Url;
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -111,24 +112,46 @@ fn keys_for(store: &dyn Store, target: &str) -> Result<Vec<CacheKey>, CliError> 
     {
         return Ok(vec![key]);
     }
-    let uri = parse_uri(target)?;
     let settings = Settings::default();
-    let wanted = wanted_url(&uri, &settings);
+    let wanted: Vec<String> =
+        lookup_uris(&parse_target(target)?)?.iter().map(|uri| wanted_url(uri, &settings)).collect();
     let keys: BTreeSet<CacheKey> = store
         .scan()?
         .into_iter()
-        .filter(|meta| stored_url_is(&meta.url, &wanted, &settings))
+        .filter(|meta| wanted.iter().any(|wanted| stored_url_is(&meta.url, wanted, &settings)))
         .map(|meta| meta.key)
         .collect();
     Ok(keys.into_iter().collect())
 }
 
-/// Parses an absolute URL for matching stored ones.
-fn parse_uri(text: &str) -> Result<Uri, CliError> {
-    match text.parse::<Uri>() {
-        Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Ok(uri),
-        _ => Err(CliError::Usage(format!("'{text}' is neither a URL nor a cache key (64 hex digits)"))),
+/// Parses the URL `show` is given, as `get` parses its URL.
+fn parse_target(text: &str) -> Result<Url, CliError> {
+    crate::parse_url(text)
+        .map_err(|_| CliError::Usage(format!("'{text}' is neither a URL nor a cache key (64 hex digits)")))
+}
+
+/// The URLs entries fetched with `url` are stored under. `get` sends `url` as reqwest
+/// does: with its non-ASCII characters percent-encoded (`http::Uri` would take them as
+/// they are, and they would match nothing), without its fragment, and with a user name
+/// and password moved into an `Authorization` field. So `url` without its user
+/// information too; and with it, as a client that keeps it in the URL stores it.
+fn lookup_uris(url: &Url) -> Result<Vec<Uri>, CliError> {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    let mut urls = vec![url.clone()];
+    if !url.username().is_empty() || url.password().is_some() {
+        // Both fail only for URLs that cannot have user information, which this has.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        urls.push(url);
     }
+    urls.iter()
+        .map(|url| {
+            url.as_str()
+                .parse::<Uri>()
+                .map_err(|error| CliError::Usage(format!("'{url}' is not a URL: {error}")))
+        })
+        .collect()
 }
 
 fn write_headers(out: &mut String, headers: &HeaderMap) {
@@ -170,7 +193,7 @@ fn describe(entry: &Entry, now: SystemTime) -> String {
 pub fn show(location: &Location, target: &str) -> Result<(), CliError> {
     let target_is_key = target.trim().len() == 64 && target.trim().parse::<CacheKey>().is_ok();
     if !target_is_key {
-        parse_uri(target.trim())?;
+        parse_target(target)?;
     }
     let store = store::open(location, Access::Read)?;
     let mut entries = Vec::new();
@@ -281,7 +304,7 @@ pub fn purge(location: &Location, args: &PurgeArgs) -> Result<(), CliError> {
     } else {
         let mut uris = Vec::new();
         for url in &args.url {
-            uris.push(parse_uri(url.as_str())?);
+            uris.extend(lookup_uris(url)?);
         }
         inventory.delete_urls(&uris, &Settings::default())?
     };
@@ -332,7 +355,20 @@ mod tests {
 
     #[test]
     fn targets_are_urls_or_keys() {
-        assert!(parse_uri("http://example.com/a?b=c").is_ok());
-        assert!(matches!(parse_uri("example"), Err(CliError::Usage(_))));
+        assert!(parse_target("http://example.com/a?b=c").is_ok());
+        assert!(matches!(parse_target("example"), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn urls_are_looked_up_as_get_sends_them() {
+        let uris = |text: &str| {
+            lookup_uris(&parse_target(text).unwrap())
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(uris("http://example.com/\u{e4}?q=\u{e4}#top"), ["http://example.com/%C3%A4?q=%C3%A4"]);
+        assert_eq!(uris("http://u:p@example.com/a"), ["http://u:p@example.com/a", "http://example.com/a"]);
     }
 }

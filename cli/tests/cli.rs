@@ -279,6 +279,27 @@ fn show_prints_the_stored_exchange() {
     cache.run(&["show", "neither"]).fails_with(2);
 }
 
+// `show URL` and `purge --url URL` find what `get URL` stored, however the URL was
+// typed: reqwest percent-encodes non-ASCII characters, drops the fragment and moves a
+// user name and password out of the URL.
+#[test]
+fn show_and_purge_find_what_get_stored_for_the_same_url() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let unicode = origin.url("/max-age/60?q=\u{e4}#top");
+    let userinfo = origin.url("/bytes/10").replacen("http://", "http://user:secret@", 1);
+    cache.get(&unicode, &[]).ok();
+    cache.get(&userinfo, &[]).ok();
+    assert_eq!(cache.urls(&[]).len(), 2);
+
+    for url in [&unicode, &userinfo] {
+        let shown = cache.run(&["show", url]);
+        assert!(shown.ok().contains("state          fresh"), "{shown:#?}");
+        assert_eq!(cache.run(&["purge", "--url", url]).ok(), "removed 1 entry\n", "{url}");
+    }
+    assert!(cache.urls(&[]).is_empty());
+}
+
 #[test]
 fn stats_counts_entries_and_hosts() {
     let origin = Origin::start();
