@@ -110,8 +110,50 @@ fn check_path(location: &Location) -> Result<(), CliError> {
         StoreKind::Fs | StoreKind::FsJson if has_lmdb => {
             Err(not_a_cache("it holds an LMDB store (use --store lmdb)".into()))
         }
+        StoreKind::Fs | StoreKind::FsJson => match fs_kind_of(path, location.kind)? {
+            Some(other) if other != location.kind => {
+                Err(not_a_cache(format!("it holds an {} store (use --store {})", other.name(), other.name())))
+            }
+            _ => Ok(()),
+        },
         _ => Ok(()),
     }
+}
+
+/// The kind of the fs store whose entry files the directory holds: `wanted` as soon as
+/// one of its files is found, else the other fs kind when only its files are there,
+/// else `None`. Entry files are `<2 hex>/<64 hex>` (binary) and `<2 hex>/<64 hex>.json`;
+/// a directory holding both is either kind (the two formats ignore each other's files).
+fn fs_kind_of(path: &Path, wanted: StoreKind) -> Result<Option<StoreKind>, CliError> {
+    let io_error =
+        |path: &Path, error: std::io::Error| CliError::Store(format!("{}: {error}", path.display()));
+    let is_hex = |text: &str, len: usize| {
+        text.len() == len && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let mut other = None;
+    for shard in std::fs::read_dir(path).map_err(|error| io_error(path, error))?.flatten() {
+        if !shard.file_name().to_str().is_some_and(|name| is_hex(name, 2))
+            || !shard.file_type().is_ok_and(|kind| kind.is_dir())
+        {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(shard.path()) else { continue };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let kind = match name.to_str() {
+                Some(name) if is_hex(name, 64) => StoreKind::Fs,
+                Some(name) if name.strip_suffix(".json").is_some_and(|hex| is_hex(hex, 64)) => {
+                    StoreKind::FsJson
+                }
+                _ => continue,
+            };
+            if kind == wanted {
+                return Ok(Some(kind));
+            }
+            other = Some(kind);
+        }
+    }
+    Ok(other)
 }
 
 fn is_empty_dir(path: &Path) -> Result<bool, CliError> {

@@ -458,6 +458,46 @@ fn errors_are_one_line_with_distinct_codes_and_lose_nothing() {
     assert_eq!(origin.hits("/max-age/60"), 1);
 }
 
+// The binary and JSON fs stores ignore each other's files: opened as the other kind, a
+// cache would look empty, and `get` would write a second copy beside each entry. Refused,
+// as an LMDB directory is, before anything is written.
+#[test]
+fn an_fs_store_of_the_other_format_is_refused() {
+    let origin = Origin::start();
+    let url = origin.url("/max-age/60");
+    for (kind, other) in [("fs-json", "fs"), ("fs", "fs-json")] {
+        let cache = Cache::new();
+        cache.get(&url, &["--store", kind]).ok();
+        let files = || walk(&cache.path);
+        let before = files();
+        for args in [&["ls"][..], &["get", &url], &["purge", "--all"]] {
+            let mut all = vec!["--store", other];
+            all.extend_from_slice(args);
+            let run = cache.run(&all);
+            let error = run.fails_with(3);
+            assert!(error.contains(&format!("use --store {kind}")), "{run:#?}");
+        }
+        assert_eq!(files(), before, "nothing written or deleted");
+        assert_eq!(cache.urls(&["--store", kind]), vec![url.clone()]);
+    }
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending
+                .extend(std::fs::read_dir(&path).expect("a directory").flatten().map(|entry| entry.path()));
+        } else {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     let help = httpcache(&["--help"]);
