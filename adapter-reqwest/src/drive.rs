@@ -303,7 +303,8 @@ where
 #[cfg(feature = "blocking")]
 pub(crate) mod blocking {
     use std::io::Read;
-    use std::sync::Arc;
+    use std::sync::{Arc, Condvar, Mutex, PoisonError};
+    use std::time::Duration;
 
     use bytes::Bytes;
     use httpcache_core::driver::stored_body;
@@ -342,6 +343,41 @@ pub(crate) mod blocking {
         }
     }
 
+    /// How many background revalidations of this process's blocking clients are
+    /// running, and the condition [`wait_for_revalidations`] waits on.
+    static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+    /// Counts one running revalidation for as long as it lives (a panic included).
+    struct Running;
+
+    impl Running {
+        fn start() -> Running {
+            *RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            Running
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let mut running = RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner);
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                RUNNING.1.notify_all();
+            }
+        }
+    }
+
+    /// Waits, at most `timeout`, until no background revalidation started by this
+    /// process's blocking clients is running; returns whether none is.
+    pub(crate) fn wait_for_revalidations(timeout: Duration) -> bool {
+        let running = RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (running, _) = RUNNING
+            .1
+            .wait_timeout_while(running, timeout, |running| *running > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *running == 0
+    }
+
     /// Runs a stale-while-revalidate revalidation on a thread of its own.
     fn spawn_revalidation<S: Store + 'static>(
         cache: Arc<Cache<S>>,
@@ -349,7 +385,9 @@ pub(crate) mod blocking {
         forward: Box<Forward>,
         request: Request,
     ) {
+        let running = Running::start();
         let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
+            let _running = running;
             let retry = Retry::of(&forward, &request, false);
             if let Ok(response) = forward_loop(&cache, &client, forward, request, retry) {
                 let _ = response.bytes();

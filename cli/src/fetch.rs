@@ -16,6 +16,10 @@ use crate::progress::Progress;
 use crate::store::{self, Access, Location};
 use crate::{GetArgs, clock, format};
 
+/// How long `get` waits, after writing a stale-while-revalidate response, for its
+/// background revalidation.
+const REVALIDATION_WAIT: Duration = Duration::from_secs(30);
+
 /// The settings of the adapters' default clients ([`Settings::session`]), so the tool
 /// and programs agree on what is fresh.
 pub fn default_settings() -> Settings {
@@ -153,6 +157,13 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     let elapsed = started.elapsed();
     if !args.quiet {
         eprintln!("{}", status_line(http, status.as_ref(), elapsed, clock::now()));
+    }
+    // A stale response served under stale-while-revalidate started its revalidation on
+    // a thread, which would end with this process: let it finish and land, so the next
+    // command finds the entry refreshed.
+    if status.as_ref().is_some_and(|status| status.reason == Reason::StaleWhileRevalidate) {
+        httpcache_reqwest::blocking::wait_for_revalidations(REVALIDATION_WAIT);
+        client.cache().store().flush()?;
     }
     copied?;
     if http.is_client_error() || http.is_server_error() {

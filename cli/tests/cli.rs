@@ -168,6 +168,28 @@ fn a_revalidation_is_kept_when_get_exits() {
     assert_eq!(valid[0]["url"], url.as_str());
 }
 
+// RFC 5861 §3: a stale response served under stale-while-revalidate is revalidated in
+// the background. `get` exits right after; it waits for that revalidation, which would
+// otherwise die with the process, leaving the entry stale for the whole window.
+#[test]
+fn a_stale_while_revalidate_hit_is_refreshed_before_get_exits() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    // `/swr`: max-age=1, stale-while-revalidate=600.
+    let url = origin.url("/swr");
+    assert_eq!(cache.get(&url, &[]).ok(), "swr hit 1");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let stale = cache.get(&url, &[]);
+    assert_eq!(stale.ok(), "swr hit 1", "served stale at once");
+    assert!(
+        status_line(&stale).starts_with("STALE") && status_line(&stale).contains("stale-while-revalidate")
+    );
+    assert_eq!(origin.hits("/swr"), 2, "revalidated before exiting");
+    let valid = cache.run(&["ls", "--valid", "--json"]).json();
+    assert_eq!(valid.as_array().map(Vec::len), Some(1), "the refreshed entry, in the next process");
+    assert_eq!(cache.get(&url, &[]).ok(), "swr hit 2");
+}
+
 #[test]
 fn get_writes_the_body_to_a_file() {
     let origin = Origin::start();
