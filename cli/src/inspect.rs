@@ -220,10 +220,17 @@ pub fn show(location: &Location, target: &str) -> Result<(), CliError> {
     crate::emit(&out)
 }
 
-/// The host (with its port, when given) of a stored URL.
+/// The host (with its port, when given) of a stored URL; not the user name (nor the
+/// `REDACTED` password) a URL may hold before it.
 fn host_of(url: &str) -> String {
     match url.parse::<Uri>() {
-        Ok(uri) => uri.authority().map_or_else(|| "(no host)".to_owned(), |authority| authority.to_string()),
+        Ok(uri) => uri.authority().map_or_else(
+            || "(no host)".to_owned(),
+            |authority| {
+                let text = authority.as_str();
+                text.rsplit_once('@').map_or(text, |(_, host)| host).to_owned()
+            },
+        ),
         Err(_) => "(unparsable URL)".to_owned(),
     }
 }
@@ -351,6 +358,9 @@ mod tests {
         assert_eq!(host_of("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
         assert_eq!(host_of("https://example.com/"), "example.com");
         assert_eq!(host_of("/relative"), "(no host)");
+        // A URL stored with user information counts under its host alone.
+        assert_eq!(host_of("http://user:REDACTED@127.0.0.1:8080/x"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://user@example.com/"), "example.com");
     }
 
     #[test]
