@@ -156,7 +156,7 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     reading.finish();
     let elapsed = started.elapsed();
     if !args.quiet {
-        eprintln!("{}", status_line(http, status.as_ref(), elapsed, clock::now()));
+        crate::note(&status_line(http, status.as_ref(), elapsed, clock::now()));
     }
     // A stale response served under stale-while-revalidate started its revalidation on
     // a thread, which would end with this process: let it finish and land, so the next

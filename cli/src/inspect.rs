@@ -70,7 +70,7 @@ pub fn ls(location: &Location, args: &LsArgs) -> Result<(), CliError> {
         return print_json(&Value::Array(metas.iter().map(|meta| meta_json(meta, now)).collect()));
     }
     if metas.is_empty() {
-        eprintln!("no entries in {location}");
+        crate::note(&format!("no entries in {location}"));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = metas
@@ -324,7 +324,7 @@ fn report(copy: &CopyReport, from: &Location, to: &Location) -> Result<(), CliEr
     let noun = if copy.copied == 1 { "entry" } else { "entries" };
     crate::emit(&format!("copied {} {noun} from {from} to {to}\n", copy.copied))?;
     for failure in copy.failed.iter().take(10) {
-        eprintln!("httpcache: could not copy {}: {}", failure.key, failure.error);
+        crate::note(&format!("httpcache: could not copy {}: {}", failure.key, failure.error));
     }
     match copy.failed.len() {
         0 => Ok(()),

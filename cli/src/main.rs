@@ -310,6 +310,13 @@ fn emit(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Writes `line` and a newline to stderr. A stderr that cannot be written (full, a
+/// closed pipe) loses the line; unlike `eprintln!`, which panics, it changes no exit code.
+fn note(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}").and_then(|()| stderr.flush());
+}
+
 /// One line from clap's error: its message and hints, without the usage block.
 fn one_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
@@ -333,14 +340,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            eprintln!("httpcache: error: {} (see httpcache --help)", one_line(&error));
+            note(&format!("httpcache: error: {} (see httpcache --help)", one_line(&error)));
             return ExitCode::from(error::code::USAGE);
         }
     };
     match run(cli) {
         Ok(()) => ExitCode::from(error::code::OK),
         Err(error) => {
-            eprintln!("httpcache: error: {error}");
+            note(&format!("httpcache: error: {error}"));
             ExitCode::from(error.exit_code())
         }
     }

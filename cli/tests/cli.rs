@@ -520,6 +520,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+// A stderr that cannot be written loses the messages, not the exit codes: `eprintln!`
+// panicked there (exit 101).
+#[test]
+fn an_unwritable_stderr_keeps_the_exit_codes() {
+    let cache = Cache::new();
+    let run = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        Command::new(env!("CARGO_BIN_EXE_httpcache"))
+            .args(["--cache", cache.path()])
+            .args(args)
+            .stderr(full)
+            .output()
+            .expect("run the httpcache binary")
+            .status
+            .code()
+    };
+    assert_eq!(run(&["get", "http://127.0.0.1:1/"]), Some(1));
+    assert_eq!(run(&["ls", "--bogus"]), Some(2));
+    assert_eq!(run(&["ls"]), Some(0), "'no entries' on stderr");
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     let help = httpcache(&["--help"]);
