@@ -335,9 +335,14 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => {
-            // --help and --version.
-            let _ = error.print();
-            return ExitCode::SUCCESS;
+            // --help and --version, on stdout: exit 5 when it cannot be written (a
+            // closed pipe, as in `httpcache --help | head -1`, is no error).
+            return match error.print() {
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    ExitCode::from(error::code::OUTPUT)
+                }
+                _ => ExitCode::SUCCESS,
+            };
         }
         Err(error) => {
             note(&format!("httpcache: error: {} (see httpcache --help)", one_line(&error)));

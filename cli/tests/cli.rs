@@ -541,6 +541,22 @@ fn an_unwritable_stderr_keeps_the_exit_codes() {
     assert_eq!(run(&["ls"]), Some(0), "'no entries' on stderr");
 }
 
+// Exit 5: the output could not be written, help and version included.
+#[test]
+fn an_unwritable_stdout_exits_5() {
+    let cache = Cache::new();
+    for args in [&["--help"][..], &["--version"], &["stats"], &["ls", "--json"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let output = Command::new(env!("CARGO_BIN_EXE_httpcache"))
+            .args(["--cache", cache.path()])
+            .args(args)
+            .stdout(full)
+            .output()
+            .expect("run the httpcache binary");
+        assert_eq!(output.status.code(), Some(5), "{args:?}: {output:?}");
+    }
+}
+
 #[test]
 fn help_lists_the_exit_codes() {
     let help = httpcache(&["--help"]);
