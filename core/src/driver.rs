@@ -541,6 +541,9 @@ impl<S> Cache<S> {
             age: Some(serve.age),
             reason: serve.reason,
         };
+        if serve.not_modified {
+            return not_modified_from_entry(response, serve.age, status, now);
+        }
         respond_from_entry(response, planned.parts.method == Method::HEAD, serve.age, status, now)
     }
 
@@ -860,7 +863,11 @@ impl<S> Cache<S> {
             }
             Outcome::Skip(reason) => {
                 self.note_not_stored(&forward, now);
-                status.reason = if reason == Reason::Unsolicited304 { reason } else { forward.reason };
+                // A 304 to the client's own conditional request is the client's answer,
+                // not an unsolicited one: it keeps saying why it was forwarded.
+                let unsolicited =
+                    reason == Reason::Unsolicited304 && forward.reason != Reason::ClientConditional;
+                status.reason = if unsolicited { reason } else { forward.reason };
                 tracing::debug!(target: "httpcache", key = %key, why = %reason, "not stored");
                 Finish::respond(with_status(Response::from_parts(head, body), status, now))
             }
@@ -1189,6 +1196,44 @@ fn respond_from_entry(
     *response.version_mut() = stored.version;
     *response.headers_mut() = stored.headers;
     response.headers_mut().insert(header::AGE, age_value(age.as_secs()));
+    if let Some(final_url) = stored.final_url {
+        response.extensions_mut().insert(FinalUrl(final_url));
+    }
+    with_status(response, status, now)
+}
+
+/// The fields a `304 Not Modified` carries from the stored response (RFC 9110 §15.4.5:
+/// those a 200 would have sent of `Cache-Control`, `Content-Location`, `Date`, `ETag`,
+/// `Expires` and `Vary`, and `Last-Modified`, which guides a client's own cache).
+const NOT_MODIFIED_FIELDS: [header::HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::VARY,
+    header::LAST_MODIFIED,
+];
+
+/// A `304 Not Modified` answering the client's own conditional request from a stored
+/// response (RFC 9111 §4.3.2): no body, and of the stored fields only
+/// [`NOT_MODIFIED_FIELDS`], with `Age` and the cache status.
+fn not_modified_from_entry(
+    stored: StoredResponse,
+    age: Duration,
+    status: CacheStatus,
+    now: SystemTime,
+) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.version_mut() = stored.version;
+    let headers = response.headers_mut();
+    for name in NOT_MODIFIED_FIELDS {
+        for value in stored.headers.get_all(&name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::AGE, age_value(age.as_secs()));
     if let Some(final_url) = stored.final_url {
         response.extensions_mut().insert(FinalUrl(final_url));
     }

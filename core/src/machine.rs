@@ -21,7 +21,7 @@ use crate::freshness::{
 };
 use crate::header::cache_control::{FieldScope, MaxStale, RequestDirectives, ResponseDirectives};
 use crate::header::date::date_header;
-use crate::header::etag::etag_ref;
+use crate::header::etag::{IfNoneMatch, etag_ref};
 use crate::header::{
     Copies, VariantId, Vary, content_length, hop_by_hop_fields, own_values, strip_hop_by_hop,
 };
@@ -40,7 +40,10 @@ pub enum Reason {
     BodyNotReplayable,
     /// The method's responses are not stored ([`Settings::allowable_methods`]).
     MethodNotCacheable,
-    /// The request is conditional (`If-None-Match`, ...): it goes to the origin as sent.
+    /// The request carries its own preconditions that the cache does not answer: an
+    /// `If-Match`, `If-Unmodified-Since` or `If-Range`, any on a method other than GET
+    /// or HEAD, or an `If-None-Match` / `If-Modified-Since` when no stored response
+    /// may be served as it is (RFC 9111 §4.3.2). It goes to the origin as sent.
     ClientConditional,
     /// Nothing is stored under the key.
     Miss,
@@ -200,6 +203,10 @@ pub struct Serve {
     pub revalidate_in_background: Option<Conditional>,
     /// Why.
     pub reason: Reason,
+    /// Answer `304 Not Modified` rather than the stored response: the request carries
+    /// its own `If-None-Match` (or, without one, `If-Modified-Since`) that the stored
+    /// response satisfies, so the client's copy is current (RFC 9111 §4.3.2).
+    pub not_modified: bool,
 }
 
 /// Send the request with conditional headers, then pass the answer to [`store`].
@@ -330,13 +337,15 @@ impl Outcome {
     }
 }
 
-const CONDITIONAL_HEADERS: [HeaderName; 5] = [
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_MATCH,
-    header::IF_UNMODIFIED_SINCE,
-    header::IF_RANGE,
-];
+/// Preconditions a cache leaves to the origin (RFC 9111 §4.3.2: `If-Match` and
+/// `If-Unmodified-Since` do not apply to a cache; `If-Range` goes with a range request,
+/// which this cache does not answer).
+const ORIGIN_PRECONDITIONS: [HeaderName; 3] =
+    [header::IF_MATCH, header::IF_UNMODIFIED_SINCE, header::IF_RANGE];
+
+/// Preconditions a cache evaluates against a stored response it would serve to a GET or
+/// HEAD (RFC 9111 §4.3.2), `If-None-Match` taking precedence.
+const CACHE_PRECONDITIONS: [HeaderName; 2] = [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
 
 /// What deciding on a stored response reads from its header fields besides its times,
 /// gathered in one pass over them rather than a hashed lookup per field.
@@ -522,9 +531,7 @@ pub(crate) fn decide_unread(
     }
     let reason = if !settings.allowable_methods.contains(&request.method) {
         Reason::MethodNotCacheable
-    } else if !request.headers.is_empty()
-        && CONDITIONAL_HEADERS.iter().any(|name| request.headers.contains_key(name))
-    {
+    } else if !request.headers.is_empty() && preconditions_for_origin(request) {
         Reason::ClientConditional
     } else if options.force_refresh {
         Reason::ForceRefresh
@@ -537,13 +544,103 @@ pub(crate) fn decide_unread(
     Some(fetch_or_gateway_timeout(only_if_cached, reason))
 }
 
+/// Whether the request carries preconditions only the origin may evaluate: any of
+/// [`ORIGIN_PRECONDITIONS`], or for a method other than GET and HEAD any at all (RFC
+/// 9110 §13.1.3: `If-Modified-Since` means nothing to it, and an `If-None-Match` that
+/// fails calls for a 412 from the origin, §13.1.2).
+fn preconditions_for_origin(request: &request::Parts) -> bool {
+    let has = |name: &HeaderName| request.headers.contains_key(name);
+    ORIGIN_PRECONDITIONS.iter().any(has)
+        || (!matches!(request.method, Method::GET | Method::HEAD) && CACHE_PRECONDITIONS.iter().any(has))
+}
+
 /// §5.2.1.7: with only-if-cached, answer from the cache or with a 504, never the origin.
 fn fetch_or_gateway_timeout(only_if_cached: bool, reason: Reason) -> Action {
     if only_if_cached { Action::GatewayTimeout(Reason::OnlyIfCachedMiss) } else { Action::Fetch(reason) }
 }
 
 /// The rest of [`decide`], once [`decide_unread`] found that the stored variants matter.
+#[inline]
 pub(crate) fn decide_stored(
+    now: SystemTime,
+    request: &request::Parts,
+    stored: &[Entry],
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Action {
+    let action = decide_variants(now, request, stored, settings, options);
+    if request.headers.is_empty() {
+        return action;
+    }
+    with_client_preconditions(action, request, stored, options)
+}
+
+/// RFC 9111 §4.3.2: a GET or HEAD with its own `If-None-Match` or `If-Modified-Since`
+/// ([`decide_unread`] forwarded the other conditional requests) is answered from a
+/// stored response the cache would serve anyway: `304 Not Modified` when the stored
+/// response satisfies the client's validator ([`Serve::not_modified`]), the stored
+/// response itself when it does not. Any other action sends the request to the origin
+/// as the client made it, its preconditions untouched (the origin's 304 is the
+/// client's, passed through), as before this evaluation existed.
+fn with_client_preconditions(
+    action: Action,
+    request: &request::Parts,
+    stored: &[Entry],
+    options: &RequestOptions,
+) -> Action {
+    let headers = &request.headers;
+    if !CACHE_PRECONDITIONS.iter().any(|name| headers.contains_key(name)) {
+        return action;
+    }
+    match action {
+        Action::Serve(mut serve) => {
+            serve.not_modified =
+                stored.get(serve.index).is_some_and(|entry| client_copy_is_current(headers, entry));
+            Action::Serve(serve)
+        }
+        Action::GatewayTimeout(reason) => Action::GatewayTimeout(reason),
+        _ => {
+            let only_if_cached = options.only_if_cached || RequestDirectives::parse(headers).only_if_cached;
+            fetch_or_gateway_timeout(only_if_cached, Reason::ClientConditional)
+        }
+    }
+}
+
+/// Whether the client's `If-None-Match`, or without one its `If-Modified-Since`, is
+/// false for `entry` (RFC 9110 §13.2.2), so that a 304 answers it: a listed entity tag
+/// matches the stored one by weak comparison, or `*` (any stored response); else the
+/// stored `Last-Modified` (or `Date`, or the time it was received, RFC 9111 §4.3.2) is
+/// no later than the client's date. A malformed or unusable field is true: the stored
+/// response is served in full, which is never wrong.
+fn client_copy_is_current(headers: &HeaderMap, entry: &Entry) -> bool {
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        return match crate::header::etag::if_none_match(headers) {
+            Some(IfNoneMatch::Any) => true,
+            Some(IfNoneMatch::Tags(tags)) => etag_ref(&entry.response.headers)
+                .is_some_and(|(stored, _)| tags.iter().any(|tag| tag.tag.as_bytes() == stored.tag)),
+            None => false,
+        };
+    }
+    let Some(since) = date_header(headers, &header::IF_MODIFIED_SINCE) else {
+        return false;
+    };
+    let stored = &entry.response.headers;
+    let modified = date_header(stored, &header::LAST_MODIFIED)
+        .or_else(|| date_header(stored, &header::DATE))
+        .unwrap_or_else(|| whole_seconds(entry.response_time));
+    modified <= since
+}
+
+/// `time` without its fraction of a second, as an HTTP date would give it.
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs()),
+        Err(_) => time,
+    }
+}
+
+/// [`decide_stored`] before the client's own preconditions are looked at.
+fn decide_variants(
     now: SystemTime,
     request: &request::Parts,
     stored: &[Entry],
@@ -630,6 +727,7 @@ pub(crate) fn decide_stored(
             stale: false,
             revalidate_in_background: None,
             reason: Reason::Fresh,
+            not_modified: false,
         });
     }
 
@@ -648,6 +746,7 @@ pub(crate) fn decide_stored(
                 stale: true,
                 revalidate_in_background: None,
                 reason: Reason::MaxStale,
+                not_modified: false,
             });
         }
         let by_directive = settings.cache_control
@@ -659,6 +758,7 @@ pub(crate) fn decide_stored(
                 stale: true,
                 revalidate_in_background: Some(conditional_headers(entry)),
                 reason: Reason::StaleWhileRevalidate,
+                not_modified: false,
             });
         }
     }
@@ -673,6 +773,7 @@ pub(crate) fn decide_stored(
             stale: !fresh,
             revalidate_in_background: None,
             reason: Reason::OnlyIfCachedStale,
+            not_modified: false,
         });
     }
     if only_if_cached {

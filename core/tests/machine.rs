@@ -671,13 +671,97 @@ fn rfc9111_5_2_2_4_only_if_cached_never_serves_a_no_cache_response() {
     assert!(matches!(decide_with(1, &[], &fields, option), Action::Serve(s) if !s.stale));
 }
 
+/// An HTTP date `secs` before the stored responses' time (`at(0)`).
+fn before(secs: u64) -> String {
+    httpcache_core::header::format_http_date(at(0) - Duration::from_secs(secs))
+}
+
+/// What `decide` does with a client's own conditional request: `Some(true)` a 304 from
+/// the stored response, `Some(false)` the stored response itself, `None` another action.
+fn answered_not_modified(
+    secs: u64,
+    headers: &[(&str, &str)],
+    stored: &[httpcache_core::Entry],
+) -> Option<bool> {
+    match decide_with(secs, headers, stored, RequestOptions::default()) {
+        Action::Serve(serve) => Some(serve.not_modified),
+        _ => None,
+    }
+}
+
+// RFC 9111 §4.3.2: a cache answers a GET's own If-None-Match from a fresh stored
+// response: a 304 when a listed tag matches the stored ETag by weak comparison (RFC 9110
+// §13.1.2), or for `*`; the stored response when none does, or when the field is
+// malformed (serving it whole is never wrong).
 #[test]
-fn a_client_conditional_request_goes_to_the_origin() {
+fn rfc9111_4_3_2_if_none_match_is_answered_from_a_fresh_entry() {
     let stored = fresh_for_100();
-    assert_eq!(
-        decide_with(1, &[("if-none-match", "\"v\"")], &stored, RequestOptions::default()),
-        Action::Fetch(Reason::ClientConditional)
-    );
+    let inm = |value| answered_not_modified(1, &[("if-none-match", value)], &stored);
+    assert_eq!(inm("\"v\""), Some(true));
+    assert_eq!(inm("W/\"v\""), Some(true), "weak comparison");
+    assert_eq!(inm("\"a\", \"v\""), Some(true), "any of a list");
+    assert_eq!(inm("*"), Some(true), "any stored response");
+    assert_eq!(inm("\"a\""), Some(false), "another tag: the stored response");
+    assert_eq!(inm("v"), Some(false), "malformed: the stored response");
+    let untagged = [stored_with(&[("cache-control", "max-age=100")])];
+    assert_eq!(answered_not_modified(1, &[("if-none-match", "\"v\"")], &untagged), Some(false));
+    assert_eq!(answered_not_modified(1, &[("if-none-match", "*")], &untagged), Some(true));
+    // No preconditions: served as it is.
+    assert_eq!(answered_not_modified(1, &[("accept", "*/*")], &stored), Some(false));
+}
+
+// RFC 9111 §4.3.2: If-Modified-Since is evaluated against the stored Last-Modified, or
+// without one its Date; If-None-Match, when present, takes precedence (RFC 9110 §13.2.2).
+#[test]
+fn rfc9111_4_3_2_if_modified_since_is_answered_from_a_fresh_entry() {
+    let modified = [stored_with(&[
+        ("cache-control", "max-age=100"),
+        ("date", &date(0)),
+        ("last-modified", &before(50)),
+        ("etag", "\"v\""),
+    ])];
+    let ims = |value: &str| answered_not_modified(1, &[("if-modified-since", value)], &modified);
+    assert_eq!(ims(&before(50)), Some(true), "not modified since that very date");
+    assert_eq!(ims(&before(10)), Some(true));
+    assert_eq!(ims(&before(51)), Some(false), "modified since");
+    assert_eq!(ims("yesterday"), Some(false), "an invalid date is ignored");
+    let since = before(10);
+    let both = [("if-none-match", "\"other\""), ("if-modified-since", since.as_str())];
+    assert_eq!(answered_not_modified(1, &both, &modified), Some(false), "If-None-Match decides");
+    // Without Last-Modified, Date stands in.
+    let dated = fresh_for_100();
+    assert_eq!(answered_not_modified(1, &[("if-modified-since", &date(0))], &dated), Some(true));
+    assert_eq!(answered_not_modified(1, &[("if-modified-since", &before(1))], &dated), Some(false));
+}
+
+// RFC 9111 §4.3.2: preconditions that apply only to the origin (If-Match,
+// If-Unmodified-Since, If-Range), any on a method other than GET and HEAD, and a
+// conditional request for which no stored response may be served as it is (stale, or
+// none stored), go to the origin as the client made them.
+#[test]
+fn rfc9111_4_3_2_other_conditional_requests_go_to_the_origin() {
+    let stored = fresh_for_100();
+    let none = RequestOptions::default();
+    for field in ["if-match", "if-range"] {
+        assert_eq!(
+            decide_with(1, &[(field, "\"v\"")], &stored, none),
+            Action::Fetch(Reason::ClientConditional)
+        );
+    }
+    let now = date(0);
+    let unmodified = [("if-unmodified-since", now.as_str())];
+    assert_eq!(decide_with(1, &unmodified, &stored, none), Action::Fetch(Reason::ClientConditional));
+    let inm = [("if-none-match", "\"v\"")];
+    assert_eq!(decide_with(500, &inm, &stored, none), Action::Fetch(Reason::ClientConditional), "stale");
+    assert_eq!(decide_with(1, &inm, &[], none), Action::Fetch(Reason::ClientConditional), "nothing stored");
+    let settings =
+        Settings { allowable_methods: vec![Method::GET, Method::HEAD, Method::POST], ..Settings::default() };
+    let post = req(Method::POST, URL, &[("if-none-match", "\"v\"")]);
+    assert_eq!(decide(at(1), &post, &stored, &settings, &none), Action::Fetch(Reason::ClientConditional));
+    // §5.2.1.7: with only-if-cached, a stale entry is a 504, a fresh one answers.
+    let offline = [("if-none-match", "\"v\""), ("cache-control", "only-if-cached")];
+    assert_eq!(decide_with(500, &offline, &stored, none), Action::GatewayTimeout(Reason::OnlyIfCachedMiss));
+    assert_eq!(answered_not_modified(1, &offline, &stored), Some(true));
 }
 
 // ---- RFC 9111 §5.2.2: response directives ----

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use httpcache_core::freshness::AgeInputs;
-use httpcache_core::machine::{Action, Exchange, Outcome, decide, store};
+use httpcache_core::machine::{Action, Exchange, Outcome, Reason, Serve, decide, store};
 use httpcache_core::settings::{Expiry, RequestOptions, Settings, StaleAllowance};
 use httpcache_core::{Entry, header::Vary};
 use proptest::prelude::*;
@@ -170,8 +170,8 @@ proptest! {
     }
 
     /// What lets a driver skip the store read (RFC 9111 §4: a cache is never required to
-    /// reuse a stored response): a request with a method that is not stored, its own
-    /// conditional (§4.3.2 leaves it to the origin here), `force_refresh` or
+    /// reuse a stored response): a request with a method that is not stored, a
+    /// precondition only the origin evaluates (`If-Match`, §4.3.2), `force_refresh` or
     /// `expire_after: DoNotCache` is decided alike whatever is stored.
     #[test]
     fn requests_that_skip_the_cache_are_decided_alike_whatever_is_stored(
@@ -188,7 +188,7 @@ proptest! {
         let mut method = http::Method::GET;
         match which {
             0 => method = http::Method::POST,
-            1 => headers.push(("if-none-match", "\"p\"".to_string())),
+            1 => headers.push(("if-match", "\"p\"".to_string())),
             2 => options.force_refresh = true,
             _ => options.expire_after = Some(Expiry::DoNotCache),
         }
@@ -197,6 +197,37 @@ proptest! {
             decide(at(later), &request, &stored, &settings, &options),
             decide(at(later), &request, &[], &settings, &options)
         );
+    }
+
+    /// RFC 9111 §4.3.2: a GET's own `If-None-Match` changes only how a stored response
+    /// the cache would serve anyway is sent (a 304 when its tag matches, else in full);
+    /// every other decision that reads the store becomes the request forwarded as the
+    /// client made it (or a 504 under only-if-cached, as before).
+    #[test]
+    fn a_clients_if_none_match_changes_only_how_a_served_response_is_sent(
+        directives in response_directives(),
+        request_directives in strict_request_directives(),
+        settings in settings_strategy(),
+        later in 0u64..2000,
+        only_if_cached in any::<bool>(),
+        matching in any::<bool>(),
+    ) {
+        let stored: Vec<Entry> =
+            try_store(0, &directives, &[("etag", "\"p\"")], &get(URL, &[]), &settings).into_iter().collect();
+        let mut headers = header_list(&request_directives);
+        let options = RequestOptions { only_if_cached, ..RequestOptions::default() };
+        let plain = decide(at(later), &get(URL, &as_pairs(&headers)), &stored, &settings, &options);
+        headers.push(("if-none-match", if matching { "\"p\"" } else { "\"q\"" }.to_string()));
+        let conditional = decide(at(later), &get(URL, &as_pairs(&headers)), &stored, &settings, &options);
+        match plain {
+            Action::Serve(serve) => {
+                prop_assert_eq!(conditional, Action::Serve(Serve { not_modified: matching, ..serve }));
+            }
+            Action::PassThrough(_) | Action::GatewayTimeout(_) | Action::Fetch(Reason::MethodNotCacheable) => {
+                prop_assert_eq!(conditional, plain);
+            }
+            _ => prop_assert_eq!(conditional, Action::Fetch(Reason::ClientConditional)),
+        }
     }
 
     /// `decide` is a function: the same inputs give the same action.

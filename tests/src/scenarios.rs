@@ -426,6 +426,37 @@ pub fn revalidate_last_modified(factory: Factory, kind: StoreKind) {
     assert_eq!(sent.get("if-modified-since").map(|v| v.as_bytes()), Some(LAST_MODIFIED.as_bytes()));
 }
 
+/// RFC 9111 §4.3.2: the client's own conditional GET is answered from a fresh stored
+/// response, a 304 when the client's copy is current and the stored 200 when it is not,
+/// without asking the origin; with a stored response that must be revalidated, the
+/// request goes to the origin as the client made it, and its 304 comes back as it is.
+pub fn client_conditional(factory: Factory, kind: StoreKind) {
+    let setup = Setup::new(factory, kind, Settings::default());
+    let none = RequestOptions::default();
+    // Fresh by the heuristic (10% of the time since its Last-Modified).
+    assert_miss_stored(&setup.get("/last-modified"));
+    let current = setup.get_with("/last-modified", none, &[("if-modified-since", LAST_MODIFIED)]);
+    assert_eq!(current.status, 304, "{:?}", current.cache);
+    assert!(current.body.is_empty() && current.cache.from_cache);
+    assert_eq!(current.headers.get("last-modified").map(|v| v.as_bytes()), Some(LAST_MODIFIED.as_bytes()));
+    let older = "Sun, 01 Jan 2023 00:00:00 GMT";
+    let outdated = setup.get_with("/last-modified", none, &[("if-modified-since", older)]);
+    assert_eq!((outdated.status, outdated.text().as_str()), (200, "last-modified v1"));
+    assert!(outdated.cache.from_cache);
+    assert_eq!(setup.origin.hits("/last-modified"), 1, "answered from the cache");
+    // `no-cache`: every use needs the origin, so the client's request goes there as it is.
+    assert_miss_stored(&setup.get("/etag"));
+    let forwarded = setup.get_with("/etag", none, &[("if-none-match", ETAG)]);
+    assert_eq!(forwarded.status, 304);
+    assert!(!forwarded.cache.from_cache, "the origin's own answer: {:?}", forwarded.cache);
+    assert_eq!(setup.origin.hits("/etag"), 2);
+    let sent = setup.origin.last_request_headers("/etag").unwrap_or_default();
+    assert_eq!(sent.get("if-none-match").map(|v| v.as_bytes()), Some(ETAG.as_bytes()));
+    // The stored response is still served in full to a request without preconditions.
+    let full = setup.get("/etag");
+    assert_eq!((full.status, full.text().as_str()), (200, "etag v1"));
+}
+
 /// Expiry from the settings (changed at runtime), from URL patterns, and per request.
 pub fn expiry_settings_patterns_and_per_request(factory: Factory, kind: StoreKind) {
     let setup = Setup::new(factory, kind, Settings::default());
@@ -798,6 +829,7 @@ macro_rules! scenario_tests {
             use super::*;
             $crate::scenario_tests!(@each $factory;
                 miss_then_hit, revalidate_etag, revalidate_304_selecting_nothing, revalidate_last_modified,
+                client_conditional,
                 expiry_settings_patterns_and_per_request, only_if_cached, refresh_and_force_refresh,
                 stale_if_error_on_server_error, stale_if_error_on_refused_connection,
                 stale_while_revalidate, stale_while_revalidate_directive, ignored_parameters,
