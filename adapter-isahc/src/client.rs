@@ -1,12 +1,14 @@
 //! [`CachedClient`]: the loop of [`Cache`]'s step API around `isahc::HttpClient`.
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, future};
 use http::{Extensions, Request, Response, Uri};
-use httpcache_core::driver::{DisabledGuard, FinalUrl, PendingRevalidation, stored_body};
+use httpcache_core::driver::{COALESCE_WAIT, DisabledGuard, FinalUrl, PendingRevalidation, stored_body};
 use httpcache_core::inventory::{AsyncInventory, Inventory};
 use httpcache_core::{
     AsyncStore, Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Settings, Store,
@@ -320,7 +322,9 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
             body.read_to_end(&mut bytes).await?;
             let plan = match cache.plan_now(parts, Bytes::from(bytes), options) {
                 Ok(plan) => plan,
-                Err(pending) => cache.plan_pending(pending).await,
+                // Behind an identical request in flight at most `COALESCE_WAIT`: a
+                // leader whose origin stalls does not hold this one forever.
+                Err(pending) => cache.plan_pending_within(pending, || Timer::new(COALESCE_WAIT)).await,
             };
             (plan, None)
         } else {
@@ -539,6 +543,78 @@ fn uncached_response<T>(mut response: Response<T>) -> Response<T> {
         response.extensions_mut().insert(FinalUrl(url));
     }
     response
+}
+
+/// A timer that runs on any executor (as [`CachedClient::send_async`] does): a thread
+/// of its own sleeps, then wakes the future; dropping the future ends the thread early.
+/// Built only when a request waits behind an identical one in flight.
+struct Timer {
+    shared: Arc<TimerShared>,
+}
+
+#[derive(Default)]
+struct TimerShared {
+    state: Mutex<TimerState>,
+    /// Signalled when the future is dropped.
+    dropped: Condvar,
+}
+
+#[derive(Default)]
+struct TimerState {
+    fired: bool,
+    dropped: bool,
+    waker: Option<Waker>,
+}
+
+impl TimerShared {
+    fn lock(&self) -> MutexGuard<'_, TimerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Timer {
+    /// Completes `after` from now. Without a thread to time it, it never completes.
+    fn new(after: Duration) -> Timer {
+        let shared = Arc::new(TimerShared::default());
+        let timing = shared.clone();
+        // It only waits and wakes: a small stack, for the many followers of a busy key.
+        let thread = std::thread::Builder::new().name("httpcache-timer".into()).stack_size(64 << 10);
+        let spawned = thread.spawn(move || {
+            let state = timing.lock();
+            let (mut state, _) = timing
+                .dropped
+                .wait_timeout_while(state, after, |state| !state.dropped)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.fired = true;
+            if let Some(waker) = state.waker.take() {
+                waker.wake();
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::debug!(target: "httpcache", %error, "no timer thread: waiting without a bound");
+        }
+        Timer { shared }
+    }
+}
+
+impl std::future::Future for Timer {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut state = self.shared.lock();
+        if state.fired {
+            return std::task::Poll::Ready(());
+        }
+        state.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.shared.lock().dropped = true;
+        self.shared.dropped.notify_one();
+    }
 }
 
 /// Runs a background revalidation on a thread of its own.

@@ -119,8 +119,9 @@
 //! `futures_lite::future::block_on` on that thread, so no executor is assumed (isahc
 //! does the I/O on its own agent thread either way).
 //!
-//! Identical concurrent misses are coalesced by the driver: one goes to the origin.
-//! A store failure never fails a request.
+//! Identical concurrent misses are coalesced by the driver: one goes to the origin,
+//! the others wait for it, at most [`COALESCE_WAIT`](httpcache_core::driver::COALESCE_WAIT)
+//! (10 s; then they go to the origin themselves). A store failure never fails a request.
 //!
 //! [isahc]: https://docs.rs/isahc/2
 //! [`Forward::wants_body`]: httpcache_core::Forward::wants_body

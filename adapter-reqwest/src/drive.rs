@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use httpcache_core::driver::stored_body;
+use httpcache_core::driver::{COALESCE_WAIT, stored_body};
 use httpcache_core::{AsyncStore, Cache, Completion, Forward, PendingPlan, Plan, Reason, RequestOptions};
 
 use crate::body::Prefixed;
@@ -150,7 +150,10 @@ where
     O: Origin<S>,
 {
     async move {
-        let forward = match cache.plan_pending(pending).await {
+        // Behind an identical request in flight, at most `COALESCE_WAIT` (or the
+        // request's own timeout): a leader whose origin stalls does not hold it forever.
+        let wait = request.timeout().map_or(COALESCE_WAIT, |timeout| COALESCE_WAIT.min(*timeout));
+        let forward = match cache.plan_pending_within(pending, || tokio::time::sleep(wait)).await {
             Plan::Respond(response) => {
                 let background = |forward, request| origin.revalidate_later(&cache, forward, request);
                 return Ok(served(*response, &request, background));

@@ -46,6 +46,9 @@
 //! * A request body that cannot be replayed (a stream) bypasses the cache.
 //! * stale-while-revalidate: the background revalidation runs on a Tokio task (async)
 //!   or a thread (blocking).
+//! * Identical concurrent misses are coalesced: one goes to the origin, the others wait
+//!   for it, at most [`COALESCE_WAIT`](httpcache_core::driver::COALESCE_WAIT) (10 s) or
+//!   the request's own timeout if shorter, and then go to the origin themselves.
 //! * A store failure never fails a request.
 //!
 //! [`Forward::wants_body`]: httpcache_core::Forward::wants_body

@@ -64,10 +64,11 @@ use crate::store::{AsyncStore, Store, StoreError, Variants};
 mod not_stored;
 use not_stored::NotStored;
 
-/// How long a blocking follower waits for an identical request in flight before going
-/// to the origin itself. (Async followers wait for the leader to finish or be dropped:
-/// the core has no timer; complete or drop every [`Forward`] before planning the same
-/// key again on one task.)
+/// How long a follower waits for an identical request in flight before going to the
+/// origin itself: a blocking one ([`Cache::plan`]) and an async one given a timer
+/// ([`Cache::plan_pending_within`], what the adapters use). (The core has no timer:
+/// [`Cache::plan_pending`] alone waits for the leader to finish or be dropped; complete
+/// or drop every [`Forward`] before planning the same key again on one task.)
 pub const COALESCE_WAIT: Duration = Duration::from_secs(10);
 
 /// A source of the current time. The machine never reads a clock; the drivers read
@@ -1406,6 +1407,29 @@ impl<S: Store> Cache<S> {
     }
 }
 
+/// Waits for `listener` (the leader of a coalesced group finishing), or for the future
+/// `give_up` makes, whichever comes first; without `give_up` (not expected: a plan
+/// waits at most once), for `listener` alone.
+async fn wait_at_most<G, F>(listener: EventListener, give_up: Option<G>)
+where
+    G: FnOnce() -> F,
+    F: Future<Output = ()>,
+{
+    let Some(give_up) = give_up else {
+        return listener.await;
+    };
+    let mut listener = std::pin::pin!(listener);
+    let mut timer = std::pin::pin!(give_up());
+    std::future::poll_fn(|cx| {
+        if listener.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// `response` without a [`PendingRevalidation`] (see [`Cache::send`]).
 fn without_revalidation(mut response: Response<Bytes>) -> Response<Bytes> {
     response.extensions_mut().remove::<PendingRevalidation>();
@@ -1520,10 +1544,28 @@ impl<S: AsyncStore> Cache<S> {
 
     /// Finishes planning what [`Cache::plan_now`] could not: waits for the identical
     /// request in flight, or reads the store, then plans.
+    ///
+    /// The wait has no bound: a leader whose origin stalls holds this request back
+    /// until it ends. Adapters bound it with [`Cache::plan_pending_within`].
     pub async fn plan_pending(&self, pending: PendingPlan) -> Plan {
+        self.plan_pending_within(pending, std::future::pending::<()>).await
+    }
+
+    /// [`Cache::plan_pending`], waiting for an identical request in flight only until
+    /// the future `give_up` makes completes (a timer of the adapter's runtime, usually
+    /// [`COALESCE_WAIT`]): then the request goes on as if none were in flight (to the
+    /// origin, on a miss), as a blocking follower does. `give_up` is called only when
+    /// the request does wait behind another, so a plan that only reads the store builds
+    /// no timer.
+    pub async fn plan_pending_within<G, F>(&self, pending: PendingPlan, give_up: G) -> Plan
+    where
+        G: FnOnce() -> F,
+        F: Future<Output = ()>,
+    {
         let PendingPlan { mut planned, mut coalesce, wait } = pending;
+        let mut give_up = Some(give_up);
         if let Some(listener) = wait {
-            listener.await;
+            wait_at_most(listener, give_up.take()).await;
         }
         loop {
             // Again after a wait: the request waited for may have left the key
@@ -1541,7 +1583,7 @@ impl<S: AsyncStore> Cache<S> {
             match self.step(*planned, chosen, coalesce) {
                 Step::Plan(plan) => return plan,
                 Step::Wait(listener, returned) => {
-                    listener.await;
+                    wait_at_most(listener, give_up.take()).await;
                     planned = returned;
                     coalesce = false;
                 }

@@ -1176,6 +1176,39 @@ fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
     });
 }
 
+// A follower given a timer (`plan_pending_within`) waits for the leader only until the
+// timer completes, then goes to the origin itself, as a blocking follower does after
+// `COALESCE_WAIT`: a leader whose origin stalls holds it back no longer. A plan that
+// waits for no one builds no timer.
+#[test]
+fn an_async_follower_gives_up_waiting_when_its_timer_completes() {
+    let clock = VirtualClock::default();
+    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
+            panic!("a miss over an inline store is planned at once");
+        };
+        let (head, body) = parts(URL);
+        let pending = cache_pending(cache.plan_now(head, body, RequestOptions::default()));
+        // The leader never finishes; the timer is already up.
+        let plan = cache.plan_pending_within(pending, || std::future::ready(())).await;
+        let Plan::Forward(follower) = plan else { panic!("the follower goes to the origin, got {plan:?}") };
+        assert_eq!(follower.reason(), httpcache_core::Reason::Miss);
+        assert_eq!(cache.coalesced_waiters(), 0, "it no longer listens");
+        drop(leader);
+    });
+    let waiting = waiting_cache(&clock);
+    futures_executor::block_on(async {
+        let (head, body) = parts(URL);
+        let pending = cache_pending(waiting.plan_now(head, body, RequestOptions::default()));
+        let plan = waiting.plan_pending_within(pending, || -> std::future::Ready<()> {
+            panic!("a plan that only reads the store builds no timer")
+        });
+        assert!(matches!(plan.await, Plan::Forward(_)), "a miss");
+    });
+}
+
 /// A cache over [`Waiting`], on `clock`.
 fn waiting_cache(clock: &VirtualClock) -> Cache<Waiting> {
     Cache::new(Waiting(Inline(TestStore::default())), Settings::default()).with_clock(clock.clock())

@@ -36,6 +36,7 @@
 //! | `/no-store-bytes/{n}` | the `/blob/{n}` content, `Cache-Control: no-store` |
 //! | `/lazy/{n}` | 200, `max-age=60`, [`expected_bytes`]`(n)` made lazily chunk by chunk, chunked (no `Content-Length`), any `n` below 2^40: memory stays flat |
 //! | `/lazy-length/{n}` | the same with a `Content-Length` |
+//! | `/stall/{n}` | 200, `max-age=60`, `Content-Length: 2n`, the first n bytes of [`expected_bytes`]`(2n)`, then nothing more, ever (until the server stops): a body that stalls half-way |
 //!
 //! While a route is failing (see [`Origin::set_failing`]) it answers 503 (`/stale-if-error`: 500).
 //! Anything else is a 404. Request bodies are read up to 1 MiB.
@@ -266,6 +267,13 @@ pub enum OriginBody {
         /// Whether the size is known up front.
         exact: bool,
     },
+    /// `first`, then nothing more, the body never ending: `total` bytes are announced.
+    Stall {
+        /// What is sent before the body stalls.
+        first: Option<Bytes>,
+        /// The length announced.
+        total: u64,
+    },
 }
 
 impl Body for OriginBody {
@@ -284,6 +292,11 @@ impl Body for OriginBody {
                 *remaining -= take as u64;
                 (take > 0).then(|| chunk.slice(..take))
             }
+            OriginBody::Stall { first, .. } => match first.take() {
+                Some(first) => Some(first),
+                // Never woken: the connection stays open, the body unfinished.
+                None => return Poll::Pending,
+            },
         };
         Poll::Ready(next.map(|chunk| Ok(Frame::data(chunk))))
     }
@@ -293,6 +306,7 @@ impl Body for OriginBody {
             OriginBody::Whole(chunk) => chunk.is_none(),
             OriginBody::Chunked(chunks) => chunks.is_empty(),
             OriginBody::Lazy { remaining, .. } => *remaining == 0,
+            OriginBody::Stall { .. } => false,
         }
     }
 
@@ -301,6 +315,7 @@ impl Body for OriginBody {
             OriginBody::Whole(chunk) => SizeHint::with_exact(chunk.as_ref().map_or(0, |c| c.len() as u64)),
             OriginBody::Chunked(_) | OriginBody::Lazy { exact: false, .. } => SizeHint::default(),
             OriginBody::Lazy { remaining, exact: true, .. } => SizeHint::with_exact(*remaining),
+            OriginBody::Stall { total, .. } => SizeHint::with_exact(*total),
         }
     }
 }
@@ -502,6 +517,16 @@ async fn handle(
                 let mut answer = response(StatusCode::OK, &[cache_control("max-age=60")], Bytes::new());
                 *answer.body_mut() =
                     OriginBody::Lazy { chunk, remaining: n, exact: segments[0] == "lazy-length" };
+                answer
+            }
+            None => text(StatusCode::BAD_REQUEST, "bad size"),
+        },
+        ["stall", _] => match number(1).filter(|n| *n <= MAX_REQUEST_BODY as u64) {
+            Some(n) => {
+                let total = 2 * n;
+                let content = Bytes::from(expected_bytes(total as usize)).slice(..n as usize);
+                let mut answer = response(StatusCode::OK, &[cache_control("max-age=60")], Bytes::new());
+                *answer.body_mut() = OriginBody::Stall { first: Some(content), total };
                 answer
             }
             None => text(StatusCode::BAD_REQUEST, "bad size"),

@@ -1,0 +1,125 @@
+//! Failures and cancellation around the async adapters: an origin whose body stalls
+//! half-way, a leading request dropped while its body is buffered, and what the
+//! requests coalesced behind it get.
+
+use std::time::Duration;
+
+use httpcache_core::{AsyncStore, Inline, Settings};
+use httpcache_mem::MemoryStore;
+use httpcache_tests::origin::Origin;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// Waits (up to 5 s) until `origin` has seen `hits` requests to `route`.
+async fn until_hits(origin: &Origin, route: &str, hits: usize) {
+    for _ in 0..500 {
+        if origin.hits(route) >= hits {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{route} never got {hits} requests (got {})", origin.hits(route));
+}
+
+type MemStore = Inline<MemoryStore>;
+
+fn reqwest_client(store: MemStore) -> httpcache_reqwest::CachedClient<MemStore> {
+    httpcache_reqwest::CachedClient::builder()
+        .settings(Settings::default())
+        .store(store)
+        .build()
+        .expect("client")
+}
+
+fn stored(client: &httpcache_reqwest::CachedClient<MemStore>) -> usize {
+    futures_lite::future::block_on(client.cache().store().scan()).expect("scan").len()
+}
+
+// A request coalesced behind an identical one whose body stalls half-way must not be
+// held behind it forever: its own timeout has to be able to end it.
+#[test]
+fn reqwest_async_a_follower_is_not_held_forever_behind_a_stalled_leader() {
+    let origin = Origin::start();
+    let client = reqwest_client(Inline(MemoryStore::new(1 << 20)));
+    let runtime = runtime();
+    let url = origin.url("/stall/1000");
+    runtime.block_on(async {
+        let leader = tokio::spawn({
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.map(drop) }
+        });
+        until_hits(&origin, "/stall/1000", 1).await;
+        let follower = client.get(&url).timeout(Duration::from_millis(300)).send();
+        let ended = tokio::time::timeout(Duration::from_secs(20), follower).await;
+        assert!(ended.is_ok(), "the follower was still waiting behind the stalled leader after 20 s");
+        assert!(ended.unwrap().is_err(), "a stalled body is an error for the follower too");
+        leader.abort();
+    });
+    assert_eq!(stored(&client), 0, "nothing stored");
+}
+
+// The leading request dropped (its future cancelled) while its body is being buffered:
+// the requests behind it go on, nothing partial is stored.
+#[test]
+fn reqwest_async_a_leader_dropped_mid_body_releases_its_followers_and_stores_nothing() {
+    let origin = Origin::start();
+    let client = reqwest_client(Inline(MemoryStore::new(1 << 20)));
+    let runtime = runtime();
+    let url = origin.url("/stall/1000");
+    runtime.block_on(async {
+        let leader = tokio::spawn({
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.map(drop) }
+        });
+        until_hits(&origin, "/stall/1000", 1).await;
+        let follower = tokio::spawn({
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).timeout(Duration::from_millis(500)).send().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leader.abort();
+        let ended = tokio::time::timeout(Duration::from_secs(10), follower).await;
+        let result = ended.expect("the follower went on once the leader was dropped").expect("joined");
+        assert!(result.is_err(), "the follower's own request stalls too, and times out");
+        assert_eq!(origin.hits("/stall/1000"), 2, "the follower asked the origin itself");
+    });
+    assert_eq!(stored(&client), 0, "nothing stored");
+}
+
+fn isahc_client() -> httpcache_isahc::CachedClient<httpcache_isahc::MemoryStores> {
+    httpcache_isahc::CachedClient::memory(Settings::default(), 1 << 20).expect("isahc")
+}
+
+// As for reqwest: a follower behind a stalled leader ends by its own timeout.
+#[test]
+fn isahc_async_a_follower_is_not_held_forever_behind_a_stalled_leader() {
+    use isahc::config::Configurable;
+    let origin = Origin::start();
+    let client = isahc_client();
+    let url = origin.url("/stall/1000");
+    std::thread::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        move || {
+            let _ = futures_lite::future::block_on(client.get_async(url.as_str()));
+        }
+    });
+    runtime().block_on(until_hits(&origin, "/stall/1000", 1));
+    let (done, ended) = std::sync::mpsc::channel();
+    let follower = client.clone();
+    std::thread::spawn(move || {
+        let client = follower;
+        let request =
+            isahc::Request::get(url.as_str()).timeout(Duration::from_millis(300)).body(()).expect("request");
+        let _ = done.send(futures_lite::future::block_on(client.send_async(request)).map(drop));
+    });
+    let result = ended.recv_timeout(Duration::from_secs(20));
+    assert!(result.is_ok(), "the follower was still waiting behind the stalled leader after 20 s");
+    assert!(result.unwrap().is_err(), "a stalled body is an error for the follower too");
+    let store = client.cache().expect("cached").store();
+    assert_eq!(httpcache_core::Store::scan(store).expect("scan").len(), 0, "nothing stored");
+}
