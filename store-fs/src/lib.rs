@@ -1001,11 +1001,24 @@ impl FsStore {
             if let Some(stored) = stored
                 && let Some(linked) = self.link_body(&entry.key, stored)
             {
-                if self.body_file_is(&entry.key, linked, &entry.response.body)? {
+                let kept = self.body_file_is(&entry.key, linked, &entry.response.body).and_then(|same| {
+                    if !same {
+                        return Ok(false);
+                    }
                     let record = container::encode_head_record(entry, linked);
-                    return self.replace_variant(entry, &path, loaded, &record, Some(linked)).map(|()| true);
+                    self.replace_variant(entry, &path, loaded, &record, Some(linked)).map(|()| true)
+                });
+                match kept {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => self.remove_bodies(&entry.key, [linked])?,
+                    Err(error) => {
+                        // Named by no head (the key's file could not be written, a full
+                        // disk say): delete it now, as a failed put does its body file,
+                        // rather than leave it counted until a sweep.
+                        let _ = self.remove_bodies(&entry.key, [linked]);
+                        return Err(error);
+                    }
                 }
-                self.remove_bodies(&entry.key, [linked])?;
             }
         }
         self.put_whole(entry).map(|()| false)

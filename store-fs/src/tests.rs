@@ -865,3 +865,90 @@ fn an_undeletable_corrupt_file_is_a_miss_and_never_fails_the_listing() {
         assert_eq!(metas, vec![good.meta()], "{format:?}");
     }
 }
+
+/// A tmpfs of `size` bytes mounted on a new temporary directory, unmounted when the
+/// guard is dropped; `None` where mounting is not allowed (not root, not Linux).
+struct TinyDisk(TempDir);
+
+impl TinyDisk {
+    fn mount(size: &str) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(TinyDisk(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Temporary files left in the store's directory.
+fn temp_files(store: &FsStore) -> usize {
+    store.walk().unwrap().into_iter().filter(|f| matches!(f.kind, Kind::Temp)).count()
+}
+
+// A full disk: every write that does not fit fails with an error, leaves no partial
+// file (no temporary file, no body file no head names) and no wrong byte count, and
+// what was stored before still reads as it was. (Runs only where a tmpfs can be
+// mounted, as root.)
+#[test]
+fn a_full_disk_fails_writes_cleanly_and_keeps_what_was_stored() {
+    let Some(disk) = TinyDisk::mount("640k") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let store = FsStore::builder(disk.path().join("cache")).open().expect("open");
+    let small = entry(1, 0, 1_000);
+    let long = entry(2, 0, 200 << 10);
+    store.put(&small).expect("room for a small entry");
+    store.put(&long).expect("room for a long entry (its body apart)");
+    // Fill the disk with inline entries until one does not fit.
+    let mut stored = Vec::new();
+    let failed = (10..100).map(|n| entry(n, 0, 100 << 10)).find(|filler| match store.put(filler) {
+        Ok(()) => {
+            stored.push(filler.clone());
+            false
+        }
+        Err(_) => true,
+    });
+    let failed = failed.expect("the disk fills up");
+    assert!(store.get(&failed.key).unwrap().is_empty(), "the entry that did not fit is a miss");
+    assert_eq!(temp_files(&store), 0, "no temporary file left");
+    assert_no_orphans(&store, "after a put that did not fit");
+    // A long entry whose body does not fit.
+    let another = entry(3, 0, 300 << 10);
+    assert!(store.put(&another).is_err(), "no room for its body");
+    assert!(store.get(&another.key).unwrap().is_empty());
+    assert_no_orphans(&store, "after a body that did not fit");
+    // Fill what is left, down to the last page.
+    for (n, size) in (100..1_000).zip([10_000, 1_000, 100, 10].into_iter().flat_map(|size| [size; 200])) {
+        let filler = entry(n, 0, size);
+        if store.put(&filler).is_ok() {
+            stored.push(filler);
+        }
+    }
+    // A refresh of the long entry (RFC 9111 §4.3.4: new header fields, same body): the
+    // body is kept (linked), but the key file does not fit.
+    let mut refreshed = long.clone();
+    refreshed.response.headers.insert("x-refreshed", "yes".parse().unwrap());
+    assert!(store.refresh_entry(&refreshed).is_err(), "no room for the key file");
+    assert_eq!(temp_files(&store), 0, "no temporary file left");
+    assert_no_orphans(&store, "after a refresh on a full disk");
+    // What was stored still reads, whole.
+    for entry in [&small].into_iter().chain(&stored) {
+        assert_eq!(store.get(&entry.key).unwrap(), std::slice::from_ref(entry));
+    }
+    let read = store.get(&long.key).unwrap();
+    assert!(read == [long.clone()] || read == [refreshed.clone()], "the long entry, old or refreshed");
+}
