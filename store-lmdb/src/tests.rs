@@ -1046,3 +1046,75 @@ fn the_largest_entry_admitted_can_still_be_evicted() {
     assert_eq!(store.stats().unwrap().entries, 199, "and only it");
     assert_no_orphans(&store, "after evicting the largest");
 }
+
+/// A tmpfs of `size` mounted on a new temporary directory, unmounted when dropped;
+/// `None` where mounting is not allowed (not root, not Linux).
+struct TinyDisk(tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount(size: &str) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(TinyDisk(dir))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+// A disk that fills before the map does: a put that does not fit fails with an error
+// (no crash: LMDB writes pages with `pwrite`, not through the map), what was stored
+// before still reads, and the store goes on working once room is made. (Runs only
+// where a tmpfs can be mounted, as root.)
+#[test]
+fn a_full_disk_fails_puts_cleanly_and_keeps_what_was_stored() {
+    let Some(disk) = TinyDisk::mount("1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let store = LmdbStore::builder(disk.0.path().join("cache")).map_size(64 << 20).open().expect("open");
+    let mut stored = Vec::new();
+    let mut failed = None;
+    for n in 0..200 {
+        let entry = entry(key(n), 0, body(n, 30_000));
+        match store.put(&entry) {
+            Ok(()) => stored.push(entry),
+            Err(error) => {
+                failed = Some((entry, error));
+                break;
+            }
+        }
+    }
+    let (entry_failed, error) = failed.expect("the disk fills up");
+    eprintln!("{error}");
+    assert!(store.get(&entry_failed.key).unwrap().is_empty(), "the put that failed stored nothing");
+    for entry in &stored {
+        assert_eq!(
+            store.get(&entry.key).unwrap(),
+            std::slice::from_ref(entry),
+            "stored before the disk filled"
+        );
+    }
+    // Room made: removals are commits too, on a full disk.
+    for entry in &stored[..stored.len() / 2] {
+        let _ = store.remove(&entry.key);
+    }
+    let _ = store.scan();
+    for entry in &stored[stored.len() / 2..] {
+        assert_eq!(store.get(&entry.key).unwrap(), std::slice::from_ref(entry), "still readable");
+    }
+    for (n, entry) in stored[..stored.len() / 2].iter().enumerate() {
+        assert!(store.get(&entry.key).unwrap().is_empty(), "removed");
+        let small = crate::tests::entry(key(1_000 + n as u64), 0, body(1, 100));
+        store.put(&small).expect("a small put once room is made");
+        assert_eq!(store.get(&small.key).unwrap(), [small]);
+    }
+}
