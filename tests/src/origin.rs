@@ -36,6 +36,7 @@
 //! | `/no-store-bytes/{n}` | the `/blob/{n}` content, `Cache-Control: no-store` |
 //! | `/lazy/{n}` | 200, `max-age=60`, [`expected_bytes`]`(n)` made lazily chunk by chunk, chunked (no `Content-Length`), any `n` below 2^40: memory stays flat |
 //! | `/lazy-length/{n}` | the same with a `Content-Length` |
+//! | `/swr-stall` | the first request: 200, `max-age=1, stale-while-revalidate=600`, body `swr-stall`; later ones: the same head, then a body that stalls after 5 of its 10 bytes (as `/stall/5`) |
 //! | `/stall/{n}` | 200, `max-age=60`, `Content-Length: 2n`, the first n bytes of [`expected_bytes`]`(2n)`, then nothing more, ever (until the server stops): a body that stalls half-way |
 //!
 //! While a route is failing (see [`Origin::set_failing`]) it answers 503 (`/stale-if-error`: 500).
@@ -521,6 +522,18 @@ async fn handle(
             }
             None => text(StatusCode::BAD_REQUEST, "bad size"),
         },
+        ["swr-stall"] => {
+            let mut answer = response(
+                StatusCode::OK,
+                &[cache_control("max-age=1, stale-while-revalidate=600")],
+                "swr-stall",
+            );
+            if hit > 1 {
+                *answer.body_mut() =
+                    OriginBody::Stall { first: Some(Bytes::from_static(b"swr-s")), total: 10 };
+            }
+            answer
+        }
         ["stall", _] => match number(1).filter(|n| *n <= MAX_REQUEST_BODY as u64) {
             Some(n) => {
                 let total = 2 * n;

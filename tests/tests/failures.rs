@@ -123,3 +123,57 @@ fn isahc_async_a_follower_is_not_held_forever_behind_a_stalled_leader() {
     let store = client.cache().expect("cached").store();
     assert_eq!(httpcache_core::Store::scan(store).expect("scan").len(), 0, "nothing stored");
 }
+
+// RFC 5861 §3: stale-while-revalidate. Many concurrent stale hits start one background
+// revalidation, not one each.
+#[test]
+fn reqwest_async_concurrent_stale_hits_start_one_revalidation() {
+    let origin = Origin::start();
+    let client = reqwest_client(Inline(MemoryStore::new(1 << 20)));
+    let url = origin.url("/swr");
+    runtime().block_on(async {
+        client.get(&url).send().await.expect("miss").bytes().await.expect("body");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let hits: Vec<_> = (0..20)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move { client.get(&url).send().await.map(|r| r.status()) })
+            })
+            .collect();
+        for hit in hits {
+            assert_eq!(hit.await.expect("joined").expect("served"), 200);
+        }
+        until_hits(&origin, "/swr", 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    assert_eq!(origin.hits("/swr"), 2, "one background revalidation");
+}
+
+// A background revalidation cancelled by its runtime shutting down (here while its
+// origin's body stalls) releases its key: a later request that must revalidate goes
+// to the origin at once instead of waiting behind it.
+#[test]
+fn reqwest_async_a_revalidation_cancelled_by_a_runtime_shutdown_releases_its_key() {
+    let origin = Origin::start();
+    let client = reqwest_client(Inline(MemoryStore::new(1 << 20)));
+    let url = origin.url("/swr-stall");
+    let first = runtime();
+    first.block_on(async {
+        client.get(&url).send().await.expect("miss").bytes().await.expect("body");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let stale = client.get(&url).send().await.expect("a stale hit");
+        assert!(stale.extensions().get::<httpcache_core::CacheStatus>().expect("status").stale);
+        until_hits(&origin, "/swr-stall", 2).await;
+    });
+    drop(first);
+    runtime().block_on(async {
+        use httpcache_reqwest::CacheRequestExt;
+        let refresh = tokio::spawn({
+            let (client, url) = (client.clone(), url.clone());
+            async move { client.get(&url).refresh().send().await.map(drop) }
+        });
+        // Within `until_hits`' 5 s: well before a leaked lead would let it go (10 s).
+        until_hits(&origin, "/swr-stall", 3).await;
+        refresh.abort();
+    });
+}

@@ -160,3 +160,31 @@ fn the_async_client_reports_a_cut_off_body() {
         assert_eq!(origin.hits(path), 2, "{path}: nothing stored");
     }
 }
+
+/// The isahc adapter too, blocking and async: a cut-off body is an error (isahc reports
+/// the failed transfer at the end of the body), and nothing is stored.
+#[test]
+fn the_isahc_clients_report_a_cut_off_body() {
+    use futures_lite::AsyncReadExt;
+    let origin = CuttingOrigin::start();
+    let client = httpcache_isahc::CachedClient::memory(Settings::default(), 1 << 20).expect("isahc");
+    for path in [SHORT_CONTENT_LENGTH, UNTERMINATED_CHUNKED] {
+        let url = origin.url(path);
+        for _ in 0..2 {
+            let blocking = client.get(url.as_str()).and_then(|mut response| {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(response.body_mut(), &mut body)?;
+                Ok(body)
+            });
+            assert!(blocking.is_err(), "{path}: blocking: {blocking:?}");
+            let asynchronous = futures_lite::future::block_on(async {
+                let mut response = client.get_async(url.as_str()).await?;
+                let mut body = Vec::new();
+                response.body_mut().read_to_end(&mut body).await?;
+                Ok::<_, isahc::Error>(body)
+            });
+            assert!(asynchronous.is_err(), "{path}: async: {asynchronous:?}");
+        }
+        assert_eq!(origin.hits(path), 4, "{path}: nothing stored");
+    }
+}
