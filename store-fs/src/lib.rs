@@ -934,10 +934,28 @@ impl FsStore {
         if written.is_err()
             && let Some(generation) = generation
         {
-            // Named by no head: delete it now rather than leave it to a later sweep.
-            let _ = self.remove_bodies(&entry.key, [generation]);
+            // Named by no head (unless the failure came after the key's file was
+            // written): delete it now rather than leave it to a later sweep.
+            self.discard_unnamed_body(&entry.key, &path, generation);
         }
         written
+    }
+
+    /// After a write of `key` failed: deletes the body file of `generation` (that write's
+    /// own) unless the key's file names it after all (the failure came after the file
+    /// was written, from the eviction that followed, say). Best effort.
+    fn discard_unnamed_body(&self, key: &CacheKey, path: &Path, generation: u64) {
+        let named = match self.read_file(path, false) {
+            Ok(Some(data)) => container::records(self.inner.format, &data).is_ok_and(|ranges| {
+                self.generations(ranges.into_iter().map(|range| &data[range])).contains(&generation)
+            }),
+            Ok(None) => false,
+            // Unreadable: leave it to a sweep rather than risk deleting a named body.
+            Err(_) => true,
+        };
+        if !named {
+            let _ = self.remove_bodies(key, [generation]);
+        }
     }
 
     /// Deletes body files no head names, when older than a minute (younger ones may
@@ -1015,7 +1033,7 @@ impl FsStore {
                         // Named by no head (the key's file could not be written, a full
                         // disk say): delete it now, as a failed put does its body file,
                         // rather than leave it counted until a sweep.
-                        let _ = self.remove_bodies(&entry.key, [linked]);
+                        self.discard_unnamed_body(&entry.key, &path, linked);
                         return Err(error);
                     }
                 }

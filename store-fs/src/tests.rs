@@ -952,3 +952,29 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_what_was_stored() {
     let read = store.get(&long.key).unwrap();
     assert!(read == [long.clone()] || read == [refreshed.clone()], "the long entry, old or refreshed");
 }
+
+// A put whose key file is written but whose eviction then fails (another key's file
+// cannot be deleted) reports the error, and keeps the body file its head names: the
+// entry reads whole, instead of a head naming a body deleted after the fact (a miss).
+#[cfg(unix)]
+#[test]
+fn a_put_whose_eviction_fails_keeps_the_body_its_head_names() {
+    let (store, _dir) = open_temp(Format::Binary, 300 << 10);
+    let small = entry(1, 0, 1_000);
+    store.put(&small).unwrap();
+    set_age(&store.path_of(&small.key), Duration::from_secs(3_600));
+    let small_path = store.path_of(&small.key);
+    let Some(undo) = undeletable(&small_path) else {
+        eprintln!("skipped: cannot make a file undeletable here");
+        return;
+    };
+    let first = entry(2, 0, 200 << 10);
+    let second = entry(3, 0, 200 << 10);
+    let first_put = store.put(&first);
+    let second_put = store.put(&second);
+    let read = store.get(&second.key);
+    undo();
+    first_put.expect("no eviction yet");
+    assert!(second_put.is_err(), "the eviction after it failed");
+    assert!(read.unwrap() == [second], "its head was written: the entry reads whole");
+}
