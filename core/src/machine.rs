@@ -892,16 +892,24 @@ fn stored_request_headers(request: &request::Parts, vary: &Vary, settings: &Sett
 
 /// The response headers to store: hop-by-hop fields removed (§3.1), and the fields
 /// named by `no-cache="..."` (and, in a shared cache, `private="..."`) dropped so the
-/// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7). Their values are
-/// copies of their own, not slices of the client's read buffer ([`Copies`]).
+/// rest may be reused without revalidation (§5.2.2.4, §5.2.2.7); without a `Date`, the
+/// time it was received as one (RFC 9110 §6.6.1: a recipient with a clock MUST add it
+/// to a response it caches). Their values are copies of their own, not slices of the
+/// client's read buffer ([`Copies`]).
 fn storable_response_headers(
     headers: &HeaderMap,
     directives: &ResponseDirectives,
     shared: bool,
+    response_time: SystemTime,
 ) -> HeaderMap {
     let mut headers = headers.clone();
     make_storable(&mut headers, directives, shared);
     own_values(&mut headers);
+    if !headers.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&crate::header::format_http_date(response_time))
+    {
+        headers.insert(header::DATE, date);
+    }
     headers
 }
 
@@ -1243,7 +1251,12 @@ pub(crate) fn store_entry(
         response: StoredResponse {
             status,
             version: response.version,
-            headers: storable_response_headers(&response.headers, &directives, settings.shared),
+            headers: storable_response_headers(
+                &response.headers,
+                &directives,
+                settings.shared,
+                exchange.response_time,
+            ),
             body: exchange.body.clone(),
             final_url: exchange
                 .final_url

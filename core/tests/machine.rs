@@ -1499,7 +1499,14 @@ fn fields_map(fields: &[(&str, &str)]) -> HeaderMap {
 #[test]
 fn a_stored_entry_keeps_copies_of_its_fields_not_the_clients_read_buffer() {
     let (settings, options) = defaults();
-    let fields = [("cache-control", "max-age=60"), ("vary", "accept"), ("link", "<a>"), ("link", "<b>")];
+    let sent = date(0);
+    let fields = [
+        ("cache-control", "max-age=60"),
+        ("vary", "accept"),
+        ("link", "<a>"),
+        ("link", "<b>"),
+        ("date", &sent),
+    ];
     let (headers, response_buffer) = read_into_one_buffer(&fields);
     let mut response = resp(200, &[]);
     response.headers = headers;
@@ -1521,6 +1528,26 @@ fn a_stored_entry_keeps_copies_of_its_fields_not_the_clients_read_buffer() {
     assert_eq!(entry.response.headers, fields_map(&fields), "every field, lines in order");
     assert_eq!(entry.request.headers["accept"], "text/html");
     assert!(entry.request.headers["accept"].is_sensitive(), "a sensitive value stays sensitive");
+}
+
+// RFC 9110 §6.6.1: a recipient with a clock MUST add a `Date` (the time it received the
+// response) to a response without one that it caches; one the origin sent is kept.
+#[test]
+fn a_response_stored_without_a_date_gets_the_time_it_was_received() {
+    let (settings, options) = defaults();
+    let undated = resp(200, &[("cache-control", "max-age=60")]);
+    let entry = match outcome(30, &get(URL, &[]), &undated, b"body", None, &settings, &options) {
+        Outcome::Store { entry, .. } => entry,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    assert_eq!(entry.response.headers["date"], date(30).as_str());
+    let sent = date(10);
+    let dated = resp(200, &[("cache-control", "max-age=60"), ("date", &sent)]);
+    let entry = match outcome(30, &get(URL, &[]), &dated, b"body", None, &settings, &options) {
+        Outcome::Store { entry, .. } => entry,
+        other => panic!("expected a store, got {other:?}"),
+    };
+    assert_eq!(entry.response.headers.get_all("date").iter().collect::<Vec<_>>(), [sent.as_str()]);
 }
 
 // §4.3.4: a 304's fields replace the stored ones; the entry takes copies of them.
