@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::CliError;
 use crate::format::{self, Align};
-use crate::store::{self, Access, Location};
+use crate::store::{self, Access, Location, StoreKind};
 use crate::{LsArgs, PurgeArgs, SortKey, clock};
 
 /// Whether an entry is fresh or stale at `now`, by its stored expiry.
@@ -334,6 +334,9 @@ fn report(copy: &CopyReport, from: &Location, to: &Location) -> Result<(), CliEr
 
 /// `httpcache export DEST`: the cache into another store.
 pub fn export(location: &Location, destination: &Location) -> Result<(), CliError> {
+    if location.kind != StoreKind::Mem && !location.path.exists() {
+        return Err(CliError::Store(format!("{}: no such cache", location.path.display())));
+    }
     let source = store::open(location, Access::Read)?;
     let target = store::open(destination, Access::Write)?;
     report(&Inventory::new(&source).copy_into(&target)?, location, destination)
@@ -341,7 +344,7 @@ pub fn export(location: &Location, destination: &Location) -> Result<(), CliErro
 
 /// `httpcache import SRC`: another store into the cache.
 pub fn import(location: &Location, source: &Location) -> Result<(), CliError> {
-    if !source.path.exists() {
+    if source.kind != StoreKind::Mem && !source.path.exists() {
         return Err(CliError::Store(format!("{}: no such cache", source.path.display())));
     }
     let from = store::open(source, Access::Read)?;

@@ -415,6 +415,12 @@ fn export_and_import_round_trip_between_store_kinds() {
     // Store specs are checked before anything is opened.
     lmdb.run(&["export", "nowhere"]).fails_with(2);
     lmdb.run(&["import", &format!("lmdb:{}", Path::new(fs.path()).join("missing").display())]).fails_with(3);
+    // A cache that does not exist (a mistyped --cache) is not exported as if empty: the
+    // same error as importing from one, and nothing is created at the destination.
+    let missing = Cache::new();
+    let destination = Path::new(fs.path()).join("out");
+    missing.run(&["export", &format!("fs:{}", destination.display())]).fails_with(3);
+    assert!(!destination.exists(), "nothing created");
 }
 
 #[test]
