@@ -1379,15 +1379,29 @@ fn refreshed(
 /// Whether a refreshed entry may be written back: never in read-only mode, never when
 /// the request says `no-store` or the merged response refuses storage ([`storage_refused`];
 /// §5.2.1.5, §5.2.2.5: the 304 validates the response for this use only), never under
-/// `Vary: *`, and in a shared cache never when the merge made it `private` (§5.2.2.7).
+/// `Vary: *`, in a shared cache never when the merge made it `private` (§5.2.2.7), and
+/// never when [`Settings::filter_fn`] turns the merged response down, as it would
+/// have turned it down arriving whole.
 fn may_persist(exchange: &Exchange<'_>, refreshed: &Refreshed, settings: &Settings) -> bool {
     let directives = &refreshed.directives;
     let forbidden = settings.read_only
         || storage_refused(directives, refreshed.entry.response.status).is_some()
         || RequestDirectives::parse(&exchange.request.headers).no_store
         || vary_refused(&refreshed.vary, settings).is_some()
-        || (settings.shared && matches!(directives.private, Some(FieldScope::All)));
+        || (settings.shared && matches!(directives.private, Some(FieldScope::All)))
+        || settings.filter_fn.as_ref().is_some_and(|filter| {
+            !filter(&head_of(&refreshed.entry.response), &refreshed.entry.response.body)
+        });
     !forbidden
+}
+
+/// A stored response's head, as [`Settings::filter_fn`] sees a response.
+fn head_of(stored: &StoredResponse) -> response::Parts {
+    let (mut head, ()) = http::Response::new(()).into_parts();
+    head.status = stored.status;
+    head.version = stored.version;
+    head.headers = stored.headers.clone();
+    head
 }
 
 /// Decides what to do when the origin could not be reached (a transport error):

@@ -134,7 +134,8 @@ pub struct Settings {
     pub match_headers: MatchHeaders,
     /// Replaces the default key derivation.
     pub key_fn: Option<KeyFn>,
-    /// Vetoes storing a response.
+    /// Vetoes storing a response: a new one, and the stored one a 304 (or a HEAD)
+    /// updated, which is then served but not written back.
     pub filter_fn: Option<FilterFn>,
     /// Serve stale responses when the origin fails (5xx or a transport error).
     pub stale_if_error: StaleAllowance,

@@ -274,6 +274,33 @@ fn rfc9111_4_1_a_response_varying_on_a_redacted_field_is_not_stored() {
     }
 }
 
+// `filter_fn` vetoes storing a response: the response a 304 merged is written back
+// only when the filter would have let it be stored arriving whole.
+#[test]
+fn filter_fn_also_decides_whether_a_304_merge_is_written_back() {
+    let (mut settings, options) = defaults();
+    settings.filter_fn = Some(std::sync::Arc::new(|head: &http::response::Parts, _: &bytes::Bytes| {
+        !head.headers.contains_key("x-private")
+    }));
+    let stored = stored_v1();
+    let refreshed = |headers: &[(&str, &str)]| match outcome(
+        50,
+        &get(URL, &[]),
+        &resp(304, headers),
+        b"",
+        Some(&stored),
+        &settings,
+        &options,
+    ) {
+        Outcome::Refresh { persist, entry, .. } => (persist, entry.response.body.clone()),
+        other => panic!("a 304 refreshes: {other:?}"),
+    };
+    assert_eq!(refreshed(&[("etag", "\"v1\"")]), (true, bytes::Bytes::from_static(b"body")));
+    let (persist, body) = refreshed(&[("etag", "\"v1\""), ("x-private", "1")]);
+    assert!(!persist, "the filter turns the merged response down");
+    assert_eq!(body, "body", "and it is still served");
+}
+
 #[test]
 fn rfc9111_4_1_stored_request_keeps_only_the_headers_needed() {
     let (mut settings, _) = defaults();
