@@ -163,13 +163,18 @@ fn is_empty_dir(path: &Path) -> Result<bool, CliError> {
 }
 
 /// Opens the store at `location`. With [`Access::Read`], a directory that does not
-/// exist is an empty cache and nothing is created.
+/// exist, or an LMDB cache's directory without its data file, is an empty cache and
+/// nothing is created.
 pub fn open(location: &Location, access: Access) -> Result<Box<dyn Store>, CliError> {
     if location.kind == StoreKind::Mem {
         return Ok(Box::new(MemoryStore::new(MEMORY_BYTES)));
     }
     check_path(location)?;
-    if access == Access::Read && !location.path.exists() {
+    // Nothing to read: a directory that does not exist, or (for LMDB) one without a
+    // store in it yet, which opening would create.
+    let nothing_stored = !location.path.exists()
+        || (location.kind == StoreKind::Lmdb && !location.path.join(LMDB_DATA).is_file());
+    if access == Access::Read && nothing_stored {
         return Ok(Box::new(MemoryStore::new(MEMORY_BYTES)));
     }
     let path = location.path.clone();

@@ -589,6 +589,13 @@ fn the_cache_can_come_from_the_environment_and_reading_creates_nothing() {
     assert_eq!(with_env(&["ls"]), (Some(0), String::new()));
     assert_eq!(with_env(&["purge", "--expired"]), (Some(0), "removed 0 entries\n".to_owned()));
     assert!(!cache.path.exists(), "reading a missing cache must not create it");
+    // Nor does reading an empty directory create an LMDB store in it.
+    let empty = Cache::new();
+    std::fs::create_dir(&empty.path).expect("an empty directory");
+    for command in [&["ls"][..], &["stats"], &["purge", "--expired"]] {
+        empty.run(command).ok();
+    }
+    assert_eq!(walk(&empty.path), Vec::<PathBuf>::new(), "nothing created by reading");
 
     let url = origin.url("/max-age/60");
     assert_eq!(with_env(&["get", &url]), (Some(0), "max-age=60 hit 1".to_owned()));
