@@ -205,7 +205,7 @@ pub struct Serve {
     pub reason: Reason,
     /// Answer `304 Not Modified` rather than the stored response: the request carries
     /// its own `If-None-Match` (or, without one, `If-Modified-Since`) that the stored
-    /// response satisfies, so the client's copy is current (RFC 9111 §4.3.2).
+    /// response, a 2xx, satisfies, so the client's copy is current (RFC 9111 §4.3.2).
     pub not_modified: bool,
 }
 
@@ -611,8 +611,13 @@ fn with_client_preconditions(
 /// matches the stored one by weak comparison, or `*` (any stored response); else the
 /// stored `Last-Modified` (or `Date`, or the time it was received, RFC 9111 §4.3.2) is
 /// no later than the client's date. A malformed or unusable field is true: the stored
-/// response is served in full, which is never wrong.
+/// response is served in full, which is never wrong. So is a stored response that is not
+/// a 2xx (a 404 or a redirect `allowable_codes` lets in): preconditions do not apply to it
+/// (RFC 9110 §13.2.1), and a 304 stands only for a 200 (§15.4.5).
 fn client_copy_is_current(headers: &HeaderMap, entry: &Entry) -> bool {
+    if !entry.response.status.is_success() {
+        return false;
+    }
     if headers.contains_key(header::IF_NONE_MATCH) {
         return match crate::header::etag::if_none_match(headers) {
             Some(IfNoneMatch::Any) => true,

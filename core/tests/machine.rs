@@ -791,6 +791,30 @@ fn rfc9111_4_3_2_other_conditional_requests_go_to_the_origin() {
     assert_eq!(answered_not_modified(1, &offline, &stored), Some(true));
 }
 
+// RFC 9110 §13.2.1: preconditions are ignored where the response without them would not
+// be a 2xx, and a 304 stands only for the 200 a GET would get (§15.4.5). A stored 404 (or
+// redirect), kept because `allowable_codes` lists it, is served as it is to a client's
+// own conditional request, whatever its validators: a 304 would tell the client its copy
+// (of a representation that is no longer there) is current.
+#[test]
+fn rfc9110_13_2_1_a_stored_error_or_redirect_is_never_answered_with_a_304() {
+    let mut settings = Settings::default();
+    settings.allowable_codes.extend([http::StatusCode::MOVED_PERMANENTLY, http::StatusCode::NOT_FOUND]);
+    let none = RequestOptions::default();
+    for code in [301, 404] {
+        let headers = [("cache-control", "max-age=100"), ("etag", "\"v\""), ("date", &date(0))];
+        let stored = [entry(0, &get(URL, &[]), &resp(code, &headers), b"gone", &settings)];
+        let conditionals: [&[(&str, &str)]; 3] =
+            [&[("if-none-match", "*")], &[("if-none-match", "\"v\"")], &[("if-modified-since", &date(0))]];
+        for fields in conditionals {
+            match decide(at(1), &get(URL, fields), &stored, &settings, &none) {
+                Action::Serve(serve) => assert!(!serve.not_modified, "{code} {fields:?}"),
+                other => panic!("{code} {fields:?}: {other:?}"),
+            }
+        }
+    }
+}
+
 // ---- RFC 9111 §5.2.2: response directives ----
 
 #[test]
