@@ -594,6 +594,14 @@ impl<S> Cache<S> {
                     Some((conditional, guard)) => {
                         let stored = (entry.response.clone_to_serve(), times.0, times.1);
                         let mut response = self.serve(&planned, &serve, stored, now);
+                        // The revalidation validates the stored response with its own
+                        // validators (`conditional`), not the client's copy: the client's
+                        // `If-None-Match` / `If-Modified-Since` (answered above, RFC 9111
+                        // §4.3.2) would make the origin answer for that copy, and its 304
+                        // refresh a stored response that changed.
+                        let mut planned = planned;
+                        planned.parts.headers.remove(header::IF_NONE_MATCH);
+                        planned.parts.headers.remove(header::IF_MODIFIED_SINCE);
                         let reason = Reason::StaleWhileRevalidate;
                         let forward = forward(planned, conditional, Some(entry), reason, Some(guard));
                         response.extensions_mut().insert(PendingRevalidation(forward));

@@ -637,6 +637,48 @@ fn stale_while_revalidate_hands_back_a_pending_revalidation() {
     assert!(status(&next).from_cache);
 }
 
+// RFC 5861 §3, RFC 9111 §4.3.1: the background revalidation of a stale-while-revalidate
+// hit validates the stored response, with its own validators, whatever the request that
+// started it carried. A client's own `If-None-Match: *` (answered 304 from the stored
+// response, RFC 9111 §4.3.2) went to the origin with the stored `Last-Modified`: the
+// origin, rightly evaluating `*` first (RFC 9110 §13.2.2), answered 304 with no
+// validator, which refreshed the stored response although the resource had changed.
+#[test]
+fn a_background_revalidation_does_not_carry_the_clients_preconditions() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let modified = httpcache_core::header::format_http_date(at(0) - std::time::Duration::from_secs(3600));
+    let headers =
+        [("cache-control", "max-age=10, stale-while-revalidate=60"), ("last-modified", modified.as_str())];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")))
+        .unwrap();
+    clock.set(20);
+    let request = Request::get(URL).header("if-none-match", "*").body(Bytes::new()).unwrap();
+    let Plan::Respond(mut response) =
+        cache.plan(request.into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("expected a stale response at once");
+    };
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "any stored response matches `*`");
+    let PendingRevalidation(forward) =
+        response.extensions_mut().remove::<PendingRevalidation>().expect("pending");
+    let sent = forward.request();
+    // The resource has changed since: a 304 only to a client's `*`, a 200 to the cache.
+    let answer = if sent.headers().contains_key("if-none-match") {
+        origin.respond(&sent, 304, &[], "")
+    } else {
+        origin.respond(&sent, 200, &[("cache-control", "max-age=10")], "new")
+    };
+    assert!(matches!(cache.complete(*Box::new(forward), answer, None), Completion::Respond(_)));
+    let next = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "")))
+        .unwrap();
+    assert_eq!(next.body(), "new", "the changed resource, not the old one refreshed");
+    assert!(sent.headers().get("if-none-match").is_none(), "{:?}", sent.headers());
+    assert_eq!(sent.headers()["if-modified-since"], modified.as_str());
+}
+
 #[test]
 fn redirect_target_is_remembered_and_served_directly() {
     let (cache, _clock) = cache(Settings::default());
