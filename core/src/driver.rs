@@ -872,10 +872,14 @@ impl<S> Cache<S> {
             }
             Outcome::Skip(reason) => {
                 self.note_not_stored(&forward, now);
-                // A 304 to the client's own conditional request is the client's answer,
-                // not an unsolicited one: it keeps saying why it was forwarded.
-                let unsolicited =
-                    reason == Reason::Unsolicited304 && forward.reason != Reason::ClientConditional;
+                // A 304 to the client's own conditional request (whatever else sent it to
+                // the origin: force_refresh, DoNotCache...) is the client's answer, not an
+                // unsolicited one: it keeps saying why it was forwarded.
+                let asked = |name| forward.parts.headers.contains_key(name);
+                let unsolicited = reason == Reason::Unsolicited304
+                    && forward.reason != Reason::ClientConditional
+                    && !asked(header::IF_NONE_MATCH)
+                    && !asked(header::IF_MODIFIED_SINCE);
                 status.reason = if unsolicited { reason } else { forward.reason };
                 tracing::debug!(target: "httpcache", key = %key, why = %reason, "not stored");
                 Finish::respond(with_status(Response::from_parts(head, body), status, now))

@@ -285,6 +285,11 @@ fn a_clients_conditional_request_is_answered_from_a_fresh_entry() {
     assert_eq!(forwarded.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(status(&forwarded).reason, Reason::ClientConditional);
     assert_eq!(origin.count(), 2);
+    // Sent on for another reason, the client's 304 says that reason, not unsolicited-304.
+    let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
+    let forced = cache.send(conditional("\"v1\""), force, send_304).unwrap();
+    assert_eq!(forced.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(status(&forced).reason, Reason::ForceRefresh);
 }
 
 /// (puts, refreshes) the store has seen.
