@@ -342,7 +342,7 @@ fn a_304_refreshes_the_stored_entry_instead_of_putting_it() {
 #[test]
 fn a_304_through_the_async_driver_refreshes_too() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     let origin = Origin::default();
     let send = |r: Request<Bytes>| {
         let response = revalidating_origin(&origin, &r, &[]);
@@ -820,7 +820,7 @@ fn identical_concurrent_misses_reach_the_origin_once() {
 #[test]
 fn async_driver_over_inline_store() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     let origin = Origin::default();
     let send = |r: Request<Bytes>| {
         let response =
@@ -1169,6 +1169,20 @@ fn parts(url: &str) -> (http::request::Parts, Bytes) {
     (parts, body)
 }
 
+/// A cache over an inline store (which reads at once), on `clock`.
+fn inline_cache(clock: &VirtualClock) -> Cache<Inline<TestStore>> {
+    Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock())
+}
+
+/// A miss of [`URL`] planned at once over `cache`'s inline store: the leader of its key.
+fn plan_leader<S: httpcache_core::AsyncStore>(cache: &Cache<S>) -> Box<httpcache_core::Forward> {
+    let (head, body) = parts(URL);
+    match cache.plan_now(head, body, RequestOptions::default()) {
+        Ok(Plan::Forward(leader)) => leader,
+        other => panic!("a miss over an inline store is planned at once, got {other:?}"),
+    }
+}
+
 fn fresh_response() -> Response<Bytes> {
     Response::builder()
         .header("cache-control", "max-age=60")
@@ -1183,13 +1197,10 @@ fn fresh_response() -> Response<Bytes> {
 #[test]
 fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     futures_executor::block_on(async {
         // A miss: planned at once, as the leader of its key.
-        let (head, body) = parts(URL);
-        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
-            panic!("a miss over an inline store is planned at once");
-        };
+        let leader = plan_leader(&cache);
         // The same request meanwhile must wait for the leader.
         let (head, body) = parts(URL);
         let pending = match cache.plan_now(head, body, RequestOptions::default()) {
@@ -1230,12 +1241,9 @@ fn plan_now_plans_without_waiting_and_defers_what_must_wait() {
 #[test]
 fn an_async_follower_gives_up_waiting_when_its_timer_completes() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     futures_executor::block_on(async {
-        let (head, body) = parts(URL);
-        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
-            panic!("a miss over an inline store is planned at once");
-        };
+        let leader = plan_leader(&cache);
         let (head, body) = parts(URL);
         let pending = cache_pending(cache.plan_now(head, body, RequestOptions::default()));
         // The leader never finishes; the timer is already up.
@@ -1288,12 +1296,9 @@ fn cache_pending(plan: Result<Plan, httpcache_core::PendingPlan>) -> httpcache_c
 #[test]
 fn async_completions_decide_at_once_and_write_as_soon_as_their_store_can() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     futures_executor::block_on(async {
-        let (head, body) = parts(URL);
-        let Ok(Plan::Forward(leader)) = cache.plan_now(head, body, RequestOptions::default()) else {
-            panic!("a miss is planned at once");
-        };
+        let leader = plan_leader(&cache);
         let (head, body) = parts(URL);
         let waiter = cache.plan_pending(cache_pending(cache.plan_now(head, body, RequestOptions::default())));
         let mut head =
@@ -1455,7 +1460,7 @@ fn only_if_cached_reads_the_store_even_for_a_remembered_key() {
 #[test]
 fn identical_requests_for_a_remembered_key_are_not_held_back() {
     let clock = VirtualClock::default();
-    let cache = Cache::new(Inline(TestStore::default()), Settings::default()).with_clock(clock.clock());
+    let cache = inline_cache(&clock);
     let not_stored = || {
         let (mut head, _) =
             Response::builder().header("cache-control", "no-store").body(()).unwrap().into_parts();

@@ -33,6 +33,22 @@ fn reqwest_client(store: MemStore) -> httpcache_reqwest::CachedClient<MemStore> 
         .expect("client")
 }
 
+/// Starts the leading request for `url` (a `/stall/1000` route) and waits until the
+/// origin has it, its body stalled half-way.
+async fn stalled_leader(
+    client: &httpcache_reqwest::CachedClient<MemStore>,
+    origin: &Origin,
+    url: &str,
+) -> tokio::task::JoinHandle<Result<(), reqwest::Error>> {
+    let leader = tokio::spawn({
+        let client = client.clone();
+        let url = url.to_owned();
+        async move { client.get(&url).send().await.map(drop) }
+    });
+    until_hits(origin, "/stall/1000", 1).await;
+    leader
+}
+
 fn stored(client: &httpcache_reqwest::CachedClient<MemStore>) -> usize {
     futures_lite::future::block_on(client.cache().store().scan()).expect("scan").len()
 }
@@ -46,12 +62,7 @@ fn reqwest_async_a_follower_is_not_held_forever_behind_a_stalled_leader() {
     let runtime = runtime();
     let url = origin.url("/stall/1000");
     runtime.block_on(async {
-        let leader = tokio::spawn({
-            let client = client.clone();
-            let url = url.clone();
-            async move { client.get(&url).send().await.map(drop) }
-        });
-        until_hits(&origin, "/stall/1000", 1).await;
+        let leader = stalled_leader(&client, &origin, &url).await;
         let follower = client.get(&url).timeout(Duration::from_millis(300)).send();
         let ended = tokio::time::timeout(Duration::from_secs(20), follower).await;
         assert!(ended.is_ok(), "the follower was still waiting behind the stalled leader after 20 s");
@@ -70,12 +81,7 @@ fn reqwest_async_a_leader_dropped_mid_body_releases_its_followers_and_stores_not
     let runtime = runtime();
     let url = origin.url("/stall/1000");
     runtime.block_on(async {
-        let leader = tokio::spawn({
-            let client = client.clone();
-            let url = url.clone();
-            async move { client.get(&url).send().await.map(drop) }
-        });
-        until_hits(&origin, "/stall/1000", 1).await;
+        let leader = stalled_leader(&client, &origin, &url).await;
         let follower = tokio::spawn({
             let client = client.clone();
             let url = url.clone();
