@@ -296,9 +296,10 @@ pub enum Outcome {
         replaces: Option<VariantId>,
         /// Why.
         reason: Reason,
-        /// The 304's fields that the merged response's `no-cache="..."` (or, in a shared
-        /// cache, `private="..."`) names: served with this response, which the 304 just
-        /// validated, and never stored (RFC 9111 §5.2.2.4, §5.2.2.7). Usually empty.
+        /// The merged response's fields that its `no-cache="..."` (or, in a shared
+        /// cache, `private="..."`) names, the 304's own among them: served with this
+        /// response, which the 304 just validated, and never stored (RFC 9111 §5.2.2.4,
+        /// §5.2.2.7). Usually empty.
         served_only: HeaderMap,
     },
     /// The origin failed: serve the stored response that was being revalidated.
@@ -908,7 +909,8 @@ fn storable_response_headers(
     response_time: SystemTime,
 ) -> HeaderMap {
     let mut headers = headers.clone();
-    make_storable(&mut headers, directives, shared);
+    // The fields dropped by name are the caller's alone, never stored.
+    drop(make_storable(&mut headers, directives, shared));
     own_values(&mut headers);
     if !headers.contains_key(header::DATE)
         && let Ok(date) = HeaderValue::from_str(&crate::header::format_http_date(response_time))
@@ -918,37 +920,29 @@ fn storable_response_headers(
     headers
 }
 
-/// [`storable_response_headers`] in place.
-fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, shared: bool) {
+/// [`storable_response_headers`] in place. Returns the lines dropped by name: a response
+/// a 304 just validated is served with them (RFC 9111 §5.2.2.4 forbids their reuse
+/// only without a successful revalidation); empty, allocating nothing, when none is.
+fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, shared: bool) -> HeaderMap {
     strip_hop_by_hop(headers);
-    if let Some(FieldScope::Fields(names)) = &directives.no_cache {
-        names.iter().for_each(|name| drop(headers.remove(name)));
-    }
-    if shared && let Some(FieldScope::Fields(names)) = &directives.private {
-        names.iter().for_each(|name| drop(headers.remove(name)));
-    }
-}
-
-/// The lines of `headers` whose fields [`make_storable`] drops by name (`no-cache="..."`,
-/// and in a shared cache `private="..."`); empty, allocating nothing, when none is named.
-fn named_fields(headers: &HeaderMap, directives: &ResponseDirectives, shared: bool) -> HeaderMap {
-    let mut named = HeaderMap::new();
-    let mut take = |scope: &Option<FieldScope>| {
+    let mut dropped = HeaderMap::new();
+    let mut drop_named = |scope: &Option<FieldScope>| {
         if let Some(FieldScope::Fields(names)) = scope {
             for name in names {
-                if !named.contains_key(name) {
-                    for value in headers.get_all(name) {
-                        named.append(name.clone(), value.clone());
+                if let header::Entry::Occupied(lines) = headers.entry(name) {
+                    let (name, values) = lines.remove_entry_mult();
+                    for value in values {
+                        dropped.append(name.clone(), value);
                     }
                 }
             }
         }
     };
-    take(&directives.no_cache);
+    drop_named(&directives.no_cache);
     if shared {
-        take(&directives.private);
+        drop_named(&directives.private);
     }
-    named
+    dropped
 }
 
 /// What an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
@@ -1319,8 +1313,7 @@ fn refresh(
         stored.insert(header::DATE, date);
     }
     let directives = ResponseDirectives::parse(&updated.response.headers);
-    let served_only = named_fields(incoming, &directives, settings.shared);
-    make_storable(&mut updated.response.headers, &directives, settings.shared);
+    let served_only = make_storable(&mut updated.response.headers, &directives, settings.shared);
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
     let vary = Vary::parse(&updated.response.headers);
