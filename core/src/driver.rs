@@ -1230,27 +1230,22 @@ const NOT_MODIFIED_FIELDS: [header::HeaderName; 7] = [
 
 /// A `304 Not Modified` answering the client's own conditional request from a stored
 /// response (RFC 9111 §4.3.2): no body, and of the stored fields only
-/// [`NOT_MODIFIED_FIELDS`], with `Age` and the cache status.
+/// [`NOT_MODIFIED_FIELDS`], with `Age` and the cache status ([`respond_from_entry`]).
 fn not_modified_from_entry(
     stored: StoredResponse,
     age: Duration,
     status: CacheStatus,
     now: SystemTime,
 ) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    *response.status_mut() = StatusCode::NOT_MODIFIED;
-    *response.version_mut() = stored.version;
-    let headers = response.headers_mut();
+    let mut headers = header::HeaderMap::new();
     for name in NOT_MODIFIED_FIELDS {
         for value in stored.headers.get_all(&name) {
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.insert(header::AGE, age_value(age.as_secs()));
-    if let Some(final_url) = stored.final_url {
-        response.extensions_mut().insert(FinalUrl(final_url));
-    }
-    with_status(response, status, now)
+    let not_modified =
+        StoredResponse { status: StatusCode::NOT_MODIFIED, headers, body: Bytes::new(), ..stored };
+    respond_from_entry(not_modified, true, age, status, now)
 }
 
 /// The digits of every number under 100, each at its own place: `n` is `n` bytes from
