@@ -11,7 +11,8 @@ use http::{Extensions, Request, Response, Uri};
 use httpcache_core::driver::{COALESCE_WAIT, DisabledGuard, FinalUrl, PendingRevalidation, stored_body};
 use httpcache_core::inventory::{AsyncInventory, Inventory};
 use httpcache_core::{
-    AsyncStore, Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Settings, Store,
+    AsyncStore, Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Revalidating,
+    Settings, Store,
 };
 use isahc::{AsyncBody, Body, HttpClient, ResponseExt};
 
@@ -75,6 +76,25 @@ impl<S> CachedClient<S> {
     /// The cache (settings, store, driver), unless the client is uncached.
     pub fn cache(&self) -> Option<&Arc<Cache<S>>> {
         self.cache.as_ref()
+    }
+
+    /// Waits, at most `timeout`, until no stale-while-revalidate revalidation of this
+    /// client's cache is running; returns whether none is (always, uncached). Each
+    /// runs on a thread of its own, which ends with the process: a short-lived program
+    /// that wants them done (and stored) calls this before it exits, then
+    /// [`Store::flush`](httpcache_core::Store::flush). From async code, await
+    /// [`CachedClient::revalidations_finished`] instead.
+    pub fn wait_for_revalidations(&self, timeout: std::time::Duration) -> bool {
+        self.cache.as_ref().is_none_or(|cache| cache.wait_for_revalidations(timeout))
+    }
+
+    /// Completes once no stale-while-revalidate revalidation of this client's cache is
+    /// running: the async form of [`CachedClient::wait_for_revalidations`], for any
+    /// executor (bound it with the executor's own timeout).
+    pub async fn revalidations_finished(&self) {
+        if let Some(cache) = &self.cache {
+            cache.revalidations_finished().await;
+        }
     }
 
     /// A snapshot of the settings in force, unless the client is uncached.
@@ -279,8 +299,9 @@ impl<S: Store + 'static> CachedClient<S> {
     ) -> Response<Body> {
         let (response, pending) = convert(response, origin, url, sync_body, Body::empty());
         if let Some(PendingRevalidation(forward)) = pending {
+            let revalidating = cache.revalidating();
             let (client, cache) = (self.clone(), cache.clone());
-            spawn_revalidation(move || {
+            spawn_revalidation(revalidating, move || {
                 let mut forward = Box::new(forward);
                 let asked = forward.request().uri().clone();
                 // The driver asks for at most one resend (after a 304 that did not match).
@@ -447,8 +468,9 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
     ) -> Response<AsyncBody> {
         let (response, pending) = convert(response, origin, url, async_body, AsyncBody::empty());
         if let Some(PendingRevalidation(forward)) = pending {
+            let revalidating = cache.revalidating();
             let (client, cache) = (self.clone(), cache.clone());
-            spawn_revalidation(move || {
+            spawn_revalidation(revalidating, move || {
                 future::block_on(async move {
                     let mut forward = Box::new(forward);
                     let asked = forward.request().uri().clone();
@@ -617,9 +639,13 @@ impl Drop for Timer {
     }
 }
 
-/// Runs a background revalidation on a thread of its own.
-fn spawn_revalidation(work: impl FnOnce() + Send + 'static) {
-    let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(work);
+/// Runs a background revalidation on a thread of its own, counted by `revalidating`
+/// until it ends.
+fn spawn_revalidation(revalidating: Revalidating, work: impl FnOnce() + Send + 'static) {
+    let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
+        let _revalidating = revalidating;
+        work()
+    });
     if let Err(error) = spawned {
         tracing::warn!(target: "httpcache", %error, "could not start a background revalidation");
     }

@@ -14,7 +14,7 @@
 //!
 //! Stale-while-revalidate revalidations run on a thread of their own, which does not
 //! keep the process alive: a short-lived program that wants them done (and stored)
-//! calls [`wait_for_revalidations`] before it exits, then [`Store::flush`]. A response
+//! calls [`CachedClient::wait_for_revalidations`] before it exits, then [`Store::flush`]. A response
 //! without `Content-Length` that grows past `max_entry_bytes` is returned as the
 //! buffered prefix followed by the rest, read from the original response as the
 //! caller reads (on the caller's thread, as every blocking response is read). A body
@@ -27,15 +27,6 @@ use httpcache_core::{Cache, RequestOptions, Settings, Store};
 use reqwest::blocking::{Client, Request, Response};
 
 use crate::drive::blocking::run;
-
-/// Waits, at most `timeout`, until no stale-while-revalidate revalidation started by
-/// this process's blocking clients is running (each runs on a thread of its own, which
-/// ends with the process); returns whether none is. A short-lived program, such as
-/// the `httpcache` command, calls it before exiting, so that serving a stale response
-/// still refreshes it, then calls [`Store::flush`].
-pub fn wait_for_revalidations(timeout: std::time::Duration) -> bool {
-    crate::drive::blocking::wait_for_revalidations(timeout)
-}
 
 /// A caching blocking HTTP client: a [`reqwest::blocking::Client`] in front of which
 /// every request goes through an httpcache [`Cache`] over a [`Store`]. Cheap to
@@ -160,6 +151,15 @@ impl<S: Store + 'static> CachedClient<S> {
     }
 
     cache_accessors!(Inventory, handle.cache);
+
+    /// Waits, at most `timeout`, until no stale-while-revalidate revalidation of this
+    /// client's cache is running (each runs on a thread of its own, which ends with
+    /// the process); returns whether none is. A short-lived program, such as the
+    /// `httpcache` command, calls it before exiting, so that serving a stale response
+    /// still refreshes it, then calls [`Store::flush`].
+    pub fn wait_for_revalidations(&self, timeout: std::time::Duration) -> bool {
+        self.cache().wait_for_revalidations(timeout)
+    }
 }
 
 /// A request on its way through a blocking [`CachedClient`]: reqwest's builder plus

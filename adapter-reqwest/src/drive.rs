@@ -33,7 +33,9 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
         tracing::debug!(target: "httpcache", "no Tokio runtime: background revalidation skipped");
         return;
     };
+    let revalidating = cache.revalidating();
     runtime.spawn(async move {
+        let _revalidating = revalidating;
         let retry = Retry::of(&forward, &request, false);
         if let Ok(response) = forward_loop(&cache, forward, request, retry, send).await {
             // Drain what the cache did not buffer (it is not stored anyway).
@@ -306,8 +308,7 @@ where
 #[cfg(feature = "blocking")]
 pub(crate) mod blocking {
     use std::io::Read;
-    use std::sync::{Arc, Condvar, Mutex, PoisonError};
-    use std::time::Duration;
+    use std::sync::Arc;
 
     use bytes::Bytes;
     use httpcache_core::driver::stored_body;
@@ -346,41 +347,6 @@ pub(crate) mod blocking {
         }
     }
 
-    /// How many background revalidations of this process's blocking clients are
-    /// running, and the condition [`wait_for_revalidations`] waits on.
-    static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
-
-    /// Counts one running revalidation for as long as it lives (a panic included).
-    struct Running;
-
-    impl Running {
-        fn start() -> Running {
-            *RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-            Running
-        }
-    }
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            let mut running = RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner);
-            *running = running.saturating_sub(1);
-            if *running == 0 {
-                RUNNING.1.notify_all();
-            }
-        }
-    }
-
-    /// Waits, at most `timeout`, until no background revalidation started by this
-    /// process's blocking clients is running; returns whether none is.
-    pub(crate) fn wait_for_revalidations(timeout: Duration) -> bool {
-        let running = RUNNING.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let (running, _) = RUNNING
-            .1
-            .wait_timeout_while(running, timeout, |running| *running > 0)
-            .unwrap_or_else(PoisonError::into_inner);
-        *running == 0
-    }
-
     /// Runs a stale-while-revalidate revalidation on a thread of its own.
     fn spawn_revalidation<S: Store + 'static>(
         cache: Arc<Cache<S>>,
@@ -388,9 +354,9 @@ pub(crate) mod blocking {
         forward: Box<Forward>,
         request: Request,
     ) {
-        let running = Running::start();
+        let revalidating = cache.revalidating();
         let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
-            let _running = running;
+            let _revalidating = revalidating;
             let retry = Retry::of(&forward, &request, false);
             if let Ok(response) = forward_loop(&cache, &client, forward, request, retry) {
                 let _ = response.bytes();

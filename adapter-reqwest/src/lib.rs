@@ -45,7 +45,9 @@
 //!   unstored.
 //! * A request body that cannot be replayed (a stream) bypasses the cache.
 //! * stale-while-revalidate: the background revalidation runs on a Tokio task (async)
-//!   or a thread (blocking).
+//!   or a thread (blocking). Neither keeps the program alive: before a short-lived
+//!   program exits, it awaits [`CachedClient::revalidations_finished`] (async) or calls
+//!   [`blocking::CachedClient::wait_for_revalidations`].
 //! * Identical concurrent misses are coalesced: one goes to the origin, the others wait
 //!   for it, at most [`COALESCE_WAIT`](httpcache_core::driver::COALESCE_WAIT) (10 s) or
 //!   the request's own timeout if shorter, and then go to the origin themselves.

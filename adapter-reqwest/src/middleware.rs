@@ -64,6 +64,15 @@ impl<S: AsyncStore + 'static> CacheMiddleware<S> {
     }
 
     cache_accessors!(AsyncInventory, cache);
+
+    /// Completes once no stale-while-revalidate revalidation of this cache is running
+    /// on a Tokio task. Those tasks end with the runtime: a short-lived program that
+    /// wants them done (and stored) awaits this before it returns, bounded with
+    /// `tokio::time::timeout`, then calls [`Store::flush`](httpcache_core::Store::flush)
+    /// if its store buffers writes.
+    pub async fn revalidations_finished(&self) {
+        self.cache().revalidations_finished().await
+    }
 }
 
 impl<S: AsyncStore + 'static> CacheMiddleware<S> {

@@ -226,6 +226,14 @@ impl<S: Store + 'static> CacheMiddleware<S> {
         self.cache.settings()
     }
 
+    /// Waits, at most `timeout`, until no stale-while-revalidate revalidation of this
+    /// cache is running; returns whether none is. Each runs on a thread of its own,
+    /// which ends with the process: a short-lived program that wants them done (and
+    /// stored) calls this before it exits, then [`Store::flush`].
+    pub fn wait_for_revalidations(&self, timeout: std::time::Duration) -> bool {
+        self.cache.wait_for_revalidations(timeout)
+    }
+
     /// Changes the settings at runtime; requests under way keep the old ones.
     pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
         self.cache.update_settings(change);
@@ -378,7 +386,9 @@ impl<S: Store + 'static> CacheMiddleware<S> {
             return;
         }
         let middleware = self.clone();
+        let revalidating = self.cache.revalidating();
         let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
+            let _revalidating = revalidating;
             let mut forward = Box::new(pending.0);
             let asked = forward.request().uri().clone();
             // The driver asks for at most one resend (after a 304 that did not match).
@@ -540,6 +550,13 @@ impl<S> CachedAgent<S> {
     /// The cache (settings, store, driver), unless the agent is uncached.
     pub fn cache(&self) -> Option<&Arc<Cache<S>>> {
         self.cache.as_ref()
+    }
+
+    /// Waits, at most `timeout`, until no stale-while-revalidate revalidation of this
+    /// agent's cache is running; returns whether none is (always, uncached). See
+    /// [`CacheMiddleware::wait_for_revalidations`].
+    pub fn wait_for_revalidations(&self, timeout: std::time::Duration) -> bool {
+        self.cache.as_ref().is_none_or(|cache| cache.wait_for_revalidations(timeout))
     }
 
     /// A snapshot of the settings in force, unless the agent is uncached.

@@ -162,7 +162,7 @@ pub fn get(location: &Location, args: GetArgs) -> Result<(), CliError> {
     // a thread, which would end with this process: let it finish and land, so the next
     // command finds the entry refreshed.
     if status.as_ref().is_some_and(|status| status.reason == Reason::StaleWhileRevalidate) {
-        httpcache_reqwest::blocking::wait_for_revalidations(REVALIDATION_WAIT);
+        client.wait_for_revalidations(REVALIDATION_WAIT);
         client.cache().store().flush()?;
     }
     copied?;

@@ -61,7 +61,10 @@ use crate::settings::{RequestOptions, Settings};
 use crate::status::{CACHE_STATUS, CacheStatus, Source};
 use crate::store::{AsyncStore, Store, StoreError, Variants};
 
+mod background;
 mod not_stored;
+use background::Background;
+pub use background::Revalidating;
 use not_stored::NotStored;
 
 /// How long a follower waits for an identical request in flight before going to the
@@ -390,6 +393,8 @@ pub struct Cache<S> {
     inflight: Arc<Inflight>,
     /// The keys whose last response was not stored, whose store reads planning skips.
     not_stored: NotStored,
+    /// The stale-while-revalidate revalidations still running in the background.
+    background: Arc<Background>,
 }
 
 impl<S> std::fmt::Debug for Cache<S> {
@@ -408,6 +413,7 @@ impl<S> Cache<S> {
             clock: system_clock(),
             inflight: Arc::default(),
             not_stored: NotStored::default(),
+            background: Arc::default(),
         }
     }
 
@@ -433,6 +439,49 @@ impl<S> Cache<S> {
         let mut settings = Settings::clone(&self.settings.load());
         change(&mut settings);
         self.settings.store(Arc::new(settings));
+    }
+
+    /// Counts a stale-while-revalidate revalidation that an adapter runs in the
+    /// background (on a thread or task of its own), until the returned guard is
+    /// dropped. [`Cache::wait_for_revalidations`] and [`Cache::revalidations_finished`]
+    /// wait for every such guard.
+    pub fn revalidating(&self) -> Revalidating {
+        Background::start(&self.background)
+    }
+
+    /// How many background revalidations of this cache are running.
+    pub fn revalidations_running(&self) -> usize {
+        self.background.running()
+    }
+
+    /// Blocks, at most `timeout`, until no background revalidation of this cache is
+    /// running; returns whether none is.
+    ///
+    /// A stale-while-revalidate hit answers at once and revalidates on a thread or
+    /// task that does not keep the program alive. A short-lived program (a command, a
+    /// script) that wants the refreshed response stored calls this (or, async,
+    /// [`Cache::revalidations_finished`]) before it exits, then [`Store::flush`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use httpcache_core::{Cache, Settings};
+    ///
+    /// # let store = (); // any store: httpcache_mem::MemoryStore, say
+    /// let cache = Cache::new(store, Settings::default());
+    /// let revalidation = cache.revalidating();
+    /// assert!(!cache.wait_for_revalidations(Duration::ZERO));
+    /// drop(revalidation); // the revalidation ended
+    /// assert!(cache.wait_for_revalidations(Duration::from_secs(5)));
+    /// ```
+    pub fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.background.wait(timeout)
+    }
+
+    /// Completes once no background revalidation of this cache is running: the
+    /// async form of [`Cache::wait_for_revalidations`], for any executor. Bound it
+    /// with the runtime's own timeout (`tokio::time::timeout`, say).
+    pub async fn revalidations_finished(&self) {
+        self.background.idle().await
     }
 
     /// The current time by the cache's clock.

@@ -104,7 +104,7 @@ pub mod status;
 pub mod store;
 
 pub use behind::{Queued, Settled, WriteBehind};
-pub use driver::{Cache, Completion, Forward, PendingPlan, Plan};
+pub use driver::{Cache, Completion, Forward, PendingPlan, Plan, Revalidating};
 pub use entry::{DecodeError, Entry, EntryMeta, StoredRequest, StoredResponse};
 pub use header::VariantId;
 pub use key::{CacheKey, cache_key};

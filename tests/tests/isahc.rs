@@ -74,6 +74,10 @@ impl ClientUnderTest for Blocking {
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.0.disable())
     }
+
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.0.wait_for_revalidations(timeout)
+    }
 }
 
 /// The async face: `CachedClient::send_async`, driven by a minimal executor (isahc does
@@ -105,6 +109,18 @@ impl ClientUnderTest for Async {
 
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.0.disable())
+    }
+
+    /// The async form, `revalidations_finished`, awaited on a thread of its own and
+    /// bounded by a channel's timeout (futures-lite has no timer).
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        let client = self.0.clone();
+        std::thread::spawn(move || {
+            futures_lite::future::block_on(client.revalidations_finished());
+            let _ = done.send(());
+        });
+        finished.recv_timeout(timeout).is_ok()
     }
 }
 

@@ -1,6 +1,8 @@
 //! The scenario suite for the reqwest adapter: the async client, the blocking client
 //! and the reqwest-middleware middleware, each over the memory, fs and LMDB stores.
 
+use std::time::Duration;
+
 use httpcache_core::{CacheStatus, RequestOptions, Settings};
 use httpcache_reqwest::{CacheMiddleware, CacheRequestExt, CachedClient};
 use httpcache_tests::scenarios::{AnyAsyncStore, AnyStore, ClientUnderTest, Fetched, Guard, TestStore};
@@ -49,6 +51,12 @@ impl ClientUnderTest for AsyncClient {
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.client.disable())
     }
+
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, self.client.revalidations_finished()).await.is_ok()
+        })
+    }
 }
 
 fn async_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
@@ -93,6 +101,10 @@ impl ClientUnderTest for BlockingClient {
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.client.disable())
     }
+
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.client.wait_for_revalidations(timeout)
+    }
 }
 
 fn blocking_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
@@ -133,6 +145,12 @@ impl ClientUnderTest for MiddlewareClient {
 
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.cache.disable())
+    }
+
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, self.cache.revalidations_finished()).await.is_ok()
+        })
     }
 }
 

@@ -59,6 +59,10 @@ impl ClientUnderTest for UreqClient {
     fn disable(&self) -> Box<dyn Guard + '_> {
         Box::new(self.cache().disable())
     }
+
+    fn wait_for_revalidations(&self, timeout: Duration) -> bool {
+        self.agent.wait_for_revalidations(timeout)
+    }
 }
 
 fn new_client(store: &TestStore, settings: Settings) -> Box<dyn ClientUnderTest> {
