@@ -29,7 +29,9 @@ fn optional_time(at: Option<SystemTime>) -> Value {
 fn meta_json(meta: &EntryMeta, now: SystemTime) -> Value {
     json!({
         "key": meta.key.to_string(),
-        "variant": meta.variant.0,
+        // As text: a 64-bit digest, beyond the integers a JSON reader (JavaScript, jq)
+        // holds exactly.
+        "variant": format!("{:016x}", meta.variant.0),
         "method": meta.method.as_str(),
         "url": meta.url,
         "status": meta.status.as_u16(),
@@ -63,7 +65,7 @@ pub fn ls(location: &Location, args: &LsArgs) -> Result<(), CliError> {
         SortKey::Created => SortBy::Created,
     });
     query.reverse = args.reverse;
-    query.limit = args.limit;
+    query.limit = args.limit.map(std::num::NonZeroUsize::get);
     let now = clock::now();
     let metas = inventory.list(&query, now)?;
     if args.json {
@@ -169,7 +171,7 @@ fn describe(entry: &Entry, now: SystemTime) -> String {
     let mut out = String::new();
     let meta = entry.meta();
     let _ = writeln!(out, "key            {}", entry.key);
-    let _ = writeln!(out, "variant        {}", entry.variant.0);
+    let _ = writeln!(out, "variant        {:016x}", entry.variant.0);
     let _ = writeln!(out, "request        {} {}", entry.request.method, entry.request.url);
     write_headers(&mut out, &entry.request.headers);
     let response = &entry.response;

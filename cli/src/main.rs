@@ -224,9 +224,9 @@ struct LsArgs {
     #[arg(long)]
     reverse: bool,
 
-    /// At most N rows
+    /// At most N rows (N at least 1)
     #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    limit: Option<std::num::NonZeroUsize>,
 
     /// Print one JSON array instead of a table
     #[arg(long)]

@@ -234,6 +234,22 @@ fn http_errors_exit_1_and_still_write_the_body() {
     refused.fails_with(1);
 }
 
+/// A variant id is a 64-bit digest: `ls --json` gives it as 16 hex digits, as `show`
+/// prints it, not as a JSON number, which a reader holds exactly only below 2^53.
+#[test]
+fn ls_json_gives_the_variant_as_text_that_show_agrees_with() {
+    let origin = Origin::start();
+    let cache = Cache::new();
+    let url = origin.url("/vary/accept");
+    cache.get(&url, &["-H", "Accept: text/plain"]).ok();
+    let listed = cache.run(&["ls", "--json"]).json();
+    let variant = listed[0]["variant"].as_str().expect("the variant as a string").to_owned();
+    assert_eq!(variant.len(), 16, "{variant}");
+    assert!(variant.bytes().all(|b| b.is_ascii_hexdigit()) && variant != "0000000000000000", "{variant}");
+    let shown = cache.run(&["show", &url]);
+    assert!(shown.ok().contains(&format!("variant        {variant}")), "{shown:#?}");
+}
+
 #[test]
 fn ls_prints_a_table_and_json() {
     let origin = Origin::start();
@@ -268,6 +284,8 @@ fn ls_prints_a_table_and_json() {
     let biggest = cache.run(&["ls", "--json", "--sort", "size", "--reverse", "--limit", "1"]).json();
     assert_eq!(biggest[0]["url"], large.as_str());
     assert_eq!(biggest.as_array().map(Vec::len), Some(1));
+    // `--limit 0` would list nothing and say the cache is empty: it is refused.
+    assert!(cache.run(&["ls", "--limit", "0"]).fails_with(2).contains("limit"));
 
     // An entry expired at once, without waiting.
     let expired = origin.url("/etag");
