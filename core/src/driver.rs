@@ -647,10 +647,14 @@ impl<S> Cache<S> {
                         // validators (`conditional`), not the client's copy: the client's
                         // `If-None-Match` / `If-Modified-Since` (answered above, RFC 9111
                         // §4.3.2) would make the origin answer for that copy, and its 304
-                        // refresh a stored response that changed.
+                        // refresh a stored response that changed. Nor the client's
+                        // `Range`: the revalidation refreshes the whole stored response,
+                        // and the 206 a changed resource would get is never stored
+                        // (RFC 9111 §3.3), leaving the stale one in place.
                         let mut planned = planned;
                         planned.parts.headers.remove(header::IF_NONE_MATCH);
                         planned.parts.headers.remove(header::IF_MODIFIED_SINCE);
+                        planned.parts.headers.remove(header::RANGE);
                         let reason = Reason::StaleWhileRevalidate;
                         let forward = forward(planned, conditional, Some(entry), reason, Some(guard));
                         response.extensions_mut().insert(PendingRevalidation(forward));

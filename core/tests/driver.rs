@@ -684,6 +684,50 @@ fn a_background_revalidation_does_not_carry_the_clients_preconditions() {
     assert_eq!(sent.headers()["if-modified-since"], modified.as_str());
 }
 
+// RFC 5861 §3, RFC 9111 §4.3.1 and §3.3: the background revalidation of a
+// stale-while-revalidate hit is the cache's own request to refresh the whole stored
+// response, not the client's range request. It carried the client's `Range`: an origin
+// honouring it answered the changed resource with a 206, which is never stored, so the
+// stale response went on being served (and revalidated again, to the same end) for the
+// whole stale-while-revalidate window, although the origin had a new one.
+#[test]
+fn a_background_revalidation_does_not_carry_the_clients_range() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let headers = [("cache-control", "max-age=10, stale-while-revalidate=60"), ("etag", "\"a\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &headers, "old")))
+        .unwrap();
+    clock.set(20);
+    let request = Request::get(URL).header("range", "bytes=0-1").body(Bytes::new()).unwrap();
+    let Plan::Respond(mut response) =
+        cache.plan(request.into_parts().0, Bytes::new(), RequestOptions::default())
+    else {
+        panic!("expected a stale response at once");
+    };
+    // A whole 200 answers a range request (RFC 9110 §14.2: a range may be ignored).
+    assert_eq!((response.status(), response.body().as_ref()), (StatusCode::OK, &b"old"[..]));
+    let PendingRevalidation(forward) =
+        response.extensions_mut().remove::<PendingRevalidation>().expect("pending");
+    let sent = forward.request();
+    // The resource has changed: a range of it to a range request, else the whole.
+    let fresh = [("cache-control", "max-age=10"), ("etag", "\"b\"")];
+    let answer = if sent.headers().contains_key("range") {
+        let partial = [fresh[0], fresh[1], ("content-range", "bytes 0-1/3")];
+        origin.respond(&sent, 206, &partial, "ne")
+    } else {
+        origin.respond(&sent, 200, &fresh, "new")
+    };
+    assert!(matches!(cache.complete(*Box::new(forward), answer, None), Completion::Respond(_)));
+    let next = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "")))
+        .unwrap();
+    assert_eq!(next.body(), "new", "the changed resource, stored whole");
+    assert!(status(&next).from_cache && !status(&next).stale);
+    assert!(sent.headers().get("range").is_none(), "{:?}", sent.headers());
+    assert_eq!(sent.headers()["if-none-match"], "\"a\"");
+}
+
 #[test]
 fn redirect_target_is_remembered_and_served_directly() {
     let (cache, _clock) = cache(Settings::default());
