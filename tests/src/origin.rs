@@ -38,6 +38,7 @@
 //! | `/lazy-length/{n}` | the same with a `Content-Length` |
 //! | `/swr-stall` | the first request: 200, `max-age=1, stale-while-revalidate=600`, body `swr-stall`; later ones: the same head, then a body that stalls after 5 of its 10 bytes (as `/stall/5`) |
 //! | `/stall/{n}` | 200, `max-age=60`, `Content-Length: 2n`, the first n bytes of [`expected_bytes`]`(2n)`, then nothing more, ever (until the server stops): a body that stalls half-way |
+//! | `/gzip` | 200, `max-age=60`, `Vary: Accept-Encoding`, `ETag: "gz"`, body [`GZIP_TEXT`]: to a request whose `Accept-Encoding` names `gzip`, gzip-coded ([`gzip`]), with `Content-Encoding: gzip` and the coded length as `Content-Length`; 304 to a matching `If-None-Match`, which says `Content-Encoding: gzip` too when the request accepts it |
 //!
 //! While a route is failing (see [`Origin::set_failing`]) it answers 503 (`/stale-if-error`: 500).
 //! Anything else is a 404. Request bodies are read up to 1 MiB.
@@ -81,6 +82,9 @@ const MAX_REQUEST_BODY: usize = 1 << 20;
 pub const ETAG: &str = "\"v1\"";
 /// The `Last-Modified` of `/last-modified`.
 pub const LAST_MODIFIED: &str = "Mon, 01 Jan 2024 00:00:00 GMT";
+
+/// The content of `/gzip`, before any coding.
+pub const GZIP_TEXT: &str = "gzip route: the same text, decoded, every time";
 
 /// What the origin remembers about one route.
 #[derive(Debug, Default)]
@@ -327,6 +331,33 @@ pub fn expected_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|i| ALPHABET[(i + i / ALPHABET.len()) % ALPHABET.len()]).collect()
 }
 
+/// `data` gzip-coded (RFC 1952), in stored (uncompressed) deflate blocks: a valid
+/// coding any decoder reads, made without a compression library.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut chunks = data.chunks(0xffff).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let len = chunk.len() as u16;
+        out.push(u8::from(chunks.peek().is_none()));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
 fn now() -> SystemTime {
     #[allow(clippy::disallowed_methods)] // the origin is a real server: it reads the wall clock
     SystemTime::now()
@@ -544,6 +575,29 @@ async fn handle(
             }
             None => text(StatusCode::BAD_REQUEST, "bad size"),
         },
+        ["gzip"] => {
+            let accepts_gzip = headers
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .any(|coding| coding.split(';').next().is_some_and(|name| name.trim() == "gzip"));
+            let mut fields = vec![
+                cache_control("max-age=60"),
+                (header::VARY, "accept-encoding".to_owned()),
+                (header::ETAG, "\"gz\"".to_owned()),
+            ];
+            if accepts_gzip {
+                fields.push((header::CONTENT_ENCODING, "gzip".to_owned()));
+            }
+            if headers.get_all(header::IF_NONE_MATCH).iter().any(|value| value == "\"gz\"") {
+                response(StatusCode::NOT_MODIFIED, &fields, Bytes::new())
+            } else if accepts_gzip {
+                response(StatusCode::OK, &fields, gzip(GZIP_TEXT.as_bytes()))
+            } else {
+                response(StatusCode::OK, &fields, GZIP_TEXT)
+            }
+        }
         ["set-cookie"] => response(
             StatusCode::OK,
             &[(header::SET_COOKIE, "session=cookie-secret; Path=/".to_owned()), cache_control("max-age=60")],

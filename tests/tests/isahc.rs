@@ -293,3 +293,35 @@ fn only_if_cached_on_a_request() {
     assert_eq!(response.status(), 504);
     assert_eq!(origin.total_hits(), 0);
 }
+
+/// RFC 9111 §3.2 (a cache that decodes a content coding as it receives a response must
+/// keep the stored metadata consistent with what it stored), RFC 9110 §8.4, §8.6: with
+/// isahc's automatic decompression (its default), libcurl asks for and decodes gzip, but
+/// isahc leaves `Content-Encoding: gzip` and the coded `Content-Length` on the response.
+/// The entry is stored so: a decoded body under headers that say it is gzip-coded and
+/// 69 bytes long, when it is 46 bytes of text. isahc's own callers see the same on a
+/// miss, but every other reader of the store does not: the reqwest and ureq adapters
+/// (which strip both fields when their client decodes) serve it from a shared LMDB or
+/// fs store with those headers (a proxy passing the hit on sends 46 bytes under a
+/// `Content-Length: 69`), and the CLI's `inspect` shows it. isahc does not say whether
+/// it decoded a body (its per-request configuration is private), so the adapter cannot
+/// strip the fields reliably (`Body::len()` is unknown for a chunked coded body either
+/// way): a design question, left open.
+#[test]
+#[ignore = "isahc stores a decoded body under Content-Encoding: gzip and the coded Content-Length; isahc does not expose whether it decoded"]
+fn a_stored_gzip_response_is_described_by_its_headers() {
+    use httpcache_core::Store;
+    let origin = Origin::start();
+    let client = memory_client(Settings::default());
+    let mut response = client.get(origin.url("/gzip")).expect("a response");
+    let body = response.bytes().expect("a body");
+    assert_eq!(body, httpcache_tests::origin::GZIP_TEXT.as_bytes(), "isahc decodes");
+    let key = response.cache_status().and_then(|status| status.cache_key).expect("a key");
+    let stored = client.cache().expect("cached").store().get(&key).expect("a read");
+    let entry = stored.first().expect("stored");
+    let headers = &entry.response.headers;
+    let coded = headers.get("content-encoding").is_some_and(|coding| coding == "gzip");
+    assert!(!coded || entry.response.body.starts_with(&[0x1f, 0x8b]), "{headers:?}: a decoded body");
+    let length = headers.get("content-length").and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    assert!(length.is_none_or(|length| length == entry.response.body.len()), "{headers:?}");
+}
