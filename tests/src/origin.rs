@@ -39,6 +39,7 @@
 //! | `/swr-stall` | the first request: 200, `max-age=1, stale-while-revalidate=600`, body `swr-stall`; later ones: the same head, then a body that stalls after 5 of its 10 bytes (as `/stall/5`) |
 //! | `/stall/{n}` | 200, `max-age=60`, `Content-Length: 2n`, the first n bytes of [`expected_bytes`]`(2n)`, then nothing more, ever (until the server stops): a body that stalls half-way |
 //! | `/gzip` | 200, `max-age=60`, `Vary: Accept-Encoding`, `ETag: "gz"`, body [`GZIP_TEXT`]: to a request whose `Accept-Encoding` names `gzip`, gzip-coded ([`gzip`]), with `Content-Encoding: gzip` and the coded length as `Content-Length`; 304 to a matching `If-None-Match`, which says `Content-Encoding: gzip` too when the request accepts it |
+//! | `/fields` | 200, `max-age=60`, body `fields`, and header fields to carry exactly: two `Set-Cookie`, two `Link`, `Vary: Accept, Accept-Language` over two lines, an obs-text value (`X-Latin1: caf\xE9`), an 8 KiB value, an empty value |
 //!
 //! While a route is failing (see [`Origin::set_failing`]) it answers 503 (`/stale-if-error`: 500).
 //! Anything else is a 404. Request bodies are read up to 1 MiB.
@@ -575,6 +576,28 @@ async fn handle(
             }
             None => text(StatusCode::BAD_REQUEST, "bad size"),
         },
+        ["fields"] => {
+            let mut answer = response(StatusCode::OK, &[cache_control("max-age=60")], "fields");
+            let fields: [(&str, &[u8]); 8] = [
+                ("set-cookie", b"a=1; Path=/"),
+                ("link", b"</style.css>; rel=preload"),
+                ("vary", b"Accept"),
+                ("set-cookie", b"b=2; Path=/; HttpOnly"),
+                ("x-latin1", b"caf\xE9"),
+                ("link", b"</script.js>; rel=preload"),
+                ("vary", b"Accept-Language"),
+                ("x-empty", b""),
+            ];
+            for (name, value) in fields {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    answer.headers_mut().append(name, value);
+                }
+            }
+            if let Ok(long) = HeaderValue::from_str(&"l".repeat(8 << 10)) {
+                answer.headers_mut().append("x-long", long);
+            }
+            answer
+        }
         ["gzip"] => {
             let accepts_gzip = headers
                 .get_all(header::ACCEPT_ENCODING)

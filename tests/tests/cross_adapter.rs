@@ -111,3 +111,55 @@ fn fs_written_by_ureq_is_served_to_reqwest_and_isahc() {
         [&|url| via_reqwest(&reqwest, url), &|url| via_isahc(&isahc, url)],
     );
 }
+
+/// The header fields of `response`, but those a cache adds to a hit (`Age`,
+/// `Cache-Status`), as (name, value bytes) in order.
+fn fields_of(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != "age" && *name != "cache-status")
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}
+
+/// RFC 9111 §3.1, §4 (a stored response is served with its header fields as received,
+/// but hop-by-hop ones), RFC 9110 §5.2, §5.3 (repeated fields kept in order), §5.5
+/// (obs-text and empty values): through every adapter and the binary (fs) and LMDB
+/// encodings, a hit carries exactly the fields of the miss that stored it.
+#[test]
+fn a_hit_carries_the_fields_of_its_miss_byte_for_byte() {
+    let origin = Origin::start();
+    let url = origin.url("/fields");
+    let check = |name: &str, miss: (Vec<(String, Vec<u8>)>, bool), hit: (Vec<(String, Vec<u8>)>, bool)| {
+        assert!(!miss.1 && hit.1, "{name}: a miss, then a hit");
+        assert_eq!(hit.0, miss.0, "{name}");
+        let values = |field: &str| miss.0.iter().filter(|(n, _)| n == field).count();
+        assert_eq!((values("set-cookie"), values("link"), values("vary")), (2, 2, 2), "{name}: {:?}", miss.0);
+        assert!(miss.0.iter().any(|(n, v)| n == "x-latin1" && v == b"caf\xE9"), "{name}");
+        assert!(miss.0.iter().any(|(n, v)| n == "x-empty" && v.is_empty()), "{name}");
+        assert!(miss.0.iter().any(|(n, v)| n == "x-long" && v.len() == 8 << 10), "{name}");
+    };
+    // Each adapter over its own LMDB store, and reqwest over an fs store too.
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let (reqwest, _, _) = lmdb_clients(dirs[0].path());
+    let (_, ureq, _) = lmdb_clients(dirs[1].path());
+    let (_, _, isahc) = lmdb_clients(dirs[2].path());
+    let reqwest_fs =
+        httpcache_reqwest::blocking::CachedClient::fs(dirs[3].path(), Settings::default()).expect("fs");
+    let via_reqwest =
+        |response: reqwest::blocking::Response| (fields_of(response.headers()), response.from_cache());
+    let lmdb = || via_reqwest(reqwest.get(&url).send().expect("reqwest request"));
+    check("reqwest lmdb", lmdb(), lmdb());
+    let fs = || via_reqwest(reqwest_fs.get(&url).send().expect("reqwest request"));
+    check("reqwest fs", fs(), fs());
+    let via_ureq = || {
+        let response = ureq.get(&url).call().expect("ureq request");
+        (fields_of(response.headers()), response.from_cache())
+    };
+    check("ureq lmdb", via_ureq(), via_ureq());
+    let via_isahc = || {
+        let response = isahc.get(url.as_str()).expect("isahc request");
+        (fields_of(response.headers()), response.from_cache())
+    };
+    check("isahc lmdb", via_isahc(), via_isahc());
+}

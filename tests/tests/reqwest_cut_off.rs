@@ -188,3 +188,22 @@ fn the_isahc_clients_report_a_cut_off_body() {
         assert_eq!(origin.hits(path), 4, "{path}: nothing stored");
     }
 }
+
+/// The ureq adapter too: a cut-off body is an error, as it is for plain ureq, and
+/// nothing is stored (RFC 9111 §3.3).
+#[test]
+fn the_ureq_agent_reports_a_cut_off_body() {
+    let origin = CuttingOrigin::start();
+    let cache = httpcache_core::Cache::new(httpcache_mem::MemoryStore::new(1 << 20), Settings::default());
+    let agent = httpcache_ureq::CachedAgent::new(cache);
+    for path in [SHORT_CONTENT_LENGTH, UNTERMINATED_CHUNKED] {
+        let url = origin.url(path);
+        let plain = ureq::get(&url).call().and_then(|mut response| response.body_mut().read_to_vec());
+        assert!(plain.is_err(), "{path}: plain ureq: {plain:?}");
+        for _ in 0..2 {
+            let cached = agent.get(&url).call().and_then(|mut response| response.body_mut().read_to_vec());
+            assert!(cached.is_err(), "{path}: {cached:?}");
+        }
+        assert_eq!(origin.hits(path), 3, "{path}: plain, then twice through the cache (nothing stored)");
+    }
+}
