@@ -1143,10 +1143,14 @@ pub(crate) fn store_entry(
         };
         // No `Content-Length`, or the stored response's (a malformed one disagrees):
         // its field, which a client that decoded the body (`Content-Encoding`) kept as
-        // the origin sent it, else its body's length.
+        // the origin sent it, else its body's length. Lengths of two content codings
+        // are not comparable: a HEAD answered `gzip` says the coded length of a body a
+        // client stored decoded (without the coding, as reqwest, ureq and isahc do).
+        let coding = |headers: &HeaderMap| headers.get(header::CONTENT_ENCODING).cloned();
         let stored_length =
             content_length(&entry.response.headers).unwrap_or(entry.response.body.len() as u64);
         let length_agrees = !response.headers.contains_key(header::CONTENT_LENGTH)
+            || coding(&response.headers) != coding(&entry.response.headers)
             || content_length(&response.headers) == Some(stored_length);
         if validators_agree && length_agrees {
             return refreshed(exchange, Cow::Borrowed(entry), settings, options, Reason::HeadFreshened);
@@ -1272,8 +1276,11 @@ pub(crate) fn store_entry(
 }
 
 /// The stored entry updated from a 304 or HEAD response (RFC 9111 §3.2, §4.3.4):
-/// its header fields replace the stored ones, except hop-by-hop fields and
-/// `Content-Length`; times and expiry are recomputed. The stored `Age` is dropped
+/// its header fields replace the stored ones, except hop-by-hop fields,
+/// `Content-Length` and `Content-Encoding`; times and expiry are recomputed.
+/// (`Content-Encoding` describes the stored body, which a client may have decoded as
+/// it arrived: §3.2 lets a cache keep such a field, "to assure integrity of the
+/// stored response".) The stored `Age` is dropped
 /// (the new response's age is what counts) and a missing `Date` becomes the receipt
 /// time (RFC 9110 §6.6.1). Returns whether `Vary` changed, in which case the stored
 /// request headers and the variant are recomputed for the request that revalidated
@@ -1289,12 +1296,14 @@ fn refresh(
     let incoming = &exchange.response.headers;
     let stored = &mut updated.response.headers;
     stored.remove(header::AGE);
-    // The 304's fields, read in place: its hop-by-hop ones and `Content-Length` are not
-    // the stored response's to take. `HeaderMap` iterates a field's lines one after the
+    // The 304's fields, read in place: its hop-by-hop ones, `Content-Length` and
+    // `Content-Encoding` are not the stored response's to take. `HeaderMap` iterates a field's lines one after the
     // other: the first replaces every stored line of the field, the ones after it join it.
     // The fields taken are copies of their own ([`Copies`]), made into one buffer.
     let hop_by_hop = hop_by_hop_fields(incoming);
-    let taken = |name: &HeaderName| *name != header::CONTENT_LENGTH && !hop_by_hop.contains(name);
+    let taken = |name: &HeaderName| {
+        *name != header::CONTENT_LENGTH && *name != header::CONTENT_ENCODING && !hop_by_hop.contains(name)
+    };
     let mut copies = Copies::of(|| incoming.iter().filter(|(name, _)| taken(name)).map(|(_, value)| value));
     let mut last: Option<&HeaderName> = None;
     let mut dated = false;

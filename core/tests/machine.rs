@@ -1072,6 +1072,50 @@ fn rfc9111_4_3_5_head_length_is_compared_with_the_stored_field() {
     ));
 }
 
+// A client that decodes a compressed body as it arrives (isahc, reqwest and ureq with
+// their decompression on) stores it without `Content-Encoding`. A 304 or HEAD that says
+// `Content-Encoding: gzip` must not put the coding back on the decoded body (RFC 9111
+// §3.2 lets a cache keep the fields its stored body depends on), and a HEAD's coded
+// length is no evidence against a decoded body's (§4.3.5).
+#[test]
+fn rfc9111_3_2_a_content_coding_is_not_merged_onto_a_decoded_body() {
+    let (settings, options) = defaults();
+    let decoded = [("cache-control", "max-age=10"), ("etag", "\"v1\""), ("content-length", "4")];
+    let stored = stored_with(&decoded);
+    let coded = [("cache-control", "max-age=100"), ("etag", "\"v1\""), ("content-encoding", "gzip")];
+    let not_modified = resp(304, &coded);
+    match outcome(50, &get(URL, &[]), &not_modified, b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, .. } => {
+            assert_eq!(entry.response.headers.get("content-encoding"), None);
+            assert_eq!(entry.response.headers["content-length"], "4");
+            assert_eq!(entry.response.body, "body");
+            assert_eq!(entry.expires, Some(at(150)));
+        }
+        other => panic!("expected a refresh, got {other:?}"),
+    }
+    let head = req(Method::HEAD, URL, &[]);
+    let mut coded_head = coded.to_vec();
+    coded_head.push(("content-length", "24")); // the gzip of "body"
+    match outcome(50, &head, &resp(200, &coded_head), b"", Some(&stored), &settings, &options) {
+        Outcome::Refresh { entry, reason, .. } => {
+            assert_eq!(reason, Reason::HeadFreshened);
+            assert_eq!(entry.response.headers.get("content-encoding"), None);
+        }
+        other => panic!("expected a HEAD freshening, got {other:?}"),
+    }
+    // With the same coding on both sides, lengths still count.
+    let gzip_stored = stored_with(&[
+        ("cache-control", "max-age=10"),
+        ("etag", "\"v1\""),
+        ("content-encoding", "gzip"),
+        ("content-length", "10"),
+    ]);
+    assert!(matches!(
+        outcome(50, &head, &resp(200, &coded_head), b"", Some(&gzip_stored), &settings, &options),
+        Outcome::Invalidate { reason: Reason::HeadMismatch, .. }
+    ));
+}
+
 // §4.3.5 asks for "matching values" of the validators: a weak tag matches the same weak
 // tag (the strong comparison never matches weak tags), not the strong tag of that name.
 #[test]
