@@ -261,6 +261,7 @@ impl<S: Store + 'static> CachedClient<S> {
             let body = Body::from_reader(io::Cursor::new(buffered).chain(body));
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
+        describe_decoded(forward.request().method(), &mut head, &buffered);
         let origin = std::mem::take(&mut head.extensions);
         match cache.complete(*forward, Response::from_parts(head, stored_body(buffered)), final_url) {
             Completion::Respond(response) => {
@@ -427,6 +428,7 @@ impl<S: AsyncStore + 'static> CachedClient<S> {
             let body = AsyncBody::from_reader(futures_lite::io::Cursor::new(buffered).chain(body));
             return Settled::Done(Ok(Response::from_parts(head, body)));
         }
+        describe_decoded(forward.request().method(), &mut head, &buffered);
         let origin = std::mem::take(&mut head.extensions);
         let buffered = Response::from_parts(head, stored_body(buffered));
         match cache.complete_async(*forward, buffered, final_url).await {
@@ -651,6 +653,45 @@ fn spawn_revalidation(revalidating: Revalidating, work: impl FnOnce() + Send + '
     }
 }
 
+/// Makes the head of a response whose body isahc (libcurl) decoded as it arrived say
+/// so: without `Content-Encoding`, and with the decoded length as `Content-Length`, as
+/// reqwest and ureq hand decoded bodies over. isahc keeps the origin's fields, and does
+/// not say whether it decoded (its configuration is private), so the fields are changed
+/// only where the body proves it: its length is not the `Content-Length` the coded body
+/// had, or, without one, a body said to be gzip lacks gzip's first two bytes. Anything
+/// else (a `deflate` or `br` body without a length) is left as it came. Stored, such a
+/// head would describe a body it does not have to every other reader of the store
+/// (RFC 9111 §3.2).
+fn describe_decoded(method: &http::Method, head: &mut http::response::Parts, body: &[u8]) {
+    use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+    let bodiless = *method == http::Method::HEAD
+        || head.status.is_informational()
+        || matches!(head.status, http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED);
+    let Some(coding) = head.headers.get(CONTENT_ENCODING) else {
+        return;
+    };
+    if bodiless {
+        return;
+    }
+    let length = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .map(|value| value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()));
+    let decoded = match length {
+        Some(Some(length)) => length != body.len() as u64,
+        Some(None) => false,
+        None => {
+            let gzip = coding.as_bytes().eq_ignore_ascii_case(b"gzip")
+                || coding.as_bytes().eq_ignore_ascii_case(b"x-gzip");
+            gzip && !body.starts_with(&[0x1f, 0x8b])
+        }
+    };
+    if decoded {
+        head.headers.remove(CONTENT_ENCODING);
+        head.headers.insert(CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+    }
+}
+
 /// How far ahead of what has been read [`read_at_most`] zeroes its buffer.
 const READ_STEP: usize = 64 << 10;
 
@@ -691,6 +732,50 @@ async fn read_at_most(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn head_of(status: u16, fields: &[(&str, &str)]) -> http::response::Parts {
+        let mut response = Response::builder().status(status);
+        for (name, value) in fields {
+            response = response.header(*name, *value);
+        }
+        response.body(()).unwrap().into_parts().0
+    }
+
+    fn described(method: http::Method, status: u16, fields: &[(&str, &str)], body: &[u8]) -> Vec<String> {
+        let mut head = head_of(status, fields);
+        describe_decoded(&method, &mut head, body);
+        head.headers.iter().map(|(name, value)| format!("{name}: {}", value.to_str().unwrap())).collect()
+    }
+
+    // RFC 9111 §3.2: the stored fields describe the stored (decoded) body, where the
+    // body proves isahc decoded it, and only there.
+    #[test]
+    fn a_decoded_body_is_described_only_where_the_body_proves_it() {
+        let get = http::Method::GET;
+        let gzip = [("content-encoding", "gzip"), ("content-length", "69")];
+        assert_eq!(described(get.clone(), 200, &gzip, b"decoded"), ["content-length: 7"]);
+        // The coded body itself, its length as said: untouched.
+        assert_eq!(
+            described(get.clone(), 200, &gzip, &[0x1f; 69]),
+            ["content-encoding: gzip", "content-length: 69"]
+        );
+        // Chunked: gzip's magic bytes tell.
+        let chunked = [("content-encoding", "GZIP")];
+        assert_eq!(described(get.clone(), 200, &chunked, b"decoded"), ["content-length: 7"]);
+        assert_eq!(described(get.clone(), 200, &chunked, &[0x1f, 0x8b, 8]), ["content-encoding: GZIP"]);
+        // Nothing to go by for deflate or br without a length.
+        assert_eq!(
+            described(get.clone(), 200, &[("content-encoding", "br")], b"x"),
+            ["content-encoding: br"]
+        );
+        // Responses without a body say the coded length of a body they do not carry.
+        assert_eq!(
+            described(http::Method::HEAD, 200, &gzip, b""),
+            ["content-encoding: gzip", "content-length: 69"]
+        );
+        assert_eq!(described(get.clone(), 304, &gzip, b""), ["content-encoding: gzip", "content-length: 69"]);
+        assert_eq!(described(get, 200, &[("content-length", "3")], b"abcd"), ["content-length: 3"]);
+    }
 
     /// A reader handing out `chunk` bytes at a time, interrupted before every other
     /// read while `interrupts`, failing with `fail` once `data` is read if set.

@@ -77,8 +77,12 @@
 //!   an origin response (misses, passes, 304 revalidations) keep isahc's extensions,
 //!   `effective_uri()` included.
 //! * **Decompression**: with isahc's automatic decompression (on by default) the body
-//!   is stored as isahc delivers it, decoded, and the headers as the origin sent them
-//!   (`Content-Encoding` included), exactly as isahc hands them to you.
+//!   is stored as isahc delivers it, decoded. isahc keeps the origin's
+//!   `Content-Encoding` and coded `Content-Length`; where the body proves it was
+//!   decoded (its length is not the `Content-Length`, or a chunked `gzip` body lacks
+//!   gzip's magic bytes) the response you get and the entry stored say so: no
+//!   `Content-Encoding`, and the decoded length. A chunked `deflate` or `br` body gives
+//!   no such proof and keeps its fields as they came.
 //! * **Per-request controls** travel in the request's extensions as a
 //!   [`RequestOptions`](httpcache_core::RequestOptions) ([`CacheRequestExt`] on
 //!   `http::request::Builder` and `http::Request`), next to isahc's own per-request
