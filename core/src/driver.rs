@@ -802,7 +802,7 @@ impl<S> Cache<S> {
         let mut status = CacheStatus::bypass(forward.reason);
         status.cache_key = Some(key);
         match outcome {
-            Outcome::Store { entry, invalidate, reason } => {
+            Outcome::Store { entry, invalidate, invalidate_uris, reason } => {
                 status.reason = forward.reason;
                 status.stored = true;
                 status.created_at = Some(entry.created);
@@ -838,7 +838,7 @@ impl<S> Cache<S> {
                 for put in &puts {
                     self.not_stored.forget(&put.key);
                 }
-                let mut writes: Vec<Write> = invalidate.into_iter().map(Write::Remove).collect();
+                let mut writes = invalidation_writes(key, invalidate, invalidate_uris, settings);
                 // Variants filed under another `Vary` are obsolete once the origin's
                 // `Vary` changed (RFC 9111 §4.1): prune them after the write.
                 let vary = Vary::parse(&puts[0].response.headers);
@@ -1013,7 +1013,9 @@ impl<S> Cache<S> {
         let writes = match store_entry(now, &exchange, stored, settings, options, &remembered_keys(settings))
         {
             // Too large to store (the only storable response `wants_body` turns down).
-            Outcome::Store { invalidate, .. } => invalidate.into_iter().map(Write::Remove).collect(),
+            Outcome::Store { invalidate, invalidate_uris, .. } => {
+                invalidation_writes(key, invalidate, invalidate_uris, &forward.settings)
+            }
             Outcome::Invalidate { keys, uris, reason } => {
                 status.reason = reason;
                 invalidation_writes(key, keys, uris, &forward.settings)

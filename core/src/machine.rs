@@ -278,6 +278,10 @@ pub enum Outcome {
         entry: Box<Entry>,
         /// Keys to remove as well (an unsafe method the user chose to cache, §4.4).
         invalidate: Vec<CacheKey>,
+        /// As [`Outcome::Invalidate::uris`]: when keys depend on request headers
+        /// (`match_headers`, `key_fn`), also remove the GET/HEAD entries stored for these
+        /// URIs, found by URL. Empty otherwise.
+        invalidate_uris: Vec<Uri>,
         /// Why.
         reason: Reason,
     },
@@ -1272,7 +1276,7 @@ pub(crate) fn store_entry(
         expires,
         initial_age: inputs.corrected_initial_age(),
     };
-    Outcome::Store { entry: Box::new(entry), invalidate, reason: Reason::Stored }
+    Outcome::Store { entry: Box::new(entry), invalidate, invalidate_uris, reason: Reason::Stored }
 }
 
 /// The stored entry updated from a 304 or HEAD response (RFC 9111 §3.2, §4.3.4):

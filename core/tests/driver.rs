@@ -954,6 +954,34 @@ fn invalidation_reaches_entries_keyed_by_request_headers() {
     assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, found by URL");
 }
 
+// RFC 9111 §4.4: a POST the settings let the cache store invalidates the GET
+// variants stored for its URL as one the cache does not store does: with keys that
+// depend on header fields, they are found by URL, not only by the POST's own key.
+#[test]
+fn a_stored_post_invalidates_entries_keyed_by_request_headers_too() {
+    let settings = Settings {
+        match_headers: httpcache_core::MatchHeaders::All,
+        allowable_methods: vec![http::Method::GET, http::Method::HEAD, http::Method::POST],
+        ..Settings::default()
+    };
+    let (cache, _clock) = cache(settings);
+    let origin = Origin::default();
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let with_accept = Request::get(URL).header("accept", "text/plain").body(Bytes::new()).unwrap();
+    cache.send(with_accept, RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    let post = Request::post(URL)
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    let response = cache.send(post, RequestOptions::default(), ok).unwrap();
+    assert!(status(&response).stored, "the POST's own response is stored");
+    let methods: Vec<http::Method> =
+        cache.store().scan().unwrap().into_iter().map(|meta| meta.method).collect();
+    assert_eq!(methods, [http::Method::POST], "RFC 9111 §4.4: the stored GET is invalidated, found by URL");
+}
+
 // RFC 9111 §4.4 for a URL with a password: it is stored redacted (`user:REDACTED@`),
 // and the invalidation found by URL looks for it as stored, not as the POST spells it.
 #[test]

@@ -1516,6 +1516,29 @@ fn rfc9111_4_4_invalidation_finds_entries_keyed_by_headers() {
         }
         other => panic!("expected an invalidation, got {other:?}"),
     }
+    // A POST the settings let the cache store asks for the same scan beside its entry.
+    let storing = Settings {
+        allowable_methods: vec![Method::GET, Method::HEAD, Method::POST],
+        allowable_codes: vec![http::StatusCode::OK, http::StatusCode::CREATED],
+        ..settings.clone()
+    };
+    let stored_created = resp(
+        201,
+        &[
+            ("cache-control", "max-age=60"),
+            ("location", "/items/7"),
+            ("content-location", "https://other.example/x"),
+        ],
+    );
+    match outcome(0, &post, &stored_created, b"{}", None, &storing, &RequestOptions::default()) {
+        Outcome::Store { invalidate, invalidate_uris, .. } => {
+            let expected: [http::Uri; 2] =
+                [URL.parse().unwrap(), "https://example.com/items/7".parse().unwrap()];
+            assert_eq!(invalidate_uris, expected);
+            assert_eq!(invalidate.len(), 2);
+        }
+        other => panic!("expected the POST to be stored, got {other:?}"),
+    }
     // Without header-dependent keys the keys suffice and no scan is asked for.
     match outcome(0, &post, &created, b"{}", None, &Settings::default(), &RequestOptions::default()) {
         Outcome::Invalidate { keys, uris, .. } => {
