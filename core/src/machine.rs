@@ -949,10 +949,12 @@ fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, share
     dropped
 }
 
-/// What an unsafe request invalidates (RFC 9111 §4.4): its target URI and the
-/// same-origin `Location` / `Content-Location` of the response, as GET keys (which also
-/// cover HEAD, keyed alike), plus the URIs themselves when keys depend on request
-/// headers (`match_headers`, `key_fn`) and so cannot be derived from the URI alone.
+/// What an unsafe request invalidates (RFC 9111 §4.4): its target URI, the URL the
+/// response finally came from when the client followed redirects (after a 307 or 308 it
+/// sent the unsafe request there too), and the `Location` / `Content-Location` of the
+/// response, each only on the target's origin, as GET keys (which also cover HEAD, keyed
+/// alike), plus the URIs themselves when keys depend on request headers (`match_headers`,
+/// `key_fn`) and so cannot be derived from the URI alone.
 fn invalidation(
     exchange: &Exchange<'_>,
     settings: &Settings,
@@ -965,16 +967,19 @@ fn invalidation(
     let keyed_by_headers = crate::key::keyed_by_fields(settings);
     let mut keys = vec![key_of(request, target)];
     let mut uris = if keyed_by_headers { vec![target.clone()] } else { Vec::new() };
-    for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        if let Some(uri) =
-            exchange.response.headers.get(&name).and_then(|value| resolve_reference(target, value))
+    let final_url = exchange.final_url.filter(|url| *url != target).cloned();
+    let located = [header::LOCATION, header::CONTENT_LOCATION]
+        .into_iter()
+        .map(|name| exchange.response.headers.get(name).and_then(|value| resolve_reference(target, value)));
+    for uri in std::iter::once(final_url).chain(located) {
+        if let Some(uri) = uri
             && same_origin(target, &uri)
         {
             let key = key_of(request, &uri);
             if !keys.contains(&key) {
                 keys.push(key);
             }
-            if keyed_by_headers {
+            if keyed_by_headers && !uris.contains(&uri) {
                 uris.push(uri);
             }
         }

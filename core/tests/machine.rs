@@ -1161,6 +1161,47 @@ fn rfc9111_4_4_unsafe_methods_invalidate_target_and_same_origin_locations() {
     );
 }
 
+// §4.4: a client that follows a 307 or 308 sends the unsafe request again to the
+// redirect's target, whose success is the response the cache sees: that target URI was
+// the target of an unsafe request too, and is invalidated (when it shares the original
+// target's origin: a redirect elsewhere could invalidate another origin's entries, as a
+// cross-origin `Location` must not).
+#[test]
+fn rfc9111_4_4_a_redirected_unsafe_request_invalidates_its_final_url() {
+    let (settings, options) = defaults();
+    let post = req(Method::POST, "https://example.com/items", &[]);
+    let response = resp(200, &[]);
+    let body = Bytes::new();
+    let invalidated = |final_url: &str| {
+        let final_url: http::Uri = final_url.parse().unwrap();
+        let exchange = httpcache_core::machine::Exchange {
+            request: &post,
+            key: key_of(&post, &settings),
+            response: &response,
+            body: &body,
+            request_time: at(0),
+            response_time: at(0),
+            final_url: Some(&final_url),
+        };
+        match httpcache_core::machine::store(at(0), &exchange, None, &settings, &options) {
+            Outcome::Invalidate { keys, .. } => keys,
+            other => panic!("expected an invalidation, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        invalidated("https://example.com/items/"),
+        [
+            key_of(&get("https://example.com/items", &[]), &settings),
+            key_of(&get("https://example.com/items/", &[]), &settings),
+        ]
+    );
+    assert_eq!(
+        invalidated("https://other.example/items/"),
+        [key_of(&get("https://example.com/items", &[]), &settings)],
+        "a cross-origin redirect target is not invalidated"
+    );
+}
+
 // ---- RFC 5861: stale-while-revalidate and stale-if-error ----
 
 #[test]

@@ -274,3 +274,23 @@ fn build_with_options_keeps_the_builders_options() {
     assert_eq!(client.execute_with(request, options).expect("response").status(), 504);
     assert_eq!(origin.hits("/max-age/62"), 0, "only-if-cached never asks the origin");
 }
+
+/// RFC 9111 §4.4: a POST redirected with a 307 is sent again, as a POST, to the
+/// redirect's target (RFC 9110 §15.4.8); its success there invalidates the GET stored for
+/// that target, as a POST sent there directly does. The cache sees only the final
+/// response, and that response's URL. Each store.
+#[test]
+fn a_post_redirected_with_307_invalidates_the_target() {
+    use httpcache_tests::scenarios::{Setup, StoreKind};
+    for kind in [StoreKind::Memory, StoreKind::Fs, StoreKind::Lmdb] {
+        let setup = Setup::new(async_client, kind, Settings::default());
+        setup.get("/redirect-target");
+        assert!(setup.get("/redirect-target").cache.from_cache, "{kind:?}: stored");
+        let posted = setup.client.post(&setup.origin.url("/redirect/307/1"), b"form=1").expect("POST");
+        assert_eq!(posted.status, 200);
+        assert_eq!(setup.origin.hits("/redirect-target"), 2, "{kind:?}: the POST reached the target");
+        let after = setup.get("/redirect-target");
+        assert!(!after.cache.from_cache, "{kind:?}: the stored GET was invalidated");
+        assert_eq!(after.text(), "redirect target hit 3");
+    }
+}
