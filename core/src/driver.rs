@@ -843,7 +843,10 @@ impl<S> Cache<S> {
                 // `Vary` changed (RFC 9111 §4.1): prune them after the write.
                 let vary = Vary::parse(&puts[0].response.headers);
                 let vary_moved = forward.reason == Reason::VaryMismatch
-                    || forward.stored.as_ref().is_some_and(|old| Vary::parse(&old.response.headers) != vary);
+                    || forward
+                        .stored
+                        .as_ref()
+                        .is_some_and(|old| !Vary::parse(&old.response.headers).same_as(&vary));
                 let prune = vary_moved.then(|| Write::Prune(key, vary, puts[0].variant));
                 writes.extend(puts.into_iter().map(|entry| Write::Put(Box::new(entry))));
                 writes.extend(prune);
@@ -1197,7 +1200,7 @@ impl Write {
     fn obsolete(vary: &Vary, keep: VariantId, stored: Vec<Entry>) -> impl Iterator<Item = VariantId> {
         stored
             .into_iter()
-            .filter(move |entry| entry.variant != keep && Vary::parse(&entry.response.headers) != *vary)
+            .filter(move |entry| entry.variant != keep && !Vary::parse(&entry.response.headers).same_as(vary))
             .map(|entry| entry.variant)
     }
 }

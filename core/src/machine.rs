@@ -1335,7 +1335,7 @@ fn refresh(
     updated.request_time = exchange.request_time;
     updated.response_time = exchange.response_time;
     let vary = Vary::parse(&updated.response.headers);
-    let vary_changed = vary != old_vary;
+    let vary_changed = !vary.same_as(&old_vary);
     if vary_changed {
         updated.request.headers = stored_request_headers(exchange.request, &vary, settings);
         updated.variant = VariantId::compute(&vary, &exchange.request.headers);

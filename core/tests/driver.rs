@@ -1028,6 +1028,44 @@ fn a_new_vary_prunes_the_variants_it_makes_obsolete() {
     assert_eq!(origin.count(), 3);
 }
 
+// RFC 9110 §12.5.5: `Vary` lists the request fields a response varies on, a set: an
+// origin listing the same fields in another order has not changed `Vary`, and the
+// variants stored under it stay (RFC 9111 §4.1), as a 304 listing them so keeps its
+// entry where it is.
+#[test]
+fn a_vary_listing_the_same_fields_in_another_order_prunes_nothing() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let request = |accept: &str| Request::get(URL).header("accept", accept).body(Bytes::new()).unwrap();
+    let first = [("cache-control", "max-age=60"), ("etag", "\"1\""), ("vary", "accept, accept-language")];
+    cache
+        .send(request("a"), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &first, "a")))
+        .unwrap();
+    let second = [("cache-control", "max-age=60"), ("etag", "\"2\""), ("vary", "Accept-Language,Accept")];
+    cache
+        .send(request("b"), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &second, "b")))
+        .unwrap();
+    assert_eq!(cache.store().len(), 2, "both variants are kept");
+    let again = cache
+        .send(request("a"), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &first, "a2")))
+        .unwrap();
+    assert!(status(&again).from_cache);
+    assert_eq!(again.body(), "a");
+    assert_eq!(origin.count(), 2);
+    // A 304 listing them in yet another order refreshes the variant in place.
+    clock.set(100);
+    let reordered = [("cache-control", "max-age=60"), ("etag", "\"1\""), ("vary", "accept-language, accept")];
+    let revalidated = cache
+        .send(request("a"), RequestOptions::default(), |r| {
+            Ok::<_, ()>(origin.respond(&r, 304, &reordered, ""))
+        })
+        .unwrap();
+    assert_eq!(revalidated.body(), "a");
+    assert_eq!(status(&revalidated).reason, Reason::Revalidated);
+    assert_eq!(writes(cache.store()), (2, 1), "(puts, refreshes): the 304 is a refresh");
+    assert_eq!(cache.store().len(), 2);
+}
+
 #[test]
 fn responses_that_will_not_be_stored_are_not_buffered() {
     let (cache, _clock) = cache(Settings::default());

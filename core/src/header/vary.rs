@@ -56,6 +56,21 @@ impl Vary {
         Vary::Fields(fields)
     }
 
+    /// Whether `self` and `other` name the same fields, in any order (RFC 9110 §12.5.5:
+    /// the list is a set of field names), or are both `*`. A response whose `Vary` lists
+    /// the fields of a stored one in another order has not changed it: the variants
+    /// stored under it stay, under the same [`VariantId`]s.
+    pub fn same_as(&self, other: &Vary) -> bool {
+        match (self, other) {
+            (Vary::Any, Vary::Any) => true,
+            // Both without duplicates: equal lengths and one within the other.
+            (Vary::Fields(ours), Vary::Fields(theirs)) => {
+                ours.len() == theirs.len() && ours.iter().all(|name| theirs.contains(name))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a new request (`request`) selects a stored response whose original request
     /// had `stored` headers (§4.1): every named field must match after combining repeated
     /// lines and normalising whitespace around commas; a field absent in both matches.
@@ -195,6 +210,21 @@ mod tests {
         assert!(v.matches(&stored, &map(&[("accept-encoding", b"gzip"), ("accept-encoding", b"br")])));
         assert!(!v.matches(&stored, &map(&[("accept-encoding", b"br, gzip")])), "order matters");
         assert!(!v.matches(&stored, &map(&[("accept-encoding", b"gzip br")])));
+    }
+
+    // RFC 9110 §12.5.5: the same field names in another order, another case or over
+    // several lines are the same `Vary`; one more or one fewer is not.
+    #[test]
+    fn same_as_ignores_order_rfc9110_12_5_5() {
+        let v = vary(&[b"Accept, Accept-Language"]);
+        assert!(v.same_as(&vary(&[b"accept-language,accept"])));
+        assert!(v.same_as(&vary(&[b"ACCEPT-LANGUAGE", b"accept, accept"])));
+        assert!(!v.same_as(&vary(&[b"accept"])));
+        assert!(!v.same_as(&vary(&[b"accept, accept-language, cookie"])));
+        assert!(!v.same_as(&vary(&[b"accept, cookie"])));
+        assert!(!v.same_as(&Vary::Any));
+        assert!(Vary::Any.same_as(&vary(&[b"*"])));
+        assert!(vary(&[]).same_as(&vary(&[b""])));
     }
 
     // RFC 9111 §4.1: `Vary: *` always fails to match.
