@@ -859,7 +859,8 @@ impl<S> Cache<S> {
             Outcome::Refresh { entry, persist, replaces, reason, served_only } => {
                 status.source = Source::Revalidated;
                 status.from_cache = true;
-                status.revalidated = reason == Reason::Revalidated;
+                // A 304 confirmed it, whether or not it changed `Vary` (a HEAD's 200 did not).
+                status.revalidated = matches!(reason, Reason::Revalidated | Reason::VaryChanged);
                 status.reason = reason;
                 status.created_at = Some(entry.created);
                 status.expires = entry.expires;

@@ -370,6 +370,8 @@ fn a_304_that_changes_vary_puts_the_refiled_entry() {
     clock.set(100);
     let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
     assert_eq!(revalidated.body(), "payload");
+    assert_eq!(status(&revalidated).reason, Reason::VaryChanged);
+    assert!(status(&revalidated).revalidated, "the origin confirmed it with a 304 all the same");
     assert_eq!(writes(cache.store()), (2, 0), "(puts, refreshes)");
     assert_eq!(cache.store().len(), 1);
 }
