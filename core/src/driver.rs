@@ -840,9 +840,11 @@ impl<S> Cache<S> {
                 }
                 let mut writes = invalidation_writes(key, invalidate, invalidate_uris, settings);
                 // Variants filed under another `Vary` are obsolete once the origin's
-                // `Vary` changed (RFC 9111 §4.1): prune them after the write.
+                // `Vary` changed (RFC 9111 §4.1): prune them after the write. After a 304
+                // that selected nothing, the retry no longer holds the entry it was
+                // revalidating, whose `Vary` may differ.
                 let vary = Vary::parse(&puts[0].response.headers);
-                let vary_moved = forward.reason == Reason::VaryMismatch
+                let vary_moved = matches!(forward.reason, Reason::VaryMismatch | Reason::ValidatorMismatch)
                     || forward
                         .stored
                         .as_ref()

@@ -1030,6 +1030,40 @@ fn a_new_vary_prunes_the_variants_it_makes_obsolete() {
     assert_eq!(origin.count(), 3);
 }
 
+// RFC 9111 §4.1, §4.3.4: the same as `a_new_vary_prunes_the_variants_it_makes_obsolete`
+// when the new `Vary` comes in the 200 to the unconditional retry of a 304 that selected
+// nothing (`ValidatorMismatch`): the stored response was being revalidated all the same,
+// and the variant that would match every request goes.
+#[test]
+fn a_new_vary_after_a_validator_mismatch_prunes_too() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let plain = [("cache-control", "max-age=60"), ("etag", "\"1\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &plain, "one")))
+        .unwrap();
+    clock.set(1);
+    let other_tag = [("cache-control", "max-age=60"), ("etag", "\"2\"")];
+    let varied = [("cache-control", "max-age=60"), ("etag", "\"2\""), ("vary", "accept-language")];
+    let answer = |r: Request<Bytes>| {
+        Ok::<_, ()>(if r.headers().contains_key(http::header::IF_NONE_MATCH) {
+            origin.respond(&r, 304, &other_tag, "")
+        } else {
+            origin.respond(&r, 200, &varied, "deux")
+        })
+    };
+    let french = Request::get(URL).header("accept-language", "fr").body(Bytes::new()).unwrap();
+    let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
+    let response = cache.send(french, refresh, answer).unwrap();
+    assert_eq!(response.body(), "deux");
+    assert_eq!(origin.count(), 3, "the 304 selected nothing: retried without conditions");
+    assert_eq!(cache.store().len(), 1, "the unvarying variant would match every request; it is gone");
+    let german = Request::get(URL).header("accept-language", "de").body(Bytes::new()).unwrap();
+    let response = cache.send(german, RequestOptions::default(), answer).unwrap();
+    assert_eq!(response.body(), "deux");
+    assert!(!status(&response).from_cache);
+}
+
 // RFC 9110 §12.5.5: `Vary` lists the request fields a response varies on, a set: an
 // origin listing the same fields in another order has not changed `Vary`, and the
 // variants stored under it stay (RFC 9111 §4.1), as a 304 listing them so keeps its
