@@ -113,7 +113,8 @@
 //!   not stored.
 //! * A request body in memory (bytes, strings) is part of the key where the method is
 //!   cacheable with a body; a streamed request body (`Body::from_reader`) cannot be
-//!   replayed, so the request bypasses the cache.
+//!   replayed, so the request bypasses the cache; a successful unsafe request (PUT,
+//!   POST...) still invalidates what is stored for its URL (RFC 9111 §4.4).
 //!
 //! ## Background work
 //!

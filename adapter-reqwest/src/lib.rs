@@ -43,7 +43,8 @@
 //!   streams; one without `Content-Length` is buffered up to `max_entry_bytes` and,
 //!   past that, returned as the buffered prefix followed by the rest of the stream,
 //!   unstored.
-//! * A request body that cannot be replayed (a stream) bypasses the cache.
+//! * A request body that cannot be replayed (a stream) bypasses the cache; a successful
+//!   unsafe request (PUT, POST...) still invalidates what is stored for its URL (RFC 9111 §4.4).
 //! * stale-while-revalidate: the background revalidation runs on a Tokio task (async)
 //!   or a thread (blocking). Neither keeps the program alive: before a short-lived
 //!   program exits, it awaits [`CachedClient::revalidations_finished`] (async) or calls

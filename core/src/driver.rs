@@ -714,7 +714,9 @@ impl<S> Cache<S> {
         }
     }
 
-    /// A plan that bypasses the cache (e.g. a body that cannot be replayed).
+    /// A plan that bypasses the cache (e.g. a body that cannot be replayed). With
+    /// [`Reason::BodyNotReplayable`], the completion of an unsafe request that succeeded
+    /// still invalidates what is stored for its URLs (RFC 9111 §4.4); nothing is stored.
     /// Needs no store access, so it serves sync and async adapters alike.
     pub fn plan_bypass(&self, parts: request::Parts, options: RequestOptions, reason: Reason) -> Plan {
         self.bypass(parts, Bytes::new(), options, reason)
@@ -777,7 +779,14 @@ impl<S> Cache<S> {
     fn finish(&self, mut forward: Forward, response: Response<Bytes>, final_url: Option<&Uri>) -> Finish {
         let now = self.now();
         let Some(key) = forward.key else {
-            return Finish::respond(with_status(response, CacheStatus::bypass(forward.reason), now));
+            let (head, body) = response.into_parts();
+            let writes = self.bypassed_writes(&forward, &head, final_url);
+            let response = Response::from_parts(head, body);
+            return Finish {
+                response: with_status(response, CacheStatus::bypass(forward.reason), now),
+                writes,
+                retry: None,
+            };
         };
         let (head, body) = response.into_parts();
         let exchange = Exchange {
@@ -995,7 +1004,7 @@ impl<S> Cache<S> {
         let now = self.now();
         let mut status = CacheStatus::bypass(forward.reason);
         let Some(key) = forward.key else {
-            return (status, Vec::new(), now);
+            return (status, self.bypassed_writes(forward, head, final_url), now);
         };
         status.cache_key = Some(key);
         // A streamed response is not stored, so the only writes it can cause are the
@@ -1029,6 +1038,31 @@ impl<S> Cache<S> {
             _ => Vec::new(),
         };
         (status, writes, now)
+    }
+
+    /// The invalidations of a request that bypassed the cache because its body could
+    /// not be replayed: an unsafe one that succeeded still invalidates its URLs (RFC 9111
+    /// §4.4). Nothing for any other bypass (the cache disabled...).
+    fn bypassed_writes(
+        &self,
+        forward: &Forward,
+        head: &http::response::Parts,
+        final_url: Option<&Uri>,
+    ) -> Vec<Write> {
+        if forward.reason != Reason::BodyNotReplayable {
+            return Vec::new();
+        }
+        let settings = &forward.settings;
+        match crate::machine::bypassed_invalidation(
+            &forward.parts,
+            head,
+            final_url,
+            settings,
+            &remembered_keys(settings),
+        ) {
+            Some((keys, uris)) => invalidation_writes(keys[0], keys, uris, settings),
+            None => Vec::new(),
+        }
     }
 
     /// The pure part of failing: a stale response when stale-if-error allows it.

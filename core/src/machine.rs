@@ -956,21 +956,22 @@ fn make_storable(headers: &mut HeaderMap, directives: &ResponseDirectives, share
 /// alike), plus the URIs themselves when keys depend on request headers (`match_headers`,
 /// `key_fn`) and so cannot be derived from the URI alone.
 fn invalidation(
-    exchange: &Exchange<'_>,
+    request: &request::Parts,
+    response: &response::Parts,
+    final_url: Option<&Uri>,
     settings: &Settings,
     key_of: KeyOf<'_>,
 ) -> (Vec<CacheKey>, Vec<Uri>) {
-    let request = exchange.request;
     let target = &request.uri;
     // The URLs are kept only for a store whose keys also depend on header fields: it
     // finds the other variants stored for them by URL.
     let keyed_by_headers = crate::key::keyed_by_fields(settings);
     let mut keys = vec![key_of(request, target)];
     let mut uris = if keyed_by_headers { vec![target.clone()] } else { Vec::new() };
-    let final_url = exchange.final_url.filter(|url| *url != target).cloned();
+    let final_url = final_url.filter(|url| *url != target).cloned();
     let located = [header::LOCATION, header::CONTENT_LOCATION]
         .into_iter()
-        .map(|name| exchange.response.headers.get(name).and_then(|value| resolve_reference(target, value)));
+        .map(|name| response.headers.get(name).and_then(|value| resolve_reference(target, value)));
     for uri in std::iter::once(final_url).chain(located) {
         if let Some(uri) = uri
             && same_origin(target, &uri)
@@ -985,6 +986,27 @@ fn invalidation(
         }
     }
     (keys, uris)
+}
+
+/// Whether `request`, answered with `status`, invalidates what is stored for its URLs
+/// (§4.4): an unsafe method with a non-error status, unless the cache is read-only.
+fn invalidates(request: &request::Parts, status: StatusCode, settings: &Settings) -> bool {
+    !request.method.is_safe() && (status.is_success() || status.is_redirection()) && !settings.read_only
+}
+
+/// What an unsafe request that bypassed the cache because its body could not be
+/// replayed ([`Reason::BodyNotReplayable`]) invalidates, answered with `response`
+/// (§4.4: the cache stores nothing for it, but its success still changes what is stored
+/// for its URLs): the keys and the URIs of [`Outcome::Invalidate`], or `None`.
+pub(crate) fn bypassed_invalidation(
+    request: &request::Parts,
+    response: &response::Parts,
+    final_url: Option<&Uri>,
+    settings: &Settings,
+    key_of: KeyOf<'_>,
+) -> Option<(Vec<CacheKey>, Vec<Uri>)> {
+    (!settings.disabled && invalidates(request, response.status, settings))
+        .then(|| invalidation(request, response, final_url, settings, key_of))
 }
 
 /// Resolves a `Location`-style reference against `base`: absolute URIs as they are,
@@ -1091,11 +1113,8 @@ pub(crate) fn store_entry(
     let status = response.status;
 
     // §4.4: a successful unsafe method invalidates what is stored for its URLs.
-    let (mut invalidate, mut invalidate_uris) = if !request.method.is_safe()
-        && (status.is_success() || status.is_redirection())
-        && !settings.read_only
-    {
-        invalidation(exchange, settings, key_of)
+    let (mut invalidate, mut invalidate_uris) = if invalidates(request, status, settings) {
+        invalidation(request, response, exchange.final_url, settings, key_of)
     } else {
         (Vec::new(), Vec::new())
     };

@@ -546,6 +546,48 @@ fn unsafe_method_invalidates_the_stored_get() {
     assert_eq!(origin.count(), 3);
 }
 
+// RFC 9111 §4.4: an unsafe request whose body cannot be replayed (a stream) bypasses
+// the cache, but its success still invalidates what is stored for its URL, whether its
+// response is buffered or streamed; a failure (5xx) does not.
+#[test]
+fn an_unsafe_request_with_a_body_not_replayable_still_invalidates() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
+    let put = || Request::put(URL).body(()).unwrap().into_parts().0;
+    let bypass = |parts| match cache.plan_bypass(parts, RequestOptions::default(), Reason::BodyNotReplayable)
+    {
+        Plan::Forward(forward) => forward,
+        Plan::Respond(_) => panic!("a bypass goes to the origin"),
+    };
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    // A 500 invalidates nothing.
+    let failed = Response::builder().status(500).body(Bytes::new()).unwrap();
+    let Completion::Respond(_) = cache.complete(*bypass(put()), failed, None) else { panic!("no retry") };
+    assert_eq!(cache.store().len(), 1);
+    let Completion::Respond(response) = cache.complete(*bypass(put()), Response::new(Bytes::new()), None)
+    else {
+        panic!("no retry");
+    };
+    assert_eq!(status(&response).reason, Reason::BodyNotReplayable);
+    assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4");
+    // Streamed.
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    assert_eq!(cache.store().len(), 1);
+    let (mut head, ()) = Response::new(()).into_parts();
+    cache.complete_streamed(*bypass(put()), &mut head, None);
+    assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, streamed");
+    // A GET with a body that cannot be replayed (safe) invalidates nothing.
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    let get_parts = get(URL).into_parts().0;
+    let Completion::Respond(_) = cache.complete(*bypass(get_parts), Response::new(Bytes::new()), None) else {
+        panic!("no retry");
+    };
+    assert_eq!(cache.store().len(), 1);
+}
+
 #[test]
 fn disabled_guard_bypasses_and_restores() {
     let (cache, _clock) = cache(Settings::default());

@@ -294,3 +294,24 @@ fn a_post_redirected_with_307_invalidates_the_target() {
         assert_eq!(after.text(), "redirect target hit 3");
     }
 }
+
+/// RFC 9111 §4.4: a PUT whose body is a reader (which cannot be replayed, so the cache
+/// is bypassed) still invalidates the GET stored for its URL when it succeeds.
+#[test]
+fn a_put_with_a_streamed_body_invalidates_the_stored_get() {
+    let origin = httpcache_tests::origin::Origin::start();
+    let url = origin.url("/max-age/60");
+    let client = httpcache_reqwest::blocking::CachedClient::memory(Settings::default(), 1 << 20)
+        .expect("blocking client");
+    let from_cache = |response: &reqwest::blocking::Response| {
+        response.extensions().get::<CacheStatus>().expect("status").from_cache
+    };
+    client.get(url.as_str()).send().expect("miss");
+    assert!(from_cache(&client.get(url.as_str()).send().expect("hit")));
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(b"uploaded".to_vec()));
+    let put = client.put(url.as_str()).body(body).send().expect("PUT");
+    assert_eq!(put.status(), 200);
+    let after = client.get(url.as_str()).send().expect("GET");
+    assert!(!from_cache(&after), "the stored GET was invalidated");
+    assert_eq!(after.text().expect("body"), "max-age=60 hit 3");
+}
