@@ -851,13 +851,18 @@ impl<S> Cache<S> {
                 // Variants filed under another `Vary` are obsolete once the origin's
                 // `Vary` changed (RFC 9111 §4.1): prune them after the write. After a 304
                 // that selected nothing, the retry no longer holds the entry it was
-                // revalidating, whose `Vary` may differ.
+                // revalidating, whose `Vary` may differ; `force_refresh` read nothing, and
+                // a response that varies may leave behind one that did not (which would
+                // still answer the requests this one does not match).
                 let vary = Vary::parse(&puts[0].response.headers);
-                let vary_moved = matches!(forward.reason, Reason::VaryMismatch | Reason::ValidatorMismatch)
-                    || forward
-                        .stored
-                        .as_ref()
-                        .is_some_and(|old| !Vary::parse(&old.response.headers).same_as(&vary));
+                let vary_moved = match forward.stored.as_ref() {
+                    Some(old) => !Vary::parse(&old.response.headers).same_as(&vary),
+                    None => match forward.reason {
+                        Reason::VaryMismatch | Reason::ValidatorMismatch => true,
+                        Reason::ForceRefresh => !vary.same_as(&Vary::Fields(Vec::new())),
+                        _ => false,
+                    },
+                };
                 let prune = vary_moved.then(|| Write::Prune(key, vary, puts[0].variant));
                 writes.extend(puts.into_iter().map(|entry| Write::Put(Box::new(entry))));
                 writes.extend(prune);

@@ -1106,6 +1106,35 @@ fn a_new_vary_after_a_validator_mismatch_prunes_too() {
     assert!(!status(&response).from_cache);
 }
 
+// `force_refresh` overwrites the stored response (`RequestOptions::force_refresh`): when
+// the new one varies where the stored one did not, the stored one, which would match
+// every request, goes too (RFC 9111 §4.1), rather than still answering other requests.
+#[test]
+fn a_forced_refresh_that_brings_a_new_vary_prunes_the_old_variant() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let plain = [("cache-control", "max-age=60"), ("etag", "\"1\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &plain, "one")))
+        .unwrap();
+    let varied = [("cache-control", "max-age=60"), ("etag", "\"2\""), ("vary", "accept-language")];
+    let answer = |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &varied, "deux"));
+    let french = Request::get(URL).header("accept-language", "fr").body(Bytes::new()).unwrap();
+    let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
+    assert_eq!(cache.send(french, force, answer).unwrap().body(), "deux");
+    assert_eq!(cache.store().len(), 1, "the unvarying response is overwritten");
+    let german = Request::get(URL).header("accept-language", "de").body(Bytes::new()).unwrap();
+    let response = cache.send(german, RequestOptions::default(), answer).unwrap();
+    assert!(!status(&response).from_cache);
+    assert_eq!(response.body(), "deux");
+    // Without `Vary`, a forced refresh reads nothing more than before: no prune.
+    let reads = cache.store().reads();
+    cache
+        .send(get("https://example.com/other"), force, |r| Ok::<_, ()>(origin.respond(&r, 200, &plain, "o")))
+        .unwrap();
+    assert_eq!(cache.store().reads(), reads);
+}
+
 // RFC 9110 §12.5.5: `Vary` lists the request fields a response varies on, a set: an
 // origin listing the same fields in another order has not changed `Vary`, and the
 // variants stored under it stay (RFC 9111 §4.1), as a 304 listing them so keeps its
