@@ -1736,3 +1736,30 @@ fn a_refreshed_entry_keeps_copies_of_the_304s_fields_not_the_clients_read_buffer
     assert_eq!(entry.response.headers["cache-control"], "max-age=100");
     assert_eq!(entry.expires, Some(at(150)));
 }
+
+// RFC 9111 §5.2.2.5, §4.2.4: a directive after an argument and a missing comma still
+// counts. `max-age=60 no-store` was stored (its validator kept it), and
+// `max-age=60 must-revalidate` was served stale on an error under the stale-if-error
+// setting, the must-revalidate lost with the malformed max-age.
+#[test]
+fn a_directive_after_an_argument_and_a_missing_comma_still_counts() {
+    let (settings, options) = defaults();
+    let response = resp(200, &[("cache-control", "max-age=60 no-store"), ("etag", "\"v\"")]);
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &settings, &options)),
+        Reason::ResponseNoStore
+    );
+    let always = Settings { stale_if_error: StaleAllowance::Always, ..Settings::default() };
+    let strict = entry(
+        0,
+        &get(URL, &[]),
+        &resp(200, &[("cache-control", "max-age=60 must-revalidate"), ("etag", "\"v\"")]),
+        b"x",
+        &always,
+    );
+    let request = get(URL, &[]);
+    assert_eq!(
+        httpcache_core::machine::on_error(at(100), &request, Some(&strict), &always, &options),
+        Outcome::Skip(Reason::OriginError)
+    );
+}

@@ -19,7 +19,10 @@
 //! * `no-cache` / `private`: the bare form is [`FieldScope::All`]; field lists from
 //!   several occurrences are merged; a bare occurrence anywhere wins; a field list
 //!   with no valid field name (empty, malformed, unterminated) counts as
-//!   [`FieldScope::All`], the most restrictive reading (§4.2.1).
+//!   [`FieldScope::All`], the most restrictive reading (§4.2.1);
+//! * whitespace where a comma belongs (`no-store no-cache`, `max-age=60 no-store`)
+//!   ends the element, and the next token is read as the next directive, so that a
+//!   missing comma never hides a restriction; an argument ended that way is invalid.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -418,9 +421,16 @@ impl<'a> Iterator for Directives<'a> {
                 }
                 Cow::Borrowed(&self.line[value_start..self.position])
             };
+            let value_end = self.position;
             self.skip_ows();
             if self.at_element_end() {
                 return Some(Directive { name, argument: Argument::Value(value) });
+            }
+            if self.position > value_end && self.peek().is_some_and(is_tchar) {
+                // `max-age=60 no-store` (whitespace where a comma belongs): the argument
+                // is not valid, but the next token is the next directive, as after a
+                // bare flag, so a missing comma never hides a restriction.
+                return Some(Directive { name, argument: Argument::Malformed });
             }
             self.skip_to_next_element();
             return Some(Directive { name, argument: Argument::Malformed });
@@ -671,6 +681,24 @@ mod tests {
         assert!(parsed.no_transform);
         assert!(parsed.immutable);
         assert_eq!(response(&[b"max-age=1"]), ResponseDirectives { max_age: secs(1), ..Default::default() });
+    }
+
+    // RFC 9111 §4.2.1 (most restrictive reading), §5.2: whitespace where a comma belongs
+    // after an argument (`max-age=60 no-store`) makes that argument invalid, but never
+    // hides the directive after it, as it never does after a bare flag.
+    #[test]
+    fn a_missing_comma_after_an_argument_hides_nothing_rfc9111_5_2() {
+        let parsed = response(&[b"max-age=60 no-store"]);
+        assert!(parsed.no_store);
+        assert_eq!(parsed.max_age, secs(0), "the argument itself is still invalid");
+        assert!(response(&[b"max-age=\"60\"\tmust-revalidate"]).must_revalidate);
+        let parsed = response(&[b"no-cache=\"set-cookie\" private, max-age=5"]);
+        assert_eq!(parsed.private, Some(FieldScope::All));
+        assert_eq!(parsed.no_cache, Some(FieldScope::All));
+        assert_eq!(parsed.max_age, secs(5));
+        assert!(request(&[b"max-stale=10 no-cache"]).no_cache);
+        // Junk that is not a token still skips the rest of the element.
+        assert!(!response(&[b"max-age=60 @no-store"]).no_store);
     }
 
     // RFC 9111 §5.2.2.5: a flag with a stray argument still counts (most restrictive
