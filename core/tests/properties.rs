@@ -327,3 +327,132 @@ proptest! {
         }
     }
 }
+
+/// RFC 9111 §4.2.1 and §4.2.3 computed here on their own, from the fields and times of
+/// one exchange, as the oracle for the two properties below: the freshness lifetime
+/// (`max-age`, else `Expires - Date`, with the receipt time for a missing `Date`) and
+/// `corrected_initial_age`, in whole seconds (every input is whole seconds).
+fn oracle(
+    sent: u64,
+    delay: u64,
+    date: Option<u64>,
+    age: Option<u64>,
+    max_age: Option<u64>,
+    expires: Option<u64>,
+) -> (u64, u64) {
+    let received = sent + delay;
+    let lifetime = match (max_age, expires) {
+        (Some(max_age), _) => max_age,
+        (None, Some(expires)) => expires.saturating_sub(date.unwrap_or(received)),
+        (None, None) => 0,
+    };
+    let apparent_age = date.map_or(0, |date| received.saturating_sub(date));
+    let corrected_age_value = age.unwrap_or(0) + delay;
+    (lifetime, apparent_age.max(corrected_age_value))
+}
+
+/// An exchange's times and fields: sent at `sent`, received `delay` later, a `Date`
+/// (anywhere around the sending: a clock behind or ahead), an `Age`, a `max-age`, and an
+/// `Expires` relative to the `Date` (or to the sending), possibly before it.
+fn timed_exchange() -> impl Strategy<Value = (u64, u64, Option<u64>, Option<u64>, Option<u64>, Option<u64>)> {
+    (
+        1_000u64..2_000,
+        0u64..60,
+        prop::option::of(-600i64..600),
+        prop::option::of(0u64..300),
+        prop::option::of(0u64..600),
+        prop::option::of(-300i64..900),
+    )
+        .prop_map(|(sent, delay, date_offset, age, max_age, expires_offset)| {
+            let date = date_offset.map(|offset| (sent as i64 + offset) as u64);
+            let expires = expires_offset.map(|offset| (date.unwrap_or(sent) as i64 + offset).max(0) as u64);
+            (sent, delay, date, age, max_age, expires)
+        })
+}
+
+/// Stores the exchange [`timed_exchange`] describes (with an entity tag, so that even a
+/// response stale on arrival is stored).
+fn store_timed(
+    (sent, delay, date, age, max_age, expires): (
+        u64,
+        u64,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    ),
+) -> Entry {
+    let settings = Settings::default();
+    let request = get(URL, &[]);
+    let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
+    fields.extend(date.map(|secs| ("date", support::date(secs))));
+    fields.extend(age.map(|age| ("age", age.to_string())));
+    fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
+    fields.extend(expires.map(|secs| ("expires", support::date(secs))));
+    let response = resp(200, &as_pairs(&fields));
+    let body = Bytes::new();
+    let exchange = Exchange {
+        request: &request,
+        key: key_of(&request, &settings),
+        response: &response,
+        body: &body,
+        request_time: at(sent),
+        response_time: at(sent + delay),
+        final_url: None,
+    };
+    match store(at(sent + delay), &exchange, None, &settings, &RequestOptions::default()) {
+        Outcome::Store { entry, .. } => *entry,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+proptest! {
+    /// RFC 9111 §4.2: a stored response is fresh exactly while its current age (§4.2.3)
+    /// is below its freshness lifetime (§4.2.1): never once `now` passes that point,
+    /// whatever the `Date` (skewed either way), `Age`, response delay, `max-age` or
+    /// `Expires` (past, before `Date`, or none).
+    #[test]
+    fn fresh_exactly_while_the_age_is_below_the_lifetime_rfc9111_4_2(
+        exchange in timed_exchange(),
+        later in 0u64..2_000,
+    ) {
+        let (sent, delay, date, age, max_age, expires) = exchange;
+        let (lifetime, initial_age) = oracle(sent, delay, date, age, max_age, expires);
+        let entry = store_timed(exchange);
+        let now = sent + delay + later;
+        let current_age = initial_age + later;
+        let action = decide(at(now), &get(URL, &[]), &[entry], &Settings::default(), &RequestOptions::default());
+        if current_age < lifetime {
+            prop_assert!(matches!(action, Action::Serve(Serve { stale: false, reason: Reason::Fresh, .. })), "{action:?}");
+        } else {
+            prop_assert!(matches!(action, Action::Revalidate(_)), "{action:?}");
+        }
+    }
+
+    /// RFC 9111 §4.2.3, §5.1: the `Age` a hit is served with is the current age, never
+    /// less than the age the response arrived with, and it never decreases as `now`
+    /// grows (a clock that went back gives the age at receipt, never less).
+    #[test]
+    fn the_age_served_is_the_current_age_and_monotone_in_now_rfc9111_4_2_3(
+        exchange in timed_exchange(),
+        first in 0u64..3_000,
+        step in 0u64..3_000,
+        before_receipt in 0u64..100,
+    ) {
+        let (sent, delay, date, age, max_age, expires) = exchange;
+        let (_, initial_age) = oracle(sent, delay, date, age, max_age, expires);
+        let entry = store_timed(exchange);
+        // Served however stale (max-stale), so that every `now` gives an age.
+        let request = get(URL, &[("cache-control", "max-stale")]);
+        let served_age = |now: std::time::SystemTime| {
+            match decide(now, &request, std::slice::from_ref(&entry), &Settings::default(), &RequestOptions::default()) {
+                Action::Serve(serve) => serve.age,
+                other => panic!("not served: {other:?}"),
+            }
+        };
+        let received = sent + delay;
+        prop_assert_eq!(served_age(at(received + first)), Duration::from_secs(initial_age + first));
+        prop_assert!(served_age(at(received + first + step)) >= served_age(at(received + first)));
+        prop_assert_eq!(served_age(at(received - before_receipt.min(received))), Duration::from_secs(initial_age));
+    }
+}
