@@ -1064,11 +1064,12 @@ fn stale_if_error_allows(
     // RFC 5861 §4: stale-if-error overrides must-revalidate only when the directive
     // itself is present; the user's setting does not override the origin's must-revalidate.
     // A client's own stale-if-error never overrides the origin's must-revalidate or
-    // no-cache (RFC 9111 §4.2.4).
+    // no-cache (RFC 9111 §4.2.4); it counts whether or not the response's Cache-Control
+    // sets expiration (`Settings::cache_control`), as the request's max-stale does.
     let allowed = may_serve_stale(&directives, settings);
     let within = |window: Option<Duration>| window.is_some_and(|window| staleness <= window);
-    let by_directive = settings.cache_control
-        && (within(directives.stale_if_error) || (allowed && within(request_directives.stale_if_error)));
+    let by_directive = (settings.cache_control && within(directives.stale_if_error))
+        || (allowed && within(request_directives.stale_if_error));
     let by_setting = allowed && allowance_covers(settings.stale_if_error, staleness);
     (by_directive || by_setting).then_some(staleness)
 }

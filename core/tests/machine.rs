@@ -1763,3 +1763,38 @@ fn a_directive_after_an_argument_and_a_missing_comma_still_counts() {
         Outcome::Skip(Reason::OriginError)
     );
 }
+
+// RFC 5861 §4: a request's own `stale-if-error` is the client's permission, which
+// `Settings::cache_control` (whether the *response's* Cache-Control and Expires set
+// expiration) has nothing to do with, as it has nothing to do with the request's
+// `max-stale` (RFC 9111 §5.2.1.2), honoured either way. It was ignored with
+// `cache_control: false`.
+#[test]
+fn rfc5861_4_a_requests_stale_if_error_counts_without_response_cache_control() {
+    let settings = Settings {
+        cache_control: false,
+        expire_after: Some(Expiry::After(Duration::from_secs(10))),
+        ..Settings::default()
+    };
+    let options = RequestOptions::default();
+    let stored = entry(0, &get(URL, &[]), &resp(200, &[("etag", "\"v\"")]), b"x", &settings);
+    let request = get(URL, &[("cache-control", "stale-if-error=60")]);
+    assert!(matches!(
+        outcome(30, &request, &resp(503, &[]), b"", Some(&stored), &settings, &options),
+        Outcome::ServeStale { reason: Reason::StaleIfError, .. }
+    ));
+    assert!(matches!(
+        httpcache_core::machine::on_error(at(30), &request, Some(&stored), &settings, &options),
+        Outcome::ServeStale { .. }
+    ));
+    // Its window still bounds it.
+    assert_eq!(
+        httpcache_core::machine::on_error(at(71), &request, Some(&stored), &settings, &options),
+        Outcome::Skip(Reason::OriginError)
+    );
+    // And the request's max-stale, for comparison, is honoured the same way.
+    let max_stale = get(URL, &[("cache-control", "max-stale=60")]);
+    assert!(
+        matches!(decide(at(30), &max_stale, &[stored], &settings, &options), Action::Serve(s) if s.stale)
+    );
+}
