@@ -456,3 +456,68 @@ proptest! {
         prop_assert_eq!(served_age(at(received - before_receipt.min(received))), Duration::from_secs(initial_age));
     }
 }
+
+proptest! {
+    /// RFC 9111 §4.2.4, §5.2.1.2, RFC 5861 §3: a stale response is served only within a
+    /// window something grants (the request's `max-stale`, the response's
+    /// `stale-while-revalidate`, the `stale_while_revalidate` setting), boundaries
+    /// included, and never under `must-revalidate`, `no-cache`, or in a shared cache
+    /// `proxy-revalidate` / `s-maxage`; and a response served within a
+    /// stale-while-revalidate window is always revalidated in the background.
+    #[test]
+    fn stale_is_served_only_within_a_granted_window_rfc9111_4_2_4(
+        directives in response_directives(),
+        max_stale in prop::option::of(prop::option::of(0u64..600)),
+        allowance in prop_oneof![
+            Just(StaleAllowance::Off),
+            Just(StaleAllowance::Always),
+            (0u64..600).prop_map(|secs| StaleAllowance::AtMost(Duration::from_secs(secs))),
+        ],
+        shared in any::<bool>(),
+        later in 0u64..2_000,
+    ) {
+        let settings = Settings { shared, stale_while_revalidate: allowance, ..Settings::default() };
+        let Some(entry) = try_store(0, &directives, &[], &get(URL, &[]), &settings) else {
+            return Ok(());
+        };
+        let request_directive = max_stale.map(|limit| match limit {
+            Some(limit) => format!("max-stale={limit}"),
+            None => "max-stale".to_string(),
+        });
+        let request = get(URL, &as_pairs(&header_list(&request_directive.into_iter().collect::<Vec<_>>())));
+        let now = at(later);
+        let Some(expires) = entry.expires else { return Ok(()) };
+        let staleness = now.duration_since(expires).ok();
+        let parsed = httpcache_core::header::ResponseDirectives::parse(&entry.response.headers);
+        let action = decide(now, &request, std::slice::from_ref(&entry), &settings, &RequestOptions::default());
+        let Action::Serve(serve) = action else { return Ok(()) };
+        if !serve.stale {
+            prop_assert!(now < expires);
+            return Ok(());
+        }
+        let staleness = staleness.expect("served stale only once expired");
+        prop_assert!(!parsed.must_revalidate && parsed.no_cache.is_none(), "{directives:?}");
+        prop_assert!(!(shared && (parsed.proxy_revalidate || parsed.s_maxage.is_some())), "{directives:?}");
+        let within = |limit: Option<Duration>| limit.is_some_and(|limit| staleness <= limit);
+        match serve.reason {
+            Reason::MaxStale => {
+                let granted = match max_stale {
+                    Some(None) => true,
+                    Some(Some(limit)) => within(Some(Duration::from_secs(limit))),
+                    None => false,
+                };
+                prop_assert!(granted);
+            }
+            Reason::StaleWhileRevalidate => {
+                prop_assert!(serve.revalidate_in_background.is_some());
+                let by_setting = match allowance {
+                    StaleAllowance::Off => false,
+                    StaleAllowance::Always => true,
+                    StaleAllowance::AtMost(limit) => within(Some(limit)),
+                };
+                prop_assert!(within(parsed.stale_while_revalidate) || by_setting);
+            }
+            other => prop_assert!(false, "served stale for {other:?}"),
+        }
+    }
+}
