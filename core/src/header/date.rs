@@ -387,6 +387,22 @@ mod tests {
         );
     }
 
+    // RFC 9110 §5.6.7 says a recipient MUST read a two-digit year that "appears to be
+    // more than 50 years in the future" as the past century's, and so, received in 2026,
+    // `70`–`76` as 2070–2076. The fixed pivot reads them as 1970–1976 (module docs). A fix
+    // needs the receipt time in the parser (the core reads no clock), and would read the
+    // legacy "already expired" `Expires: Thursday, 01-Jan-70 00:00:00 GMT` as fresh until
+    // 2070 (its weekday, a Thursday in 1970 and a Wednesday in 2070, could settle it).
+    #[test]
+    #[ignore = "documented deviation: RFC 850 years use a fixed pivot, not the 50-year rule against the receipt time"]
+    fn rfc850_two_digit_year_follows_the_50_year_rule_rfc9110_5_6_7() {
+        // 2026-11-23, when this was written: `76` is 50 years ahead, not more.
+        assert_eq!(
+            parse_http_date(b"Monday, 02-Mar-76 00:00:00 GMT"),
+            parse_http_date(b"Mon, 02 Mar 2076 00:00:00 GMT")
+        );
+    }
+
     // RFC 9110 §5.6.7: surrounding whitespace (OWS, RFC 9110 §5.5) is not part of the value.
     #[test]
     fn trims_ows_rfc9110_5_5() {
