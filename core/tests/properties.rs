@@ -521,3 +521,56 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// RFC 5861 §4, RFC 9111 §4.2.4: when the origin fails, the stored response stands
+    /// in only within a window something grants (the response's `stale-if-error`, the
+    /// request's, the `stale_if_error` setting), boundaries included; and neither the
+    /// request's directive nor the setting ever overrides `must-revalidate`, `no-cache`,
+    /// or in a shared cache `proxy-revalidate` / `s-maxage`. The staleness it reports is
+    /// the time since the stored expiry.
+    #[test]
+    fn stale_if_error_only_within_a_granted_window_rfc5861_4(
+        directives in response_directives(),
+        request_window in prop::option::of(0u64..600),
+        allowance in prop_oneof![
+            Just(StaleAllowance::Off),
+            Just(StaleAllowance::Always),
+            (0u64..600).prop_map(|secs| StaleAllowance::AtMost(Duration::from_secs(secs))),
+        ],
+        settings in settings_strategy(),
+        later in 0u64..2_000,
+        transport_error in any::<bool>(),
+    ) {
+        let settings = Settings { stale_if_error: allowance, ..settings };
+        let Some(entry) = try_store(0, &directives, &[], &get(URL, &[]), &settings) else {
+            return Ok(());
+        };
+        let request_directive: Vec<String> = request_window.map(|secs| format!("stale-if-error={secs}")).into_iter().collect();
+        let request = get(URL, &as_pairs(&header_list(&request_directive)));
+        let now = at(later);
+        let options = RequestOptions::default();
+        let outcome = if transport_error {
+            httpcache_core::machine::on_error(now, &request, Some(&entry), &settings, &options)
+        } else {
+            outcome(later, &request, &resp(503, &[]), b"", Some(&entry), &settings, &options)
+        };
+        let Outcome::ServeStale { staleness, reason } = outcome else { return Ok(()) };
+        prop_assert_eq!(reason, Reason::StaleIfError);
+        let expected = entry.expires.map_or(Duration::ZERO, |expires| now.duration_since(expires).unwrap_or_default());
+        prop_assert_eq!(staleness, expected);
+        let parsed = httpcache_core::header::ResponseDirectives::parse(&entry.response.headers);
+        let within = |limit: Option<Duration>| limit.is_some_and(|limit| staleness <= limit);
+        let by_response = settings.cache_control && within(parsed.stale_if_error);
+        let forbidden = parsed.must_revalidate
+            || parsed.no_cache.is_some()
+            || (settings.shared && (parsed.proxy_revalidate || parsed.s_maxage.is_some()));
+        let by_request = within(request_window.map(Duration::from_secs));
+        let by_setting = match allowance {
+            StaleAllowance::Off => false,
+            StaleAllowance::Always => true,
+            StaleAllowance::AtMost(limit) => within(Some(limit)),
+        };
+        prop_assert!(by_response || (!forbidden && (by_request || by_setting)), "{directives:?} {request_window:?} {allowance:?}");
+    }
+}
