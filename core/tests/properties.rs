@@ -574,3 +574,66 @@ proptest! {
         prop_assert!(by_response || (!forbidden && (by_request || by_setting)), "{directives:?} {request_window:?} {allowance:?}");
     }
 }
+
+proptest! {
+    /// RFC 9111 §4.3.4, §4.2.1, §4.2.3: after a 304 refreshes a stored response, the
+    /// merged fields (the 304's `Date`, `Age`, `Cache-Control` and `Expires` replacing
+    /// the stored ones, a missing `Date` becoming the receipt time, a stored `Age`
+    /// dropped) say how long it is fresh, counted from the 304's exchange: fresh exactly
+    /// while the current age is below that lifetime, and served with that age.
+    #[test]
+    fn a_refreshed_response_is_fresh_by_its_merged_fields_rfc9111_4_3_4(
+        stored in timed_exchange(),
+        after in 1u64..3_000,
+        revalidation in timed_exchange(),
+        later in 0u64..2_000,
+    ) {
+        let settings = Settings::default();
+        let entry = store_timed(stored);
+        let (_, _, _, _, stored_max_age, stored_expires) = stored;
+        // The 304's own times, shifted to start `after` seconds after the first receipt.
+        let (sent0, delay0, ..) = stored;
+        let (sent, delay, date, age, max_age, expires) = revalidation;
+        let shift = |secs: u64| secs + sent0 + delay0 + after - 1_000;
+        let (sent, date, expires) = (shift(sent), date.map(shift), expires.map(shift));
+        let request = get(URL, &[]);
+        let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
+        fields.extend(date.map(|secs| ("date", support::date(secs))));
+        fields.extend(age.map(|age| ("age", age.to_string())));
+        fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
+        fields.extend(expires.map(|secs| ("expires", support::date(secs))));
+        let response = resp(304, &as_pairs(&fields));
+        let body = Bytes::new();
+        let exchange = Exchange {
+            request: &request,
+            key: key_of(&request, &settings),
+            response: &response,
+            body: &body,
+            request_time: at(sent),
+            response_time: at(sent + delay),
+            final_url: None,
+        };
+        let refreshed = match store(at(sent + delay), &exchange, Some(&entry), &settings, &RequestOptions::default()) {
+            Outcome::Refresh { entry, .. } => *entry,
+            other => return Err(TestCaseError::fail(format!("not refreshed: {other:?}"))),
+        };
+        // The merge, field by field: what the 304 carries wins, `Date` defaults to the
+        // receipt time, `Age` is the 304's or none.
+        let merged_date = Some(date.unwrap_or(sent + delay));
+        let merged_max_age = max_age.or(stored_max_age);
+        let merged_expires = expires.or(stored_expires);
+        let (lifetime, initial_age) = oracle(sent, delay, merged_date, age, merged_max_age, merged_expires);
+        prop_assert_eq!(refreshed.initial_age, Duration::from_secs(initial_age));
+        let now = sent + delay + later;
+        let current_age = initial_age + later;
+        let action = decide(at(now), &request, std::slice::from_ref(&refreshed), &settings, &RequestOptions::default());
+        if current_age < lifetime {
+            prop_assert!(
+                matches!(action, Action::Serve(Serve { stale: false, age, .. }) if age == Duration::from_secs(current_age)),
+                "{action:?}"
+            );
+        } else {
+            prop_assert!(matches!(action, Action::Revalidate(_)), "{action:?}");
+        }
+    }
+}
