@@ -637,3 +637,86 @@ proptest! {
         }
     }
 }
+
+/// A user's expiry for the precedence property: `None`, or one of the `Expiry` forms.
+fn user_expiry() -> impl Strategy<Value = Option<Expiry>> {
+    prop::option::of(prop_oneof![
+        Just(Expiry::Never),
+        Just(Expiry::Immediately),
+        Just(Expiry::DoNotCache),
+        (0u64..5_000).prop_map(|secs| Expiry::After(Duration::from_secs(secs))),
+        (0u64..5_000).prop_map(|secs| Expiry::At(at(secs))),
+    ])
+}
+
+proptest! {
+    /// The expiration precedence the README and `settings` document, highest first:
+    /// the response's `Cache-Control` / `Expires` (when `cache_control`), the request's
+    /// `expire_after`, the first matching URL pattern, the session's `expire_after`, then
+    /// the RFC 9111 §4.2.2 heuristic (a tenth of `Date - Last-Modified`, for heuristically
+    /// cacheable status codes); user lifetimes counted from receipt, the origin's against
+    /// the response's age (§4.2.3).
+    #[test]
+    fn expiration_follows_the_documented_precedence(
+        max_age in prop::option::of(0u64..1_000),
+        expires_in in prop::option::of(0u64..1_000),
+        last_modified_ago in prop::option::of(0u64..50_000),
+        age in prop::option::of(0u64..100),
+        status in prop::sample::select(vec![200u16, 203, 404, 302]),
+        cache_control in any::<bool>(),
+        per_request in user_expiry(),
+        per_url in user_expiry(),
+        session in user_expiry(),
+        url_matches in any::<bool>(),
+    ) {
+        let received = 1_000u64;
+        let settings = Settings {
+            cache_control,
+            expire_after: session,
+            urls_expire_after: per_url
+                .map(|expiry| (httpcache_core::settings::UrlPattern::new("example.com/p"), expiry))
+                .into_iter()
+                .collect(),
+            allowable_codes: vec![
+                http::StatusCode::OK,
+                http::StatusCode::NON_AUTHORITATIVE_INFORMATION,
+                http::StatusCode::NOT_FOUND,
+                http::StatusCode::FOUND,
+            ],
+            ..Settings::default()
+        };
+        let url = if url_matches { URL } else { "https://example.com/q" };
+        let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string()), ("date", date(received))];
+        fields.extend(max_age.map(|secs| ("cache-control", format!("max-age={secs}"))));
+        fields.extend(expires_in.map(|secs| ("expires", date(received + secs))));
+        fields.extend(last_modified_ago.map(|ago| ("last-modified", date(received - ago.min(received)))));
+        fields.extend(age.map(|age| ("age", age.to_string())));
+        let options = RequestOptions { expire_after: per_request, ..RequestOptions::default() };
+        let outcome = outcome(received, &get(url, &[]), &resp(status, &as_pairs(&fields)), b"x", None, &settings, &options);
+        let initial_age = Duration::from_secs(age.unwrap_or(0));
+        let origin = |lifetime: Duration| Some(at(received) + lifetime - initial_age);
+        let user = |expiry: Expiry| match expiry {
+            Expiry::Never => Ok(None),
+            Expiry::Immediately => Ok(Some(at(received))),
+            Expiry::DoNotCache => Err(()),
+            Expiry::After(lifetime) => Ok(Some(at(received) + lifetime)),
+            Expiry::At(instant) => Ok(Some(instant)),
+        };
+        let explicit = max_age.or(expires_in).filter(|_| cache_control).map(Duration::from_secs);
+        let per_url = per_url.filter(|_| url_matches);
+        let heuristic = last_modified_ago
+            .filter(|_| cache_control && status != 302)
+            .map(|ago| Duration::from_secs(ago.min(received)) / 10);
+        let expected: Result<Option<std::time::SystemTime>, ()> = match (explicit, per_request.or(per_url).or(session), heuristic) {
+            (Some(lifetime), _, _) => Ok(origin(lifetime)),
+            (None, Some(expiry), _) => user(expiry),
+            (None, None, Some(lifetime)) => Ok(origin(lifetime)),
+            (None, None, None) => Ok(origin(Duration::ZERO)),
+        };
+        match (outcome, expected) {
+            (Outcome::Store { entry, .. }, Ok(expires)) => prop_assert_eq!(entry.expires, expires),
+            (Outcome::Skip(Reason::DoNotCache), Err(())) => {}
+            (other, expected) => prop_assert!(false, "{other:?}, expected {expected:?}"),
+        }
+    }
+}
