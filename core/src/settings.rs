@@ -22,7 +22,10 @@ use crate::key::CacheKey;
 pub enum Expiry {
     /// Fresh forever: never expires.
     Never,
-    /// Stored, but stale at once: every use is revalidated first.
+    /// Stale at once: every use is revalidated first. Stored only when that can
+    /// serve (a validator to revalidate with, or stale-while-revalidate /
+    /// stale-if-error allowing it, as for any response stale on arrival:
+    /// [`Reason::NeverFresh`](crate::machine::Reason::NeverFresh)), as requests-cache does.
     Immediately,
     /// Not stored at all.
     DoNotCache,

@@ -209,6 +209,16 @@ fn rfc9111_4_2_a_response_that_can_never_be_used_is_not_stored() {
         outcome(0, &get(URL, &[]), &with_etag, b"x", None, &settings, &options),
         Outcome::Store { .. }
     ));
+    // So is a response a user's `Expiry::Immediately` makes stale at once (its documentation).
+    let immediately = Settings { expire_after: Some(Expiry::Immediately), ..Settings::default() };
+    assert_eq!(
+        skip_reason(outcome(0, &get(URL, &[]), &response, b"x", None, &immediately, &options)),
+        Reason::NeverFresh
+    );
+    assert!(matches!(
+        outcome(0, &get(URL, &[]), &with_etag, b"x", None, &immediately, &options),
+        Outcome::Store { entry, .. } if entry.expires == Some(at(0))
+    ));
 }
 
 #[test]
