@@ -10,7 +10,9 @@
 //! Invalid arguments and duplicates (RFC 9111 §4.2.1, §5.2):
 //! * a delta-seconds directive (`max-age`, `s-maxage`, `min-fresh`, `max-stale=N`,
 //!   `stale-while-revalidate`, `stale-if-error`) with an invalid argument (`1.5`, `-1`,
-//!   empty, unterminated quote) counts as absent;
+//!   empty, unterminated quote) counts as absent, except a response's `max-age` and
+//!   `s-maxage`, which count as `Duration::ZERO` (stale: §4.2.1, invalid freshness
+//!   information, where absent could let `Expires` or a heuristic make it fresh);
 //! * `max-age` or `s-maxage` present more than once with different values counts as
 //!   `Duration::ZERO` (stale), as §4.2.1 allows; equal repeats are harmless;
 //! * any other repeated directive: the first valid occurrence wins;
