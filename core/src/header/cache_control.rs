@@ -887,6 +887,43 @@ mod tests {
             }
         }
 
+        // RFC 9111 §4.2.1 (most restrictive reading), §5.2: whatever separates the
+        // directives of a line (a comma, or whitespace where a comma belongs), after a
+        // flag or after an argument, token or quoted, every restricting flag in it counts.
+        #[test]
+        fn no_separator_hides_a_restriction_rfc9111_5_2(
+            elements in proptest::collection::vec(
+                prop_oneof![
+                    Just("no-store"),
+                    Just("no-cache"),
+                    Just("private"),
+                    Just("must-revalidate"),
+                    Just("public"),
+                    Just("max-age=60"),
+                    Just("max-age=\"60\""),
+                    Just("stale-if-error=5"),
+                    Just("no-cache=\"set-cookie\""),
+                    Just("x-ext=a"),
+                ],
+                1..6,
+            ),
+            separators in proptest::collection::vec(prop_oneof![Just(","), Just(", "), Just(" "), Just("\t"), Just(" , ")], 5),
+        ) {
+            let mut line = String::new();
+            for (index, element) in elements.iter().enumerate() {
+                if index > 0 {
+                    line.push_str(separators[index - 1]);
+                }
+                line.push_str(element);
+            }
+            let parsed = response(&[line.as_bytes()]);
+            let has = |flag: &str| elements.contains(&flag);
+            prop_assert_eq!(parsed.no_store, has("no-store"), "{}", line);
+            prop_assert!(!has("no-cache") || parsed.no_cache == Some(FieldScope::All), "{}", line);
+            prop_assert!(!has("private") || parsed.private == Some(FieldScope::All), "{}", line);
+            prop_assert_eq!(parsed.must_revalidate, has("must-revalidate"), "{}", line);
+        }
+
         // RFC 9111 §5.2.2.1: any max-age=N (token or quoted) reads back as min(N, 2^31).
         #[test]
         fn max_age_round_trips_rfc9111_5_2_2_1(n in any::<u64>(), quoted in any::<bool>()) {
