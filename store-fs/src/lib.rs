@@ -62,7 +62,10 @@
 //! record replaced is deleted last. A body file is never written again once named, so a
 //! generation names one body for good: a crash between the steps leaves at worst a
 //! body file no head names, never a head naming a body it does not describe, and a
-//! head whose body file is missing or not the recorded length reads as a miss.
+//! head whose body file is missing or not the recorded length reads as a miss. (A read
+//! that finds the body file gone because another handle or process replaced the key's
+//! file since it read it, by a put or a refresh, reads the key's file again, and gets
+//! the new entry rather than a miss.)
 //! [`Store::scan`] and [`Store::compact`] delete body files no head names once they are
 //! more than a minute old (younger ones may belong to a put in progress).
 //!
@@ -1045,11 +1048,49 @@ impl FsStore {
     /// The decodable variants in `key`'s file (its broken records dropped), without the
     /// queued refreshes, and without reading the variants in `skip` (those a queued
     /// refresh replaces: their bodies are not read for nothing).
+    ///
+    /// A head whose body file is gone most likely belongs to a key's file that another
+    /// handle or process replaced (a put, or a refresh, deletes the body file the
+    /// replaced head named) between the two reads: the key's file is read again, up to
+    /// [`REREADS`] times, and the variant is broken only when the file read again is the
+    /// same.
     fn read_stored(&self, key: &CacheKey, skip: &[VariantId]) -> Result<Vec<Entry>, StoreError> {
         let path = self.path_of(key);
-        let Some(loaded) = self.load(key, &path, true)? else {
+        let Some(mut loaded) = self.load(key, &path, true)? else {
             return Ok(Vec::new());
         };
+        let mut rereads = 0;
+        loop {
+            match self.decode_stored(key, &path, &loaded, skip, rereads < REREADS)? {
+                Decoded::Entries(entries) => return Ok(entries),
+                Decoded::BodyGone => match self.load(key, &path, false)? {
+                    None => return Ok(Vec::new()),
+                    Some(again) => {
+                        // The same file: the body is missing for good, and the next
+                        // pass takes the variant for broken.
+                        if again.data == loaded.data {
+                            rereads = REREADS;
+                        } else {
+                            rereads += 1;
+                        }
+                        loaded = again;
+                    }
+                },
+            }
+        }
+    }
+
+    /// The entries of `loaded` (`key`'s file), as [`read_stored`](Self::read_stored)
+    /// returns them; with `reread`, [`Decoded::BodyGone`] when a head's body file is
+    /// gone, else such a variant is broken.
+    fn decode_stored(
+        &self,
+        key: &CacheKey,
+        path: &Path,
+        loaded: &Loaded,
+        skip: &[VariantId],
+        reread: bool,
+    ) -> Result<Decoded, StoreError> {
         let format = self.inner.format;
         let mut entries: Vec<Entry> = Vec::with_capacity(loaded.ranges.len());
         let mut broken: Vec<&[u8]> = Vec::new();
@@ -1062,7 +1103,14 @@ impl FsStore {
                 continue;
             }
             let body = match self.generations([record]).first() {
-                Some(&generation) => self.read_body(key, generation)?,
+                Some(&generation) => {
+                    #[cfg(test)]
+                    tests::before_body_read();
+                    match self.read_body(key, generation)? {
+                        None if reread => return Ok(Decoded::BodyGone),
+                        body => body,
+                    }
+                }
                 None => None,
             };
             match container::decode_record(format, &loaded.data, range.clone(), body, key) {
@@ -1074,9 +1122,9 @@ impl FsStore {
             }
         }
         if !broken.is_empty() {
-            self.drop_records(key, &path, &broken)?;
+            self.drop_records(key, path, &broken)?;
         }
-        Ok(entries)
+        Ok(Decoded::Entries(entries))
     }
 
     /// Queues a refresh to be written behind, first waiting for room if the queue is
@@ -1156,6 +1204,18 @@ impl FsStore {
         let orphaned = self.generations(gone).into_iter().filter(|generation| !named.contains(generation));
         self.remove_bodies(key, orphaned)
     }
+}
+
+/// How many times a read reads a key's file again after a head's body file was found
+/// gone (see `FsStore::read_stored`).
+const REREADS: u32 = 4;
+
+/// What `FsStore::decode_stored` made of a key's file.
+enum Decoded {
+    /// The variants that decoded (broken ones dropped).
+    Entries(Vec<Entry>),
+    /// A head's body file is gone: read the key's file again.
+    BodyGone,
 }
 
 struct Loaded {

@@ -978,3 +978,61 @@ fn a_put_whose_eviction_fails_keeps_the_body_its_head_names() {
     assert!(second_put.is_err(), "the eviction after it failed");
     assert!(read.unwrap() == [second], "its head was written: the entry reads whole");
 }
+
+thread_local! {
+    /// What this thread does between reading a key's file and reading a body file its
+    /// head names (see `before_body_read`): once.
+    static BEFORE_BODY_READ: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by `FsStore::decode_stored` before it reads a body file: runs (once) what the
+/// test set for this thread, as another handle or process would act at that moment.
+pub(crate) fn before_body_read() {
+    if let Some(act) = BEFORE_BODY_READ.with(|hook| hook.borrow_mut().take()) {
+        act();
+    }
+}
+
+#[test]
+fn a_read_racing_another_handles_write_of_the_key_is_not_a_miss() {
+    // Two handles on one directory, as two processes: the writer replaces the key's file
+    // (a refresh after a 304, RFC 9111 §4.3.4, or a put of a new response) and deletes the
+    // body file the replaced head named, just after the reader read that head. The entry
+    // is stored before and after: the reader gets it (a miss would send an unconditional
+    // request for a response the cache holds), never a torn one.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let writer = FsStore::open(dir.path().join("cache")).unwrap();
+    let reader = FsStore::open(dir.path().join("cache")).unwrap();
+    let stored = entry(1, 0, 256 << 10);
+    writer.put(&stored).unwrap();
+    let refreshed = conformance::revalidated(&stored, 1);
+    let replaced = conformance::entry(stored.key, 0, last_byte_flipped(&stored.response.body));
+    for (what, written, is_refresh) in [("a refresh", &refreshed, true), ("a put", &replaced, false)] {
+        let (writer, written_here) = (writer.clone(), written.clone());
+        BEFORE_BODY_READ.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move || {
+                if is_refresh {
+                    writer.refresh(&written_here).unwrap();
+                    writer.flush().unwrap();
+                } else {
+                    writer.put(&written_here).unwrap();
+                }
+            }))
+        });
+        let read = reader.get(&stored.key).unwrap();
+        assert!(
+            read == [written.clone()],
+            "{what} in between: read {} variants, not the one written",
+            read.len()
+        );
+        assert!(BEFORE_BODY_READ.with(|hook| hook.borrow().is_none()), "{what} was made");
+    }
+    assert_no_orphans(&writer, "after the writes");
+
+    // A body file missing for good is still a miss, and its head is dropped.
+    let path = body_files(&writer);
+    fs::remove_file(&path[0]).unwrap();
+    assert!(reader.get(&stored.key).unwrap().is_empty());
+    assert!(!reader.path_of(&stored.key).exists(), "the broken head is dropped");
+}
