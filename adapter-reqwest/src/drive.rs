@@ -311,7 +311,7 @@ pub(crate) mod blocking {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use httpcache_core::driver::stored_body;
+    use httpcache_core::driver::{COALESCE_WAIT, stored_body};
     use httpcache_core::{Cache, CacheStatus, Completion, Forward, Plan, Reason, RequestOptions, Store};
     use reqwest::blocking::{Client, Request, Response};
 
@@ -331,9 +331,12 @@ pub(crate) mod blocking {
         options: RequestOptions,
         built: bool,
     ) -> reqwest::Result<Response> {
+        // Behind an identical request in flight, at most `COALESCE_WAIT` or the
+        // request's own timeout, as the async loop waits (`after_waiting`).
+        let wait = request.timeout().map_or(COALESCE_WAIT, |timeout| COALESCE_WAIT.min(*timeout));
         let plan = match plan_input(&mut request) {
             None => return client.execute(request),
-            Some((parts, Some(body))) => cache.plan(parts, body, options),
+            Some((parts, Some(body))) => cache.plan_within(parts, body, options, wait),
             Some((parts, None)) => cache.plan_bypass(parts, options, Reason::BodyNotReplayable),
         };
         match plan {

@@ -68,7 +68,8 @@ pub use background::Revalidating;
 use not_stored::NotStored;
 
 /// How long a follower waits for an identical request in flight before going to the
-/// origin itself: a blocking one ([`Cache::plan`]) and an async one given a timer
+/// origin itself: a blocking one ([`Cache::plan`]; [`Cache::plan_within`] waits less)
+/// and an async one given a timer
 /// ([`Cache::plan_pending_within`], what the adapters use). (The core has no timer:
 /// [`Cache::plan_pending`] alone waits for the leader to finish or be dropped; complete
 /// or drop every [`Forward`] before planning the same key again on one task.)
@@ -1402,8 +1403,23 @@ fn log_store_error(operation: &str, key: &CacheKey, error: &crate::store::StoreE
 
 impl<S: Store> Cache<S> {
     /// Plans a request: reads the store and decides. Identical concurrent misses wait
-    /// here for the first one to finish, then read again.
+    /// here for the first one to finish (at most [`COALESCE_WAIT`]), then read again.
+    #[inline]
     pub fn plan(&self, parts: request::Parts, body: Bytes, options: RequestOptions) -> Plan {
+        self.plan_within(parts, body, options, COALESCE_WAIT)
+    }
+
+    /// [`Cache::plan`], waiting for an identical request in flight at most `wait`
+    /// (rather than [`COALESCE_WAIT`]): for a blocking adapter whose request has a
+    /// timeout of its own, shorter than that. Then the request goes on as if none were
+    /// in flight (to the origin, on a miss).
+    pub fn plan_within(
+        &self,
+        parts: request::Parts,
+        body: Bytes,
+        options: RequestOptions,
+        wait: Duration,
+    ) -> Plan {
         let settings = self.settings.load();
         if settings.disabled {
             return self.bypass(parts, body, options, Reason::Disabled);
@@ -1432,7 +1448,7 @@ impl<S: Store> Cache<S> {
                     // Bounded: a leader that never finishes (a hung origin, or a caller
                     // that plans the same key twice before completing the first) only
                     // delays the followers, who then go to the origin themselves.
-                    let _ = listener.wait_timeout(COALESCE_WAIT);
+                    let _ = listener.wait_timeout(wait);
                     planned = returned;
                     coalesce = false;
                 }

@@ -1,4 +1,4 @@
-//! Failures and cancellation around the async adapters: an origin whose body stalls
+//! Failures and cancellation around the adapters (mostly the async ones): an origin whose body stalls
 //! half-way, a leading request dropped while its body is buffered, and what the
 //! requests coalesced behind it get.
 
@@ -31,6 +31,43 @@ fn reqwest_client(store: MemStore) -> httpcache_reqwest::CachedClient<MemStore> 
         .store(store)
         .build()
         .expect("client")
+}
+
+// The blocking reqwest client keeps the same promise (the crate docs: a follower waits
+// at most COALESCE_WAIT or the request's own timeout if shorter): a follower with a
+// 300 ms timeout behind a leader whose body stalls ends long before COALESCE_WAIT.
+#[test]
+fn reqwest_blocking_a_follower_waits_at_most_its_own_timeout_behind_a_stalled_leader() {
+    let origin = Origin::start();
+    let client = httpcache_reqwest::blocking::CachedClient::wrap(
+        reqwest::blocking::Client::new(),
+        MemoryStore::new(1 << 20),
+        Settings::default(),
+    );
+    let url = origin.url("/stall/1000");
+    std::thread::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        move || {
+            let _ = client.get(&url).timeout(Duration::from_secs(30)).send();
+        }
+    });
+    runtime().block_on(until_hits(&origin, "/stall/1000", 1));
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        move || {
+            let request = client.get(&url).timeout(Duration::from_millis(300));
+            let _ = done.send(request.send().and_then(|response| response.bytes()).map(drop));
+        }
+    });
+    // Well within COALESCE_WAIT (10 s): 300 ms of waiting, then 300 ms of its own request.
+    let result = ended.recv_timeout(httpcache_core::driver::COALESCE_WAIT / 2);
+    assert!(
+        result.is_ok(),
+        "the follower still waited behind the stalled leader, beyond its own 300 ms timeout"
+    );
+    assert!(result.unwrap().is_err(), "a stalled body is an error for the follower too");
+    assert_eq!(origin.hits("/stall/1000"), 2, "the follower went to the origin itself");
 }
 
 /// Starts the leading request for `url` (a `/stall/1000` route) and waits until the
