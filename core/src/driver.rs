@@ -388,8 +388,9 @@ pub struct Cache<S> {
     /// Read on every request without a lock (no shared lock word to bounce between
     /// cores); replaced whole by [`Cache::update_settings`].
     settings: ArcSwap<Settings>,
-    /// Serialises [`Cache::update_settings`], so concurrent changes all apply.
-    settings_update: Mutex<()>,
+    /// Serialises [`Cache::update_settings`], so concurrent changes all apply, and
+    /// counts the [`DisabledGuard`]s alive.
+    settings_update: Mutex<Disables>,
     clock: Clock,
     inflight: Arc<Inflight>,
     /// The keys whose last response was not stored, whose store reads planning skips.
@@ -410,7 +411,7 @@ impl<S> Cache<S> {
         Cache {
             store,
             settings: ArcSwap::from_pointee(settings),
-            settings_update: Mutex::new(()),
+            settings_update: Mutex::new(Disables::default()),
             clock: system_clock(),
             inflight: Arc::default(),
             not_stored: NotStored::default(),
@@ -437,6 +438,11 @@ impl<S> Cache<S> {
     /// Changes the settings; requests already under way keep the old ones.
     pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
         let _serialised = self.settings_update.lock().unwrap_or_else(PoisonError::into_inner);
+        self.change_settings(change);
+    }
+
+    /// Replaces the settings with `change`d ones; the caller holds `settings_update`.
+    fn change_settings(&self, change: impl FnOnce(&mut Settings)) {
         let mut settings = Settings::clone(&self.settings.load());
         change(&mut settings);
         self.settings.store(Arc::new(settings));
@@ -490,11 +496,17 @@ impl<S> Cache<S> {
         (self.clock)()
     }
 
-    /// Disables the cache until the returned guard is dropped.
+    /// Disables the cache until the returned guard is dropped. Guards may overlap (on
+    /// several threads): the cache is disabled until the last one is dropped, then
+    /// `disabled` is what it was before the first.
     pub fn disable(&self) -> DisabledGuard<'_, S> {
-        let was = self.settings().disabled;
-        self.update_settings(|settings| settings.disabled = true);
-        DisabledGuard { cache: self, was }
+        let mut disables = self.settings_update.lock().unwrap_or_else(PoisonError::into_inner);
+        if disables.guards == 0 {
+            disables.was = self.settings.load().disabled;
+            self.change_settings(|settings| settings.disabled = true);
+        }
+        disables.guards += 1;
+        DisabledGuard { cache: self }
     }
 
     /// The part of planning that reads the stored variants: the decision, and what of
@@ -1085,17 +1097,29 @@ impl<S> Cache<S> {
     }
 }
 
-/// Re-enables the cache when dropped (see [`Cache::disable`]).
+/// Re-enables the cache when dropped, unless another guard is alive (see
+/// [`Cache::disable`]).
 pub struct DisabledGuard<'a, S> {
     cache: &'a Cache<S>,
-    was: bool,
 }
 
 impl<S> Drop for DisabledGuard<'_, S> {
     fn drop(&mut self) {
-        let was = self.was;
-        self.cache.update_settings(|settings| settings.disabled = was);
+        let cache = self.cache;
+        let mut disables = cache.settings_update.lock().unwrap_or_else(PoisonError::into_inner);
+        disables.guards = disables.guards.saturating_sub(1);
+        if disables.guards == 0 {
+            let was = disables.was;
+            cache.change_settings(|settings| settings.disabled = was);
+        }
     }
+}
+
+/// The [`DisabledGuard`]s alive, and whether the cache was disabled before the first.
+#[derive(Debug, Default)]
+struct Disables {
+    guards: usize,
+    was: bool,
 }
 
 /// What [`Cache::choose`] made of the stored variants. Both kinds are boxed, so that a

@@ -606,6 +606,31 @@ fn disabled_guard_bypasses_and_restores() {
     assert_eq!(origin.count(), 2);
 }
 
+// Two threads each switch the cache off for a while, and their guards overlap: the
+// cache stays off until the last guard is dropped, then is on again (as it was before
+// the first). The guards are dropped here in the order the threads would drop them
+// (the first taken, first), which no single scope can write.
+#[test]
+fn overlapping_disabled_guards_keep_the_cache_off_until_the_last_is_dropped() {
+    let (cache, _clock) = cache(Settings::default());
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| cache.disable()).join().expect("first guard");
+        let second = scope.spawn(|| cache.disable()).join().expect("second guard");
+        (first, second)
+    });
+    drop(first);
+    assert!(cache.settings().disabled, "off while the second guard lives");
+    drop(second);
+    assert!(!cache.settings().disabled, "on again once both are dropped");
+
+    // A cache the settings switched off stays off after its guards.
+    cache.update_settings(|settings| settings.disabled = true);
+    let (first, second) = (cache.disable(), cache.disable());
+    drop(first);
+    drop(second);
+    assert!(cache.settings().disabled, "off, as the settings say");
+}
+
 #[test]
 fn force_refresh_and_refresh_go_to_the_origin() {
     let (cache, _clock) = cache(Settings::default());
