@@ -90,7 +90,8 @@
 //! [`Store::refresh`] (what the drivers call when a 304 freshens a stored response)
 //! rewrites only the key's small file when the entry's body is kept apart and the body
 //! file its stored head names holds exactly the entry's body: under the key's write
-//! lock, that file is hard-linked under a new generation, the new name is read and
+//! lock, that file is hard-linked under a new generation (its modification time set to
+//! now first, so that a sweep takes the new name for a write in progress), the new name is read and
 //! compared with the entry's body, and the key's file is replaced with a head naming
 //! it (the old name is deleted after). Otherwise, or where hard links are not
 //! supported, it writes the whole entry as `put` does. A refresh therefore never pairs
@@ -798,8 +799,18 @@ impl FsStore {
     /// returns; `None` when that file is gone or cannot be linked (no hard links on this
     /// file system, say), and the caller writes the body anew. The new name is counted
     /// in the byte total, as a walk of the directory would count it.
+    ///
+    /// The file's modification time is set to now *before* it is linked: the new name
+    /// shares it, and a sweep (which deletes body files no head names once a minute
+    /// old) must never see the new name, not yet named by the head the refresh writes,
+    /// with the old file's age. (A sweep that saw that age, and the key's file before
+    /// the new head, would delete the body the new head names.)
     fn link_body(&self, key: &CacheKey, stored: u64) -> Option<u64> {
         let from = self.body_path(key, stored);
+        // Best effort, as for a hit's touch: a failure leaves only the sweep's margin.
+        if let Ok(file) = File::open(&from) {
+            let _ = file.set_modified(wall_clock());
+        }
         for _ in 0..4 {
             let generation = new_generation();
             let to = self.body_path(key, generation);
@@ -822,9 +833,7 @@ impl FsStore {
 
     /// Whether the body file of `key` and `generation` holds exactly `body`: the guard
     /// of a refresh (see [`Store::refresh`] on [`FsStore`]). Reads the file in chunks
-    /// and stops at the first difference. Sets the file's modification time to now, so
-    /// that a sweep (which deletes body files no head names once a minute old) leaves a
-    /// name just linked alone until the head naming it is written.
+    /// and stops at the first difference.
     fn body_file_is(&self, key: &CacheKey, generation: u64, body: &[u8]) -> Result<bool, StoreError> {
         let path = self.body_path(key, generation);
         let io_error = |error| StoreError::io(format!("reading {}", path.display()), error);
@@ -833,8 +842,6 @@ impl FsStore {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(error) => return Err(io_error(error)),
         };
-        // Best effort, as for a hit's touch: a failure leaves only the sweep's margin.
-        let _ = file.set_modified(wall_clock());
         if file.metadata().map_err(io_error)?.len() != body.len() as u64 {
             return Ok(false);
         }
@@ -1022,6 +1029,8 @@ impl FsStore {
             if let Some(stored) = stored
                 && let Some(linked) = self.link_body(&entry.key, stored)
             {
+                #[cfg(test)]
+                tests::after_link();
                 let kept = self.body_file_is(&entry.key, linked, &entry.response.body).and_then(|same| {
                     if !same {
                         return Ok(false);

@@ -979,19 +979,32 @@ fn a_put_whose_eviction_fails_keeps_the_body_its_head_names() {
     assert!(read.unwrap() == [second], "its head was written: the entry reads whole");
 }
 
+/// Something a test has another handle (as another process) do at one moment of this
+/// thread's work, once.
+type Hook = std::cell::RefCell<Option<Box<dyn FnOnce()>>>;
+
 thread_local! {
-    /// What this thread does between reading a key's file and reading a body file its
-    /// head names (see `before_body_read`): once.
-    static BEFORE_BODY_READ: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
-        const { std::cell::RefCell::new(None) };
+    /// Between reading a key's file and reading a body file its head names.
+    static BEFORE_BODY_READ: Hook = const { std::cell::RefCell::new(None) };
+    /// Between a refresh's linking of the stored body file under a new name and the
+    /// write of the head that names it.
+    static AFTER_LINK: Hook = const { std::cell::RefCell::new(None) };
 }
 
-/// Called by `FsStore::decode_stored` before it reads a body file: runs (once) what the
-/// test set for this thread, as another handle or process would act at that moment.
-pub(crate) fn before_body_read() {
-    if let Some(act) = BEFORE_BODY_READ.with(|hook| hook.borrow_mut().take()) {
+fn run_hook(hook: &'static std::thread::LocalKey<Hook>) {
+    if let Some(act) = hook.with(|hook| hook.borrow_mut().take()) {
         act();
     }
+}
+
+/// Called by `FsStore::decode_stored` before it reads a body file.
+pub(crate) fn before_body_read() {
+    run_hook(&BEFORE_BODY_READ);
+}
+
+/// Called by `FsStore::refresh_entry` once it has linked the stored body file.
+pub(crate) fn after_link() {
+    run_hook(&AFTER_LINK);
 }
 
 #[test]
@@ -1035,4 +1048,62 @@ fn a_read_racing_another_handles_write_of_the_key_is_not_a_miss() {
     fs::remove_file(&path[0]).unwrap();
     assert!(reader.get(&stored.key).unwrap().is_empty());
     assert!(!reader.path_of(&stored.key).exists(), "the broken head is dropped");
+}
+
+#[test]
+fn a_sweep_during_a_refresh_spares_the_body_file_just_linked() {
+    // RFC 9111 §4.3.4: a 304 freshens the stored response, whose body file is linked
+    // under a new name for the new head. Another process's sweep (scan, compact) deletes
+    // body files no head names once a minute old, and runs just after the link, before
+    // the new head is written: the new name shares the old file's modification time, so
+    // it must be made new before the link, or the sweep takes it for an old orphan (and,
+    // had it read the key's file a moment earlier and deleted a moment later, would leave
+    // the new head naming a deleted body: the entry lost).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let writer = FsStore::open(dir.path().join("cache")).unwrap();
+    let sweeper = FsStore::open(dir.path().join("cache")).unwrap();
+    let stored = entry(1, 0, 256 << 10);
+    writer.put(&stored).unwrap();
+    let body = body_files(&writer);
+    set_age(&body[0], Duration::from_secs(3600));
+    AFTER_LINK.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move || {
+            sweeper.scan().unwrap();
+        }))
+    });
+    let refreshed = conformance::revalidated(&stored, 1);
+    assert!(writer.refresh_entry(&refreshed).unwrap(), "the body file just linked is kept, not rewritten");
+    assert!(AFTER_LINK.with(|hook| hook.borrow().is_none()), "the sweep ran");
+    let read = writer.get(&stored.key).unwrap();
+    assert!(read == [refreshed.clone()], "the refreshed entry reads back");
+    assert_no_orphans(&writer, "after the refresh");
+
+    // The sweep the comment above describes: it lists the files and reads the key's
+    // file just after the link, and deletes what it found unnamed once the new head is
+    // written. The entry must survive it.
+    let sweeper = FsStore::open(dir.path().join("cache")).unwrap();
+    set_age(&body_files(&writer)[0], Duration::from_secs(3600));
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
+    AFTER_LINK.with(|hook| {
+        let (sweeper, seen) = (sweeper.clone(), seen.clone());
+        *hook.borrow_mut() = Some(Box::new(move || {
+            let bodies: Vec<Found> = sweeper
+                .walk()
+                .unwrap()
+                .into_iter()
+                .filter(|file| matches!(file.kind, Kind::Body(..)))
+                .collect();
+            let data = fs::read(sweeper.path_of(&stored.key)).unwrap();
+            let records = container::records(Format::Binary, &data).unwrap();
+            let named: HashSet<u64> =
+                sweeper.generations(records.into_iter().map(|range| &data[range])).into_iter().collect();
+            *seen.borrow_mut() = Some((bodies, HashMap::from([(stored.key, named)])));
+        }))
+    });
+    let again = conformance::revalidated(&refreshed, 2);
+    assert!(writer.refresh_entry(&again).unwrap());
+    let (bodies, referenced) = seen.borrow_mut().take().expect("the sweep looked");
+    sweeper.delete_orphan_bodies(bodies, &referenced, wall_clock()).unwrap();
+    let read = writer.get(&stored.key).unwrap();
+    assert!(read == [again], "the entry survives the sweep: read {} variants", read.len());
 }
