@@ -433,12 +433,19 @@ impl Shared {
     /// left) it grows (up to `max_map_size`) and retries; when it cannot grow, the error
     /// is [`LmdbError::Full`] and nothing was written. `f` must not open another
     /// transaction.
+    ///
+    /// Before it gives up on a full map, it clears the reader slots of processes that
+    /// died mid-read (killed, or stopped by a signal without unwinding), once: such a
+    /// slot keeps the snapshot its reader had, and LMDB reuses no page freed after it,
+    /// so the map would stay full for every write of every process until the store is
+    /// opened again (or compacted).
     fn write<R>(
         &self,
         what: &str,
         keep: Keep,
         mut f: impl FnMut(&mut RwTxn<'_>) -> heed::Result<R>,
     ) -> Result<R, LmdbError> {
+        let mut dead_readers_cleared = false;
         for _ in 0..MAX_ATTEMPTS {
             let (outcome, map_size) = {
                 let _shared = self.gate();
@@ -455,6 +462,10 @@ impl Shared {
                 Err(heed::Error::Mdb(MdbError::MapResized)) => self.adopt_map_size(what)?,
                 Err(heed::Error::Mdb(MdbError::MapFull)) => {
                     if !self.grow(what, map_size)? {
+                        if !dead_readers_cleared && self.clear_dead_readers() {
+                            dead_readers_cleared = true;
+                            continue;
+                        }
                         return Err(self.error(what, heed::Error::Mdb(MdbError::MapFull)));
                     }
                 }
@@ -462,6 +473,21 @@ impl Shared {
             }
         }
         Err(LmdbError::Lmdb { context: what.to_owned(), message: "the map kept being resized".into() })
+    }
+
+    /// Clears the reader slots of dead processes; whether there were any.
+    fn clear_dead_readers(&self) -> bool {
+        match self.env.clear_stale_readers() {
+            Ok(0) => false,
+            Ok(cleared) => {
+                tracing::debug!(path = %self.path.display(), cleared, "cleared the reader slots of dead processes");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "could not clear stale LMDB readers");
+                false
+            }
+        }
     }
 
     /// Adopts the map size another process set (after `MDB_MAP_RESIZED`).
@@ -1475,6 +1501,18 @@ impl Store for LmdbStore {
 
 #[cfg(test)]
 impl LmdbStore {
+    /// Opens a read transaction, calls `opened`, and never returns: for a process that
+    /// is to be killed mid-read.
+    pub(crate) fn hold_a_read_transaction(&self, opened: impl Fn()) -> ! {
+        let _ = self.shared.read("hold a read transaction", |_| -> heed::Result<()> {
+            opened();
+            loop {
+                std::thread::park();
+            }
+        });
+        unreachable!("the read never ends")
+    }
+
     /// Queues a refresh without starting a writer: it stays queued until the test
     /// calls [`write_queued`](Self::write_queued).
     pub(crate) fn queue_refresh_unwritten(&self, entry: &Entry) {

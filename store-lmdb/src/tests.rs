@@ -1118,3 +1118,45 @@ fn a_full_disk_fails_puts_cleanly_and_keeps_what_was_stored() {
         assert_eq!(store.get(&small.key).unwrap(), [small]);
     }
 }
+
+/// The child side of `a_reader_killed_mid_read_does_not_pin_the_map`: holds a read
+/// transaction open on the store in `HTTPCACHE_HOLD_READ`, says so, and waits to be
+/// killed. Does nothing when run as a test of its own.
+#[test]
+fn child_holding_a_read_transaction() {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("HTTPCACHE_HOLD_READ") else { return };
+    let store = LmdbStore::open(std::path::PathBuf::from(path)).expect("open in the child");
+    store.hold_a_read_transaction(|| {
+        println!("reading");
+        let _ = std::io::stdout().flush();
+    });
+}
+
+#[test]
+fn a_reader_killed_mid_read_does_not_pin_the_map() {
+    // A process sharing the store dies (SIGKILL, or Ctrl-C: no unwinding) while it reads:
+    // its reader slot keeps the snapshot it read, and LMDB reuses no page freed after it
+    // until the slot is cleared. A process that goes on writing must not fill its map
+    // for good: a put that finds it full clears the dead readers' slots, then evicts.
+    use std::io::BufRead;
+    let (dir, store) = one_mib_store();
+    store.put(&aged(0, 1000)).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "tests::child_holding_a_read_transaction", "--nocapture", "--test-threads=1"])
+        .env("HTTPCACHE_HOLD_READ", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let reading = stdout.lines().map_while(Result::ok).any(|line| line.trim_end().ends_with("reading"));
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap the child");
+    assert!(reading, "the child held a read transaction before it was killed");
+    for n in 1..400 {
+        store
+            .put(&aged(n, 16 << 10))
+            .unwrap_or_else(|error| panic!("put {n} after the reader died: {error}"));
+    }
+    assert!(store.stats().unwrap().entries > 10);
+}
