@@ -126,7 +126,9 @@
 //! `read` of the key's file (and of its body files). Each process tracks the total it
 //! has seen and, when it passes the bound, lists the directory, deletes the oldest keys
 //! down to 90 % of the bound, and takes the listed total as the new count. With several
-//! processes writing, the bound is approximate between those walks.
+//! processes writing, the bound is approximate between those walks. A key's file that
+//! another handle or process rewrote after the walk listed it (a put, a refresh) is
+//! recent now and is not deleted: it is checked just before its deletion.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -308,6 +310,19 @@ fn is_older(metadata: &fs::Metadata, now: SystemTime, age: Duration) -> bool {
         .ok()
         .and_then(|modified| now.duration_since(modified).ok())
         .is_some_and(|elapsed| elapsed > age)
+}
+
+/// Whether `now` (a file's metadata) is of the file `walked` describes, unchanged: the
+/// same size, modification time and (on Unix) inode.
+fn same_file(walked: &fs::Metadata, now: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (walked.dev(), walked.ino()) != (now.dev(), now.ino()) {
+            return false;
+        }
+    }
+    walked.len() == now.len() && walked.modified().ok() == now.modified().ok()
 }
 
 fn dir_builder(recursive: bool) -> DirBuilder {
@@ -635,7 +650,8 @@ impl FsStore {
         struct Unit {
             recency: Option<SystemTime>,
             size: u64,
-            file: Option<PathBuf>,
+            /// The key's file, and its metadata as the walk found it.
+            file: Option<(PathBuf, fs::Metadata)>,
             bodies: Vec<(PathBuf, u64)>,
         }
         let mut units: HashMap<CacheKey, Unit> = HashMap::new();
@@ -647,7 +663,7 @@ impl FsStore {
                     let unit = units.entry(key).or_default();
                     unit.recency = Some(modified);
                     unit.size += size;
-                    unit.file = Some(file.path);
+                    unit.file = Some((file.path, file.metadata));
                 }
                 Kind::Body(key, _) => {
                     let unit = units.entry(key).or_default();
@@ -664,19 +680,32 @@ impl FsStore {
         let mut total: u64 = units.iter().map(|unit| unit.size).sum();
         let target = self.inner.max_bytes / 10 * 9;
         units.sort_by_key(|unit| unit.recency);
+        #[cfg(test)]
+        tests::after_eviction_walk();
         for unit in units {
             if total <= target {
                 break;
             }
-            if unit.file.is_some() && unit.file.as_deref() == keep {
+            if unit.file.as_ref().is_some_and(|(file, _)| Some(file.as_path()) == keep) {
                 continue;
             }
-            // The key's file first: no head is left naming a deleted body.
-            if let Some(file) = &unit.file
-                && self.remove_file(file)?
-            {
-                total =
-                    total.saturating_sub(unit.size - unit.bodies.iter().map(|(_, size)| size).sum::<u64>());
+            // The key's file first: no head is left naming a deleted body. Not when
+            // another handle or process has rewritten it since the walk (a put, a
+            // refresh after a 304): it is recent now, and its bodies may be new.
+            if let Some((file, walked)) = &unit.file {
+                match fs::symlink_metadata(file) {
+                    Ok(now) if !same_file(walked, &now) => continue,
+                    Ok(_) => {
+                        if self.remove_file(file)? {
+                            let bodies = unit.bodies.iter().map(|(_, size)| size).sum::<u64>();
+                            total = total.saturating_sub(unit.size - bodies);
+                        }
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(StoreError::io(format!("reading {}", file.display()), error));
+                    }
+                }
             }
             for (body, size) in &unit.bodies {
                 if self.remove_file(body)? {

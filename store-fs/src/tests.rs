@@ -989,6 +989,8 @@ thread_local! {
     /// Between a refresh's linking of the stored body file under a new name and the
     /// write of the head that names it.
     static AFTER_LINK: Hook = const { std::cell::RefCell::new(None) };
+    /// Between an eviction's listing of the files and its deletions.
+    static AFTER_EVICTION_WALK: Hook = const { std::cell::RefCell::new(None) };
 }
 
 fn run_hook(hook: &'static std::thread::LocalKey<Hook>) {
@@ -1000,6 +1002,11 @@ fn run_hook(hook: &'static std::thread::LocalKey<Hook>) {
 /// Called by `FsStore::decode_stored` before it reads a body file.
 pub(crate) fn before_body_read() {
     run_hook(&BEFORE_BODY_READ);
+}
+
+/// Called by `FsStore::evict` once it has listed the files.
+pub(crate) fn after_eviction_walk() {
+    run_hook(&AFTER_EVICTION_WALK);
 }
 
 /// Called by `FsStore::refresh_entry` once it has linked the stored body file.
@@ -1106,4 +1113,36 @@ fn a_sweep_during_a_refresh_spares_the_body_file_just_linked() {
     sweeper.delete_orphan_bodies(bodies, &referenced, wall_clock()).unwrap();
     let read = writer.get(&stored.key).unwrap();
     assert!(read == [again], "the entry survives the sweep: read {} variants", read.len());
+}
+
+#[test]
+fn an_eviction_spares_a_key_another_process_rewrote_since_it_listed_the_files() {
+    // Two handles on one directory, as two processes. One evicts the least recently used
+    // keys; between its listing of the files and its deletions, the other stores a new
+    // response under the oldest key (as a re-fetch of an expired entry does). The new
+    // entry is the most recent: it must not be deleted for the old file's age.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let size = |store: &FsStore| fs::metadata(store.path_of(&entry(0, 0, 0).key)).map_or(0, |m| m.len());
+    let other = FsStore::open(dir.path().join("cache")).unwrap();
+    let first = entry(0, 0, 10_000);
+    other.put(&first).unwrap();
+    let bound = 6 * (size(&other) + 64);
+    let evicting = FsStore::builder(dir.path().join("cache")).max_bytes(bound).open().unwrap();
+    set_age(&other.path_of(&first.key), Duration::from_secs(3600));
+    let again = conformance::revalidated(&first, 1);
+    AFTER_EVICTION_WALK.with(|hook| {
+        let (other, again) = (other.clone(), again.clone());
+        *hook.borrow_mut() = Some(Box::new(move || other.put(&again).unwrap()))
+    });
+    // Fill the evicting handle past its bound with newer keys: the first put over it
+    // evicts, oldest first.
+    for n in 1..10 {
+        evicting.put(&entry(n, 0, 10_000)).unwrap();
+        if AFTER_EVICTION_WALK.with(|hook| hook.borrow().is_none()) {
+            break;
+        }
+    }
+    assert!(AFTER_EVICTION_WALK.with(|hook| hook.borrow().is_none()), "an eviction ran");
+    let read = evicting.get(&first.key).unwrap();
+    assert!(read == [again], "the entry stored during the eviction is kept: read {} variants", read.len());
 }
