@@ -194,9 +194,9 @@
 //!
 //! Each process keeps one environment per directory (opening a path twice returns
 //! handles to the same one) and clears reader slots left by dead processes when it
-//! opens it, and again when a write finds the map full (a process killed mid-read
-//! leaves the snapshot it read pinned, and no page freed since could be reused until
-//! then). Any number of processes may read and write the same directory at once;
+//! opens it, and again when a write finds the map full, before growing it (a process
+//! killed mid-read leaves the snapshot it read pinned, and no page freed since could be
+//! reused until then). Any number of processes may read and write the same directory at once;
 //! LMDB's own locks coordinate them.
 //!
 //! A thread reads through a slot of LMDB's reader table that it takes at its first read

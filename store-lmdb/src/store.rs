@@ -434,11 +434,11 @@ impl Shared {
     /// is [`LmdbError::Full`] and nothing was written. `f` must not open another
     /// transaction.
     ///
-    /// Before it gives up on a full map, it clears the reader slots of processes that
-    /// died mid-read (killed, or stopped by a signal without unwinding), once: such a
-    /// slot keeps the snapshot its reader had, and LMDB reuses no page freed after it,
-    /// so the map would stay full for every write of every process until the store is
-    /// opened again (or compacted).
+    /// Before it grows a full map or gives up on it, it clears the reader slots of
+    /// processes that died mid-read (killed, or stopped by a signal without unwinding),
+    /// once: such a slot keeps the snapshot its reader had, and LMDB reuses no page freed
+    /// after it, so the map would grow to its largest, then stay full for every write of
+    /// every process until the store is opened again (or compacted).
     fn write<R>(
         &self,
         what: &str,
@@ -461,11 +461,13 @@ impl Shared {
             match outcome {
                 Err(heed::Error::Mdb(MdbError::MapResized)) => self.adopt_map_size(what)?,
                 Err(heed::Error::Mdb(MdbError::MapFull)) => {
-                    if !self.grow(what, map_size)? {
-                        if !dead_readers_cleared && self.clear_dead_readers() {
-                            dead_readers_cleared = true;
+                    if !dead_readers_cleared {
+                        dead_readers_cleared = true;
+                        if self.clear_dead_readers() {
                             continue;
                         }
+                    }
+                    if !self.grow(what, map_size)? {
                         return Err(self.error(what, heed::Error::Mdb(MdbError::MapFull)));
                     }
                 }

@@ -1133,18 +1133,13 @@ fn child_holding_a_read_transaction() {
     });
 }
 
-#[test]
-fn a_reader_killed_mid_read_does_not_pin_the_map() {
-    // A process sharing the store dies (SIGKILL, or Ctrl-C: no unwinding) while it reads:
-    // its reader slot keeps the snapshot it read, and LMDB reuses no page freed after it
-    // until the slot is cleared. A process that goes on writing must not fill its map
-    // for good: a put that finds it full clears the dead readers' slots, then evicts.
+/// Starts a child process that opens the store in `dir` and holds a read transaction
+/// open, and kills it (SIGKILL) once it does.
+fn kill_a_reader_mid_read(dir: &std::path::Path) {
     use std::io::BufRead;
-    let (dir, store) = one_mib_store();
-    store.put(&aged(0, 1000)).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "tests::child_holding_a_read_transaction", "--nocapture", "--test-threads=1"])
-        .env("HTTPCACHE_HOLD_READ", dir.path())
+        .env("HTTPCACHE_HOLD_READ", dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start the child");
@@ -1153,6 +1148,38 @@ fn a_reader_killed_mid_read_does_not_pin_the_map() {
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap the child");
     assert!(reading, "the child held a read transaction before it was killed");
+}
+
+#[test]
+fn a_reader_killed_mid_read_does_not_grow_the_map() {
+    // As below, with room to grow: a store bounded by `max_bytes` churns through entries
+    // and reuses the pages it frees; it must not grow its map (and file) instead, for
+    // want of pages a dead reader pins.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = LmdbStore::builder(dir.path())
+        .map_size(1 << 20)
+        .max_map_size(64 << 20)
+        .max_bytes(256 << 10)
+        .open()
+        .unwrap();
+    store.put(&aged(0, 1000)).unwrap();
+    kill_a_reader_mid_read(dir.path());
+    for n in 1..400 {
+        store.put(&aged(n, 16 << 10)).unwrap();
+    }
+    let stats = store.stats().unwrap();
+    assert!(stats.map_size <= 2 << 20, "the map grew to {} bytes for 256 KiB of entries", stats.map_size);
+}
+
+#[test]
+fn a_reader_killed_mid_read_does_not_pin_the_map() {
+    // A process sharing the store dies (SIGKILL, or Ctrl-C: no unwinding) while it reads:
+    // its reader slot keeps the snapshot it read, and LMDB reuses no page freed after it
+    // until the slot is cleared. A process that goes on writing must not fill its map
+    // for good: a put that finds it full clears the dead readers' slots, then evicts.
+    let (dir, store) = one_mib_store();
+    store.put(&aged(0, 1000)).unwrap();
+    kill_a_reader_mid_read(dir.path());
     for n in 1..400 {
         store
             .put(&aged(n, 16 << 10))
