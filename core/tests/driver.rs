@@ -1074,9 +1074,9 @@ fn stale_while_revalidate_starts_one_background_revalidation_per_key() {
     assert!(response.extensions_mut().remove::<PendingRevalidation>().is_some());
 }
 
-#[test]
-fn invalidation_reaches_entries_keyed_by_request_headers() {
-    let settings = Settings { match_headers: httpcache_core::MatchHeaders::All, ..Settings::default() };
+/// A GET with `Accept` stored under `settings` (whose keys depend on header fields),
+/// then a successful POST to its URL: the cache, and the POST's response.
+fn get_with_accept_then_post(settings: Settings) -> (Cache<TestStore>, Response<Bytes>) {
     let (cache, _clock) = cache(settings);
     let origin = Origin::default();
     let ok =
@@ -1088,7 +1088,14 @@ fn invalidation_reaches_entries_keyed_by_request_headers() {
         .header("content-type", "application/json")
         .body(Bytes::from_static(b"{}"))
         .unwrap();
-    cache.send(post, RequestOptions::default(), ok).unwrap();
+    let response = cache.send(post, RequestOptions::default(), ok).unwrap();
+    (cache, response)
+}
+
+#[test]
+fn invalidation_reaches_entries_keyed_by_request_headers() {
+    let settings = Settings { match_headers: httpcache_core::MatchHeaders::All, ..Settings::default() };
+    let (cache, _) = get_with_accept_then_post(settings);
     assert_eq!(cache.store().len(), 0, "RFC 9111 §4.4, found by URL");
 }
 
@@ -1102,18 +1109,7 @@ fn a_stored_post_invalidates_entries_keyed_by_request_headers_too() {
         allowable_methods: vec![http::Method::GET, http::Method::HEAD, http::Method::POST],
         ..Settings::default()
     };
-    let (cache, _clock) = cache(settings);
-    let origin = Origin::default();
-    let ok =
-        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], "v"));
-    let with_accept = Request::get(URL).header("accept", "text/plain").body(Bytes::new()).unwrap();
-    cache.send(with_accept, RequestOptions::default(), ok).unwrap();
-    assert_eq!(cache.store().len(), 1);
-    let post = Request::post(URL)
-        .header("content-type", "application/json")
-        .body(Bytes::from_static(b"{}"))
-        .unwrap();
-    let response = cache.send(post, RequestOptions::default(), ok).unwrap();
+    let (cache, response) = get_with_accept_then_post(settings);
     assert!(status(&response).stored, "the POST's own response is stored");
     let methods: Vec<http::Method> =
         cache.store().scan().unwrap().into_iter().map(|meta| meta.method).collect();

@@ -370,6 +370,21 @@ fn timed_exchange() -> impl Strategy<Value = (u64, u64, Option<u64>, Option<u64>
         })
 }
 
+/// A validator and the fields the age and freshness calculations read (RFC 9111
+/// §4.2.1, §4.2.3), each present or not.
+fn timing_fields(
+    date: Option<u64>,
+    age: Option<u64>,
+    max_age: Option<u64>,
+    expires: Option<u64>,
+) -> Vec<(&'static str, String)> {
+    let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
+    fields.extend(date.map(|secs| ("date", support::date(secs))));
+    fields.extend(age.map(|age| ("age", age.to_string())));
+    fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
+    fields.extend(expires.map(|secs| ("expires", support::date(secs))));
+    fields
+}
 /// Stores the exchange [`timed_exchange`] describes (with an entity tag, so that even a
 /// response stale on arrival is stored).
 fn store_timed(
@@ -384,11 +399,7 @@ fn store_timed(
 ) -> Entry {
     let settings = Settings::default();
     let request = get(URL, &[]);
-    let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
-    fields.extend(date.map(|secs| ("date", support::date(secs))));
-    fields.extend(age.map(|age| ("age", age.to_string())));
-    fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
-    fields.extend(expires.map(|secs| ("expires", support::date(secs))));
+    let fields = timing_fields(date, age, max_age, expires);
     let response = resp(200, &as_pairs(&fields));
     let body = Bytes::new();
     let exchange = Exchange {
@@ -597,11 +608,7 @@ proptest! {
         let shift = |secs: u64| secs + sent0 + delay0 + after - 1_000;
         let (sent, date, expires) = (shift(sent), date.map(shift), expires.map(shift));
         let request = get(URL, &[]);
-        let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
-        fields.extend(date.map(|secs| ("date", support::date(secs))));
-        fields.extend(age.map(|age| ("age", age.to_string())));
-        fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
-        fields.extend(expires.map(|secs| ("expires", support::date(secs))));
+        let fields = timing_fields(date, age, max_age, expires);
         let response = resp(304, &as_pairs(&fields));
         let body = Bytes::new();
         let exchange = Exchange {
