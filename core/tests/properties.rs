@@ -370,21 +370,42 @@ fn timed_exchange() -> impl Strategy<Value = (u64, u64, Option<u64>, Option<u64>
         })
 }
 
-/// A validator and the fields the age and freshness calculations read (RFC 9111
-/// §4.2.1, §4.2.3), each present or not.
-fn timing_fields(
-    date: Option<u64>,
-    age: Option<u64>,
-    max_age: Option<u64>,
-    expires: Option<u64>,
-) -> Vec<(&'static str, String)> {
+/// The origin's answer `status` to a GET sent at `sent`, arriving `delay` later, with
+/// an entity tag and the fields the age and freshness calculations read (RFC 9111
+/// §4.2.1, §4.2.3), each present or not: what [`store`] makes of it, given `stored`.
+fn timed_outcome(
+    status: u16,
+    (sent, delay, date, age, max_age, expires): (
+        u64,
+        u64,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    ),
+    stored: Option<&Entry>,
+) -> Outcome {
+    let settings = Settings::default();
+    let request = get(URL, &[]);
     let mut fields: Vec<(&str, String)> = vec![("etag", "\"p\"".to_string())];
     fields.extend(date.map(|secs| ("date", support::date(secs))));
     fields.extend(age.map(|age| ("age", age.to_string())));
     fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
     fields.extend(expires.map(|secs| ("expires", support::date(secs))));
-    fields
+    let response = resp(status, &as_pairs(&fields));
+    let body = Bytes::new();
+    let exchange = Exchange {
+        request: &request,
+        key: key_of(&request, &settings),
+        response: &response,
+        body: &body,
+        request_time: at(sent),
+        response_time: at(sent + delay),
+        final_url: None,
+    };
+    store(at(sent + delay), &exchange, stored, &settings, &RequestOptions::default())
 }
+
 /// Stores the exchange [`timed_exchange`] describes (with an entity tag, so that even a
 /// response stale on arrival is stored).
 fn store_timed(
@@ -397,21 +418,7 @@ fn store_timed(
         Option<u64>,
     ),
 ) -> Entry {
-    let settings = Settings::default();
-    let request = get(URL, &[]);
-    let fields = timing_fields(date, age, max_age, expires);
-    let response = resp(200, &as_pairs(&fields));
-    let body = Bytes::new();
-    let exchange = Exchange {
-        request: &request,
-        key: key_of(&request, &settings),
-        response: &response,
-        body: &body,
-        request_time: at(sent),
-        response_time: at(sent + delay),
-        final_url: None,
-    };
-    match store(at(sent + delay), &exchange, None, &settings, &RequestOptions::default()) {
+    match timed_outcome(200, (sent, delay, date, age, max_age, expires), None) {
         Outcome::Store { entry, .. } => *entry,
         other => panic!("not stored: {other:?}"),
     }
@@ -607,20 +614,7 @@ proptest! {
         let (sent, delay, date, age, max_age, expires) = revalidation;
         let shift = |secs: u64| secs + sent0 + delay0 + after - 1_000;
         let (sent, date, expires) = (shift(sent), date.map(shift), expires.map(shift));
-        let request = get(URL, &[]);
-        let fields = timing_fields(date, age, max_age, expires);
-        let response = resp(304, &as_pairs(&fields));
-        let body = Bytes::new();
-        let exchange = Exchange {
-            request: &request,
-            key: key_of(&request, &settings),
-            response: &response,
-            body: &body,
-            request_time: at(sent),
-            response_time: at(sent + delay),
-            final_url: None,
-        };
-        let refreshed = match store(at(sent + delay), &exchange, Some(&entry), &settings, &RequestOptions::default()) {
+        let refreshed = match timed_outcome(304, (sent, delay, date, age, max_age, expires), Some(&entry)) {
             Outcome::Refresh { entry, .. } => *entry,
             other => return Err(TestCaseError::fail(format!("not refreshed: {other:?}"))),
         };
@@ -633,7 +627,7 @@ proptest! {
         prop_assert_eq!(refreshed.initial_age, Duration::from_secs(initial_age));
         let now = sent + delay + later;
         let current_age = initial_age + later;
-        let action = decide(at(now), &request, std::slice::from_ref(&refreshed), &settings, &RequestOptions::default());
+        let action = decide(at(now), &get(URL, &[]), std::slice::from_ref(&refreshed), &settings, &RequestOptions::default());
         if current_age < lifetime {
             prop_assert!(
                 matches!(action, Action::Serve(Serve { stale: false, age, .. }) if age == Duration::from_secs(current_age)),
