@@ -4,9 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use httpcache_core::freshness::AgeInputs;
-use httpcache_core::machine::{Action, Exchange, Outcome, Reason, Serve, decide, store};
+use httpcache_core::machine::{Action, Outcome, Reason, Serve, decide};
 use httpcache_core::settings::{Expiry, RequestOptions, Settings, StaleAllowance};
 use httpcache_core::{Entry, header::Vary};
 use proptest::prelude::*;
@@ -284,18 +283,9 @@ proptest! {
             let mut fields = vec![("cache-control", "max-age=100000"), ("etag", "\"p\""), ("date", date.as_str())];
             fields.extend(age.as_deref().map(|age| ("age", age)));
             let response = resp(if stored.is_some() { 304 } else { 200 }, &fields);
-            let body = Bytes::new();
-            let exchange = Exchange {
-                request: &request,
-                key: key_of(&request, &settings),
-                response: &response,
-                body: &body,
-                request_time: at(sent),
-                response_time: at(sent + delay),
-                final_url: None,
-            };
             let expected = AgeInputs::new(at(sent), at(sent + delay), &response.headers).corrected_initial_age();
-            (store(at(sent + delay), &exchange, stored, &settings, &RequestOptions::default()), expected)
+            let options = RequestOptions::default();
+            (outcome_after(sent, delay, &request, &response, b"", stored, &settings, &options), expected)
         };
         let entry = match exchange_at(sent, delay, date_offset, age, None) {
             (Outcome::Store { entry, .. }, expected) => {
@@ -393,17 +383,7 @@ fn timed_outcome(
     fields.extend(max_age.map(|max_age| ("cache-control", format!("max-age={max_age}"))));
     fields.extend(expires.map(|secs| ("expires", support::date(secs))));
     let response = resp(status, &as_pairs(&fields));
-    let body = Bytes::new();
-    let exchange = Exchange {
-        request: &request,
-        key: key_of(&request, &settings),
-        response: &response,
-        body: &body,
-        request_time: at(sent),
-        response_time: at(sent + delay),
-        final_url: None,
-    };
-    store(at(sent + delay), &exchange, stored, &settings, &RequestOptions::default())
+    outcome_after(sent, delay, &request, &response, b"", stored, &settings, &RequestOptions::default())
 }
 
 /// Stores the exchange [`timed_exchange`] describes (with an entity tag, so that even a

@@ -60,17 +60,33 @@ pub fn outcome(
     settings: &Settings,
     options: &RequestOptions,
 ) -> Outcome {
+    outcome_after(secs, 0, request, response, body, stored, settings, options)
+}
+
+/// [`outcome`] for a request sent at `at(sent)` whose response arrived `delay` seconds
+/// later (the response delay of RFC 9111 §4.2.3).
+#[allow(clippy::too_many_arguments)]
+pub fn outcome_after(
+    sent: u64,
+    delay: u64,
+    request: &request::Parts,
+    response: &response::Parts,
+    body: &'static [u8],
+    stored: Option<&Entry>,
+    settings: &Settings,
+    options: &RequestOptions,
+) -> Outcome {
     let body = Bytes::from_static(body);
     let exchange = Exchange {
         request,
         key: key_of(request, settings),
         response,
         body: &body,
-        request_time: at(secs),
-        response_time: at(secs),
+        request_time: at(sent),
+        response_time: at(sent + delay),
         final_url: None,
     };
-    store(at(secs), &exchange, stored, settings, options)
+    store(at(sent + delay), &exchange, stored, settings, options)
 }
 
 /// Stores a response received at `at(secs)` and returns the entry, panicking with the
