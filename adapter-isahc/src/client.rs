@@ -673,13 +673,11 @@ fn describe_decoded(method: &http::Method, head: &mut http::response::Parts, bod
     if bodiless {
         return;
     }
-    let length = head
-        .headers
-        .get(CONTENT_LENGTH)
-        .map(|value| value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()));
-    let decoded = match length {
-        Some(Some(length)) => length != body.len() as u64,
-        Some(None) => false,
+    let said = head.headers.contains_key(CONTENT_LENGTH);
+    let decoded = match httpcache_core::header::content_length(&head.headers) {
+        Some(length) => length != body.len() as u64,
+        // A malformed length proves nothing.
+        None if said => false,
         None => {
             let gzip = coding.as_bytes().eq_ignore_ascii_case(b"gzip")
                 || coding.as_bytes().eq_ignore_ascii_case(b"x-gzip");

@@ -173,7 +173,17 @@ const HOP_BY_HOP: [HeaderName; 10] = [
 
 /// The first `Content-Length` line as one number (RFC 9110 §8.6), whitespace around it
 /// allowed; `None` when absent or malformed.
-pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+///
+/// ```
+/// use http::HeaderMap;
+/// use httpcache_core::header::content_length;
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(content_length(&headers), None);
+/// headers.insert("content-length", " 69 ".parse().unwrap());
+/// assert_eq!(content_length(&headers), Some(69));
+/// ```
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
