@@ -107,6 +107,7 @@ pub enum Reason {
     VaryStar,
     /// `Vary` names a field among [`Settings::ignored_parameters`], which stored requests
     /// keep redacted: no later request would match it (§4.1), so storing is pointless.
+    /// (Not when the key holds the field by value: [`Settings::keys_redacted`].)
     VaryRedacted,
     /// `must-understand` with a status code this cache does not understand (§5.2.2.3).
     MustUnderstand,
@@ -390,17 +391,23 @@ fn method_compatible(stored: &Method, method: &Method) -> bool {
 
 /// The stored variant that answers `request`, if any (RFC 9111 §4.1): method
 /// compatible, `Vary` matching, the most recent by `Date` (then receipt time).
-pub fn select_variant(request: &request::Parts, stored: &[Entry]) -> Option<usize> {
-    select(request, stored).map(|(index, _)| index)
+/// A field the key holds by value though it is stored redacted
+/// ([`Settings::keys_redacted`]) matches within the key.
+pub fn select_variant(request: &request::Parts, stored: &[Entry], settings: &Settings) -> Option<usize> {
+    select(request, stored, settings).map(|(index, _)| index)
 }
 
 /// [`select_variant`], with the [`Glance`] at the variant chosen.
-fn select(request: &request::Parts, stored: &[Entry]) -> Option<(usize, Glance)> {
+fn select(request: &request::Parts, stored: &[Entry], settings: &Settings) -> Option<(usize, Glance)> {
     // `Vary` is parsed only where the response may have one.
     let usable = |entry: &Entry, may_vary: bool| {
         method_compatible(&entry.request.method, &request.method)
             && (!may_vary
-                || Vary::parse(&entry.response.headers).matches(&entry.request.headers, &request.headers))
+                || Vary::parse(&entry.response.headers).matches_within_key(
+                    &entry.request.headers,
+                    &request.headers,
+                    |name| settings.keys_redacted(name),
+                ))
     };
     // One stored variant (the common case): nothing to rank, and its fields are read
     // in one pass.
@@ -660,7 +667,7 @@ fn decide_variants(
     let request_directives = RequestDirectives::parse(&request.headers);
     let only_if_cached = options.only_if_cached || request_directives.only_if_cached;
     let fetch = |reason| fetch_or_gateway_timeout(only_if_cached, reason);
-    let Some((index, glance)) = select(request, stored) else {
+    let Some((index, glance)) = select(request, stored, settings) else {
         return fetch(if stored.is_empty() { Reason::Miss } else { Reason::VaryMismatch });
     };
     let entry = &stored[index];
@@ -815,11 +822,16 @@ fn understood_status(status: StatusCode) -> bool {
 /// Why a response varying as `vary` says must not be stored, since no later request
 /// could select it (§4.1): `Vary: *`, or a field the stored request keeps redacted (one
 /// of the ignored parameters), whose stored value, `REDACTED`, no real request matches
-/// (and a request that sent that very text would be served another's response).
+/// (and a request that sent that very text would be served another's response), unless
+/// the key holds that field's value ([`Settings::keys_redacted`]).
 pub(crate) fn vary_refused(vary: &Vary, settings: &Settings) -> Option<Reason> {
     match vary {
         Vary::Any => Some(Reason::VaryStar),
-        Vary::Fields(names) if names.iter().any(|name| settings.is_ignored(name.as_str())) => {
+        Vary::Fields(names)
+            if names
+                .iter()
+                .any(|name| settings.is_ignored(name.as_str()) && !settings.keys_redacted(name)) =>
+        {
             Some(Reason::VaryRedacted)
         }
         Vary::Fields(_) => None,

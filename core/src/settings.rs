@@ -245,6 +245,30 @@ impl Settings {
         self.ignored_parameters.iter().any(|p| p.eq_ignore_ascii_case(name))
     }
 
+    /// Whether the request header `name` is one of the ignored parameters that the
+    /// cache key nonetheless holds by value: listed in [`MatchHeaders::List`], with no
+    /// [`Settings::key_fn`] replacing the default key. Such a field (`Authorization`,
+    /// say, listed to keep users apart) is stored redacted, yet every request filed
+    /// under one key sent the same value, so a response that varies on it may be
+    /// stored, and its `Vary` is satisfied by the key (RFC 9111 §4.1).
+    ///
+    /// ```
+    /// use httpcache_core::settings::MatchHeaders;
+    /// use httpcache_core::Settings;
+    ///
+    /// let listed = Settings {
+    ///     match_headers: MatchHeaders::List(vec![http::header::AUTHORIZATION]),
+    ///     ..Settings::default()
+    /// };
+    /// assert!(listed.keys_redacted(&http::header::AUTHORIZATION));
+    /// assert!(!Settings::default().keys_redacted(&http::header::AUTHORIZATION));
+    /// ```
+    pub fn keys_redacted(&self, name: &HeaderName) -> bool {
+        matches!(&self.match_headers, MatchHeaders::List(names) if names.contains(name))
+            && self.key_fn.is_none()
+            && self.is_ignored(name.as_str())
+    }
+
     /// The expiry the user configured for `url`: the first matching URL pattern, else `expire_after`.
     pub fn expiry_for_url(&self, url: &str) -> Option<Expiry> {
         self.urls_expire_after

@@ -284,6 +284,53 @@ fn rfc9111_4_1_a_response_varying_on_a_redacted_field_is_not_stored() {
     }
 }
 
+// §4.1 with `match_headers` listing a redacted field: the key holds its value (hashed,
+// never stored), so every request filed under one key sent the same value and the
+// stored response's `Vary` on it is satisfied by the key. Users are kept apart by key,
+// not by the redacted stored value. A `key_fn` replaces that key, so it is refused
+// again there.
+#[test]
+fn rfc9111_4_1_a_redacted_field_the_key_holds_by_value_may_be_varied_on() {
+    let (_, options) = defaults();
+    let keyed = Settings {
+        match_headers: MatchHeaders::List(vec![http::header::AUTHORIZATION]),
+        ..Settings::default()
+    };
+    let alice = get(URL, &[("authorization", "Bearer alice")]);
+    let bob = get(URL, &[("authorization", "Bearer bob")]);
+    assert_ne!(key_of(&alice, &keyed), key_of(&bob, &keyed), "the key keeps users apart");
+    let response = resp(200, &[("cache-control", "max-age=60"), ("vary", "Authorization")]);
+    let stored = [entry(0, &alice, &response, b"alice's", &keyed)];
+    assert_eq!(stored[0].request.headers["authorization"], "REDACTED", "never stored in clear");
+    assert!(matches!(decide(at(1), &alice, &stored, &keyed, &options), Action::Serve(_)));
+    // A 304 that adds such a `Vary` is written back.
+    let plain = stored_with(&[("cache-control", "max-age=10"), ("etag", "\"v1\"")]);
+    let vary_304 = resp(304, &[("etag", "\"v1\""), ("vary", "Authorization")]);
+    match outcome(50, &alice, &vary_304, b"", Some(&plain), &keyed, &options) {
+        Outcome::Refresh { persist, .. } => assert!(persist, "not written back"),
+        other => panic!("a 304 refreshes: {other:?}"),
+    }
+    // Another redacted field the key does not hold is still refused.
+    let other = resp(200, &[("cache-control", "max-age=60"), ("vary", "Authorization, X-API-Key")]);
+    assert_eq!(skip_reason(outcome(0, &alice, &other, b"x", None, &keyed, &options)), Reason::VaryRedacted);
+    // With a `key_fn`, the default key (and its `Authorization`) is not used.
+    let custom = Settings {
+        key_fn: Some(Arc::new(|_: &httpcache_core::key::KeyInput<'_>| {
+            httpcache_core::key::CacheKey([7; 32])
+        })),
+        ..keyed.clone()
+    };
+    assert_eq!(
+        skip_reason(outcome(0, &alice, &response, b"x", None, &custom, &options)),
+        Reason::VaryRedacted
+    );
+    assert_eq!(
+        decide(at(1), &alice, &stored, &custom, &options),
+        Action::Fetch(Reason::VaryMismatch),
+        "the stored REDACTED value matches no request"
+    );
+}
+
 // `filter_fn` vetoes storing a response: the response a 304 merged is written back
 // only when the filter would have let it be stored arriving whole.
 #[test]

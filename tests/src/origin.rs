@@ -20,6 +20,7 @@
 //! | `/last-modified` | 200, `Last-Modified` (1 Jan 2024, no `Cache-Control`), body `last-modified v1`; 304 to an `If-Modified-Since` not before it |
 //! | `/vary/accept` | 200, `max-age=60`, `Vary: Accept`, body `accept={value}` |
 //! | `/vary/accept-language` | the same for `Accept-Language` |
+//! | `/vary/authorization` | 200, `max-age=60`, `Vary: Authorization`, body `hello {user}` for `Authorization: Bearer {user}-{token}` |
 //! | `/redirect/{301,302,303,307,308}/{n}` | that status, `Location` one step closer (`/redirect/{code}/{n-1}`), the last to `/redirect-target` |
 //! | `/redirect-target` | 200, `max-age=60`, body `redirect target hit {count}` |
 //! | `/status/{code}` | that status (200..=599), body `status {code}` |
@@ -460,6 +461,13 @@ async fn handle(
             } else {
                 response(StatusCode::OK, &validators, "last-modified v1")
             }
+        }
+        ["vary", "authorization"] => {
+            // `Bearer {user}-{token}`: the body names the user, never the token.
+            let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let user = value.strip_prefix("Bearer ").unwrap_or("").split('-').next().unwrap_or("");
+            let vary = (header::VARY, "Authorization".to_owned());
+            response(StatusCode::OK, &[cache_control("max-age=60"), vary], format!("hello {user}"))
         }
         ["vary", name @ ("accept" | "accept-language")] => {
             let value = headers.get(*name).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -672,6 +672,34 @@ pub fn match_headers(factory: Factory, kind: StoreKind) {
     assert_eq!(setup.origin.hits("/max-age/60"), 2);
 }
 
+/// match_headers listing `Authorization`, one of the ignored parameters: the key holds
+/// its value (hashed), so a response with `Vary: Authorization` is stored for each user
+/// and served to that user alone (RFC 9111 §4.1), and no token reaches the store.
+pub fn match_headers_redacted_vary(factory: Factory, kind: StoreKind) {
+    let settings = Settings {
+        match_headers: MatchHeaders::List(vec![http::header::AUTHORIZATION]),
+        ..Settings::default()
+    };
+    let setup = Setup::new(factory, kind, settings);
+    let none = RequestOptions::default();
+    let route = "/vary/authorization";
+    let users = [("alice", "Bearer alice-TOKENSECRETA"), ("bob", "Bearer bob-TOKENSECRETB")];
+    for (user, token) in users {
+        let fetched = setup.get_with(route, none, &[("authorization", token)]);
+        assert_miss_stored(&fetched);
+        assert_eq!(fetched.text(), format!("hello {user}"));
+    }
+    for (user, token) in users.iter().rev() {
+        let fetched = setup.get_with(route, none, &[("authorization", token)]);
+        assert_hit(&fetched);
+        assert_eq!(fetched.text(), format!("hello {user}"));
+    }
+    assert_eq!(setup.origin.hits(route), 2);
+    for secret in ["TOKENSECRETA", "TOKENSECRETB"] {
+        assert!(!setup.store.stored_bytes_contain(secret.as_bytes()), "{secret} reached the store");
+    }
+}
+
 /// Vary: variants for different `Accept` / `Accept-Language` values live side by side.
 pub fn vary_variants(factory: Factory, kind: StoreKind) {
     let setup = Setup::new(factory, kind, Settings::default());
@@ -840,7 +868,7 @@ macro_rules! scenario_tests {
                 expiry_settings_patterns_and_per_request, only_if_cached, refresh_and_force_refresh,
                 stale_if_error_on_server_error, stale_if_error_on_refused_connection,
                 stale_while_revalidate, stale_while_revalidate_directive, ignored_parameters,
-                match_headers, vary_variants, read_only, disabled, coalescing, redirects, too_large,
+                match_headers, match_headers_redacted_vary, vary_variants, read_only, disabled, coalescing, redirects, too_large,
                 post_invalidates, set_cookie_private
             );
         }

@@ -76,11 +76,24 @@ impl Vary {
     /// lines and normalising whitespace around commas; a field absent in both matches.
     /// [`Vary::Any`] never matches.
     pub fn matches(&self, stored: &HeaderMap, request: &HeaderMap) -> bool {
+        self.matches_within_key(stored, request, |_| false)
+    }
+
+    /// [`Vary::matches`], where a field for which `keyed` is true counts as matching
+    /// whatever the values: the cache key already holds its value, so every request
+    /// filed under the key agrees on it (see [`crate::Settings::keys_redacted`]).
+    /// `keyed` is asked only about a field whose values differ.
+    pub fn matches_within_key(
+        &self,
+        stored: &HeaderMap,
+        request: &HeaderMap,
+        keyed: impl Fn(&HeaderName) -> bool,
+    ) -> bool {
         match self {
             Vary::Any => false,
-            Vary::Fields(fields) => {
-                fields.iter().all(|name| normalised_value(stored, name) == normalised_value(request, name))
-            }
+            Vary::Fields(fields) => fields
+                .iter()
+                .all(|name| normalised_value(stored, name) == normalised_value(request, name) || keyed(name)),
         }
     }
 }
