@@ -814,7 +814,11 @@ impl<S> Cache<S> {
         // A 304 refreshes the stored entry and nothing reads it afterwards: hand it over
         // instead of having the refresh copy it.
         let stored = if head.status == StatusCode::NOT_MODIFIED {
-            forward.stored.take().map(|entry| Cow::Owned(*entry))
+            // A 304 to the client's own validators says nothing of the stored response's
+            // (RFC 9111 §4.3.4 selects by the validators the cache sent): it is the
+            // client's answer, passed through.
+            let clients = forward.reason == Reason::ClientConditional;
+            forward.stored.take().filter(|_| !clients).map(|entry| Cow::Owned(*entry))
         } else {
             forward.stored.as_deref().map(Cow::Borrowed)
         };

@@ -593,7 +593,10 @@ pub(crate) fn decide_stored(
 /// response satisfies the client's validator ([`Serve::not_modified`]), the stored
 /// response itself when it does not. Any other action sends the request to the origin
 /// as the client made it, its preconditions untouched (the origin's 304 is the
-/// client's, passed through), as before this evaluation existed.
+/// client's, passed through), as before this evaluation existed: a
+/// [`Reason::ClientConditional`] fetch, or for a HEAD whose stored GET is stale a
+/// [`Reason::ClientConditional`] revalidation with no validators of the cache's own,
+/// whose 200 freshens that GET (§4.3.5).
 fn with_client_preconditions(
     action: Action,
     request: &request::Parts,
@@ -611,6 +614,21 @@ fn with_client_preconditions(
             Action::Serve(serve)
         }
         Action::GatewayTimeout(reason) => Action::GatewayTimeout(reason),
+        // A HEAD that must go to the origin takes the stored GET with it, unconditional
+        // but for the client's own fields: the origin's 200 then freshens (or outdates)
+        // that GET as any HEAD's does (§4.3.5), where stored on its own it would take the
+        // GET's place, with no body. The origin's 304 answers the client's validators,
+        // not the stored response's, and is passed through.
+        Action::Revalidate(revalidate)
+            if request.method == Method::HEAD
+                && stored.get(revalidate.index).is_some_and(|entry| entry.request.method == Method::GET) =>
+        {
+            Action::Revalidate(Revalidate {
+                index: revalidate.index,
+                conditional: Conditional::default(),
+                reason: Reason::ClientConditional,
+            })
+        }
         _ => {
             let only_if_cached = options.only_if_cached || RequestDirectives::parse(headers).only_if_cached;
             fetch_or_gateway_timeout(only_if_cached, Reason::ClientConditional)

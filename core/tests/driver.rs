@@ -1042,6 +1042,55 @@ fn head_is_answered_from_the_stored_get_without_a_body() {
     assert_eq!(response.headers()[http::header::CONTENT_LENGTH], "5");
 }
 
+// A HEAD with the client's own validators, on a stale stored GET, goes to the origin as
+// the client made it (RFC 9111 §4.3.2). Its 200 freshens the stored GET (§4.3.5): the
+// GET, body and all, stays and answers the next GET; stored on its own, the HEAD's
+// response took the GET's place and the next GET was a miss. Its 304 answers the
+// client's validators, not the stored response's: passed through, nothing refreshed.
+#[test]
+fn a_conditional_head_on_a_stale_get_freshens_it_and_keeps_its_body_rfc9111_4_3_5() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let fields = [("cache-control", "max-age=60"), ("etag", "\"v1\""), ("content-length", "7")];
+    let send = |r: Request<Bytes>| {
+        let body = if r.method() == http::Method::HEAD { "" } else { "payload" };
+        Ok::<_, ()>(match r.headers().get(http::header::IF_NONE_MATCH) {
+            Some(tag) if tag == "\"v1\"" => origin.respond(&r, 304, &fields[..2], ""),
+            _ => origin.respond(&r, 200, &fields, body),
+        })
+    };
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    let head = |tag: &str| Request::head(URL).header("if-none-match", tag).body(Bytes::new()).unwrap();
+
+    // The client's copy is another version: the origin's 200 freshens the stored GET.
+    clock.set(100);
+    let answered = cache.send(head("\"v0\""), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 2);
+    assert_eq!(origin.seen.lock().unwrap()[1][http::header::IF_NONE_MATCH], "\"v0\"", "the client's own");
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert!(answered.body().is_empty());
+    assert_eq!(status(&answered).reason, Reason::HeadFreshened);
+    clock.set(120);
+    let hit = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 2, "the stored GET was freshened, not replaced");
+    assert_eq!(hit.body(), "payload");
+    assert_eq!(status(&hit).expires, Some(at(160)));
+
+    // Stale again; the client's copy is current: its 304 is passed through and the
+    // stored GET is neither refreshed by it nor lost.
+    clock.set(200);
+    let not_modified = cache.send(head("\"v1\""), RequestOptions::default(), send).unwrap();
+    assert_eq!(origin.count(), 3);
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert!(!status(&not_modified).from_cache);
+    assert_eq!(status(&not_modified).reason, Reason::ClientConditional);
+    let entries: Vec<Entry> = cache.store().entries.lock().unwrap().values().cloned().collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].request.method, http::Method::GET);
+    assert_eq!(&entries[0].response.body[..], b"payload");
+    assert_eq!(entries[0].expires, Some(at(160)), "a 304 to the client's validators refreshed it");
+}
+
 #[test]
 fn stale_while_revalidate_starts_one_background_revalidation_per_key() {
     let (cache, clock) = cache(Settings::default());
