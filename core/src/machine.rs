@@ -217,7 +217,8 @@ pub struct Revalidate {
     pub index: usize,
     /// `If-None-Match` / `If-Modified-Since` to add (RFC 9111 §4.3.1); empty when the
     /// stored response has no validator (the request is then unconditional, but the
-    /// stored response still backs `stale-if-error`).
+    /// stored response still backs `stale-if-error`), and for a HEAD carrying the
+    /// client's own ([`Reason::ClientConditional`]), which go as they are.
     pub conditional: Conditional,
     /// Why.
     pub reason: Reason,
