@@ -603,6 +603,7 @@ impl<S> Cache<S> {
             cache_key: Some(planned.key),
             age: Some(serve.age),
             reason: serve.reason,
+            forwarded: None,
         };
         if serve.not_modified {
             return not_modified_from_entry(response, serve.age, status, now);
@@ -680,6 +681,7 @@ impl<S> Cache<S> {
             Action::GatewayTimeout(reason) => {
                 let mut status = CacheStatus::bypass(reason);
                 status.source = Source::Synthesized;
+                status.forwarded = None;
                 status.cache_key = Some(key);
                 Step::Plan(Plan::Respond(Box::new(synthesized(StatusCode::GATEWAY_TIMEOUT, status, now))))
             }
@@ -997,6 +999,8 @@ impl<S> Cache<S> {
             cache_key: forward.key,
             age: Some(age),
             reason,
+            // Served after the origin was asked, and failed.
+            forwarded: Some(forward.reason),
         };
         let response = entry.response.clone_to_serve();
         respond_from_entry(response, forward.parts.method == Method::HEAD, age, status, now)

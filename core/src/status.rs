@@ -58,10 +58,18 @@ pub struct CacheStatus {
     pub age: Option<Duration>,
     /// Why.
     pub reason: Reason,
+    /// Why the request went to the origin, when it did: for a revalidated response
+    /// (whose [`reason`](Self::reason) says what the origin's answer did) whether the
+    /// stored response was stale ([`Reason::Stale`], [`Reason::ResponseNoCache`]...) or
+    /// the request asked ([`Reason::Refresh`], [`Reason::RequestNoCache`],
+    /// [`Reason::ClientConditional`]...). `None` for a response the cache answered
+    /// alone (a hit, a 504 for `only-if-cached`).
+    pub forwarded: Option<Reason>,
 }
 
 impl CacheStatus {
-    /// A status for a response the cache did not touch.
+    /// A status for a response the cache did not touch: from the origin, forwarded
+    /// because of `reason`.
     pub fn bypass(reason: Reason) -> Self {
         CacheStatus {
             source: Source::Origin,
@@ -75,6 +83,7 @@ impl CacheStatus {
             cache_key: None,
             age: None,
             reason,
+            forwarded: Some(reason),
         }
     }
 
@@ -117,6 +126,34 @@ impl CacheStatus {
     }
 }
 
+/// Why a request with `reason` was forwarded, as RFC 9211 §2.2 names it (whether or
+/// not the origin's answer was then stored).
+fn fwd(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Miss => "uri-miss",
+        Reason::VaryMismatch => "vary-miss",
+        // (An invalidation follows only an unsafe method.)
+        Reason::MethodNotCacheable | Reason::Invalidated => "method",
+        Reason::Disabled | Reason::BodyNotReplayable => "bypass",
+        // The request (its directives, or the caller's options) did not allow using
+        // what is stored.
+        Reason::ClientConditional
+        | Reason::ForceRefresh
+        | Reason::Refresh
+        | Reason::RequestNoCache
+        | Reason::RequestMaxAge
+        | Reason::RequestMinFresh
+        | Reason::RequestExpireAfter => "request",
+        // A stored response was selected, but it was stale or had to be validated
+        // first (and a 304 that did not match it is fetched again).
+        Reason::Stale | Reason::AlwaysRevalidate | Reason::ResponseNoCache | Reason::ValidatorMismatch => {
+            "stale"
+        }
+        Reason::PartialContent => "partial",
+        _ => "miss",
+    }
+}
+
 /// How many `Cache-Status` values each thread remembers: one per slot, chosen by the
 /// key's first byte.
 const SAID_SLOTS: usize = 8;
@@ -127,6 +164,7 @@ const SAID_SLOTS: usize = 8;
 struct Said {
     source: Source,
     reason: Reason,
+    forwarded: Option<Reason>,
     stored: bool,
     /// Whole seconds of freshness left, or past (`true`) when stale.
     ttl: Option<(bool, u64)>,
@@ -138,6 +176,7 @@ impl Said {
         Said {
             source: status.source,
             reason: status.reason,
+            forwarded: status.forwarded,
             stored: status.stored,
             ttl: status.expires.map(|expires| match expires.duration_since(now) {
                 Ok(left) => (false, left.as_secs()),
@@ -157,42 +196,20 @@ impl Said {
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
             Source::Cache => out.extend_from_slice(b"; hit"),
-            // RFC 9211 §2.3: the status the origin answered with: a 304, or the 200 of
-            // a HEAD whose validators freshened the stored GET (RFC 9111 §4.3.5).
-            Source::Revalidated if self.reason == Reason::HeadFreshened => {
-                out.extend_from_slice(b"; fwd=stale; fwd-status=200");
+            Source::Revalidated => {
+                // RFC 9211 §2.2: the request asked for the revalidation, or the stored
+                // response needed it. §2.3: the status the origin answered with: a 304,
+                // or the 200 of a HEAD whose validators freshened the stored GET (RFC
+                // 9111 §4.3.5).
+                let asked = self.forwarded.map(fwd) == Some("request");
+                out.extend_from_slice(if asked { b"; fwd=request" } else { b"; fwd=stale" });
+                let head = self.reason == Reason::HeadFreshened;
+                out.extend_from_slice(if head { b"; fwd-status=200" } else { b"; fwd-status=304" });
             }
-            Source::Revalidated => out.extend_from_slice(b"; fwd=stale; fwd-status=304"),
             Source::Synthesized => out.extend_from_slice(b"; fwd=miss"),
             Source::Origin => {
-                // Why the request was forwarded (RFC 9211 §2.2), from why the machine
-                // sent it, whether or not the origin's answer was then stored.
-                let fwd = match self.reason {
-                    Reason::Miss => "uri-miss",
-                    Reason::VaryMismatch => "vary-miss",
-                    // (An invalidation follows only an unsafe method.)
-                    Reason::MethodNotCacheable | Reason::Invalidated => "method",
-                    Reason::Disabled | Reason::BodyNotReplayable => "bypass",
-                    // The request (its directives, or the caller's options) did not allow
-                    // using what is stored.
-                    Reason::ClientConditional
-                    | Reason::ForceRefresh
-                    | Reason::Refresh
-                    | Reason::RequestNoCache
-                    | Reason::RequestMaxAge
-                    | Reason::RequestMinFresh
-                    | Reason::RequestExpireAfter => "request",
-                    // A stored response was selected, but it was stale or had to be
-                    // validated first (and a 304 that did not match it is fetched again).
-                    Reason::Stale
-                    | Reason::AlwaysRevalidate
-                    | Reason::ResponseNoCache
-                    | Reason::ValidatorMismatch => "stale",
-                    Reason::PartialContent => "partial",
-                    _ => "miss",
-                };
                 out.extend_from_slice(b"; fwd=");
-                out.extend_from_slice(fwd.as_bytes());
+                out.extend_from_slice(fwd(self.reason).as_bytes());
                 if self.stored {
                     out.extend_from_slice(b"; stored");
                 }
@@ -483,5 +500,34 @@ mod tests {
             freshened.header_value(at(0)),
             "httpcache; fwd=stale; fwd-status=200; detail=head-freshened"
         );
+    }
+
+    // RFC 9211 §2.2: `fwd=request` when the request made the cache go forward (the
+    // caller's `refresh`, its own `no-cache` or preconditions), `fwd=stale` when the
+    // stored response needed it; the revalidation's outcome does not change which.
+    #[test]
+    fn a_revalidation_the_request_asked_for_is_forwarded_by_request() {
+        let revalidated = |forwarded, reason| {
+            let mut status = CacheStatus::bypass(reason);
+            status.source = Source::Revalidated;
+            status.forwarded = Some(forwarded);
+            status.header_value(at(0))
+        };
+        for asked in [Reason::Refresh, Reason::RequestNoCache, Reason::RequestMaxAge] {
+            assert_eq!(
+                revalidated(asked, Reason::Revalidated),
+                "httpcache; fwd=request; fwd-status=304; detail=revalidated"
+            );
+        }
+        assert_eq!(
+            revalidated(Reason::ClientConditional, Reason::HeadFreshened),
+            "httpcache; fwd=request; fwd-status=200; detail=head-freshened"
+        );
+        for needed in [Reason::Stale, Reason::ResponseNoCache, Reason::AlwaysRevalidate] {
+            assert_eq!(
+                revalidated(needed, Reason::Revalidated),
+                "httpcache; fwd=stale; fwd-status=304; detail=revalidated"
+            );
+        }
     }
 }

@@ -652,6 +652,35 @@ fn force_refresh_and_refresh_go_to_the_origin() {
     assert_eq!(origin.count(), 3);
 }
 
+// RFC 9211 §2.2: a revalidation the caller asked for (`refresh` on a fresh entry) went
+// forward by request; one a stale entry needed went forward because it was stale.
+#[test]
+fn cache_status_says_whether_a_revalidation_was_asked_for_or_needed() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let fields = [("cache-control", "max-age=60"), ("etag", "\"x\"")];
+    let send = |r: Request<Bytes>| {
+        let status = if r.headers().contains_key(http::header::IF_NONE_MATCH) { 304 } else { 200 };
+        Ok::<_, ()>(origin.respond(&r, status, &fields, if status == 200 { "v" } else { "" }))
+    };
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
+    let asked = cache.send(get(URL), refresh, send).unwrap();
+    assert!(status(&asked).revalidated);
+    assert_eq!(status(&asked).forwarded, Some(Reason::Refresh));
+    let field = asked.headers()[CACHE_STATUS].to_str().unwrap();
+    assert!(field.contains("; fwd=request; fwd-status=304;"), "{field}");
+    clock.set(100);
+    let needed = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert!(status(&needed).revalidated);
+    assert_eq!(status(&needed).forwarded, Some(Reason::Stale));
+    let field = needed.headers()[CACHE_STATUS].to_str().unwrap();
+    assert!(field.contains("; fwd=stale; fwd-status=304;"), "{field}");
+    clock.set(110);
+    let hit = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(status(&hit).forwarded, None, "a hit was not forwarded");
+}
+
 // `send` has no background to revalidate in: the stale response comes without its
 // pending revalidation, so the key's lead is released (RFC 5861 §3 asks for a
 // revalidation, not that a later request for the key wait for one that never runs).
