@@ -14,7 +14,7 @@ use httpcache_reqwest::{CacheRequestExt, CacheStatusExt};
 
 use crate::clock;
 use crate::error::{CliError, chain};
-use crate::fetch::{client, label};
+use crate::fetch::{client_from, label};
 use crate::format::{self, Align};
 use crate::store::{self, Access, Location, StoreKind};
 
@@ -126,7 +126,10 @@ pub fn run(kind: StoreKind) -> Result<(), CliError> {
     let location = Location { kind, path: dir.path().join("cache") };
     let origin = DemoOrigin::start()
         .map_err(|error| CliError::Http(format!("starting the demo origin on 127.0.0.1: {error}")))?;
-    let client = client(store::open(&location, Access::Write)?, Settings::default())?;
+    // Straight to the origin on loopback: a proxy the environment names (`HTTP_PROXY`,
+    // `ALL_PROXY`...) would take the demo's requests to the network, or fail them.
+    let builder = reqwest::blocking::Client::builder().no_proxy();
+    let client = client_from(builder, store::open(&location, Access::Write)?, Settings::default())?;
     let url = origin.url();
 
     let mut out = String::new();

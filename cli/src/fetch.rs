@@ -26,9 +26,19 @@ pub fn default_settings() -> Settings {
     Settings::session()
 }
 
-/// A blocking caching client over `store`.
+/// A blocking caching client over `store`, with reqwest's defaults (the proxies the
+/// environment names included).
 pub fn client(store: Box<dyn Store>, settings: Settings) -> Result<CachedClient<Box<dyn Store>>, CliError> {
-    let client = reqwest::blocking::Client::builder()
+    client_from(reqwest::blocking::Client::builder(), store, settings)
+}
+
+/// A blocking caching client over `store`, built from `builder`.
+pub fn client_from(
+    builder: reqwest::blocking::ClientBuilder,
+    store: Box<dyn Store>,
+    settings: Settings,
+) -> Result<CachedClient<Box<dyn Store>>, CliError> {
+    let client = builder
         .build()
         .map_err(|error| CliError::Http(format!("building the HTTP client: {}", chain(&error))))?;
     Ok(CachedClient::wrap(client, store, settings))

@@ -459,6 +459,24 @@ fn demo_shows_miss_hit_revalidation_and_stale() {
     assert!(text.lines().next().is_some_and(|line| line.starts_with("httpcache demo")), "{text}");
 }
 
+// "No network needed": the demo's origin is on loopback, so a proxy named by the
+// environment (as many corporate and CI machines set one) must not see its requests.
+// Here the proxy is a closed port: through it, every step would fail.
+#[test]
+fn demo_goes_straight_to_its_origin_whatever_proxy_is_set() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_httpcache"));
+    command.arg("demo").env_remove("HTTPCACHE_DIR").env_remove("HTTPCACHE_STORE").env_remove("NO_PROXY");
+    command.env_remove("no_proxy");
+    for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        command.env(name, "http://127.0.0.1:9");
+    }
+    let output = command.output().expect("run the httpcache binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.lines().any(|line| line.starts_with("4 ") && line.contains(" STALE ")), "{stdout}");
+}
+
 #[test]
 fn errors_are_one_line_with_distinct_codes_and_lose_nothing() {
     let origin = Origin::start();
