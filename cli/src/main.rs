@@ -49,8 +49,8 @@
 //! user's cache directory that the adapters' default clients use
 //! (`httpcache_lmdb::default_cache_dir("httpcache")`, e.g. `~/.cache/httpcache`),
 //! so `httpcache ls` shows what a program cached. A path that holds something else (a
-//! file, another store kind) is refused before anything is written there; commands
-//! that only read do not create a missing cache directory.
+//! file, a directory of other files, another store kind) is refused before anything is
+//! written there; commands that only read do not create a missing cache directory.
 //!
 //! ## Exit codes
 //!

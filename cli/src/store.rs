@@ -114,7 +114,13 @@ fn check_path(location: &Location) -> Result<(), CliError> {
             Some(other) if other != location.kind => {
                 Err(not_a_cache(format!("it holds an {} store (use --store {})", other.name(), other.name())))
             }
-            _ => Ok(()),
+            Some(_) => Ok(()),
+            // No entry file yet: an fs store's directory holds its shard directories alone.
+            None if holds_only_shards(path)? => Ok(()),
+            None => Err(not_a_cache(format!(
+                "the directory holds files but no {} store (entries live in <2 hex digits>/ directories)",
+                location.kind.name()
+            ))),
         },
         _ => Ok(()),
     }
@@ -154,6 +160,18 @@ fn fs_kind_of(path: &Path, wanted: StoreKind) -> Result<Option<StoreKind>, CliEr
         }
     }
     Ok(other)
+}
+
+/// Whether everything in the directory is a shard directory of an fs store (`<2 hex>/`,
+/// as the store names them): true for an empty directory.
+fn holds_only_shards(path: &Path) -> Result<bool, CliError> {
+    let entries =
+        std::fs::read_dir(path).map_err(|error| CliError::Store(format!("{}: {error}", path.display())))?;
+    Ok(entries.flatten().all(|entry| {
+        entry.file_name().to_str().is_some_and(|name| {
+            name.len() == 2 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }) && entry.file_type().is_ok_and(|kind| kind.is_dir())
+    }))
 }
 
 fn is_empty_dir(path: &Path) -> Result<bool, CliError> {

@@ -547,6 +547,41 @@ fn an_fs_store_of_the_other_format_is_refused() {
 }
 
 /// Every file under `dir`, sorted.
+// A directory of other files (a mistyped --cache: a project, the home directory) is no
+// fs store, as it is no LMDB store: refused before shard directories are written into it.
+#[test]
+fn a_directory_of_other_files_is_not_taken_for_an_fs_store() {
+    let origin = Origin::start();
+    let url = origin.url("/max-age/60");
+    let cache = Cache::new();
+    std::fs::create_dir_all(cache.path.join("src")).expect("a subdirectory");
+    std::fs::write(cache.path.join("notes.txt"), "mine").expect("a file");
+    let before = walk(&cache.path);
+    for kind in ["fs", "fs-json"] {
+        for args in [&["get", &url][..], &["ls"], &["purge", "--all"]] {
+            let mut all = vec!["--store", kind];
+            all.extend_from_slice(args);
+            let run = cache.run(&all);
+            assert!(run.fails_with(3).contains("is not a cache"), "{run:#?}");
+        }
+    }
+    assert_eq!(origin.hits("/max-age/60"), 0);
+    let source = Cache::new();
+    source.get(&url, &[]).ok();
+    let into = cache.path.to_str().expect("UTF-8 path");
+    let export = source.run(&["export", &format!("fs:{into}")]);
+    assert!(export.fails_with(3).contains("is not a cache"), "{export:#?}");
+    assert_eq!(walk(&cache.path), before, "nothing written or deleted");
+    let shards = std::fs::read_dir(&cache.path).expect("the directory").count();
+    assert_eq!(shards, 2, "no shard directory was made");
+
+    // An fs store's own directory, its entries all purged, is still one.
+    let store = Cache::new();
+    store.get(&url, &["--store", "fs"]).ok();
+    store.run(&["--store", "fs", "purge", "--all"]).ok();
+    store.get(&url, &["--store", "fs"]).ok();
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
