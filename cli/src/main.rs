@@ -63,7 +63,8 @@
 //! | 4 | not in the cache: `get --only-if-cached` missed, `show` found nothing |
 //! | 5 | the output (`-o FILE` or stdout) could not be written |
 //!
-//! Errors are one line on stderr: `httpcache: error: ...`. A failed command never
+//! Errors are one line on stderr: `httpcache: error: ...` (`httpcache` with no command
+//! prints the help there instead, and exits 2). A failed command never
 //! deletes anything from the cache.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -343,6 +344,12 @@ fn main() -> ExitCode {
                 }
                 _ => ExitCode::SUCCESS,
             };
+        }
+        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `httpcache` alone: the help, laid out, on stderr (run into one line, it is
+            // unreadable); a usage error all the same.
+            let _ = error.print();
+            return ExitCode::from(error::code::USAGE);
         }
         Err(error) => {
             note(&format!("httpcache: error: {} (see httpcache --help)", one_line(&error)));

@@ -644,6 +644,19 @@ fn help_lists_the_exit_codes() {
     }
 }
 
+// `httpcache` alone, as a newcomer first types it: a usage error (exit 2), and the help
+// to read, laid out as `--help` lays it out, not run together into one error line.
+#[test]
+fn no_command_shows_the_help_as_help() {
+    let run = httpcache(&[]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines.iter().any(|line| line.starts_with("Usage: httpcache")), "{run:#?}");
+    assert!(lines.iter().any(|line| line.trim_start().starts_with("get ")), "{run:#?}");
+    assert!(lines.iter().any(|line| line.trim_start().starts_with("4  not in the cache")), "{run:#?}");
+}
+
 #[test]
 fn the_cache_can_come_from_the_environment_and_reading_creates_nothing() {
     let origin = Origin::start();
