@@ -87,8 +87,9 @@ pub enum Error {
     /// The builder was given no store.
     #[error("no store: call `.store(..)` on the builder")]
     NoStore,
-    /// No user cache directory is known on this platform.
-    #[error("no user cache directory on this platform")]
+    /// No user cache directory is known on this platform, or the application name is
+    /// not one directory name (`httpcache_lmdb::default_cache_dir`).
+    #[error("no user cache directory on this platform, or the application name is not one directory name")]
     NoCacheDir,
     /// The store could not be opened.
     #[error("opening the store: {0}")]

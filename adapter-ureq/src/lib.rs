@@ -132,8 +132,9 @@ pub use httpcache_lmdb::{DEFAULT_APP_NAME, default_cache_dir};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The system has no user cache directory to put the default store in.
-    #[error("no user cache directory on this system")]
+    /// The system has no user cache directory to put the default store in, or the
+    /// application name is not one directory name ([`default_cache_dir`]).
+    #[error("no user cache directory on this system, or the application name is not one directory name")]
     NoCacheDir,
     /// The store could not be opened.
     #[error("opening the cache store: {0}")]

@@ -1187,3 +1187,20 @@ fn a_reader_killed_mid_read_does_not_pin_the_map() {
     }
     assert!(store.stats().unwrap().entries > 10);
 }
+
+/// The documented layout, `<user cache dir>/<app name>/`: a name that is not one
+/// directory name would put the store in the user cache directory itself, or outside
+/// it, so it has no directory, and `open_default` refuses it before creating anything.
+#[test]
+fn the_default_directory_is_one_level_under_the_user_cache_directory() {
+    for bad in ["", ".", "..", "../elsewhere", "a/b", "/tmp/abs", "a\\b"] {
+        assert_eq!(crate::default_cache_dir(bad), None, "{bad:?}");
+        let error = LmdbStore::open_default(bad).expect_err(bad);
+        assert!(error.to_string().contains("one directory name"), "{bad:?}: {error}");
+    }
+    if let Some(root) = dirs::cache_dir() {
+        for good in ["httpcache", "my app", "app.v2"] {
+            assert_eq!(crate::default_cache_dir(good), Some(root.join(good)));
+        }
+    }
+}
