@@ -973,7 +973,7 @@ fn after_the_small_ones_expire() -> std::time::SystemTime {
 /// seventh expires at [`SMALL_EXPIRY`], the others never.
 fn small(n: u64) -> Entry {
     let mut small = aged(n, 200 + (n as usize * 37) % 600);
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         small.expires = Some(std::time::UNIX_EPOCH + SMALL_EXPIRY);
     }
     small

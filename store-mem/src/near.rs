@@ -301,7 +301,7 @@ mod tests {
         }
         let lent: Vec<Lent> = (0..TOUCH_EVERY * 2).map(|_| lend(store, &key, 0, &mut |_| {})).collect();
         for (n, lent) in lent.iter().enumerate() {
-            let expected = if (n as u32 + 1) % TOUCH_EVERY == 0 { Lent::Touch } else { Lent::Yes };
+            let expected = if (n as u32 + 1).is_multiple_of(TOUCH_EVERY) { Lent::Touch } else { Lent::Yes };
             assert_eq!(*lent, expected, "lend {n}");
         }
         // Another generation: no copy to lend.

@@ -352,7 +352,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
         }))
     }
     let raw = text.as_bytes();
-    if raw.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(4) {
         return Err(BAD);
     }
     let mut out = Vec::with_capacity(raw.len() / 4 * 3);

@@ -285,10 +285,10 @@ impl Argument<'_> {
         };
         let mut fields: Vec<HeaderName> = Vec::new();
         for element in split_list(value) {
-            if let Ok(name) = HeaderName::from_bytes(element) {
-                if !fields.contains(&name) {
-                    fields.push(name);
-                }
+            if let Ok(name) = HeaderName::from_bytes(element)
+                && !fields.contains(&name)
+            {
+                fields.push(name);
             }
         }
         if fields.is_empty() { FieldScope::All } else { FieldScope::Fields(fields) }
