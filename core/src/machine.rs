@@ -296,7 +296,8 @@ pub enum Outcome {
         entry: Box<Entry>,
         /// Whether to write it back.
         persist: bool,
-        /// The variant it was stored as before, when the merge changed `Vary` (remove it).
+        /// The variant it was stored as before, when the merge changed `Vary` (remove it);
+        /// `None` in read-only mode, which removes nothing.
         /// (Served at once, its current age is the one it arrived with,
         /// `entry.initial_age`, RFC 9111 §4.2.3.)
         replaces: Option<VariantId>,
@@ -1432,7 +1433,8 @@ fn refreshed(
     let refreshed = refresh(exchange, entry, settings, options);
     Outcome::Refresh {
         persist: may_persist(exchange, &refreshed, settings),
-        replaces: refreshed.vary_changed.then_some(old_variant),
+        // Read-only, the stored variant stays as it is: nothing is removed either.
+        replaces: (refreshed.vary_changed && !settings.read_only).then_some(old_variant),
         reason: if refreshed.vary_changed && reason == Reason::Revalidated {
             Reason::VaryChanged
         } else {

@@ -390,6 +390,26 @@ fn a_304_in_read_only_mode_writes_nothing() {
 }
 
 #[test]
+fn a_304_that_changes_vary_in_read_only_mode_removes_nothing() {
+    // `Settings::read_only`: read from the cache, never write to it, deletions included.
+    // A 304 whose `Vary` differs re-files the entry under another variant (RFC 9111
+    // §4.1); read-only, the response is served but neither the new variant is put nor
+    // the old one removed.
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let send =
+        |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[("vary", "accept-language")]));
+    cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    cache.update_settings(|settings| settings.read_only = true);
+    clock.set(100);
+    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    assert_eq!(revalidated.body(), "payload");
+    assert_eq!(status(&revalidated).reason, Reason::VaryChanged);
+    assert_eq!(writes(cache.store()), (1, 0), "(puts, refreshes)");
+    assert_eq!(cache.store().len(), 1, "the stored variant is still there");
+}
+
+#[test]
 fn a_failing_store_never_fails_the_request() {
     let (cache, _clock) = cache(Settings::default());
     cache.store().fail.store(true, Ordering::SeqCst);
