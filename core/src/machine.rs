@@ -216,9 +216,11 @@ pub struct Revalidate {
     /// The stored variant being revalidated.
     pub index: usize,
     /// `If-None-Match` / `If-Modified-Since` to add (RFC 9111 §4.3.1); empty when the
-    /// stored response has no validator (the request is then unconditional, but the
-    /// stored response still backs `stale-if-error`), and for a HEAD carrying the
-    /// client's own ([`Reason::ClientConditional`]), which go as they are.
+    /// stored response has no validator, or the method is neither GET nor HEAD (RFC 9110
+    /// §13.1.2: a matching `If-None-Match` gets such a request a 412): the request is
+    /// then unconditional, but the stored response still backs `stale-if-error`. Empty
+    /// too for a HEAD carrying the client's own ([`Reason::ClientConditional`]), which
+    /// go as they are.
     pub conditional: Conditional,
     /// Why.
     pub reason: Reason,
@@ -486,6 +488,19 @@ pub fn conditional_headers(entry: &Entry) -> Conditional {
         .filter(|_| date_header(headers, &header::LAST_MODIFIED).is_some())
         .cloned();
     Conditional { if_none_match, if_modified_since }
+}
+
+/// The conditional header fields that revalidate `entry` for `request`: its validators
+/// ([`conditional_headers`]) for a GET or HEAD, none for another method (a POST the
+/// settings let the cache store), to which an `If-None-Match` that matches makes the
+/// origin answer 412, not 304, and which ignores `If-Modified-Since` (RFC 9110 §13.1.2,
+/// §13.1.3): such a response is refreshed by sending the request again as it is.
+fn revalidation_conditional(request: &request::Parts, entry: &Entry) -> Conditional {
+    if matches!(request.method, Method::GET | Method::HEAD) {
+        conditional_headers(entry)
+    } else {
+        Conditional::default()
+    }
 }
 
 fn allowance_covers(allowance: StaleAllowance, staleness: Duration) -> bool {
@@ -793,7 +808,7 @@ fn decide_variants(
                 index,
                 age,
                 stale: true,
-                revalidate_in_background: Some(conditional_headers(entry)),
+                revalidate_in_background: Some(revalidation_conditional(request, entry)),
                 reason: Reason::StaleWhileRevalidate,
                 not_modified: false,
             });
@@ -818,7 +833,7 @@ fn decide_variants(
     }
     Action::Revalidate(Revalidate {
         index,
-        conditional: conditional_headers(entry),
+        conditional: revalidation_conditional(request, entry),
         reason: must_ask.unwrap_or(Reason::Stale),
     })
 }

@@ -1172,6 +1172,41 @@ fn stale_while_revalidate_starts_one_background_revalidation_per_key() {
     assert!(response.extensions_mut().remove::<PendingRevalidation>().is_some());
 }
 
+// RFC 9110 §13.1.2: an `If-None-Match` on a method other than GET or HEAD asks the
+// origin to answer 412 when it matches, and §13.1.3 has it ignore `If-Modified-Since`
+// there. A stale POST response (POST in `allowable_methods`) is therefore refreshed with
+// an unconditional POST: the caller gets the origin's answer, never a 412 the cache's
+// own precondition caused.
+#[test]
+fn a_stale_stored_post_is_refreshed_without_preconditions() {
+    let settings = Settings {
+        allowable_methods: vec![http::Method::GET, http::Method::HEAD, http::Method::POST],
+        ..Settings::default()
+    };
+    let (cache, clock) = cache(settings);
+    let origin = Origin::default();
+    let last_modified = date(0);
+    let send = |r: Request<Bytes>| {
+        let headers =
+            [("cache-control", "max-age=10"), ("etag", "\"p1\""), ("last-modified", &last_modified)];
+        Ok::<_, ()>(if r.headers().contains_key(http::header::IF_NONE_MATCH) {
+            origin.respond(&r, 412, &[], "precondition failed")
+        } else {
+            origin.respond(&r, 200, &headers, "result")
+        })
+    };
+    let post = || Request::post(URL).body(Bytes::from_static(b"query")).unwrap();
+    let first = cache.send(post(), RequestOptions::default(), send).unwrap();
+    assert!(status(&first).stored);
+    clock.set(100);
+    let again = cache.send(post(), RequestOptions::default(), send).unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.body(), "result");
+    let seen = origin.seen.lock().unwrap();
+    assert!(!seen[1].contains_key(http::header::IF_NONE_MATCH), "{:?}", seen[1]);
+    assert!(!seen[1].contains_key(http::header::IF_MODIFIED_SINCE), "{:?}", seen[1]);
+}
+
 /// A GET with `Accept` stored under `settings` (whose keys depend on header fields),
 /// then a successful POST to its URL: the cache, and the POST's response.
 fn get_with_accept_then_post(settings: Settings) -> (Cache<TestStore>, Response<Bytes>) {
