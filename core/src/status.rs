@@ -22,7 +22,8 @@ pub const CACHE_NAME: &str = "httpcache";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Source {
-    /// Served from the cache without contacting the origin.
+    /// Served from the cache: without contacting the origin, or, stale, in place of the
+    /// origin's failed answer ([`Reason::StaleIfError`]).
     Cache,
     /// The origin confirmed the stored response (304) and it was served.
     Revalidated,
@@ -195,6 +196,9 @@ impl Said {
         let mut out = HeaderText::default();
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
+            // RFC 9211 §2.1, §2.2: a stale response standing in for the origin's error
+            // was no hit: the request went forward, because it was stale.
+            Source::Cache if self.reason == Reason::StaleIfError => out.extend_from_slice(b"; fwd=stale"),
             Source::Cache => out.extend_from_slice(b"; hit"),
             Source::Revalidated => {
                 // RFC 9211 §2.2: the request asked for the revalidation, or the stored

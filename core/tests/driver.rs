@@ -409,6 +409,32 @@ fn a_304_that_changes_vary_in_read_only_mode_removes_nothing() {
     assert_eq!(cache.store().len(), 1, "the stored variant is still there");
 }
 
+// RFC 9211 §2.1: `hit` says the request was not forwarded. A stale response served in
+// place of the origin's error (a 5xx or a transport error) was forwarded first, because
+// it was stale (§2.2: `fwd=stale`).
+#[test]
+fn a_stale_if_error_response_says_it_was_forwarded() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let good = [("cache-control", "max-age=10, stale-if-error=100"), ("etag", "\"e\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &good, "old")))
+        .unwrap();
+    clock.set(50);
+    let after_500 = cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom")))
+        .unwrap();
+    let refused = |_: Request<Bytes>| Err::<Response<Bytes>, _>("connection refused");
+    let after_refusal = cache.send(get(URL), RequestOptions::default(), refused).unwrap();
+    for response in [&after_500, &after_refusal] {
+        assert_eq!(response.body(), "old");
+        assert_eq!(status(response).reason, Reason::StaleIfError);
+        let value = response.headers()[CACHE_STATUS].to_str().unwrap();
+        assert!(!value.contains("; hit"), "{value}");
+        assert_eq!(forwarded_because(response), "stale", "{value}");
+    }
+}
+
 #[test]
 fn a_failing_store_never_fails_the_request() {
     let (cache, _clock) = cache(Settings::default());
