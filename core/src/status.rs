@@ -210,7 +210,8 @@ impl Said {
                 let head = self.reason == Reason::HeadFreshened;
                 out.extend_from_slice(if head { b"; fwd-status=200" } else { b"; fwd-status=304" });
             }
-            Source::Synthesized => out.extend_from_slice(b"; fwd=miss"),
+            // Neither a hit nor forwarded (the only-if-cached 504): `detail` says why.
+            Source::Synthesized => {}
             Source::Origin => {
                 out.extend_from_slice(b"; fwd=");
                 out.extend_from_slice(fwd(self.reason).as_bytes());

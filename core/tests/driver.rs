@@ -575,6 +575,14 @@ fn only_if_cached_answers_504_on_a_miss_without_asking() {
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT); // RFC 9111 §5.2.1.7
     assert_eq!(origin.count(), 0);
     assert_eq!(status(&response).reason, Reason::OnlyIfCachedMiss);
+    // RFC 9211 §2.1, §2.2: neither a hit nor forwarded (`fwd` says the request went
+    // towards the origin, which it never did): the field says why, nothing more.
+    let value = response.headers()[CACHE_STATUS].to_str().unwrap();
+    assert!(!value.contains("; hit") && !value.contains("fwd="), "{value}");
+    assert!(
+        value.starts_with("httpcache; key=") && value.ends_with("; detail=only-if-cached-miss"),
+        "{value}"
+    );
 }
 
 #[test]
