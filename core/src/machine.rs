@@ -49,7 +49,7 @@ pub enum Reason {
     Miss,
     /// Variants are stored, but none matches the request's `Vary` fields (RFC 9111 §4.1).
     VaryMismatch,
-    /// [`RequestOptions::force_refresh`].
+    /// [`RequestOptions::force_refresh`] (also why a HEAD's response to it is not stored).
     ForceRefresh,
     /// [`RequestOptions::expire_after`] is [`Expiry::DoNotCache`].
     DoNotCache,
@@ -1255,6 +1255,17 @@ pub(crate) fn store_entry(
     };
     if settings.read_only {
         return Outcome::Skip(Reason::ReadOnly);
+    }
+    // `force_refresh` and a per-request `DoNotCache` read nothing, so a HEAD response was
+    // not matched with a stored GET (§4.3.5, above): stored, it would take that GET's
+    // place (HEAD shares its key), and it has no body to answer one with.
+    if request.method == Method::HEAD {
+        if options.force_refresh {
+            return skip(Reason::ForceRefresh);
+        }
+        if options.expire_after == Some(Expiry::DoNotCache) {
+            return skip(Reason::DoNotCache);
+        }
     }
     if !settings.allowable_methods.contains(&request.method) {
         return skip(Reason::MethodNotCacheable);

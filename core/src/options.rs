@@ -52,7 +52,8 @@ pub trait CacheRequestExt<Marker = ()>: Sized {
         self.map_cache_options(|options| options.refresh = true)
     }
 
-    /// Skip the cache read, fetch from the origin and overwrite the stored response.
+    /// Skip the cache read, fetch from the origin and overwrite the stored response
+    /// (see [`RequestOptions::force_refresh`]: a HEAD's response is not stored).
     fn force_refresh(self) -> Self {
         self.map_cache_options(|options| options.force_refresh = true)
     }

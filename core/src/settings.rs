@@ -323,12 +323,16 @@ fn pattern_text(uri: &http::Uri) -> String {
 pub struct RequestOptions {
     /// Expiry for this request: a stored response older than this is stale, and a new one
     /// is stored with this expiry (unless the response's own headers say otherwise).
+    /// [`Expiry::DoNotCache`] skips the read, and a HEAD's response to it is never
+    /// stored (it would take the place of the stored GET response).
     pub expire_after: Option<Expiry>,
     /// Never contact the origin: serve what is stored (even stale) or answer 504.
     pub only_if_cached: bool,
     /// Revalidate the stored response before using it.
     pub refresh: bool,
-    /// Skip the cache read, fetch from the origin and overwrite the stored response.
+    /// Skip the cache read, fetch from the origin and overwrite the stored response. A
+    /// HEAD's response is not stored: it has no body, and would take the place of the
+    /// stored GET response it was not compared with.
     pub force_refresh: bool,
 }
 

@@ -1196,6 +1196,40 @@ fn a_conditional_head_on_a_stale_get_freshens_it_and_keeps_its_body_rfc9111_4_3_
     assert_eq!(entries[0].expires, Some(at(160)), "a 304 to the client's validators refreshed it");
 }
 
+// A HEAD sent with `force_refresh` (or a per-request `DoNotCache`) reads nothing, so its 200 is not matched with the
+// stored GET (RFC 9111 §4.3.5 freshening needs it): stored as a response of its own,
+// under the key HEAD shares with GET, it took the GET's place, and the GET's body was
+// lost (the next GET missed; with only-if-cached, a 504). A HEAD response never
+// replaces a stored GET: it has no body to answer one with.
+#[test]
+fn a_forced_head_does_not_replace_the_stored_get() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let ok = |r: Request<Bytes>| {
+        let body = if r.method() == http::Method::HEAD { "" } else { "hello" };
+        Ok::<_, ()>(origin.respond(
+            &r,
+            200,
+            &[("cache-control", "max-age=60"), ("content-length", "5")],
+            body,
+        ))
+    };
+    cache.send(get(URL), RequestOptions::default(), ok).unwrap();
+    let force = RequestOptions { force_refresh: true, ..RequestOptions::default() };
+    // A per-request `DoNotCache` reads nothing either, and the response's own `max-age`
+    // outranks it (the expiration precedence): the same would follow.
+    let do_not_cache = RequestOptions { expire_after: Some(Expiry::DoNotCache), ..RequestOptions::default() };
+    for options in [force, do_not_cache] {
+        let head = Request::head(URL).body(Bytes::new()).unwrap();
+        let forced = cache.send(head, options, ok).unwrap();
+        assert!(forced.body().is_empty());
+        let only = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+        let again = cache.send(get(URL), only, ok).unwrap();
+        assert_eq!((again.status(), again.body().as_ref()), (StatusCode::OK, &b"hello"[..]), "{options:?}");
+    }
+    assert_eq!(origin.count(), 3);
+}
+
 #[test]
 fn stale_while_revalidate_starts_one_background_revalidation_per_key() {
     let (cache, clock) = cache(Settings::default());
