@@ -987,15 +987,19 @@ impl<S> Cache<S> {
         now: SystemTime,
     ) -> Response<Bytes> {
         let age = entry.current_age(now);
+        // Stale by its expiry or by the request's `expire_after`; not when the request
+        // forced the revalidation of a fresh one (`refresh`, its own `no-cache`...).
+        let is_expired = entry.is_expired(now);
+        let stale = is_expired || crate::machine::stale_by_request_expiry(&forward.options, entry, now);
         let status = CacheStatus {
             source: Source::Cache,
             from_cache: true,
             revalidated: false,
-            stale: true,
+            stale,
             stored: false,
             created_at: Some(entry.created),
             expires: entry.expires,
-            is_expired: entry.is_expired(now),
+            is_expired,
             cache_key: forward.key,
             age: Some(age),
             reason,

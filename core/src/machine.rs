@@ -758,16 +758,7 @@ fn decide_variants(
             && (!fresh || remaining < min_fresh)
         {
             must_ask = Some(Reason::RequestMinFresh);
-        } else if match options.expire_after {
-            Some(Expiry::Immediately) => true,
-            // Counted from receipt, as a stored `After` is (`expires_at`), not by the
-            // response's age: a response that arrived old is not stale at once.
-            Some(Expiry::After(limit)) => {
-                now.duration_since(entry.response_time).unwrap_or(Duration::ZERO) >= limit
-            }
-            Some(Expiry::At(at)) => now >= at,
-            _ => false,
-        } {
+        } else if stale_by_request_expiry(options, entry, now) {
             must_ask = Some(Reason::RequestExpireAfter);
         }
     }
@@ -836,6 +827,21 @@ fn decide_variants(
         conditional: revalidation_conditional(request, entry),
         reason: must_ask.unwrap_or(Reason::Stale),
     })
+}
+
+/// Whether [`RequestOptions::expire_after`] makes `entry` stale at `now`: older than it,
+/// counted from receipt, as a stored `After` is (`expires_at`), not by the response's
+/// age (a response that arrived old is not stale at once).
+#[inline]
+pub(crate) fn stale_by_request_expiry(options: &RequestOptions, entry: &Entry, now: SystemTime) -> bool {
+    match options.expire_after {
+        Some(Expiry::Immediately) => true,
+        Some(Expiry::After(limit)) => {
+            now.duration_since(entry.response_time).unwrap_or(Duration::ZERO) >= limit
+        }
+        Some(Expiry::At(at)) => now >= at,
+        _ => false,
+    }
 }
 
 /// Whether a response is incomplete (RFC 9111 §3.3): a 206, or any response carrying

@@ -14,8 +14,8 @@ use httpcache_core::driver::{Cache, Completion, FinalUrl, PendingRevalidation, P
 use httpcache_core::machine::Reason;
 use httpcache_core::status::CACHE_STATUS;
 use httpcache_core::{
-    CacheKey, CacheStatus, Entry, EntryMeta, Expiry, Inline, RequestOptions, Settings, Store, StoreError,
-    UrlPattern, VariantId,
+    CacheKey, CacheStatus, Entry, EntryMeta, Expiry, Inline, RequestOptions, Settings, StaleAllowance, Store,
+    StoreError, UrlPattern, VariantId,
 };
 use support::{T0_SECS, at, date};
 
@@ -433,6 +433,34 @@ fn a_stale_if_error_response_says_it_was_forwarded() {
         assert!(!value.contains("; hit"), "{value}");
         assert_eq!(forwarded_because(response), "stale", "{value}");
     }
+}
+
+// A fresh response whose revalidation the request forced (`refresh`, or its own
+// `no-cache`) may stand in for the origin's error under the settings' stale-if-error:
+// served so, it is no stale response, and says so (`is_stale`, RFC 9211 `ttl`).
+#[test]
+fn a_fresh_response_standing_in_for_an_error_is_not_reported_stale() {
+    let settings = Settings { stale_if_error: StaleAllowance::Always, ..Settings::default() };
+    let (cache, clock) = cache(settings);
+    let origin = Origin::default();
+    let good = [("cache-control", "max-age=60"), ("etag", "\"e\"")];
+    cache
+        .send(get(URL), RequestOptions::default(), |r| Ok::<_, ()>(origin.respond(&r, 200, &good, "old")))
+        .unwrap();
+    clock.set(10);
+    let refresh = RequestOptions { refresh: true, ..RequestOptions::default() };
+    let response =
+        cache.send(get(URL), refresh, |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom"))).unwrap();
+    assert_eq!(response.body(), "old");
+    assert_eq!(status(&response).reason, Reason::StaleIfError);
+    assert!(!status(&response).is_expired);
+    assert!(!status(&response).stale, "fresh for 50 s more: {:?}", status(&response));
+    // Older than the request's own `expire_after`, it is stale for that request.
+    let immediately = RequestOptions { expire_after: Some(Expiry::Immediately), ..RequestOptions::default() };
+    let response =
+        cache.send(get(URL), immediately, |r| Ok::<_, ()>(origin.respond(&r, 500, &[], "boom"))).unwrap();
+    assert_eq!(status(&response).reason, Reason::StaleIfError);
+    assert!(status(&response).stale && !status(&response).is_expired);
 }
 
 #[test]
