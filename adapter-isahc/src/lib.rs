@@ -69,7 +69,7 @@
 //!   (isahc's default is not to follow them). When they are followed, the entry is
 //!   stored under the URL asked for and remembers where the redirects ended (isahc's
 //!   [`ResponseExt::effective_uri`](isahc::ResponseExt::effective_uri)); the driver
-//!   stores it under the final URL too. Every response carries the final URL as a
+//!   stores a GET's under the final URL too. Every response carries the final URL as a
 //!   [`FinalUrl`] extension, read with [`CacheStatusExt::final_url`].
 //!   **`effective_uri()` is `None` on responses served from the cache without asking
 //!   the origin** (hits, stale-while-revalidate, stale-if-error after a refused

@@ -43,8 +43,8 @@
 //! sees one call per request, whatever the number of hops:
 //!
 //! * **Redirects**: the entry is stored under the URL asked for and remembers where the
-//!   redirects ended ([`ureq::ResponseExt::get_uri`]); the driver stores it under the
-//!   final URL too, so asking for that directly is a hit. Every response carries the
+//!   redirects ended ([`ureq::ResponseExt::get_uri`]); the driver stores a GET's under
+//!   the final URL too, so asking for that directly is a hit. Every response carries the
 //!   final URL as [`FinalUrl`] ([`CacheStatusExt::final_url`]). ureq's own URI extension
 //!   is private to ureq: responses built from the origin's (misses, revalidations,
 //!   stale-if-error on a 5xx) keep it, but on a pure hit **`ResponseExt::get_uri`

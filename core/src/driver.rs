@@ -838,10 +838,12 @@ impl<S> Cache<S> {
                 status.is_expired = entry.is_expired(now);
                 let mut puts = vec![*entry];
                 // Remember the redirect target too, so asking for it directly is a hit:
-                // for a GET or HEAD only, which a client follows as the same request. It
-                // may follow another method's redirect with a GET (301, 302, 303), and
-                // never sent this method, with this body, to the target.
-                let followed_as_sent = matches!(forward.parts.method, Method::GET | Method::HEAD);
+                // for a GET only, which a client follows as the same request. It may
+                // follow another method's redirect with a GET (301, 302, 303), and never
+                // sent this method, with this body, to the target. Nor a HEAD: its
+                // response, without a body, would take the place of a GET stored for
+                // the target (HEAD shares GET's key), which this write does not read.
+                let followed_as_sent = forward.parts.method == Method::GET;
                 if let Some(final_url) =
                     final_url.filter(|url| followed_as_sent && **url != forward.parts.uri)
                 {

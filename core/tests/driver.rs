@@ -952,6 +952,32 @@ fn redirect_target_is_remembered_and_served_directly() {
     assert_eq!(origin.count(), 1);
 }
 
+// A HEAD that was redirected stores what it got, a response without a body, under the
+// URL asked for; remembered under the redirect target as well, it took the place of
+// the GET stored there (HEAD shares GET's key), whose body was then lost.
+#[test]
+fn a_redirected_head_leaves_the_targets_stored_get_alone() {
+    let (cache, _clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let target = "https://example.com/moved";
+    let ok = |r: Request<Bytes>| {
+        let body = if r.method() == http::Method::HEAD { "" } else { "moved here" };
+        Ok::<_, ()>(origin.respond(&r, 200, &[("cache-control", "max-age=60")], body))
+    };
+    cache.send(get(target), RequestOptions::default(), ok).unwrap();
+    let head = Request::head(URL).body(Bytes::new()).unwrap().into_parts().0;
+    let Plan::Forward(forward) = cache.plan(head, Bytes::new(), RequestOptions::default()) else {
+        panic!("miss expected");
+    };
+    let final_url: http::Uri = target.parse().unwrap();
+    let response = ok(forward.request()).unwrap();
+    let Completion::Respond(_) = cache.complete(*forward, response, Some(&final_url)) else { panic!() };
+    let only = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    let direct = cache.send(get(target), only, ok).unwrap();
+    assert_eq!((direct.status(), direct.body().as_ref()), (StatusCode::OK, &b"moved here"[..]));
+    assert_eq!(origin.count(), 2);
+}
+
 // The redirect target is remembered as if it had been asked for: its own URL pattern
 // gives its expiry, and a pattern that says `DoNotCache` keeps it out, as it would
 // have kept out the target fetched directly.
