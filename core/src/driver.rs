@@ -733,7 +733,20 @@ impl<S> Cache<S> {
     /// [`Reason::BodyNotReplayable`], the completion of an unsafe request that succeeded
     /// still invalidates what is stored for its URLs (RFC 9111 §4.4); nothing is stored.
     /// Needs no store access, so it serves sync and async adapters alike.
+    ///
+    /// A request with `only_if_cached` (the option, or the `only-if-cached` directive)
+    /// is answered `504 Gateway Timeout` at once ([`Reason::OnlyIfCachedMiss`]): it never
+    /// goes to the origin, and nothing stored can answer a request the cache cannot key.
+    /// (Unless the cache is disabled, which bypasses it for every request.)
     pub fn plan_bypass(&self, parts: request::Parts, options: RequestOptions, reason: Reason) -> Plan {
+        let only_if_cached =
+            options.only_if_cached || RequestDirectives::parse(&parts.headers).only_if_cached;
+        if only_if_cached && !self.settings.load().disabled {
+            let mut status = CacheStatus::bypass(Reason::OnlyIfCachedMiss);
+            status.source = Source::Synthesized;
+            let response = synthesized(StatusCode::GATEWAY_TIMEOUT, status, self.now());
+            return Plan::Respond(Box::new(response));
+        }
         self.bypass(parts, Bytes::new(), options, reason)
     }
 

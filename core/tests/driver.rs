@@ -613,6 +613,30 @@ fn only_if_cached_answers_504_on_a_miss_without_asking() {
     );
 }
 
+// `only_if_cached` never contacts the origin (RFC 9111 §5.2.1.7 for the directive):
+// a request whose body cannot be replayed (a stream), which the cache cannot key, has
+// nothing stored to be answered with, so it gets the 504, not the origin's answer.
+#[test]
+fn only_if_cached_with_a_body_not_replayable_answers_504_without_asking() {
+    let (cache, _clock) = cache(Settings::default());
+    let only = RequestOptions { only_if_cached: true, ..RequestOptions::default() };
+    let directive = Request::post(URL).header("cache-control", "only-if-cached").body(()).unwrap();
+    let requests = [(Request::post(URL).body(()).unwrap(), only), (directive, RequestOptions::default())];
+    for (request, options) in requests {
+        match cache.plan_bypass(request.into_parts().0, options, Reason::BodyNotReplayable) {
+            Plan::Respond(response) => {
+                assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+                assert_eq!(status(&response).reason, Reason::OnlyIfCachedMiss);
+            }
+            Plan::Forward(_) => panic!("only-if-cached never goes to the origin"),
+        }
+    }
+    // Disabled, the cache is bypassed entirely, as for any request.
+    cache.update_settings(|settings| settings.disabled = true);
+    let request = Request::post(URL).body(()).unwrap().into_parts().0;
+    assert!(matches!(cache.plan_bypass(request, only, Reason::BodyNotReplayable), Plan::Forward(_)));
+}
+
 #[test]
 fn unsafe_method_invalidates_the_stored_get() {
     let (cache, _clock) = cache(Settings::default());
