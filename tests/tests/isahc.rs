@@ -191,6 +191,24 @@ fn streamed_request_body_bypasses_the_cache() {
     assert!(again.from_cache());
 }
 
+/// `only_if_cached` never contacts the origin, not even for a streamed body that
+/// bypasses the cache: the request is answered 504 (RFC 9111 §5.2.1.7) and its body is
+/// never sent.
+#[test]
+fn only_if_cached_with_a_streamed_body_never_reaches_the_origin() {
+    let origin = Origin::start();
+    let client = memory_client(Settings::default());
+    let url = origin.url("/max-age/60");
+    let request = Request::post(url.as_str())
+        .only_if_cached()
+        .body(Body::from_reader(&b"streamed"[..]))
+        .expect("request");
+    let response = client.send(request).expect("a response");
+    assert_eq!(response.status(), 504);
+    assert_eq!(response.cache_status().expect("status").reason, Reason::OnlyIfCachedMiss);
+    assert_eq!(origin.hits("/max-age/60"), 0);
+}
+
 /// One cache behind both faces: what `send_async` stored, `send` serves, and back.
 #[test]
 fn blocking_and_async_share_one_cache() {
