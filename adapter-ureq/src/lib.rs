@@ -93,7 +93,12 @@
 //! hand, pass it to [`CacheMiddleware::sender`] (without one, background revalidations
 //! are skipped and the entry is revalidated on a later request).
 //!
-//! Identical concurrent misses are coalesced by the driver: one goes to the origin.
+//! Identical concurrent misses are coalesced by the driver: one goes to the origin, the
+//! others wait for it at most [`COALESCE_WAIT`](httpcache_core::driver::COALESCE_WAIT)
+//! (10 s), or the agent's `timeout_global` / `timeout_per_call` if shorter
+//! ([`CachedAgent`] reads them; by hand, [`CacheMiddleware::coalesce_wait`]), and then go
+//! to the origin themselves. (A request's own timeouts are not seen, as its
+//! `http_status_as_error` is not.)
 //!
 //! [ureq]: https://docs.rs/ureq/3
 #![forbid(unsafe_code)]
@@ -107,7 +112,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use httpcache_core::driver::{
-    Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan, stored_body,
+    COALESCE_WAIT, Completion, DisabledGuard, FinalUrl, Forward, PendingRevalidation, Plan, stored_body,
 };
 use httpcache_core::inventory::Inventory;
 use httpcache_core::key::body_is_keyed;
@@ -165,6 +170,8 @@ pub struct CacheMiddleware<S> {
     cache: Arc<Cache<S>>,
     status_as_error: bool,
     sender: Option<Agent>,
+    /// How long a request waits behind an identical one in flight.
+    coalesce_wait: std::time::Duration,
 }
 
 impl<S> Clone for CacheMiddleware<S> {
@@ -173,6 +180,7 @@ impl<S> Clone for CacheMiddleware<S> {
             cache: self.cache.clone(),
             status_as_error: self.status_as_error,
             sender: self.sender.clone(),
+            coalesce_wait: self.coalesce_wait,
         }
     }
 }
@@ -183,6 +191,7 @@ impl<S> std::fmt::Debug for CacheMiddleware<S> {
             .field("cache", &self.cache)
             .field("status_as_error", &self.status_as_error)
             .field("sender", &self.sender.is_some())
+            .field("coalesce_wait", &self.coalesce_wait)
             .finish()
     }
 }
@@ -197,7 +206,21 @@ impl<S: Store + 'static> CacheMiddleware<S> {
     /// A middleware over `cache`, turning 4xx/5xx into errors (ureq's default), with no
     /// sender (see [`CacheMiddleware::sender`]).
     pub fn new(cache: impl Into<Arc<Cache<S>>>) -> Self {
-        CacheMiddleware { cache: cache.into(), status_as_error: true, sender: None }
+        CacheMiddleware {
+            cache: cache.into(),
+            status_as_error: true,
+            sender: None,
+            coalesce_wait: COALESCE_WAIT,
+        }
+    }
+
+    /// How long a request waits for an identical one in flight (coalesced) before it
+    /// goes to the origin itself: at most [`COALESCE_WAIT`], the default. Give it the
+    /// agent's `timeout_global` (or `timeout_per_call`) when shorter, so that a request
+    /// behind a stalled one keeps to it; [`CachedAgent`] does.
+    pub fn coalesce_wait(mut self, wait: std::time::Duration) -> Self {
+        self.coalesce_wait = wait.min(COALESCE_WAIT);
+        self
     }
 
     /// Whether 4xx/5xx responses, from the cache or not, become
@@ -420,7 +443,7 @@ impl<S: Store + 'static> Middleware for CacheMiddleware<S> {
         let bodiless = parts.method == Method::GET || parts.method == Method::HEAD;
         let settings = (!bodiless).then(|| self.cache.settings());
         let Some(settings) = settings.filter(|settings| body_is_keyed(&parts.method, settings)) else {
-            let plan = self.cache.plan(parts, Bytes::new(), options);
+            let plan = self.cache.plan_within(parts, Bytes::new(), options, self.coalesce_wait);
             return self.run(plan, &asked, |request| next.handle(request.map(|_| body)));
         };
         // The body is part of the key: read it, unless it is too large to keep.
@@ -435,7 +458,7 @@ impl<S: Store + 'static> Middleware for CacheMiddleware<S> {
                 next.handle(request.map(|_| SendBody::from_reader(&mut stream)))
             });
         }
-        let plan = self.cache.plan(parts, Bytes::from(prefix), options);
+        let plan = self.cache.plan_within(parts, Bytes::from(prefix), options, self.coalesce_wait);
         self.run(plan, &asked, |request| send_buffered(request, |request| next.handle(request)))
     }
 }
@@ -513,20 +536,28 @@ impl<S: Store + 'static> CachedAgent<S> {
     }
 
     /// An agent over `cache` with the settings `configure` makes, called three times:
-    /// to read your `http_status_as_error`, for the agent, and for its sender (the same
+    /// to read your `http_status_as_error` and timeouts, for the agent, and for its sender (the same
     /// settings, no cache; see [`CacheMiddleware::sender`]). The agent and the sender get
     /// `http_status_as_error(false)`, the agent the cache middleware last; the
-    /// middleware applies your `http_status_as_error` to what it returns.
+    /// middleware applies your `http_status_as_error` to what it returns, and waits
+    /// behind an identical request in flight at most your `timeout_global` or
+    /// `timeout_per_call` ([`CacheMiddleware::coalesce_wait`]).
     pub fn with_config(
         cache: impl Into<Arc<Cache<S>>>,
         configure: impl Fn(ConfigBuilder<AgentScope>) -> ConfigBuilder<AgentScope>,
     ) -> Self {
         let cache = cache.into();
-        let status_as_error = configure(Config::builder()).build().http_status_as_error();
+        let yours = configure(Config::builder()).build();
+        let status_as_error = yours.http_status_as_error();
+        let timeouts = yours.timeouts();
+        let wait = [timeouts.global, timeouts.per_call].into_iter().flatten().fold(COALESCE_WAIT, Ord::min);
         // What the sender gets (background revalidations, resends) goes to the cache,
         // never to a caller: a 4xx/5xx turned into an error would never reach it.
         let sender: Agent = configure(Config::builder()).http_status_as_error(false).build().into();
-        let middleware = CacheMiddleware::new(cache.clone()).status_as_error(status_as_error).sender(sender);
+        let middleware = CacheMiddleware::new(cache.clone())
+            .status_as_error(status_as_error)
+            .sender(sender)
+            .coalesce_wait(wait);
         let agent = configure(Config::builder()).http_status_as_error(false).middleware(middleware).build();
         CachedAgent { agent: agent.into(), cache: Some(cache) }
     }

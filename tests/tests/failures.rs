@@ -70,6 +70,39 @@ fn reqwest_blocking_a_follower_waits_at_most_its_own_timeout_behind_a_stalled_le
     assert_eq!(origin.hits("/stall/1000"), 2, "the follower went to the origin itself");
 }
 
+// A ureq agent built with a global timeout (`timeout_global`, the whole call's budget)
+// keeps to it behind a stalled leader too: a follower waits for the identical request in
+// flight at most that long (not COALESCE_WAIT), then goes to the origin itself, where
+// its own timeout ends it.
+#[test]
+fn ureq_a_follower_waits_at_most_the_agents_global_timeout_behind_a_stalled_leader() {
+    let origin = Origin::start();
+    let cache = httpcache_core::Cache::new(MemoryStore::new(1 << 20), Settings::default());
+    let agent = httpcache_ureq::CachedAgent::with_config(cache, |config| {
+        config.timeout_global(Some(Duration::from_millis(300)))
+    });
+    // The leader: an agent over the same cache with no timeout, whose body stalls.
+    let leader = httpcache_ureq::CachedAgent::new(agent.cache().expect("cached").clone());
+    let url = origin.url("/stall/1000");
+    std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let _ = leader.get(&url).call().and_then(|mut response| response.body_mut().read_to_vec());
+        }
+    });
+    runtime().block_on(until_hits(&origin, "/stall/1000", 1));
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = agent.get(&url).call().and_then(|mut response| response.body_mut().read_to_vec());
+        let _ = done.send(result.map(drop));
+    });
+    // Well within COALESCE_WAIT (10 s): 300 ms of waiting, then 300 ms of its own request.
+    let result = ended.recv_timeout(httpcache_core::driver::COALESCE_WAIT / 2);
+    assert!(result.is_ok(), "the follower still waited behind the stalled leader, beyond its 300 ms timeout");
+    assert!(result.unwrap().is_err(), "a stalled body is an error for the follower too");
+    assert_eq!(origin.hits("/stall/1000"), 2, "the follower went to the origin itself");
+}
+
 /// Starts the leading request for `url` (a `/stall/1000` route) and waits until the
 /// origin has it, its body stalled half-way.
 async fn stalled_leader(
