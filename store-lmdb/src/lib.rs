@@ -205,6 +205,12 @@
 //! of all the processes that read the directory; a read on a thread that finds it full
 //! fails with an error naming that limit (the drivers treat it as a miss).
 //!
+//! A full disk makes writes fail with an error, never the process. LMDB keeps its reader
+//! table in a lock file (`lock.mdb`) it writes through a memory map, where a page no disk
+//! block backs would end the process with `SIGBUS` on a full disk; on Linux the open
+//! allocates the file's blocks first, and fails with an I/O error when there is no room
+//! for them.
+//!
 //! [LMDB]: http://www.lmdb.tech/doc/
 #![warn(missing_docs)]
 // heed marks opening an environment (and setting its sync flags) and resizing its map

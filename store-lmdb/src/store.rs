@@ -302,6 +302,7 @@ impl Shared {
         // chose them through `SyncMode`, whose documentation states these costs.
         unsafe { options.flags(flags) };
 
+        reserve_lock_file(&path, builder.max_readers)?;
         let mut attempts = 0;
         let env = loop {
             // SAFETY: LMDB maps `data.mdb` into memory; the mapping stays valid as long
@@ -895,6 +896,60 @@ struct Unlinked {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Has the file system back all of LMDB's lock file (`lock.mdb` in `dir`, created if
+/// need be) with blocks before LMDB opens it.
+///
+/// LMDB sizes its lock file with `ftruncate`, which allocates nothing, and writes its
+/// mutexes and reader table through a shared memory map of it. On a full disk, the
+/// first write to a page of the map that no block backs yet kills the process with
+/// `SIGBUS`: at the open itself (the first process to open an environment initialises
+/// the table), or later, when a thread takes a reader slot in a page not touched before.
+/// The blocks of the largest table `max_readers` slots make (64 bytes a slot, and up to
+/// 4 KiB of header), or of the whole file when it is larger already (LMDB then keeps its
+/// size), are allocated here without changing the file's length
+/// (`FALLOC_FL_KEEP_SIZE`), so LMDB still sizes the file as it would, and they are in
+/// place when it does. Nothing in the file changes: an environment that other processes
+/// have open is safe. A disk without room for them fails the open with an I/O error
+/// instead of a crash; a file system that cannot allocate ahead (no `fallocate`) is left
+/// as it was.
+#[cfg(target_os = "linux")]
+fn reserve_lock_file(dir: &Path, max_readers: u32) -> Result<(), LmdbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("lock.mdb");
+    // As LMDB creates it (heed opens environments with mode 0600).
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path);
+    let Ok(file) = opened else {
+        // LMDB's own open reports what is wrong with the file, as before.
+        return Ok(());
+    };
+    // A lock file made larger before (by a process with more readers) is kept at its
+    // size by LMDB: all of it.
+    let table = u64::from(max_readers).saturating_mul(64).saturating_add(4096);
+    let length = file.metadata().map_or(0, |metadata| metadata.len()).max(table);
+    match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::KEEP_SIZE, 0, length) {
+        Ok(()) => Ok(()),
+        Err(error) if error == rustix::io::Errno::NOSPC || error == rustix::io::Errno::DQUOT => {
+            Err(LmdbError::Io { context: format!("allocating {}", path.display()), source: error.into() })
+        }
+        Err(error) => {
+            tracing::debug!(path = %path.display(), %error, "cannot allocate the lock file ahead");
+            Ok(())
+        }
+    }
+}
+
+/// Elsewhere, LMDB's lock file is left to LMDB.
+#[cfg(not(target_os = "linux"))]
+fn reserve_lock_file(_dir: &Path, _max_readers: u32) -> Result<(), LmdbError> {
+    Ok(())
 }
 
 /// The result of reading a key: the decoded variants and the records that failed.

@@ -1204,3 +1204,88 @@ fn the_default_directory_is_one_level_under_the_user_cache_directory() {
         }
     }
 }
+
+/// Writes a file into `dir` until the disk is full.
+fn fill_the_disk(dir: &std::path::Path) {
+    let mut filler = std::fs::File::create(dir.join("filler")).expect("a filler file");
+    let chunk = vec![7u8; 4096];
+    while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+}
+
+/// The child side of the full-disk tests below, which run it in a process of its own
+/// (a `SIGBUS` ends the process it hits): in the directory `HTTPCACHE_FULL_DISK`
+/// names, on a tiny tmpfs, `open` opens a store on a disk already full; `readers`
+/// opens one on a disk with room, then fills the disk and reads from 200 threads at once
+/// (each takes a slot of LMDB's reader table, across several pages of its lock file).
+/// Prints what it saw. Does nothing when run as a test of its own.
+#[test]
+fn child_on_a_full_disk() {
+    let Some(dir) = std::env::var_os("HTTPCACHE_FULL_DISK") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    match std::env::var("HTTPCACHE_FULL_DISK_CASE").as_deref() {
+        Ok("open") => {
+            fill_the_disk(&dir);
+            let opened = LmdbStore::open(dir.join("cache"));
+            println!("opened: {}", opened.map_or_else(|error| error.to_string(), |_| "ok".to_owned()));
+        }
+        Ok("readers") => {
+            let store = LmdbStore::open(dir.join("cache")).expect("open with room");
+            let stored = entry(key(1), 0, body(1, 100));
+            store.put(&stored).expect("a put with room");
+            fill_the_disk(&dir);
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
+            let readers: Vec<_> = (0..200)
+                .map(|_| {
+                    let (store, barrier, stored) = (store.clone(), barrier.clone(), stored.clone());
+                    std::thread::spawn(move || {
+                        let read = store.get(&stored.key).expect("a read");
+                        barrier.wait();
+                        read == [stored]
+                    })
+                })
+                .collect();
+            let all = readers.into_iter().all(|reader| reader.join().expect("a reader"));
+            println!("read: {all}");
+        }
+        _ => {}
+    }
+}
+
+/// Runs [`child_on_a_full_disk`] for `case` on a tiny tmpfs; its exit status and output.
+fn on_a_full_disk(case: &str) -> Option<(std::process::ExitStatus, String)> {
+    let disk = TinyDisk::mount("512k")?;
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "tests::child_on_a_full_disk", "--nocapture", "--test-threads=1"])
+        .env("HTTPCACHE_FULL_DISK", disk.0.path())
+        .env("HTTPCACHE_FULL_DISK_CASE", case)
+        .output()
+        .expect("run the child");
+    Some((output.status, String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+// LMDB writes its lock file (mutexes, reader table) through a memory map of a file it
+// only sizes: on a full disk, the first write to a page no block backs is a SIGBUS.
+// Opening a store on a full disk is an error, not a crash. (Runs only where a tmpfs can
+// be mounted, as root.)
+#[test]
+fn opening_a_store_on_a_full_disk_is_an_error_not_a_crash() {
+    let Some((status, output)) = on_a_full_disk("open") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    assert!(status.success(), "the child died ({status}): {output}");
+    let opened = output.lines().find_map(|line| line.split_once("opened: ")).expect("the child's verdict").1;
+    assert_ne!(opened, "ok", "no room for the store, yet it opened");
+}
+
+// And a store opened while the disk had room keeps reading once it is full, from threads
+// that take reader slots in pages of the lock file not touched before.
+#[test]
+fn a_store_keeps_reading_from_new_threads_once_the_disk_is_full() {
+    let Some((status, output)) = on_a_full_disk("readers") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    assert!(status.success(), "the child died ({status}): {output}");
+    assert!(output.contains("read: true"), "{output}");
+}
