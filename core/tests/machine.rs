@@ -153,6 +153,26 @@ fn rfc9111_3_1_hop_by_hop_and_no_cache_fields_are_not_stored() {
     assert_eq!(headers["x-kept"], "yes");
 }
 
+// RFC 9112 §6.3: a response with both `Transfer-Encoding` and `Content-Length` is
+// framed by the former; the latter is not its body's length, and a recipient that passes
+// the message on must remove it first. Stored without `Transfer-Encoding` (hop-by-hop,
+// §3.1), the response would be served with the origin's wrong `Content-Length` (here 3
+// for a body of 4 bytes): a client or proxy framing the hit by it cuts the body short.
+#[test]
+fn rfc9112_6_3_a_content_length_beside_transfer_encoding_is_not_stored() {
+    let entry = stored_with(&[
+        ("cache-control", "max-age=60"),
+        ("transfer-encoding", "chunked"),
+        ("content-length", "3"),
+    ]);
+    let headers = &entry.response.headers;
+    assert!(!headers.contains_key("transfer-encoding"));
+    assert!(!headers.contains_key("content-length"), "{headers:?}");
+    // A response framed by its length alone keeps it.
+    let entry = stored_with(&[("cache-control", "max-age=60"), ("content-length", "4")]);
+    assert_eq!(entry.response.headers["content-length"], "4");
+}
+
 #[test]
 fn rfc9111_3_repeated_headers_are_kept_in_order() {
     let entry =

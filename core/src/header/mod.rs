@@ -60,9 +60,18 @@ pub fn pragma_no_cache(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop fields (RFC 9110 §7.6.1: `Connection` and the fields it names,
 /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Transfer-Encoding`, `Upgrade`,
 /// `Proxy-Authenticate`, `Proxy-Authorization`, `Trailer`) before a response is stored
-/// (RFC 9111 §3.1).
+/// (RFC 9111 §3.1). A `Content-Length` beside a `Transfer-Encoding` goes too: the
+/// message was framed by the coding, the length is not its body's, and a recipient that
+/// passes such a message on removes it (RFC 9112 §6.3).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in hop_by_hop_fields(headers) {
+    let names = hop_by_hop_fields(headers);
+    if names.is_empty() {
+        return;
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
+    for name in names {
         headers.remove(name);
     }
 }
