@@ -596,13 +596,25 @@ impl TimerShared {
     }
 }
 
+/// The stack of a timer's thread: it only waits and wakes, a small one will do, for the
+/// many followers of a busy key.
+const TIMER_STACK: usize = 64 << 10;
+
 impl Timer {
-    /// Completes `after` from now. Without a thread to time it, it never completes.
+    /// Completes `after` from now.
     fn new(after: Duration) -> Timer {
+        Timer::on_a_stack_of(after, TIMER_STACK)
+    }
+
+    /// [`Timer::new`], its thread given `stack` bytes. Without a thread to time it (the
+    /// process has no more threads to give, a busy key's followers having taken them),
+    /// it completes at once: the follower goes to the origin rather than wait behind
+    /// the identical request in flight for as long as that takes, which a stalled origin
+    /// makes forever.
+    fn on_a_stack_of(after: Duration, stack: usize) -> Timer {
         let shared = Arc::new(TimerShared::default());
         let timing = shared.clone();
-        // It only waits and wakes: a small stack, for the many followers of a busy key.
-        let thread = std::thread::Builder::new().name("httpcache-timer".into()).stack_size(64 << 10);
+        let thread = std::thread::Builder::new().name("httpcache-timer".into()).stack_size(stack);
         let spawned = thread.spawn(move || {
             let state = timing.lock();
             let (mut state, _) = timing
@@ -615,7 +627,8 @@ impl Timer {
             }
         });
         if let Err(error) = spawned {
-            tracing::debug!(target: "httpcache", %error, "no timer thread: waiting without a bound");
+            tracing::debug!(target: "httpcache", %error, "no timer thread: not waiting");
+            shared.lock().fired = true;
         }
         Timer { shared }
     }
@@ -845,6 +858,26 @@ mod tests {
         let failed = future::block_on(read_at_most(&mut trickle(5_000, 999, true), 1 << 20, &mut buffer));
         assert_eq!(failed.map_err(|error| error.kind()), Err(io::ErrorKind::ConnectionReset));
         assert_eq!(buffer.len(), 5_000, "the bytes read before the failure");
+    }
+
+    /// A follower's wait is bounded even when no thread can time it: its timer then
+    /// completes at once (the documented bound is COALESCE_WAIT, never "until the
+    /// request in flight ends").
+    #[test]
+    fn a_timer_without_a_thread_completes_at_once() {
+        // No thread gets a stack of (nearly) the whole address space.
+        let timer = Timer::on_a_stack_of(Duration::from_secs(3_600), usize::MAX / 2);
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let mut timer = std::pin::pin!(timer);
+        assert!(
+            timer.as_mut().poll(&mut context).is_ready(),
+            "the timer waits for a thread it does not have"
+        );
+        // With a thread, it waits.
+        let timer = Timer::new(Duration::from_secs(3_600));
+        let mut timer = std::pin::pin!(timer);
+        assert!(timer.as_mut().poll(&mut context).is_pending());
     }
 
     #[test]
