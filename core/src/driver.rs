@@ -946,7 +946,22 @@ impl<S> Cache<S> {
                 if !served_only.is_empty() {
                     // The 304 validated this response: the fields it names as not to be
                     // reused unvalidated go to this caller, not to the store (§5.2.2.4).
-                    response.headers_mut().extend(served_only);
+                    // As `extend` would (a field's first line replaces, the next join
+                    // it), but a map already full drops what does not fit (`with_status`).
+                    let mut last = None;
+                    for (name, value) in served_only {
+                        let headers = response.headers_mut();
+                        match (name, &last) {
+                            (Some(name), _) => {
+                                let _ = headers.try_insert(name.clone(), value);
+                                last = Some(name);
+                            }
+                            (None, Some(name)) => {
+                                let _ = headers.try_append(name.clone(), value);
+                            }
+                            (None, None) => {}
+                        }
+                    }
                 }
                 Finish { response, writes, retry: None }
             }
@@ -1360,7 +1375,9 @@ fn respond_from_entry(
     *response.status_mut() = stored.status;
     *response.version_mut() = stored.version;
     *response.headers_mut() = stored.headers;
-    response.headers_mut().insert(header::AGE, age_value(age.as_secs()));
+    // `try_insert` is what `insert` runs: a map already full (see `with_status`) goes
+    // without the field rather than panic.
+    let _ = response.headers_mut().try_insert(header::AGE, age_value(age.as_secs()));
     if let Some(final_url) = stored.final_url {
         response.extensions_mut().insert(FinalUrl(final_url));
     }
@@ -1424,8 +1441,12 @@ fn age_value(seconds: u64) -> HeaderValue {
     HeaderValue::from_bytes(digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// Adds the `Cache-Status` field and the [`CacheStatus`] extension. A header map holds
+/// at most about 24,000 fields (`http`'s bound): one that full (a response that came
+/// so, or an entry stored so) goes without the fields the cache adds rather than panic
+/// (`try_append` is what `append` runs, so this costs nothing).
 fn with_status(mut response: Response<Bytes>, status: CacheStatus, now: SystemTime) -> Response<Bytes> {
-    response.headers_mut().append(CACHE_STATUS, status.header_value(now));
+    let _ = response.headers_mut().try_append(CACHE_STATUS, status.header_value(now));
     response.extensions_mut().insert(status);
     response
 }

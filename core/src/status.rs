@@ -92,7 +92,8 @@ impl CacheStatus {
     /// `Cache-Status` field ([`header_value`](Self::header_value) at `now`), after any
     /// an upstream cache sent (RFC 9211 §2), and the extension.
     pub fn mark(self, head: &mut http::response::Parts, now: SystemTime) {
-        head.headers.append(CACHE_STATUS, self.header_value(now));
+        // A map already full goes without the field rather than panic.
+        let _ = head.headers.try_append(CACHE_STATUS, self.header_value(now));
         head.extensions.insert(self);
     }
 

@@ -594,6 +594,56 @@ fn stale_if_error_covers_a_500() {
     assert_eq!(response.body(), "old");
 }
 
+/// `headers` with as many more fields as its map holds (`http` caps a map's size).
+fn filled(mut headers: http::HeaderMap) -> http::HeaderMap {
+    let mut n = 0;
+    while headers
+        .try_append(http::HeaderName::from_bytes(format!("x-{n}").as_bytes()).unwrap(), "1".parse().unwrap())
+        .is_ok()
+    {
+        n += 1;
+    }
+    headers
+}
+
+// A response with as many header fields as a map holds (a stored one read back from a
+// file, or one a client configured for more fields than hyper's 100 received) leaves
+// no room for the fields the cache adds (`Age`, `Cache-Status`, `Date`): they are left
+// out, rather than the request ending in a panic ("size overflows MAX_SIZE").
+#[test]
+fn a_response_whose_header_map_is_full_is_served_without_a_panic() {
+    let (cache, clock) = cache(Settings::default());
+    let origin = Origin::default();
+    let full = |r: Request<Bytes>| {
+        let mut response =
+            origin.respond(&r, 200, &[("cache-control", "max-age=60"), ("etag", "\"e\"")], "body");
+        *response.headers_mut() = filled(std::mem::take(response.headers_mut()));
+        Ok::<_, ()>(response)
+    };
+    let miss = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.send(get(URL), RequestOptions::default(), full)
+    }));
+    assert_eq!(miss.expect("a miss without a panic").unwrap().body(), "body");
+    // A stored entry whose map is full, as a store reads it back, served on a hit and
+    // refreshed by a 304.
+    {
+        let mut entries = cache.store().entries.lock().unwrap();
+        let entry = entries.values_mut().next().expect("stored");
+        entry.response.headers = filled(std::mem::take(&mut entry.response.headers));
+    }
+    let hit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.send(get(URL), RequestOptions::default(), |_| Err::<Response<Bytes>, _>(()))
+    }));
+    assert_eq!(hit.expect("a hit without a panic").unwrap().body(), "body");
+    clock.set(100);
+    let not_modified =
+        |r: Request<Bytes>| Ok::<_, ()>(origin.respond(&r, 304, &[("etag", "\"e\""), ("x-new", "1")], ""));
+    let revalidated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.send(get(URL), RequestOptions::default(), not_modified)
+    }));
+    assert_eq!(revalidated.expect("a revalidation without a panic").unwrap().body(), "body");
+}
+
 #[test]
 fn only_if_cached_answers_504_on_a_miss_without_asking() {
     let (cache, _clock) = cache(Settings::default());
