@@ -37,9 +37,11 @@ pub(crate) fn spawn_revalidation<S, E, F, Fut>(
     runtime.spawn(async move {
         let _revalidating = revalidating;
         let retry = Retry::of(&forward, &request, false);
-        if let Ok(response) = forward_loop(&cache, forward, request, retry, send).await {
-            // Drain what the cache did not buffer (it is not stored anyway).
-            let _ = response.bytes().await;
+        if let Ok(mut response) = forward_loop(&cache, forward, request, retry, send).await {
+            // Drain what the cache did not buffer (it is not stored anyway), each chunk
+            // dropped as it arrives: nobody reads this body, which may be past
+            // `max_entry_bytes` (`bytes()` would gather it all in memory).
+            while let Ok(Some(_)) = response.chunk().await {}
         }
     });
 }
@@ -361,8 +363,9 @@ pub(crate) mod blocking {
         let spawned = std::thread::Builder::new().name("httpcache-revalidate".into()).spawn(move || {
             let _revalidating = revalidating;
             let retry = Retry::of(&forward, &request, false);
-            if let Ok(response) = forward_loop(&cache, &client, forward, request, retry) {
-                let _ = response.bytes();
+            if let Ok(mut response) = forward_loop(&cache, &client, forward, request, retry) {
+                // As the async revalidation drains: in constant memory.
+                let _ = std::io::copy(&mut response, &mut std::io::sink());
             }
         });
         if let Err(error) = spawned {

@@ -38,6 +38,7 @@
 //! | `/lazy/{n}` | 200, `max-age=60`, [`expected_bytes`]`(n)` made lazily chunk by chunk, chunked (no `Content-Length`), any `n` below 2^40: memory stays flat |
 //! | `/lazy-length/{n}` | the same with a `Content-Length` |
 //! | `/swr-stall` | the first request: 200, `max-age=1, stale-while-revalidate=600`, body `swr-stall`; later ones: the same head, then a body that stalls after 5 of its 10 bytes (as `/stall/5`) |
+//! | `/swr-grow/{n}` | 200, `max-age=0, stale-while-revalidate=600`: the first request, body `small`; later ones, [`expected_bytes`]`(n)` made lazily as `/lazy/{n}` (chunked): a stale response whose background revalidation brings a body past `max_entry_bytes` |
 //! | `/stall/{n}` | 200, `max-age=60`, `Content-Length: 2n`, the first n bytes of [`expected_bytes`]`(2n)`, then nothing more, ever (until the server stops): a body that stalls half-way |
 //! | `/gzip` | 200, `max-age=60`, `Vary: Accept-Encoding`, `ETag: "gz"`, body [`GZIP_TEXT`]: to a request whose `Accept-Encoding` names `gzip`, gzip-coded ([`gzip`]), with `Content-Encoding: gzip` and the coded length as `Content-Length`; 304 to a matching `If-None-Match`, which says `Content-Encoding: gzip` too when the request accepts it |
 //! | `/fields` | 200, `max-age=60`, body `fields`, and header fields to carry exactly: two `Set-Cookie`, two `Link`, `Vary: Accept, Accept-Language` over two lines, an obs-text value (`X-Latin1: caf\xE9`), an 8 KiB value, an empty value |
@@ -558,6 +559,18 @@ async fn handle(
                 let mut answer = response(StatusCode::OK, &[cache_control("max-age=60")], Bytes::new());
                 *answer.body_mut() =
                     OriginBody::Lazy { chunk, remaining: n, exact: segments[0] == "lazy-length" };
+                answer
+            }
+            None => text(StatusCode::BAD_REQUEST, "bad size"),
+        },
+        ["swr-grow", _] => match number(1).filter(|n| *n <= MAX_LAZY_BYTES) {
+            Some(n) => {
+                let fields = [cache_control("max-age=0, stale-while-revalidate=600")];
+                let mut answer = response(StatusCode::OK, &fields, "small");
+                if hit > 1 {
+                    *answer.body_mut() =
+                        OriginBody::Lazy { chunk: state.blob(LAZY_CHUNK), remaining: n, exact: false };
+                }
                 answer
             }
             None => text(StatusCode::BAD_REQUEST, "bad size"),

@@ -92,7 +92,7 @@ fn child(client: &str, route: &str) -> (u64, u64) {
 
 #[test]
 fn peak_rss_streaming_past_max_entry_bytes() {
-    if std::env::var(CHILD_ENV).is_ok() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(SWR_CHILD_ENV).is_ok() {
         return; // in a child: only `memory_child` runs
     }
     let bytes = bytes();
@@ -106,6 +106,64 @@ fn peak_rss_streaming_past_max_entry_bytes() {
             assert_eq!(read, bytes, "{client} {route}: the whole body arrives");
             assert!(kib < bound, "{client} {route}: peak RSS {kib} KiB, over {bound} KiB");
         }
+    }
+}
+
+/// Set by [`a_background_revalidation_past_max_entry_bytes_is_not_held_in_memory`] for
+/// its child: the client (`reqwest` or `reqwest-blocking`).
+const SWR_CHILD_ENV: &str = "HTTPCACHE_SWR_CHILD";
+
+/// The child's side of [`a_background_revalidation_past_max_entry_bytes_is_not_held_in_memory`]:
+/// stores a small stale response, serves it stale (RFC 5861 §3), waits for the
+/// background revalidation, which brings a body past `max_entry_bytes` that nobody
+/// reads, and prints its peak resident set.
+#[test]
+fn swr_child() {
+    let Ok(client) = std::env::var(SWR_CHILD_ENV) else { return };
+    let origin = Origin::start();
+    let url = origin.url(&format!("/swr-grow/{}", bytes()));
+    let settings = Settings { max_entry_bytes: MAX_ENTRY_BYTES, ..Settings::default() };
+    let wait = std::time::Duration::from_secs(120);
+    let stale = if client == "reqwest" {
+        let client = CachedClient::memory(settings, 64 << 20);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            client.get(&url).send().await.expect("miss").bytes().await.expect("body");
+            let stale = client.get(&url).send().await.expect("stale").bytes().await.expect("body");
+            tokio::time::timeout(wait, client.revalidations_finished()).await.expect("revalidated");
+            stale
+        })
+    } else {
+        let client =
+            httpcache_reqwest::blocking::CachedClient::memory(settings, 64 << 20).expect("blocking client");
+        client.get(&url).send().and_then(|response| response.bytes()).expect("miss");
+        let stale = client.get(&url).send().and_then(|response| response.bytes()).expect("stale");
+        assert!(client.wait_for_revalidations(wait), "revalidated");
+        stale
+    };
+    assert_eq!(&stale[..], b"small", "served stale at once");
+    assert_eq!(origin.hits(&format!("/swr-grow/{}", bytes())), 2, "one background revalidation");
+    println!("vmhwm_kib={}", status_kib("VmHWM"));
+}
+
+// A stale-while-revalidate revalidation runs where nobody reads its response: one whose
+// body turns out past `max_entry_bytes` (not stored, streamed) is read to its end and
+// dropped as it arrives, not gathered whole in memory (reqwest's `bytes()` did: here a
+// 1 GiB body took 1 GiB of resident memory, for nothing).
+#[test]
+fn a_background_revalidation_past_max_entry_bytes_is_not_held_in_memory() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(SWR_CHILD_ENV).is_ok() {
+        return;
+    }
+    let bound = LIMIT_KIB.min((MAX_ENTRY_BYTES >> 10) + MARGIN_KIB);
+    for client in ["reqwest", "reqwest-blocking"] {
+        let kib = child_figures("swr_child", SWR_CHILD_ENV, client, "vmhwm_kib")("vmhwm_kib");
+        println!(
+            "{client}: a background revalidation of {} MiB, peak RSS {:.1} MiB",
+            bytes() >> 20,
+            kib as f64 / 1024.0
+        );
+        assert!(kib < bound, "{client}: peak RSS {kib} KiB, over {bound} KiB");
     }
 }
 
@@ -163,7 +221,10 @@ fn weigh_child() {
 // set does not show (core's `stored_body` test covers it).
 #[test]
 fn a_memory_store_holds_about_what_it_weighs() {
-    if std::env::var(CHILD_ENV).is_ok() || std::env::var(WEIGH_CHILD_ENV).is_ok() {
+    if std::env::var(CHILD_ENV).is_ok()
+        || std::env::var(WEIGH_CHILD_ENV).is_ok()
+        || std::env::var(SWR_CHILD_ENV).is_ok()
+    {
         return;
     }
     let field = child_figures("weigh_child", WEIGH_CHILD_ENV, "1", "grew_kib");
