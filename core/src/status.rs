@@ -198,8 +198,12 @@ impl Said {
         out.extend_from_slice(CACHE_NAME.as_bytes());
         match self.source {
             // RFC 9211 §2.1, §2.2: a stale response standing in for the origin's error
-            // was no hit: the request went forward, because it was stale.
-            Source::Cache if self.reason == Reason::StaleIfError => out.extend_from_slice(b"; fwd=stale"),
+            // was no hit: the request went forward, because it was stale, or because
+            // the request asked (`refresh`, its own `no-cache`).
+            Source::Cache if self.reason == Reason::StaleIfError => {
+                let asked = self.forwarded.map(fwd) == Some("request");
+                out.extend_from_slice(if asked { b"; fwd=request" } else { b"; fwd=stale" });
+            }
             Source::Cache => out.extend_from_slice(b"; hit"),
             Source::Revalidated => {
                 // RFC 9211 §2.2: the request asked for the revalidation, or the stored
@@ -529,6 +533,13 @@ mod tests {
             revalidated(Reason::ClientConditional, Reason::HeadFreshened),
             "httpcache; fwd=request; fwd-status=200; detail=head-freshened"
         );
+        // A stored response standing in for the origin's error, after a refresh.
+        let mut standing_in = CacheStatus::bypass(Reason::StaleIfError);
+        standing_in.source = Source::Cache;
+        standing_in.forwarded = Some(Reason::Refresh);
+        assert_eq!(standing_in.header_value(at(0)), "httpcache; fwd=request; detail=stale-if-error");
+        standing_in.forwarded = Some(Reason::Stale);
+        assert_eq!(standing_in.header_value(at(0)), "httpcache; fwd=stale; detail=stale-if-error");
         for needed in [Reason::Stale, Reason::ResponseNoCache, Reason::AlwaysRevalidate] {
             assert_eq!(
                 revalidated(needed, Reason::Revalidated),
