@@ -358,20 +358,28 @@ fn a_304_through_the_async_driver_refreshes_too() {
     assert_eq!(writes(&cache.store().0), (1, 1), "(puts, refreshes)");
 }
 
-#[test]
-fn a_304_that_changes_vary_puts_the_refiled_entry() {
-    // §4.1: a new `Vary` re-files the entry under another variant id, where no body is
-    // stored yet: the whole entry is put (and the old variant removed).
+/// A stored response, then at 100 s its revalidation, whose 304 changes `Vary`; with
+/// `read_only` set in between when asked. Returns the cache and the revalidated response.
+fn revalidated_with_a_new_vary(read_only: bool) -> (Cache<TestStore>, Response<Bytes>) {
     let (cache, clock) = cache(Settings::default());
     let origin = Origin::default();
     let send =
         |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[("vary", "accept-language")]));
     cache.send(get(URL), RequestOptions::default(), send).unwrap();
+    cache.update_settings(|settings| settings.read_only = read_only);
     clock.set(100);
     let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
     assert_eq!(revalidated.body(), "payload");
     assert_eq!(status(&revalidated).reason, Reason::VaryChanged);
     assert!(status(&revalidated).revalidated, "the origin confirmed it with a 304 all the same");
+    (cache, revalidated)
+}
+
+#[test]
+fn a_304_that_changes_vary_puts_the_refiled_entry() {
+    // §4.1: a new `Vary` re-files the entry under another variant id, where no body is
+    // stored yet: the whole entry is put (and the old variant removed).
+    let (cache, _) = revalidated_with_a_new_vary(false);
     assert_eq!(writes(cache.store()), (2, 0), "(puts, refreshes)");
     assert_eq!(cache.store().len(), 1);
 }
@@ -395,16 +403,7 @@ fn a_304_that_changes_vary_in_read_only_mode_removes_nothing() {
     // A 304 whose `Vary` differs re-files the entry under another variant (RFC 9111
     // §4.1); read-only, the response is served but neither the new variant is put nor
     // the old one removed.
-    let (cache, clock) = cache(Settings::default());
-    let origin = Origin::default();
-    let send =
-        |r: Request<Bytes>| Ok::<_, ()>(revalidating_origin(&origin, &r, &[("vary", "accept-language")]));
-    cache.send(get(URL), RequestOptions::default(), send).unwrap();
-    cache.update_settings(|settings| settings.read_only = true);
-    clock.set(100);
-    let revalidated = cache.send(get(URL), RequestOptions::default(), send).unwrap();
-    assert_eq!(revalidated.body(), "payload");
-    assert_eq!(status(&revalidated).reason, Reason::VaryChanged);
+    let (cache, _) = revalidated_with_a_new_vary(true);
     assert_eq!(writes(cache.store()), (1, 0), "(puts, refreshes)");
     assert_eq!(cache.store().len(), 1, "the stored variant is still there");
 }
