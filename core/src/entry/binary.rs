@@ -34,7 +34,7 @@
 //! would cost more than the lookup itself. Its integrity rests on its exact length:
 //! a short body is [`DecodeError::Truncated`], trailing bytes are
 //! [`DecodeError::Corrupt`]. Storage that can flip bits inside a body needs its own
-//! protection (LMDB pages and Redis values already have it or do not need it).
+//! protection (LMDB does not checksum its pages, nor do most file systems).
 //!
 //! Stores that keep large bodies apart from the rest of an entry (so that freshening
 //! it after a 304 rewrites a small record, see [`Store::refresh`](crate::Store::refresh))
