@@ -679,11 +679,7 @@ impl<S> Cache<S> {
                 Step::Plan(Plan::Respond(Box::new(response)))
             }
             Action::GatewayTimeout(reason) => {
-                let mut status = CacheStatus::bypass(reason);
-                status.source = Source::Synthesized;
-                status.forwarded = None;
-                status.cache_key = Some(key);
-                Step::Plan(Plan::Respond(Box::new(synthesized(StatusCode::GATEWAY_TIMEOUT, status, now))))
+                Step::Plan(Plan::Respond(Box::new(gateway_timeout(reason, Some(key), now))))
             }
             Action::PassThrough(reason) => {
                 let mut forward = forward(planned, Conditional::default(), None, reason, None);
@@ -742,10 +738,7 @@ impl<S> Cache<S> {
         let only_if_cached =
             options.only_if_cached || RequestDirectives::parse(&parts.headers).only_if_cached;
         if only_if_cached && !self.settings.load().disabled {
-            let mut status = CacheStatus::bypass(Reason::OnlyIfCachedMiss);
-            status.source = Source::Synthesized;
-            let response = synthesized(StatusCode::GATEWAY_TIMEOUT, status, self.now());
-            return Plan::Respond(Box::new(response));
+            return Plan::Respond(Box::new(gateway_timeout(Reason::OnlyIfCachedMiss, None, self.now())));
         }
         self.bypass(parts, Bytes::new(), options, reason)
     }
@@ -1439,6 +1432,16 @@ fn age_value(seconds: u64) -> HeaderValue {
     let digits = crate::status::decimal(&mut buffer, seconds);
     // Only ASCII digits were written.
     HeaderValue::from_bytes(digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// The `504 Gateway Timeout` the cache answers alone (`only-if-cached` with nothing to
+/// serve, RFC 9111 §5.2.1.7): synthesized, never forwarded.
+fn gateway_timeout(reason: Reason, key: Option<CacheKey>, now: SystemTime) -> Response<Bytes> {
+    let mut status = CacheStatus::bypass(reason);
+    status.source = Source::Synthesized;
+    status.forwarded = None;
+    status.cache_key = key;
+    synthesized(StatusCode::GATEWAY_TIMEOUT, status, now)
 }
 
 /// Adds the `Cache-Status` field and the [`CacheStatus`] extension. A header map holds

@@ -676,6 +676,7 @@ fn only_if_cached_with_a_body_not_replayable_answers_504_without_asking() {
             Plan::Respond(response) => {
                 assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
                 assert_eq!(status(&response).reason, Reason::OnlyIfCachedMiss);
+                assert_eq!(status(&response).forwarded, None, "answered by the cache alone");
             }
             Plan::Forward(_) => panic!("only-if-cached never goes to the origin"),
         }
